@@ -1,0 +1,173 @@
+"""The connector contract.
+
+A supplier connector is one small module that says only what is specific to its portal:
+
+* the **provider** (:class:`Provider`): slug, name, login fields, second-factor kinds, default URL;
+* **parsing**: pure functions from a page's HTML (or JSON) to typed records
+  (:class:`RemoteDocument`), unit-tested on saved pages under ``tests/fixtures/pages``;
+* **navigation** (a :class:`PortalConnector` subclass): ``login``, ``list_documents(since)``
+  and ``fetch(document)``, driven through a Playwright ``Page`` that :mod:`tasks.browser` opens.
+
+Navigation checks it is on the page it expects with :meth:`PortalConnector.expect_page`;
+anything else raises :class:`~glaneur.errors.PortalChanged`, and the task layer keeps a
+screenshot and a trace. Connectors raise only the typed errors of :mod:`glaneur.errors`.
+Downloads go through the logged-in context's HTTP client (``page.request``), not clicks.
+Connectors are listed explicitly in :mod:`connectors.catalog`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+from glaneur.errors import PortalChanged, PortalUnavailable, RateLimited
+
+if TYPE_CHECKING:
+    from playwright.sync_api import APIResponse, Page, Response
+
+
+class SecondFactorKind(StrEnum):
+    TOTP = "totp"
+    CODE = "code"  # one-time code sent by SMS or e-mail
+    APP = "app"  # approval in the supplier's mobile app
+
+
+class Engine(StrEnum):
+    PLAYWRIGHT = "playwright"
+    POWENS = "powens"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A catalogue entry."""
+
+    slug: str
+    name: str
+    kind: str = "supplier_portal"
+    engine: Engine = Engine.PLAYWRIGHT
+    default_url: str = ""
+    login_fields: tuple[str, ...] = ("login", "password")
+    second_factor_kinds: tuple[SecondFactorKind, ...] = ()
+    compatible: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    login: str
+    password: str = field(repr=False)
+    totp_seed: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RemoteDocument:
+    """A document as the portal lists it, before download."""
+
+    reference: str
+    document_date: date
+    download_url: str
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class FetchedDocument:
+    document: RemoteDocument
+    content: bytes = field(repr=False)
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """How to recognise a portal page: its URL path (regex) and a selector only it has."""
+
+    url: str
+    marker: str
+
+
+class PortalConnector:
+    """Navigation for one portal. Subclasses set ``provider`` and ``pages`` and implement the three steps.
+
+    ``pages`` is the table of the portal's pages (name -> :class:`PageSpec`); navigation asks
+    :meth:`expect_page` which of the pages it may be on now, and gets back the name.
+    """
+
+    provider: ClassVar[Provider]
+    pages: ClassVar[dict[str, PageSpec]] = {}
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url.rstrip("/")
+
+    # -- the contract -------------------------------------------------------------------
+    def login(self, credentials: Credentials) -> None:
+        """Log in; raise WrongCredentials, CredentialsExpired, AccountLocked, ActionNeeded... on refusal."""
+        raise NotImplementedError
+
+    def list_documents(self, since: date | None) -> list[RemoteDocument]:
+        """Documents dated on or after ``since`` (all when None), newest first."""
+        raise NotImplementedError
+
+    def fetch(self, document: RemoteDocument) -> FetchedDocument:
+        """Download one document through the logged-in context."""
+        response = self.page.request.get(self.url(document.download_url))
+        self.check_response(response, what=f"download of {document.reference}")
+        return FetchedDocument(document, response.body(), response.headers.get("content-type", ""))
+
+    # -- helpers shared by every connector -----------------------------------------------
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def goto(self, path: str) -> Response | None:
+        response = self.page.goto(self.url(path))
+        self.check_response(response, what=path)
+        return response
+
+    def check_response(self, response: Response | APIResponse | None, *, what: str) -> None:
+        """Map HTTP failures onto statuses: 429 rate limited, 5xx unavailable (both retried)."""
+        if response is None:
+            return
+        status = response.status
+        if status == 429:
+            raise RateLimited(f"{self.provider.name} answered 429 to {what}.")
+        if status >= 500:
+            raise PortalUnavailable(f"{self.provider.name} answered HTTP {status} to {what}.")
+        if status >= 400:
+            raise PortalChanged(f"{self.provider.name} answered HTTP {status} to {what}.")
+
+    def expect_page(self, *names: str, timeout_ms: float | None = None) -> str:
+        """Wait until the browser shows one of the named pages and return its name.
+
+        Anything else, after the timeout, means the portal changed (PortalChanged).
+        """
+        specs = {name: self.pages[name] for name in names}
+        timeout_ms = timeout_ms if timeout_ms is not None else self.page_timeout_ms
+        waited = 0.0
+        while True:
+            path = self.page_path()
+            for name, spec in specs.items():
+                if re.fullmatch(spec.url, path.split("?")[0]) and self._has(spec.marker):
+                    return name
+            if waited >= timeout_ms:
+                raise PortalChanged(
+                    f"{self.provider.name}: expected the {' or '.join(names)} page, found {path} "
+                    f"without the expected content."
+                )
+            self.page.wait_for_timeout(100)
+            waited += 100
+
+    page_timeout_ms: ClassVar[float] = 5000
+
+    def _has(self, selector: str) -> bool:
+        try:
+            return self.page.query_selector(selector) is not None
+        except Exception:  # the page is navigating: its context was destroyed mid-query
+            return False
+
+    def page_path(self) -> str:
+        return re.sub(r"^https?://[^/]+", "", self.page.url) or "/"

@@ -1,0 +1,151 @@
+"""Collect one channel's new invoices: the "connecteur marchand" of the help pages.
+
+For each account of the channel (up to two): log in, list the invoices, download only those not
+already filed, file them, record the history. Each channel's collection is its own flow run,
+named after the channel and the day, so data ops see one row per channel per day.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger, runtime
+from prefect.states import Completed, Failed, State
+
+from connectors.catalog import connector_class, get_provider, portal_url
+from glaneur import collection
+from glaneur.db import migrate, session_scope
+from glaneur.errors import GlaneurError, NotCompatible, PortalChanged
+from glaneur.settings import get_settings
+from glaneur.statuses import Status, describe
+from tasks.browser import launch_browser, portal_session
+from tasks.collect import transient_steps
+from tasks.history import publish_history
+
+
+def _run_name() -> str:
+    parameters = runtime.flow_run.parameters
+    return f"{parameters['channel']}-{date.today().isoformat()}"
+
+
+@flow(name="collect-channel", flow_run_name=_run_name, log_prints=False)
+def collect_channel(channel: str) -> State:
+    """Collect the channel whose slug is given. Ends Completed when every account collected."""
+    settings = get_settings()
+    logger = get_run_logger()
+    migrate()
+    today = date.today()
+    with session_scope() as session:
+        plan = collection.load_plan(session, channel, settings, today)
+    provider = get_provider(plan.provider)
+
+    results = []
+    if not provider.compatible:
+        results.append(_record_without_browser(plan, NotCompatible(f"{provider.name} is not compatible.")))
+    elif not plan.accounts:
+        results.append(_record_without_browser(plan, None))
+    else:
+        steps = transient_steps(settings)
+        with launch_browser(settings) as browser:
+            for account in plan.accounts:
+                results.append(_collect_account(plan, account, browser, steps, settings, today))
+    for result in results:
+        logger.info("%s: %s, %d new, %d already had", result["login"], result["status"], result["new"], result["already_had"])
+
+    summary = _summarize(plan, results)
+    publish_history(plan)
+    if summary["status"] == Status.OK:
+        return Completed(message=summary["message"], data=summary)
+    return Failed(message=summary["message"], data=summary)
+
+
+def _collect_account(plan, account, browser, steps, settings, today) -> dict:
+    flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    with session_scope() as session:
+        run_id = collection.start_run(session, plan, account.id, flow_run_id)
+    new = already = 0
+    newest: date | None = None
+    evidence: list[str] = []
+    invalid: list[GlaneurError] = []
+    try:
+        with portal_session(browser, settings) as portal:
+            connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider))
+            try:
+                steps["authenticate"](connector, account)
+                portal.start_trace()
+                documents = steps["list_documents"](connector, account.since)
+                for document in documents:
+                    newest = max(newest or document.document_date, document.document_date)
+                    with session_scope() as session:
+                        if collection.is_filed(session, plan.channel_id, document.reference):
+                            already += 1
+                            continue
+                    fetched = steps["download_document"](connector, document)
+                    try:
+                        outcome = steps["file_document"](plan, account.id, run_id, fetched)
+                    except PortalChanged as error:  # not a PDF, empty, too big: file the others
+                        invalid.append(error)
+                        continue
+                    new, already = (new + 1, already) if outcome.new else (new, already + 1)
+            except PortalChanged:
+                evidence = steps["keep_evidence"](plan, run_id, portal.evidence())
+                raise
+        if invalid:
+            raise invalid[0]
+    except GlaneurError as error:
+        status, message = error.status, error.user_message
+    except Exception as error:  # a bug: recorded, logged in full for support, never shown to users raw
+        get_run_logger().exception("Collection of %s failed unexpectedly", account.login)
+        status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
+    else:
+        status, message = Status.OK, describe(Status.OK).message
+    with session_scope() as session:
+        if status == Status.OK:
+            collection.record_success(session, account.id, newest, full_pass=account.since is None, today=today)
+        else:
+            collection.record_account_status(session, account.id, status)
+        collection.finish_run(
+            session, run_id, status=status, message=message, new=new, already_had=already, evidence_keys=evidence
+        )
+    return {"login": account.login, "status": status, "message": message, "new": new, "already_had": already}
+
+
+def _record_without_browser(plan, error: GlaneurError | None) -> dict:
+    status = error.status if error else Status.AWAITING_CREDENTIALS
+    message = error.user_message if error else describe(Status.AWAITING_CREDENTIALS).message
+    with session_scope() as session:
+        run_id = collection.start_run(session, plan, None, str(runtime.flow_run.id) if runtime.flow_run.id else None)
+        collection.finish_run(session, run_id, status=status, message=message, new=0, already_had=0)
+    return {"login": "-", "status": status, "message": message, "new": 0, "already_had": 0}
+
+
+def _summarize(plan, results: list[dict]) -> dict:
+    failing = [r for r in results if r["status"] != Status.OK]
+    status = failing[0]["status"] if failing else Status.OK
+    if failing:
+        message = " ".join(f"{r['login']}: {r['message']}" for r in failing) if len(results) > 1 else failing[0]["message"]
+    else:
+        message = describe(Status.OK).message
+    with session_scope() as session:
+        collection.update_channel_status(session, plan.channel_id, status, message)
+    return {
+        "channel": plan.channel,
+        "status": status.value,
+        "message": message,
+        "new": sum(r["new"] for r in results),
+        "already_had": sum(r["already_had"] for r in results),
+        "accounts": [{**r, "status": r["status"].value} for r in results],
+    }
+
+
+def run_channel(channel: str) -> dict:
+    """Run the collection now, in this process, as its own flow run; return the summary.
+
+    The flow ends Failed when an account could not be collected (data ops see it in the UI),
+    so the summary is read from the final state rather than from the call's return value.
+    """
+    state = collect_channel(channel=channel, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result

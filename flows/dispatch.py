@@ -1,0 +1,51 @@
+"""The daily dispatch: one collection flow run per active channel, at the channel's time slot.
+
+Each channel's run is created on the ``collect-channel`` deployment, so workers pick them up
+(several workers scale out) and data ops see one row per channel per day in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from prefect import flow, get_run_logger
+from prefect.deployments import run_deployment
+from sqlmodel import select
+
+from glaneur.db import migrate, session_scope
+from glaneur.models import Channel, ChannelKind
+from glaneur.settings import get_settings
+
+COLLECT_DEPLOYMENT = "collect-channel/collect-channel"
+
+
+def slot_time(day: date, slot: str, timezone: str) -> datetime:
+    hour, minute = (int(part) for part in slot.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(timezone))
+
+
+@flow(name="dispatch-daily", flow_run_name="dispatch-{day}")
+def dispatch_daily(day: date | None = None, deployment: str = COLLECT_DEPLOYMENT) -> list[str]:
+    """Schedule today's collection of every active supplier channel (once: idempotent per channel and day)."""
+    settings = get_settings()
+    day = day or date.today()
+    migrate()
+    with session_scope() as session:
+        channels = session.exec(
+            select(Channel.slug, Channel.time_slot).where(
+                Channel.active == True, Channel.kind == ChannelKind.SUPPLIER_PORTAL  # noqa: E712
+            )
+        ).all()
+    scheduled = []
+    for slug, slot in channels:
+        run = run_deployment(
+            deployment,
+            parameters={"channel": slug},
+            scheduled_time=slot_time(day, slot, settings.timezone),
+            idempotency_key=f"collect-{slug}-{day.isoformat()}",
+            timeout=0,
+        )
+        scheduled.append(str(run.id))
+    get_run_logger().info("Scheduled %d channel collection(s) for %s", len(scheduled), day)
+    return scheduled

@@ -1,0 +1,90 @@
+"""Typed exceptions, one per status of :mod:`glaneur.statuses`.
+
+Messages never contain a secret. ``detail`` is for operators (what exactly went wrong);
+the status table gives the user-facing advice.
+"""
+
+from __future__ import annotations
+
+from glaneur.statuses import Status, describe
+
+
+class GlaneurError(Exception):
+    """Base of every error Glaneur reports with a status."""
+
+    status: Status = Status.INTERNAL_ERROR
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__(detail or describe(self.status).message)
+
+    @property
+    def retried(self) -> bool:
+        return describe(self.status).retried
+
+    @property
+    def user_message(self) -> str:
+        advice = describe(self.status).message
+        return f"{self.detail} {advice}".strip() if self.detail else advice
+
+
+class UsageError(Exception):
+    """Bad input from a person (CLI, settings): names what to fix; nothing was changed."""
+
+
+class ConfigurationError(UsageError):
+    """A setting is missing or wrong (vault key, storage, database)."""
+
+
+class AwaitingCredentials(GlaneurError):
+    status = Status.AWAITING_CREDENTIALS
+
+
+class AwaitingSecondFactor(GlaneurError):
+    status = Status.AWAITING_SECOND_FACTOR
+
+
+class SecondFactorTimeout(GlaneurError):
+    status = Status.SECOND_FACTOR_TIMEOUT
+
+
+class WrongCredentials(GlaneurError):
+    status = Status.WRONG_CREDENTIALS
+
+
+class AccountLocked(GlaneurError):
+    status = Status.ACCOUNT_LOCKED
+
+
+class CredentialsExpired(GlaneurError):
+    status = Status.CREDENTIALS_EXPIRED
+
+
+class ActionNeeded(GlaneurError):
+    status = Status.ACTION_NEEDED
+
+
+class PortalChanged(GlaneurError):
+    """The page is not the one expected. Navigation attaches evidence (screenshot, trace) later."""
+
+    status = Status.PORTAL_CHANGED
+
+
+class PortalUnavailable(GlaneurError):
+    status = Status.PORTAL_UNAVAILABLE
+
+
+class RateLimited(GlaneurError):
+    status = Status.RATE_LIMITED
+
+
+class NotCompatible(GlaneurError):
+    status = Status.NOT_COMPATIBLE
+
+
+class StorageError(GlaneurError):
+    status = Status.STORAGE_ERROR
+
+
+class InvalidDocument(PortalChanged):
+    """The portal served something that is not an acceptable invoice (not a PDF, empty, oversized)."""

@@ -1,0 +1,158 @@
+"""Domain model (SQLModel). Free of Prefect so that it is testable alone.
+
+French terms from the help pages are given where the product uses them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from enum import StrEnum
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from glaneur.statuses import Status
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Right(StrEnum):
+    """Rights named in the seeds' "détail des droits"."""
+
+    CONFIGURE_COLLECTION = "configure_collection"  # Autoriser l'accès au paramétrage de la collecte
+    CONFIGURE_ACCOUNTING = "configure_accounting"  # Autoriser l'accès au paramétrage de la comptabilité
+
+
+class Organization(SQLModel, table=True):
+    """A company, or an accounting firm ("cabinet")."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True)
+    name: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("organization_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    email: str = Field(index=True)
+    name: str
+    rights: str = ""  # comma-separated Right values
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def has_right(self, right: Right) -> bool:
+        return right.value in self.rights.split(",")
+
+
+class Binder(SQLModel, table=True):
+    """Where a channel's documents land ("classeur")."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    slug: str
+    name: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChannelKind(StrEnum):
+    SUPPLIER_PORTAL = "supplier_portal"  # connecteur marchand / collecteur
+    BANK = "bank"
+    STATEMENTS = "statements"
+
+
+class Channel(SQLModel, table=True):
+    """A collection channel ("canal de collecte", "collecteur")."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    slug: str = Field(unique=True, index=True)  # also the Prefect flow run name prefix
+    label: str
+    kind: ChannelKind = ChannelKind.SUPPLIER_PORTAL
+    provider: str = Field(index=True)  # slug in connectors.catalog
+    binder_id: int = Field(foreign_key="binder.id")
+    recipient_user_id: int = Field(foreign_key="user.id")  # utilisateur destinataire
+    time_slot: str = "06:00"  # daily collection time (HH:MM, organisation's timezone)
+    status: Status = Status.NEW
+    status_message: str = ""
+    status_changed_at: datetime | None = None
+    active: bool = True
+    deleted_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+MAX_ACCOUNTS_PER_CHANNEL = 2  # "jusqu'à deux comptes différents par collecteur"
+
+
+class Account(SQLModel, table=True):
+    """One set of credentials on a channel. Secrets live in the vault, referenced here."""
+
+    __table_args__ = (UniqueConstraint("channel_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    position: int  # 1 or 2
+    login: str
+    secret_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    totp_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    session_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    status: Status = Status.NEW
+    cursor: date | None = None  # newest document date seen; listing looks back from it
+    last_full_pass: date | None = None
+    last_success_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class VaultEntry(SQLModel, table=True):
+    """An encrypted secret (password, TOTP seed, portal session). Plaintext never reaches the database."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str  # password, totp_seed, session, canary
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CollectionRun(SQLModel, table=True):
+    """One account's collection in one flow run: the history ("Collecte > Historique")."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    started_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+    status: Status = Status.OK
+    new_documents: int = 0
+    already_had: int = 0
+    error_code: str | None = None
+    message: str = ""
+    evidence_keys: str = ""  # storage keys of screenshot and trace, comma-separated
+    flow_run_id: str | None = Field(default=None, index=True)
+
+
+class Document(SQLModel, table=True):
+    """A filed document. The same bytes are never filed twice on a channel."""
+
+    __table_args__ = (
+        UniqueConstraint("channel_id", "provider_reference"),
+        UniqueConstraint("channel_id", "sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    run_id: int | None = Field(default=None, foreign_key="collectionrun.id")
+    provider_reference: str
+    document_date: date
+    amount: str | None = None  # decimal as text, exact
+    currency: str = "EUR"
+    file_name: str
+    sha256: str = Field(index=True)
+    size: int
+    storage_key: str
+    filed_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,101 @@
+"""Settings, read from the environment (prefix ``GLANEUR_``) with embedded defaults under ``./var/``.
+
+The embedded defaults make ``make demo`` work on a fresh machine: SQLite database, local
+document storage, a generated vault key and a mail outbox, all under one folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GLANEUR_", extra="ignore")
+
+    home: Path = Field(default=PROJECT_ROOT / "var", description="Folder holding every embedded default.")
+    database_url: str | None = Field(default=None, description="Any SQLAlchemy URL; default SQLite in home.")
+
+    # Vault: a Fernet key (urlsafe base64, 32 bytes). With the embedded default it is
+    # generated into home/vault.key on first use; a configured key is never generated.
+    vault_key: SecretStr | None = None
+    vault_key_file: Path | None = None
+
+    storage: Literal["local", "s3"] = "local"
+    storage_path: Path | None = Field(default=None, description="Local storage root; default home/documents.")
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    chromium_path: str | None = Field(default=None, description="Chromium executable; auto-detected.")
+    browser_headless: bool = True
+    navigation_timeout_seconds: float = 20.0
+
+    # Retries of transient portal failures (Prefect task retries, exponential backoff).
+    retries: int = 3
+    retry_base_seconds: float = 10.0
+    lookback_days: int = 45
+    full_pass_every_days: int = 7
+    max_document_bytes: int = 25 * 1024 * 1024
+
+    # Provider base URLs: GLANEUR_PORTAL_URLS='{"papeterie-dupont": "http://127.0.0.1:8701"}'
+    portal_urls: dict[str, str] = Field(default_factory=dict)
+
+    timezone: str = Field(default="Europe/Paris", description="Time zone of channels' daily time slots.")
+
+    mail_from: str = "glaneur@localhost"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    prefect_ui_url: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'glaneur.db'}"
+
+    @property
+    def resolved_storage_path(self) -> Path:
+        return self.storage_path or self.home / "documents"
+
+    @property
+    def resolved_vault_key_file(self) -> Path:
+        return self.vault_key_file or self.home / "vault.key"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def uses_embedded_vault_key(self) -> bool:
+        return self.vault_key is None and self.vault_key_file is None
+
+    def chromium_executable(self) -> str | None:
+        """Debian's Chromium where Playwright has no browser of its own; None lets Playwright choose."""
+        if self.chromium_path:
+            return self.chromium_path
+        playwright_cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache/ms-playwright"))
+        if any(playwright_cache.glob("chromium*/chrome-linux*/chrome")):
+            return None
+        for name in ("chromium", "chromium-browser", "google-chrome"):
+            found = shutil.which(name)
+            if found:
+                return found
+        return None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

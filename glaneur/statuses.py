@@ -1,0 +1,137 @@
+"""The statuses a user sees, and what each means: one table used by the CLI, the history and the artifacts.
+
+Each exception in :mod:`glaneur.errors` carries exactly one of these statuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"
+    AWAITING_CREDENTIALS = "awaiting_credentials"
+    AWAITING_SECOND_FACTOR = "awaiting_second_factor"
+    SECOND_FACTOR_TIMEOUT = "second_factor_timeout"
+    WRONG_CREDENTIALS = "wrong_credentials"
+    ACCOUNT_LOCKED = "account_locked"
+    CREDENTIALS_EXPIRED = "credentials_expired"
+    ACTION_NEEDED = "action_needed"
+    PORTAL_CHANGED = "portal_changed"
+    PORTAL_UNAVAILABLE = "portal_unavailable"
+    RATE_LIMITED = "rate_limited"
+    NOT_COMPATIBLE = "not_compatible"
+    STORAGE_ERROR = "storage_error"
+    INTERNAL_ERROR = "internal_error"
+    NEW = "new"  # a channel that has not run yet
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    status: Status
+    message: str  # what the user reads, in plain words, saying what to do next
+    retried: bool  # transient: Prefect retries the step with backoff
+    needs_person: bool  # the channel's owner is told (once per change of state)
+
+
+_TABLE = [
+    StatusInfo(Status.OK, "Collection works. New invoices are filed as they appear.", False, False),
+    StatusInfo(Status.NEW, "Not collected yet: the first collection starts within the hour.", False, False),
+    StatusInfo(
+        Status.AWAITING_CREDENTIALS,
+        "Waiting for the account holder to enter the credentials: check the invitation's e-mail address, "
+        "or resend the invitation.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.AWAITING_SECOND_FACTOR,
+        "The portal asked for a second factor: the approver must type the code or approve in the app "
+        "(Prefect UI, run's Resume action).",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.SECOND_FACTOR_TIMEOUT,
+        "Nobody answered the second factor in time. The next daily run asks again; store a TOTP seed "
+        "to make it automatic.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.WRONG_CREDENTIALS,
+        "The portal refused the login or password (identifiants refusés). Update the credentials with "
+        "'Modifier'; Glaneur does not retry, so the supplier does not lock the account.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.ACCOUNT_LOCKED,
+        "The supplier has blocked logins to this account. Unlock it on the portal (or call the supplier), "
+        "then update the credentials; Glaneur does not retry until then.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.CREDENTIALS_EXPIRED,
+        "The password has expired (identifiants expirés). Change it on the supplier's portal, then enter "
+        "the new one in Glaneur.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.ACTION_NEEDED,
+        "The portal asks for something only you can do (accept new terms, confirm details). Log in to the "
+        "portal once and complete it; collection resumes at the next run.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.PORTAL_CHANGED,
+        "The supplier's portal changed (interface fournisseur modifiée): the connector must be updated. "
+        "Our team has a screenshot and a trace; nothing needs doing on your side.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.PORTAL_UNAVAILABLE,
+        "The supplier's portal did not answer. Glaneur retries by itself; if it lasts several days, "
+        "check the portal in a browser.",
+        True,
+        False,
+    ),
+    StatusInfo(
+        Status.RATE_LIMITED,
+        "The portal asked us to slow down. Glaneur retries later by itself.",
+        True,
+        False,
+    ),
+    StatusInfo(
+        Status.NOT_COMPATIBLE,
+        "This supplier is not compatible with automatic collection. Check the catalogue or ask for a new "
+        "collector ('Demander l'ajout d'un collecteur').",
+        False,
+        False,
+    ),
+    StatusInfo(
+        Status.STORAGE_ERROR,
+        "Filing to storage failed; nothing was half-written. Glaneur retries; if it lasts, check the "
+        "storage settings and credentials.",
+        True,
+        False,
+    ),
+    StatusInfo(
+        Status.INTERNAL_ERROR,
+        "Glaneur failed unexpectedly. The run's log in the Prefect UI has the details for support.",
+        False,
+        False,
+    ),
+]
+
+STATUS_TABLE: dict[Status, StatusInfo] = {info.status: info for info in _TABLE}
+assert set(STATUS_TABLE) == set(Status), "every status needs a row"
+
+
+def describe(status: Status | str) -> StatusInfo:
+    return STATUS_TABLE[Status(status)]

@@ -1,0 +1,46 @@
+"""``python -m sandbox``: run the supplier portals in the foreground for the demo, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from sandbox.data import SUPPLIERS, PortalState
+from sandbox.server import DEFAULT_PORTS, SandboxError, start_sandbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    for slug, port in DEFAULT_PORTS.items():
+        parser.add_argument(f"--{slug}-port", type=int, default=port, metavar="PORT", help=f"default: {port}")
+    args = parser.parse_args(argv)
+    ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in DEFAULT_PORTS}
+    try:
+        handle = start_sandbox(args.host, ports)
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with handle:
+        for slug, url in handle.urls.items():
+            supplier = SUPPLIERS[slug]
+            print(f"\n{supplier.name} ({slug}): {url}")
+            for account in PortalState(supplier).describe():
+                print(
+                    f"  {account['login']:<26} {account['password']:<24} {account['scenario']:<16} {account['description']}"
+                )
+        print(
+            "\nControl: POST /_sandbox/reset, GET /_sandbox/accounts, POST /_sandbox/accounts/{login}/invoices, "
+            "POST /_sandbox/rate-limit. Ctrl-C stops.",
+            flush=True,
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nStopping.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""`make demo`: Glaneur's main job on embedded defaults.
+
+Starts a local Prefect server (SQLite under ./var/prefect) and the sandbox supplier portals,
+creates a demo organisation whose channels cover a success, two accounts on one channel, a
+wrong password and a changed portal, runs each channel's collection as its own Prefect flow
+run, and prints a summary. Run again, it files nothing new and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from glaneur.settings import get_settings, reset_settings
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+@dataclass(frozen=True)
+class DemoChannel:
+    slug: str
+    label: str
+    provider: str
+    accounts: tuple[tuple[str, str | None], ...]  # (login, password or None for the sandbox's own)
+    shows: str
+
+
+DEMO_CHANNELS = (
+    DemoChannel("demo-papeterie", "Papeterie Dupont", "papeterie-dupont", (("acme", None), ("acme-bis", None)),
+                "success, two accounts on one channel"),
+    DemoChannel("demo-energie", "Énergie Verte", "energie-verte", (("acme@client.test", None),), "success, list loaded as JSON"),
+    DemoChannel("demo-papeterie-mdp", "Papeterie Dupont (ancien mot de passe)", "papeterie-dupont",
+                (("acme", "ancien-mot-de-passe"),), "wrong password: not retried"),
+    DemoChannel("demo-papeterie-refonte", "Papeterie Dupont (nouveau site)", "papeterie-dupont",
+                (("nouveau-site", None),), "changed portal: screenshot and trace kept"),
+)
+
+
+def sandbox_password(provider: str, login: str) -> str:
+    from sandbox.data import SUPPLIERS, accounts_of
+
+    return accounts_of(SUPPLIERS[provider])[login].password
+
+
+def create_demo_organization() -> bool:
+    """Create the demo organisation once; False when it exists already."""
+    from glaneur import admin
+    from glaneur.db import session_scope
+    from glaneur.models import Organization, Right
+    from sqlmodel import select
+
+    with session_scope() as session:
+        if session.exec(select(Organization).where(Organization.slug == "demo")).first():
+            return False
+        admin.create_organization(session, "demo", "Boulangerie Démo")
+        admin.create_user(session, "demo", "compta@demo.example", "Claire Compta", [Right.CONFIGURE_COLLECTION])
+        admin.create_binder(session, "demo", "factures-fournisseurs", "Factures fournisseurs")
+        for demo in DEMO_CHANNELS:
+            admin.add_channel(
+                session, "demo", label=demo.label, provider=demo.provider, binder="factures-fournisseurs",
+                recipient="compta@demo.example", slug=demo.slug,
+            )
+            for login, password in demo.accounts:
+                admin.add_account(
+                    session, demo.slug, login=login, password=password or sandbox_password(demo.provider, login)
+                )
+    return True
+
+
+def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT", 4200)), help="Prefect server port."),
+        stop: bool = typer.Option(False, "--stop", help="Stop the demo's Prefect server and exit.")) -> None:
+    from sandbox.prefect_server import LocalPrefect
+
+    settings = get_settings()
+    prefect = LocalPrefect(home=settings.home / "prefect", port=port)
+    if stop:
+        console.print("Prefect server stopped." if prefect.stop() else "No demo Prefect server was running.")
+        return
+    os.environ.update(prefect.environment())
+    with console.status("Starting the local Prefect server (first start takes a minute)..."):
+        started = prefect.start()
+    console.print(f"Prefect server {'started' if started else 'already running'}: [bold]{prefect.ui_url}[/bold]")
+
+    from sandbox.server import start_sandbox
+
+    with start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702}) as portals:
+        os.environ["GLANEUR_PORTAL_URLS"] = json.dumps(portals.urls)
+        reset_settings()
+        settings = get_settings()
+        from glaneur.db import migrate
+
+        migrate()
+        created = create_demo_organization()
+        console.print("Demo organisation created." if created else "Demo organisation already there: collecting again.")
+        results = []
+        from flows.collect_channel import run_channel
+
+        for demo in DEMO_CHANNELS:
+            with console.status(f"Collecting {demo.label} ({demo.shows})..."):
+                results.append((demo, run_channel(demo.slug)))
+    _print_summary(results, settings, prefect.ui_url)
+
+
+def _print_summary(results, settings, ui_url: str) -> None:
+    table = Table(title="Glaneur demo: one Prefect flow run per channel")
+    for column in ("channel", "shows", "status", "new", "already had", "message"):
+        table.add_column(column, overflow="fold")
+    for demo, summary in results:
+        colour = "green" if summary["status"] == "ok" else "yellow"
+        table.add_row(demo.slug, demo.shows, f"[{colour}]{summary['status']}[/{colour}]", str(summary["new"]),
+                      str(summary["already_had"]), summary["message"])
+    console.print(table)
+    new = sum(summary["new"] for _, summary in results)
+    had = sum(summary["already_had"] for _, summary in results)
+    if new:
+        console.print(f"Filed {new} new invoice(s) under [bold]{settings.resolved_storage_path}[/bold].")
+    else:
+        console.print(f"Nothing new: the {had} recent invoice(s) the portals list were all filed already.")
+    console.print(f"Prefect UI: [bold]{ui_url}[/bold] (runs, logs, and each channel's history artifact).")
+    console.print("History: [bold].venv/bin/glaneur history[/bold] · stop the server: [bold]make demo-stop[/bold]")
+
+
+def main() -> None:
+    try:
+        typer.run(run)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

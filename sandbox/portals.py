@@ -1,0 +1,699 @@
+"""Two supplier portals that behave like real ones, built differently on purpose.
+
+* **Papeterie Dupont** is an old-style server-rendered site: a CSRF token bound to a pre-session
+  cookie, server-side sessions, an HTML table paginated ten rows at a time.
+* **Énergie Verte** is a newer "single page" client area: a double-submit CSRF cookie, signed
+  stateless session cookies, FastAPI dependencies for authentication, and an HTML shell whose
+  inline script loads the invoices from a JSON API.
+
+Both play the scenarios of :mod:`sandbox.data` (expired password, new terms, intermittent 503,
+slow pages, changed layout, an invoice that is not a PDF, locked accounts) and share the control
+endpoints under ``/_sandbox`` that tests and the demo use. Nothing here imports Glaneur: the
+sandbox stands for the outside world and runs alone (``python -m sandbox``).
+
+No ``from __future__ import annotations`` here: FastAPI reads the route signatures at runtime,
+and the dependencies they name are local to each app factory.
+"""
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from html import escape
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from sandbox.data import (
+    ENERGIE_VERTE,
+    MAX_FAILED_LOGINS,
+    PAGE_SIZE,
+    PAPETERIE_DUPONT,
+    Account,
+    Invoice,
+    LoginResult,
+    PortalState,
+    Scenario,
+    add_months,
+    french_amount,
+)
+from sandbox.pdfs import invoice_pdf
+
+SLOW_SECONDS = 1.5  # delay of every page of the slow account
+RETRY_AFTER_SECONDS = 30
+
+# -- shared by both portals --------------------------------------------------------------------
+
+
+class NewInvoice(BaseModel):
+    date: dt.date | None = None
+    amount: Decimal | None = Field(default=None, gt=0, le=1_000_000)
+
+
+class RateLimit(BaseModel):
+    enabled: bool = True
+
+
+def control_router(state: PortalState) -> APIRouter:
+    """``/_sandbox``: what tests and the demo use to reset the portal, add invoices and misbehave on demand."""
+    router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+    @router.post("/reset")
+    async def reset() -> dict[str, str]:
+        state.reset()
+        return {"reset": state.supplier.slug}
+
+    @router.get("/accounts")
+    async def accounts() -> dict[str, object]:
+        return {"provider": state.supplier.slug, "name": state.supplier.name, "accounts": state.describe()}
+
+    @router.post("/accounts/{login}/invoices", status_code=201)
+    async def add_invoice(login: str, body: NewInvoice | None = None) -> dict[str, str]:
+        if login not in state.accounts:
+            raise HTTPException(404, f"Unknown account {login!r}; known: {', '.join(state.accounts)}.")
+        invoice = state.add_invoice(login, body.date if body else None, body.amount if body else None)
+        return {"number": invoice.number, "date": invoice.issued.isoformat(), "amount": str(invoice.total_ttc)}
+
+    @router.post("/rate-limit")
+    async def rate_limit(body: RateLimit | None = None) -> dict[str, bool]:
+        state.rate_limited = body.enabled if body else True
+        return {"rate_limited": state.rate_limited}
+
+    return router
+
+
+def rate_limiter(
+    state: PortalState,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """While the control flag is on, every portal request answers 429, as a throttling front end does."""
+
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if not state.rate_limited or request.url.path.startswith("/_sandbox"):
+            return await call_next(request)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "Trop de requêtes, réessayez plus tard."}, 429, headers=headers)
+        body = "<h1>Trop de requêtes</h1><p>Merci de patienter avant de réessayer.</p>"
+        return HTMLResponse(f"<!doctype html><html lang='fr'><body>{body}</body></html>", 429, headers=headers)
+
+    return middleware
+
+
+async def pace(state: PortalState, login: str) -> None:
+    """The slow account's pages take :data:`SLOW_SECONDS`, like an overloaded portal."""
+    if state.accounts[login].scenario is Scenario.SLOW:
+        await asyncio.sleep(SLOW_SECONDS)
+
+
+def pdf_response(state: PortalState, login: str, invoice: Invoice) -> Response:
+    if state.broken_download(login, invoice.number):  # what real portals do when their PDF service is down
+        page = "<h1>Erreur</h1><p>Le document est temporairement indisponible. Réessayez plus tard.</p>"
+        return HTMLResponse(f"<!doctype html><html lang='fr'><body>{page}</body></html>", 200)
+    return Response(
+        invoice_pdf(state.supplier, invoice),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'},
+    )
+
+
+# -- Papeterie Dupont: server-rendered pages, pagination ----------------------------------------
+
+PD_PRESESSION_COOKIE = "pd_presession"
+PD_SESSION_COOKIE = "pd_session"
+
+
+@dataclass
+class _PdSession:
+    login: str
+    csrf: str  # for the forms shown after login (terms, new password)
+
+
+def _pd_page(title: str, body: str, *, logged_in: bool = False, status: int = 200) -> HTMLResponse:
+    logout = '<a class="deconnexion" href="/logout">Déconnexion</a>' if logged_in else ""
+    return HTMLResponse(
+        f"""<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><title>{escape(title)} · Papeterie Dupont</title>
+<style>body{{font-family:Georgia,serif;margin:0;background:#faf7f0}}header{{background:#234;color:#fff;padding:1em 2em}}
+header a{{color:#fff}}main{{padding:2em;max-width:50em}}table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ccc;padding:.4em;text-align:left}}.alert{{padding:.8em;margin:1em 0;border:1px solid}}
+.alert-error,.alert-locked{{background:#fdd;border-color:#c00}}label{{display:block;margin:.6em 0}}</style></head>
+<body><header><strong>Papeterie Dupont</strong> · Espace client {logout}</header>
+<main>
+{body}
+</main></body></html>
+""",
+        status,
+    )
+
+
+def _pd_login_page(csrf: str, alert: str = "") -> HTMLResponse:
+    return _pd_page(
+        "Connexion",
+        f"""<h1>Connexion à votre espace client</h1>
+{alert}
+<form id="login" method="post" action="/login">
+<input type="hidden" name="csrf_token" value="{escape(csrf)}">
+<label>Identifiant <input name="username" autocomplete="username" required></label>
+<label>Mot de passe <input type="password" name="password" autocomplete="current-password" required></label>
+<button type="submit">Se connecter</button>
+</form>""",
+    )
+
+
+def _pd_invoice_table(invoices: list[Invoice], page: int, more: bool, customer: str) -> HTMLResponse:
+    rows = "\n".join(
+        f'<tr><td>{escape(i.number)}</td><td>{i.issued:%d/%m/%Y}</td><td class="montant">{french_amount(i.total_ttc)}</td>'
+        f'<td><a class="pdf" href="/factures/{escape(i.number)}/pdf">Télécharger</a></td></tr>'
+        for i in invoices
+    )
+    empty = '<p class="vide">Aucune facture.</p>' if not invoices else ""
+    previous = f'<a class="prev" href="/factures?page={page - 1}">Page précédente</a>' if page > 1 else ""
+    following = f'<a class="next" href="/factures?page={page + 1}">Page suivante</a>' if more else ""
+    return _pd_page(
+        "Mes factures",
+        f"""<h1>Mes factures</h1>
+<p class="client">{escape(customer)}</p>
+<table id="factures">
+<thead><tr><th>Numéro</th><th>Date</th><th>Montant TTC</th><th>PDF</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+{empty}
+<nav class="pagination">{previous} <span>Page {page}</span> {following}</nav>""",
+        logged_in=True,
+    )
+
+
+def _pd_invoice_cards(invoices: list[Invoice], page: int, more: bool) -> HTMLResponse:
+    """The "new website" of the changed-layout scenario: cards and English labels."""
+    cards = "\n".join(
+        f'<div class="invoice-card"><h2>Invoice {escape(i.number)}</h2><p>Issued {i.issued.isoformat()}</p>'
+        f'<p class="amount">EUR {i.total_ttc:,.2f}</p><a class="download" href="/factures/{escape(i.number)}/pdf">Download</a></div>'
+        for i in invoices
+    )
+    more_link = f'<a class="load-more" href="/factures?page={page + 1}">Load more</a>' if more else ""
+    return _pd_page(
+        "My invoices", f'<h1>My invoices</h1>\n<div class="invoice-grid">\n{cards}\n</div>\n{more_link}', logged_in=True
+    )
+
+
+def papeterie_dupont_app() -> FastAPI:
+    """A fresh Papeterie Dupont portal with its own state."""
+    state = PortalState(PAPETERIE_DUPONT)
+    presessions: dict[str, str] = {}  # pre-session cookie -> the login form's CSRF token
+    sessions: dict[str, _PdSession] = {}
+    app = FastAPI(title="Papeterie Dupont (sandbox)", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.portal = state
+    app.middleware("http")(rate_limiter(state))
+    app.include_router(control_router(state))
+
+    def session_of(request: Request) -> _PdSession | None:
+        return sessions.get(request.cookies.get(PD_SESSION_COOKIE, ""))
+
+    def detour(login: str) -> RedirectResponse | None:
+        """Where the portal sends a logged-in customer who has something to do first."""
+        step = state.pending_step(login)
+        if step is None:
+            return None
+        return RedirectResponse("/mot-de-passe-expire" if step == "password" else "/cgv", 303)
+
+    @app.get("/")
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/factures" if session_of(request) else "/login", 303)
+
+    @app.get("/login")
+    async def login_form(request: Request) -> Response:
+        presession = request.cookies.get(PD_PRESESSION_COOKIE, "")
+        if presession not in presessions:
+            presession = secrets.token_urlsafe(16)
+            presessions[presession] = secrets.token_urlsafe(24)
+        response = _pd_login_page(presessions[presession])
+        response.set_cookie(PD_PRESESSION_COOKIE, presession, httponly=True, samesite="lax")
+        return response
+
+    @app.post("/login")
+    async def login_submit(
+        request: Request,
+        username: Annotated[str, Form()] = "",
+        password: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Response:
+        presession = request.cookies.get(PD_PRESESSION_COOKIE, "")
+        expected = presessions.get(presession)
+        if expected is None or not hmac.compare_digest(expected, csrf_token):
+            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+        if username in state.accounts:
+            await pace(state, username)
+        result = state.authenticate(username, password)
+        if result is LoginResult.LOCKED:
+            alert = (
+                f'<div class="alert alert-locked">Compte bloqué après {MAX_FAILED_LOGINS} tentatives infructueuses. '
+                "Contactez notre service client au 04 72 00 00 00.</div>"
+            )
+            return _pd_login_page(expected, alert)
+        if result is LoginResult.WRONG:
+            return _pd_login_page(
+                expected, '<div class="alert alert-error">Identifiant ou mot de passe incorrect</div>'
+            )
+        del presessions[presession]
+        token = secrets.token_urlsafe(24)
+        sessions[token] = _PdSession(username, secrets.token_urlsafe(24))
+        response = detour(username) or RedirectResponse("/factures", 303)
+        response.set_cookie(PD_SESSION_COOKIE, token, httponly=True, samesite="lax")
+        response.delete_cookie(PD_PRESESSION_COOKIE)
+        return response
+
+    @app.get("/logout")
+    async def logout(request: Request) -> Response:
+        sessions.pop(request.cookies.get(PD_SESSION_COOKIE, ""), None)
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(PD_SESSION_COOKIE)
+        return response
+
+    @app.get("/factures")
+    async def invoice_list(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> Response:
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", 303)
+        if redirect := detour(session.login):
+            return redirect
+        await pace(state, session.login)
+        if state.list_request_fails(session.login):
+            body = "<h1>Maintenance en cours</h1><p>Le site est momentanément indisponible. Réessayez dans quelques instants.</p>"
+            response = _pd_page("Maintenance", body, status=503)
+            response.headers["Retry-After"] = "5"
+            return response
+        invoices = state.invoices(session.login)
+        shown = invoices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        more = len(invoices) > page * PAGE_SIZE
+        if state.accounts[session.login].scenario is Scenario.CHANGED_LAYOUT:
+            return _pd_invoice_cards(shown, page, more)
+        return _pd_invoice_table(shown, page, more, state.accounts[session.login].customer.name)
+
+    @app.get("/factures/{number}/pdf")
+    async def invoice_download(request: Request, number: str) -> Response:
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", 303)
+        if redirect := detour(session.login):
+            return redirect
+        found = state.find_invoice(number)
+        if found is None:
+            return _pd_page("Introuvable", "<h1>Facture introuvable</h1>", logged_in=True, status=404)
+        owner, invoice = found
+        if owner != session.login:
+            return _pd_page("Accès refusé", "<h1>Accès refusé</h1>", logged_in=True, status=403)
+        await pace(state, session.login)
+        return pdf_response(state, owner, invoice)
+
+    @app.get("/cgv")
+    async def terms(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", 303)
+        if not state.terms_pending(session.login):
+            return RedirectResponse("/factures", 303)
+        return _pd_page(
+            "Conditions générales de vente",
+            f"""<h1>Nos conditions générales de vente évoluent</h1>
+<p>Pour continuer à utiliser votre espace client, veuillez prendre connaissance des nouvelles conditions
+générales de vente applicables au 1er novembre 2026 et les accepter.</p>
+<form id="cgv" method="post" action="/cgv">
+<input type="hidden" name="csrf_token" value="{escape(session.csrf)}">
+<button type="submit" name="decision" value="accepter">Accepter</button>
+</form>""",
+            logged_in=True,
+        )
+
+    @app.post("/cgv")
+    async def accept_terms(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", 303)
+        if not hmac.compare_digest(session.csrf, csrf_token):
+            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+        state.accept_terms(session.login)
+        return detour(session.login) or RedirectResponse("/factures", 303)
+
+    def password_page(session: _PdSession, alert: str = "") -> HTMLResponse:
+        return _pd_page(
+            "Mot de passe expiré",
+            f"""<h1>Votre mot de passe a expiré, choisissez-en un nouveau</h1>
+{alert}
+<form id="nouveau-mot-de-passe" method="post" action="/mot-de-passe-expire">
+<input type="hidden" name="csrf_token" value="{escape(session.csrf)}">
+<label>Nouveau mot de passe <input type="password" name="nouveau" autocomplete="new-password" required></label>
+<label>Confirmation <input type="password" name="confirmation" autocomplete="new-password" required></label>
+<button type="submit">Enregistrer</button>
+</form>""",
+            logged_in=True,
+        )
+
+    @app.get("/mot-de-passe-expire")
+    async def expired_password(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", 303)
+        if not state.password_expired(session.login):
+            return RedirectResponse("/factures", 303)
+        return password_page(session)
+
+    @app.post("/mot-de-passe-expire")
+    async def change_password(
+        request: Request,
+        nouveau: Annotated[str, Form()] = "",
+        confirmation: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", 303)
+        if not hmac.compare_digest(session.csrf, csrf_token):
+            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+        problem = state.change_password(session.login, nouveau, confirmation)
+        if problem:
+            return password_page(session, f'<div class="alert alert-error">{escape(problem)}</div>')
+        return detour(session.login) or RedirectResponse("/factures", 303)
+
+    return app
+
+
+# -- Énergie Verte: an HTML shell and a JSON API ------------------------------------------------
+
+EV_CSRF_COOKIE = "ev_csrf"
+EV_SESSION_COOKIE = "ev_session"
+
+
+class _Redirect(Exception):
+    """Raised by a dependency to send the browser elsewhere (login page, pending step)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+class _Signer:
+    """Stateless sessions: the cookie carries the login, signed with a secret that lives as long as the app."""
+
+    def __init__(self) -> None:
+        self._secret = secrets.token_bytes(32)
+
+    def mac(self, value: str) -> str:
+        return hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, login: str) -> str:
+        payload = base64.urlsafe_b64encode(login.encode()).decode()
+        return f"{payload}.{self.mac(payload)}"
+
+    def unsign(self, token: str) -> str | None:
+        payload, _, mac = token.partition(".")
+        if not mac or not hmac.compare_digest(mac, self.mac(payload)):
+            return None
+        return base64.urlsafe_b64decode(payload.encode()).decode()
+
+
+def _ev_page(title: str, body: str, *, status: int = 200, script: str = "") -> HTMLResponse:
+    return HTMLResponse(
+        f"""<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{escape(title)} | Énergie Verte</title>
+<style>body{{font-family:system-ui,sans-serif;margin:0;color:#143}}nav{{background:#2a7;color:#fff;padding:.8em 1.5em}}
+main{{padding:1.5em;max-width:46em}}.erreur{{color:#b00;font-weight:bold}}label{{display:block;margin:.6em 0}}
+#factures li{{margin:.3em 0}}</style></head>
+<body><nav>🌱 Énergie Verte</nav>
+<main>
+{body}
+</main>{script}</body></html>
+""",
+        status,
+    )
+
+
+def _ev_login_page(csrf: str, error: str = "", status: int = 200) -> HTMLResponse:
+    message = f'<p class="erreur">{escape(error)}</p>' if error else ""
+    return _ev_page(
+        "Connexion",
+        f"""<h1>Mon espace client</h1>
+{message}
+<form id="connexion" method="post" action="/connexion">
+<input type="hidden" name="csrf" value="{escape(csrf)}">
+<label>Adresse e-mail <input type="email" name="email" autocomplete="email" required></label>
+<label>Mot de passe <input type="password" name="mot_de_passe" autocomplete="current-password" required></label>
+<button type="submit">Me connecter</button>
+</form>""",
+        status=status,
+    )
+
+
+_EV_SHELL_SCRIPT = """<script>
+(() => {
+  const depuis = document.getElementById('depuis');
+  const liste = document.getElementById('factures');
+  const etat = document.getElementById('etat');
+  const euros = (montant, devise) => new Intl.NumberFormat('fr-FR', {style: 'currency', currency: devise}).format(montant);
+  async function charger() {
+    etat.textContent = 'Chargement…';
+    const reponse = await fetch('/api/factures?depuis=' + encodeURIComponent(depuis.value), {credentials: 'same-origin'});
+    if (!reponse.ok) { etat.textContent = 'Service momentanément indisponible.'; return; }
+    const { factures } = await reponse.json();
+    liste.replaceChildren(...factures.map((facture) => {
+      const item = document.createElement('li');
+      const lien = document.createElement('a');
+      lien.href = facture.pdf;
+      lien.textContent = 'Facture ' + facture.numero;
+      item.append(lien, ' du ' + facture.date.split('-').reverse().join('/') + ' : ' + euros(facture.montant_ttc, facture.devise));
+      return item;
+    }));
+    etat.textContent = factures.length ? '' : 'Aucune facture sur la période.';
+  }
+  depuis.addEventListener('change', charger);
+  charger();
+})();
+</script>"""
+
+
+def _ev_shell(account: Account, default_since: dt.date) -> HTMLResponse:
+    if account.scenario is Scenario.CHANGED_LAYOUT:  # the redesigned client area, in English, API v2
+        body = f"""<div id="app" data-customer="{escape(account.customer.name)}">
+<h1>Welcome back</h1><a class="sign-out" href="/deconnexion">Sign out</a>
+<section class="invoices-v2"><h2>Your bills</h2><div class="bill-list" data-src="/api/factures"></div></section>
+</div>"""
+        return _ev_page("Dashboard", body)
+    body = f"""<h1>Bonjour {escape(account.customer.name)}</h1>
+<p><a href="/deconnexion">Me déconnecter</a></p>
+<section id="espace-client">
+<h2>Mes factures</h2>
+<label>Depuis le <input type="date" id="depuis" value="{default_since.isoformat()}"></label>
+<p id="etat"></p>
+<ul id="factures"></ul>
+</section>"""
+    return _ev_page("Espace client", body, script=_EV_SHELL_SCRIPT)
+
+
+def _ev_invoices_json(account: Account, invoices: list[Invoice]) -> JSONResponse:
+    if account.scenario is Scenario.CHANGED_LAYOUT:
+        bills = [
+            {
+                "id": i.number,
+                "issuedOn": i.issued.isoformat(),
+                "total": {"amount": str(i.total_ttc), "currency": "EUR"},
+                "links": {"pdf": f"/api/factures/{i.number}/pdf"},
+            }
+            for i in invoices
+        ]
+        return JSONResponse({"apiVersion": 2, "data": {"bills": bills}})
+    factures = [
+        {
+            "numero": i.number,
+            "date": i.issued.isoformat(),
+            "montant_ttc": float(i.total_ttc),  # a JSON number, as the real API sends it
+            "devise": "EUR",
+            "pdf": f"/api/factures/{i.number}/pdf",
+        }
+        for i in invoices
+    ]
+    return JSONResponse({"factures": factures})
+
+
+def energie_verte_app() -> FastAPI:
+    """A fresh Énergie Verte portal with its own state."""
+    state = PortalState(ENERGIE_VERTE)
+    signer = _Signer()
+    app = FastAPI(title="Énergie Verte (sandbox)", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.portal = state
+    app.middleware("http")(rate_limiter(state))
+
+    @app.exception_handler(_Redirect)
+    async def redirect(_: Request, exc: _Redirect) -> Response:
+        return RedirectResponse(exc.location, 303)
+
+    def session_login(request: Request) -> str | None:
+        login = signer.unsign(request.cookies.get(EV_SESSION_COOKIE, ""))
+        return login if login in state.accounts else None
+
+    def form_token(request: Request) -> str:
+        """CSRF token of the forms shown after login: derived from the session cookie, nothing stored."""
+        return signer.mac("form:" + request.cookies.get(EV_SESSION_COOKIE, ""))
+
+    async def logged_in(request: Request) -> Account:
+        login = session_login(request)
+        if login is None:
+            raise _Redirect("/connexion")
+        return state.accounts[login]
+
+    async def client(account: Annotated[Account, Depends(logged_in)]) -> Account:
+        """A logged-in customer with nothing pending (else sent to the password or terms page)."""
+        step = state.pending_step(account.login)
+        if step is not None:
+            raise _Redirect("/securite/mot-de-passe" if step == "password" else "/conditions-generales")
+        return account
+
+    async def api_client(request: Request) -> Account:
+        login = session_login(request)
+        if login is None:
+            raise HTTPException(401, "Authentification requise.")
+        if state.pending_step(login) is not None:
+            raise HTTPException(403, "Action requise dans l'espace client avant d'accéder aux factures.")
+        return state.accounts[login]
+
+    pages = APIRouter()
+
+    @pages.get("/")
+    async def home() -> Response:
+        return RedirectResponse("/espace-client", 303)
+
+    @pages.get("/connexion")
+    async def login_form(request: Request) -> Response:
+        csrf = request.cookies.get(EV_CSRF_COOKIE) or secrets.token_urlsafe(24)
+        response = _ev_login_page(csrf)
+        response.set_cookie(EV_CSRF_COOKIE, csrf, httponly=True, samesite="strict")
+        return response
+
+    @pages.post("/connexion")
+    async def login_submit(
+        request: Request,
+        email: Annotated[str, Form()] = "",
+        mot_de_passe: Annotated[str, Form()] = "",
+        csrf: Annotated[str, Form()] = "",
+    ) -> Response:
+        cookie = request.cookies.get(EV_CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(cookie, csrf):
+            return _ev_login_page(secrets.token_urlsafe(24), "Votre session a expiré, rechargez la page.", 400)
+        email = email.strip().lower()
+        if email in state.accounts:
+            await pace(state, email)
+        result = state.authenticate(email, mot_de_passe)
+        if result is LoginResult.LOCKED:
+            return _ev_login_page(
+                cookie,
+                "Votre compte est bloqué suite à plusieurs tentatives infructueuses. Contactez le 09 70 00 00 00.",
+            )
+        if result is LoginResult.WRONG:
+            return _ev_login_page(cookie, "Adresse e-mail ou mot de passe incorrect.")
+        response = RedirectResponse("/espace-client", 303)
+        response.set_cookie(EV_SESSION_COOKIE, signer.sign(email), httponly=True, samesite="lax")
+        return response
+
+    @pages.get("/deconnexion")
+    async def logout() -> Response:
+        response = RedirectResponse("/connexion", 303)
+        response.delete_cookie(EV_SESSION_COOKIE)
+        return response
+
+    @pages.get("/espace-client")
+    async def client_area(account: Annotated[Account, Depends(client)]) -> Response:
+        await pace(state, account.login)
+        if state.list_request_fails(account.login):  # the client area sits behind a flaky load balancer
+            body = "<h1>Service en maintenance</h1><p>Notre espace client revient dans quelques minutes.</p>"
+            response = _ev_page("Maintenance", body, status=503)
+            response.headers["Retry-After"] = "5"
+            return response
+        newest = max((i.issued for i in state.invoices(account.login)), default=dt.date(2026, 10, 1))
+        return _ev_shell(account, add_months(newest.replace(day=1), -11))
+
+    @pages.get("/conditions-generales")
+    async def terms(request: Request, account: Annotated[Account, Depends(logged_in)]) -> Response:
+        if not state.terms_pending(account.login):
+            return RedirectResponse("/espace-client", 303)
+        body = f"""<h1>Nouvelles conditions générales</h1>
+<p>Nos conditions générales de vente changent au 1er novembre 2026. Merci de les lire et de les accepter pour accéder à vos factures.</p>
+<form id="acceptation" method="post" action="/conditions-generales">
+<input type="hidden" name="jeton" value="{form_token(request)}">
+<button type="submit">Accepter</button>
+</form>"""
+        return _ev_page("Conditions générales", body)
+
+    @pages.post("/conditions-generales")
+    async def accept_terms(
+        request: Request, account: Annotated[Account, Depends(logged_in)], jeton: Annotated[str, Form()] = ""
+    ) -> Response:
+        if not hmac.compare_digest(form_token(request), jeton):
+            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+        state.accept_terms(account.login)
+        return RedirectResponse("/espace-client", 303)
+
+    def password_page(request: Request, error: str = "") -> HTMLResponse:
+        message = f'<p class="erreur">{escape(error)}</p>' if error else ""
+        body = f"""<h1>Votre mot de passe a expiré, choisissez-en un nouveau</h1>
+{message}
+<form id="nouveau-mot-de-passe" method="post" action="/securite/mot-de-passe">
+<input type="hidden" name="jeton" value="{form_token(request)}">
+<label>Nouveau mot de passe <input type="password" name="nouveau" autocomplete="new-password" required></label>
+<label>Confirmez-le <input type="password" name="confirmation" autocomplete="new-password" required></label>
+<button type="submit">Valider</button>
+</form>"""
+        return _ev_page("Mot de passe expiré", body)
+
+    @pages.get("/securite/mot-de-passe")
+    async def expired_password(request: Request, account: Annotated[Account, Depends(logged_in)]) -> Response:
+        if not state.password_expired(account.login):
+            return RedirectResponse("/espace-client", 303)
+        return password_page(request)
+
+    @pages.post("/securite/mot-de-passe")
+    async def change_password(
+        request: Request,
+        account: Annotated[Account, Depends(logged_in)],
+        nouveau: Annotated[str, Form()] = "",
+        confirmation: Annotated[str, Form()] = "",
+        jeton: Annotated[str, Form()] = "",
+    ) -> Response:
+        if not hmac.compare_digest(form_token(request), jeton):
+            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+        problem = state.change_password(account.login, nouveau, confirmation)
+        if problem:
+            return password_page(request, problem)
+        return RedirectResponse("/espace-client", 303)
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/factures")
+    async def invoices(account: Annotated[Account, Depends(api_client)], depuis: dt.date | None = None) -> Response:
+        await pace(state, account.login)
+        return _ev_invoices_json(account, state.invoices(account.login, since=depuis))
+
+    @api.get("/factures/{number}/pdf")
+    async def invoice_download(number: str, account: Annotated[Account, Depends(api_client)]) -> Response:
+        found = state.find_invoice(number)
+        if found is None or found[0] != account.login:  # someone else's invoice is as good as missing
+            raise HTTPException(404, "Facture introuvable.")
+        await pace(state, account.login)
+        return pdf_response(state, account.login, found[1])
+
+    app.include_router(pages)
+    app.include_router(api)
+    app.include_router(control_router(state))
+    return app
+
+
+APPS: dict[str, Callable[[], FastAPI]] = {
+    PAPETERIE_DUPONT.slug: papeterie_dupont_app,
+    ENERGIE_VERTE.slug: energie_verte_app,
+}

@@ -1,0 +1,102 @@
+"""The explicit registry of providers and connectors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from connectors import catalog
+from connectors.base import PortalConnector
+from connectors.energie_verte import EnergieVerte
+from connectors.papeterie_dupont import PapeterieDupont
+from glaneur.errors import NotCompatible, UsageError
+from glaneur.settings import reset_settings
+from sandbox.server import DEFAULT_PORTS
+
+
+@pytest.fixture
+def fresh_settings(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("GLANEUR_PORTAL_URLS", raising=False)
+    reset_settings()
+    yield monkeypatch
+    reset_settings()
+
+
+def test_the_catalogue_lists_two_connectors_and_one_incompatible_provider() -> None:
+    assert set(catalog.PROVIDERS) == {"papeterie-dupont", "energie-verte", "telecom-ouest"}
+    assert catalog.CONNECTORS == {"papeterie-dupont": PapeterieDupont, "energie-verte": EnergieVerte}
+    incompatible = catalog.PROVIDERS["telecom-ouest"]
+    assert incompatible.name == "Télécom Ouest" and not incompatible.compatible
+    assert "code sent by post" in incompatible.description
+
+
+@pytest.mark.parametrize("slug", sorted(catalog.CONNECTORS))
+def test_each_connector_matches_its_catalogue_entry(slug: str) -> None:
+    connector = catalog.CONNECTORS[slug]
+    provider = catalog.PROVIDERS[slug]
+    assert issubclass(connector, PortalConnector)
+    assert connector.provider is provider and provider.compatible
+    assert provider.second_factor_kinds == () and len(provider.login_fields) == 2
+    assert connector.pages, "a connector describes its pages"
+    for spec in connector.pages.values():
+        re.compile(spec.url)
+        assert spec.marker
+
+
+def test_default_urls_are_the_sandbox_default_ports() -> None:
+    for slug, port in DEFAULT_PORTS.items():
+        assert catalog.PROVIDERS[slug].default_url == f"http://127.0.0.1:{port}"
+
+
+def test_get_provider_and_connector_class() -> None:
+    assert catalog.get_provider("energie-verte").name == "Énergie Verte"
+    assert catalog.connector_class("papeterie-dupont") is PapeterieDupont
+
+
+def test_an_unknown_slug_names_the_close_match_and_every_known_slug() -> None:
+    with pytest.raises(UsageError) as error:
+        catalog.get_provider("papeterie-dupond")
+    message = str(error.value)
+    assert "'papeterie-dupond'" in message
+    assert "Did you mean papeterie-dupont?" in message
+    assert "energie-verte, papeterie-dupont, telecom-ouest" in message
+
+
+def test_an_unknown_slug_without_close_match_still_lists_the_known_ones() -> None:
+    with pytest.raises(UsageError, match=r"Unknown provider 'zzz'\. Known providers: energie-verte"):
+        catalog.connector_class("zzz")
+
+
+def test_an_incompatible_provider_has_no_connector() -> None:
+    with pytest.raises(NotCompatible, match="Télécom Ouest cannot be collected automatically"):
+        catalog.connector_class("telecom-ouest")
+
+
+def test_portal_url_defaults_and_settings_override(fresh_settings: pytest.MonkeyPatch) -> None:
+    assert catalog.portal_url("energie-verte") == "http://127.0.0.1:8702"
+
+    fresh_settings.setenv("GLANEUR_PORTAL_URLS", json.dumps({"energie-verte": "http://127.0.0.1:9999"}))
+    reset_settings()
+
+    assert catalog.portal_url("energie-verte") == "http://127.0.0.1:9999"
+    assert catalog.portal_url("papeterie-dupont") == "http://127.0.0.1:8701"
+    with pytest.raises(UsageError):
+        catalog.portal_url("nowhere")
+
+
+@pytest.mark.parametrize(
+    ("text", "slugs"),
+    [
+        ("", ["energie-verte", "papeterie-dupont", "telecom-ouest"]),
+        ("energie", ["energie-verte"]),
+        ("ÉNERGIE verte", ["energie-verte"]),
+        ("telecom", ["telecom-ouest"]),
+        ("papeterie-dupont", ["papeterie-dupont"]),
+        ("monthly pdf", ["energie-verte", "papeterie-dupont"]),
+        ("banque", []),
+    ],
+)
+def test_search_matches_every_word_without_accents_or_case(text: str, slugs: list[str]) -> None:
+    assert [provider.slug for provider in catalog.search(text)] == slugs
