@@ -44,6 +44,10 @@ class AwaitingSecondFactor(GlaneurError):
     status = Status.AWAITING_SECOND_FACTOR
 
 
+class WrongSecondFactor(AwaitingSecondFactor):
+    """The portal refused the code typed or generated; the approver may be asked again (bounded)."""
+
+
 class SecondFactorTimeout(GlaneurError):
     status = Status.SECOND_FACTOR_TIMEOUT
 

@@ -77,6 +77,8 @@ class Channel(SQLModel, table=True):
     provider: str = Field(index=True)  # slug in connectors.catalog
     binder_id: int = Field(foreign_key="binder.id")
     recipient_user_id: int = Field(foreign_key="user.id")  # utilisateur destinataire
+    owner_user_id: int | None = Field(default=None, foreign_key="user.id")  # who set it up; told of problems
+    notified_status: Status | None = None  # last status the owner was told about (one mail per change)
     time_slot: str = "06:00"  # daily collection time (HH:MM, organisation's timezone)
     status: Status = Status.NEW
     status_message: str = ""
@@ -100,7 +102,7 @@ class Account(SQLModel, table=True):
     login: str
     secret_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
     totp_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
-    session_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    session_ref: int | None = Field(default=None, foreign_key="vaultentry.id")  # remembered portal session
     status: Status = Status.NEW
     cursor: date | None = None  # newest document date seen; listing looks back from it
     last_full_pass: date | None = None
@@ -156,3 +158,74 @@ class Document(SQLModel, table=True):
     size: int
     storage_key: str
     filed_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who created, changed the credentials of, deleted or consented to what, and when. Never a secret."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    actor_user_id: int | None = Field(default=None, foreign_key="user.id")
+    action: str  # e.g. channel.create, account.credentials_update, channel.delete
+    target: str  # e.g. channel slug, "channel/login"
+    detail: str = ""
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ConnectorRequestState(StrEnum):
+    OPEN = "open"
+    SHIPPED = "shipped"
+    REJECTED = "rejected"
+
+
+class ConnectorRequest(SQLModel, table=True):
+    """A request to add a supplier that the catalogue lacks ("Demander l'ajout d'un collecteur")."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    requester_user_id: int = Field(foreign_key="user.id")
+    supplier_name: str
+    portal_url: str
+    message: str = ""
+    state: ConnectorRequestState = ConnectorRequestState.OPEN
+    provider: str | None = None  # catalogue slug once a connector ships
+    created_at: datetime = Field(default_factory=utcnow)
+    notified_at: datetime | None = None
+
+
+class Notification(SQLModel, table=True):
+    """An in-app notification (the bell); mails are sent alongside."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    kind: str  # channel_status, invitation, second_factor, connector_shipped
+    subject: str
+    body: str
+    link: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    read_at: datetime | None = None
+
+
+class InvitationState(StrEnum):
+    PENDING = "pending"
+    ANSWERED = "answered"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    UNDELIVERABLE = "undeliverable"  # the mail could not be delivered to the address
+
+
+class Invitation(SQLModel, table=True):
+    """A request sent to the account holder to enter credentials ("envoyez la demande à un utilisateur")."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    invitee_user_id: int = Field(foreign_key="user.id")
+    email: str
+    state: InvitationState = InvitationState.PENDING
+    expires_at: datetime
+    flow_run_id: str | None = None
+    sent_count: int = 0
+    last_sent_at: datetime | None = None
+    delivery_error: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    answered_at: datetime | None = None

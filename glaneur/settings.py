@@ -53,9 +53,21 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Europe/Paris", description="Time zone of channels' daily time slots.")
 
     mail_from: str = "glaneur@localhost"
-    smtp_host: str | None = None
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: mails go to home/outbox as .eml.")
     smtp_port: int = 25
-    prefect_ui_url: str | None = None
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    prefect_ui_url: str | None = Field(default=None, description="Prefect UI base URL for links in mails.")
+    acting_user: str | None = Field(default=None, description="E-mail of the user CLI commands act as (--as).")
+
+    # Human in the loop (issue 4)
+    second_factor_timeout_seconds: float = 3600.0
+    second_factor_attempts: int = 3
+    pause_poll_seconds: float = 1.0
+    session_ttl_hours: float = 24 * 7
+    invitation_ttl_hours: float = 24 * 7
 
     @property
     def resolved_database_url(self) -> str:
