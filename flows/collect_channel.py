@@ -7,20 +7,27 @@ named after the channel and the day, so data ops see one row per channel per day
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from datetime import date, timedelta
 
 from prefect import flow, get_run_logger, runtime
 from prefect.states import Completed, Failed, State
 
+from connectors.base import SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
 from glaneur import collection
 from glaneur.db import migrate, session_scope
-from glaneur.errors import GlaneurError, NotCompatible, PortalChanged
+from glaneur.errors import GlaneurError, NotCompatible, PortalChanged, WrongSecondFactor
 from glaneur.settings import get_settings
 from glaneur.statuses import Status, describe
 from tasks.browser import launch_browser, portal_session
 from tasks.collect import transient_steps
 from tasks.history import publish_history
+from tasks.human import ask_approver, flow_run_link, totp_code
+
+
+def _flow_run_id() -> str | None:
+    return str(runtime.flow_run.id) if runtime.flow_run.id else None
 
 
 def _run_name() -> str:
@@ -60,18 +67,20 @@ def collect_channel(channel: str) -> State:
 
 
 def _collect_account(plan, account, browser, steps, settings, today) -> dict:
-    flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     with session_scope() as session:
-        run_id = collection.start_run(session, plan, account.id, flow_run_id)
+        run_id = collection.start_run(session, plan, account.id, _flow_run_id())
     new = already = 0
     newest: date | None = None
     evidence: list[str] = []
     invalid: list[GlaneurError] = []
     try:
-        with portal_session(browser, settings) as portal:
+        with session_scope() as session:
+            credentials = collection.read_credentials(session, account.id)
+            remembered = collection.remembered_session(session, account.id)
+        with portal_session(browser, settings, storage_state=remembered) as portal:
             connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider))
             try:
-                steps["authenticate"](connector, account)
+                _log_in(plan, account, connector, portal, credentials, remembered, steps, settings)
                 portal.start_trace()
                 documents = steps["list_documents"](connector, account.since)
                 for document in documents:
@@ -110,11 +119,42 @@ def _collect_account(plan, account, browser, steps, settings, today) -> dict:
     return {"login": account.login, "status": status, "message": message, "new": new, "already_had": already}
 
 
+def _log_in(plan, account, connector, portal, credentials, remembered, steps, settings) -> None:
+    """Reuse a remembered session, else log in and answer the second factor (TOTP by itself, else a person)."""
+    if remembered is not None:
+        if steps["resume_session"](connector):
+            return
+        with session_scope() as session:  # expired or rejected by the portal: a normal login
+            collection.forget_session(session, account.id)
+    challenge = steps["authenticate"](connector, credentials)
+    if challenge is None:
+        return
+    attempt, refused = 0, ""
+    while challenge is not None:
+        attempt += 1
+        if attempt > settings.second_factor_attempts:
+            raise WrongSecondFactor(f"The portal refused {settings.second_factor_attempts} second-factor answers.")
+        if challenge.kind == SecondFactorKind.TOTP and credentials.totp_seed:
+            answer = totp_code(credentials.totp_seed)
+        else:
+            answer = ask_approver(plan, account, challenge, attempt=attempt, settings=settings, previous_error=refused)
+        try:
+            challenge = steps["answer_second_factor"](connector, challenge, answer)
+        except WrongSecondFactor as error:
+            refused = error.detail
+            if challenge.kind == SecondFactorKind.TOTP and credentials.totp_seed:
+                time.sleep(30 - time.time() % 30 + 1)  # the code was at the edge of its window: use the next one
+    with session_scope() as session:
+        collection.remember_session(
+            session, account.id, portal.context.storage_state(), timedelta(hours=settings.session_ttl_hours)
+        )
+
+
 def _record_without_browser(plan, error: GlaneurError | None) -> dict:
     status = error.status if error else Status.AWAITING_CREDENTIALS
     message = error.user_message if error else describe(Status.AWAITING_CREDENTIALS).message
     with session_scope() as session:
-        run_id = collection.start_run(session, plan, None, str(runtime.flow_run.id) if runtime.flow_run.id else None)
+        run_id = collection.start_run(session, plan, None, _flow_run_id())
         collection.finish_run(session, run_id, status=status, message=message, new=0, already_had=0)
     return {"login": "-", "status": status, "message": message, "new": 0, "already_had": 0}
 
@@ -126,8 +166,12 @@ def _summarize(plan, results: list[dict]) -> dict:
         message = " ".join(f"{r['login']}: {r['message']}" for r in failing) if len(results) > 1 else failing[0]["message"]
     else:
         message = describe(Status.OK).message
+    from glaneur.notify import notify_channel_status
+
     with session_scope() as session:
         collection.update_channel_status(session, plan.channel_id, status, message)
+        # One mail per change of state that needs a person, not one a day.
+        notify_channel_status(session, plan.channel_id, link=flow_run_link(_flow_run_id()))
     return {
         "channel": plan.channel,
         "status": status.value,

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
+from glaneur import invitations
 from glaneur.db import migrate, session_scope
 from glaneur.models import Channel, ChannelKind
 from glaneur.settings import get_settings
@@ -32,6 +33,7 @@ def dispatch_daily(day: date | None = None, deployment: str = COLLECT_DEPLOYMENT
     day = day or date.today()
     migrate()
     with session_scope() as session:
+        expired = invitations.expire_overdue(session)
         channels = session.exec(
             select(Channel.slug, Channel.time_slot).where(
                 Channel.active == True, Channel.kind == ChannelKind.SUPPLIER_PORTAL  # noqa: E712
@@ -47,5 +49,5 @@ def dispatch_daily(day: date | None = None, deployment: str = COLLECT_DEPLOYMENT
             timeout=0,
         )
         scheduled.append(str(run.id))
-    get_run_logger().info("Scheduled %d channel collection(s) for %s", len(scheduled), day)
+    get_run_logger().info("Scheduled %d channel collection(s) for %s; %d invitation(s) expired", len(scheduled), day, expired)
     return scheduled

@@ -8,6 +8,7 @@ unique (channel, sha256), and a storage write that never overwrites.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -16,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from connectors.base import Credentials, FetchedDocument
 from glaneur.errors import AwaitingCredentials, ConfigurationError, InvalidDocument
-from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, utcnow
+from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings
 from glaneur.statuses import Status, describe
 from glaneur.storage import Storage, document_key
@@ -253,3 +254,55 @@ def recent_runs(session: Session, channel_id: int, limit: int = 30) -> list[tupl
         .limit(limit)
     ).all()
     return [(run, login or "-") for run, login in rows]
+
+
+def channel_owner(session: Session, channel_id: int) -> User | None:
+    """Who is told about the channel: the person who set it up, else its recipient user."""
+    channel = session.get(Channel, channel_id)
+    return session.get(User, channel.owner_user_id or channel.recipient_user_id)
+
+
+def remembered_session(session: Session, account_id: int) -> dict | None:
+    """The portal session kept after a second factor (Playwright storage state), if still valid."""
+    from glaneur.vault import Vault
+
+    account = session.get(Account, account_id)
+    if account.session_ref is None:
+        return None
+    try:
+        stored = Vault(session).get(account.session_ref)
+    except LookupError:
+        stored = None
+    if stored is None:  # expired: the vault purged it
+        account.session_ref = None
+        session.add(account)
+        session.commit()
+        return None
+    return json.loads(stored)
+
+
+def remember_session(session: Session, account_id: int, state: dict, ttl: timedelta) -> None:
+    """Keep the portal session encrypted, with an expiry, so tomorrow's run skips the second factor."""
+    from glaneur.vault import Vault
+
+    vault = Vault(session)
+    account = session.get(Account, account_id)
+    expires = utcnow() + ttl
+    if account.session_ref is not None:
+        vault.replace(account.session_ref, json.dumps(state), expires_at=expires)
+    else:
+        account.session_ref = vault.put("session", json.dumps(state), expires_at=expires)
+        session.add(account)
+    session.commit()
+
+
+def forget_session(session: Session, account_id: int) -> None:
+    from glaneur.vault import Vault
+
+    account = session.get(Account, account_id)
+    if account.session_ref is not None:
+        ref, account.session_ref = account.session_ref, None
+        session.add(account)
+        session.flush()
+        Vault(session).delete(ref)
+        session.commit()

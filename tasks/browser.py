@@ -67,8 +67,11 @@ class PortalSession:
 
 
 @contextmanager
-def portal_session(browser: Browser, settings: Settings) -> Iterator[PortalSession]:
-    context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris", accept_downloads=True)
+def portal_session(browser: Browser, settings: Settings, storage_state: dict | None = None) -> Iterator[PortalSession]:
+    """A fresh context; ``storage_state`` restores a remembered portal session (cookies, local storage)."""
+    context = browser.new_context(
+        locale="fr-FR", timezone_id="Europe/Paris", accept_downloads=True, storage_state=storage_state
+    )
     context.set_default_timeout(settings.navigation_timeout_seconds * 1000)
     session = PortalSession(context, context.new_page())
     try:

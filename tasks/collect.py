@@ -9,6 +9,7 @@ The tasks take live browser objects, so they are never cached (``NO_CACHE``).
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from datetime import date
 from typing import Any
 
@@ -20,12 +21,15 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from connectors.base import FetchedDocument, PortalConnector, RemoteDocument
+from connectors.base import Credentials, FetchedDocument, PortalConnector, RemoteDocument
 from glaneur import collection
 from glaneur.db import session_scope
 from glaneur.errors import GlaneurError, PortalUnavailable
 from glaneur.settings import Settings, get_settings
 from glaneur.storage import get_storage, safe_part
+
+if TYPE_CHECKING:
+    from connectors.base import SecondFactorChallenge
 
 
 def is_transient(task: Task, task_run: TaskRun, state: State) -> bool:
@@ -59,11 +63,25 @@ _step = task(cache_policy=NO_CACHE, retry_condition_fn=is_transient, retry_jitte
 
 
 @_step(name="authenticate")
-def authenticate(connector: PortalConnector, plan_account: collection.AccountPlan) -> None:
-    with session_scope() as session:
-        credentials = collection.read_credentials(session, plan_account.id)
+def authenticate(connector: PortalConnector, credentials: Credentials) -> SecondFactorChallenge | None:
+    """Log in; a challenge back means the portal asks for a second factor (the browser waits on that page)."""
     with portal_errors(connector.provider.name, "login"):
-        connector.login(credentials)
+        return connector.login(credentials)
+
+
+@_step(name="answer-second-factor")
+def answer_second_factor(
+    connector: PortalConnector, challenge: SecondFactorChallenge, answer: str | None
+) -> SecondFactorChallenge | None:
+    with portal_errors(connector.provider.name, "the second factor"):
+        return connector.answer_second_factor(challenge, answer)
+
+
+@_step(name="resume-session")
+def resume_session(connector: PortalConnector) -> bool:
+    """Whether a remembered portal session is still logged in (then no login, no second factor)."""
+    with portal_errors(connector.provider.name, "the remembered session"):
+        return connector.is_logged_in()
 
 
 @_step(name="list-documents")
@@ -113,6 +131,8 @@ def with_retries(step: Task, settings: Settings) -> Task:
 def transient_steps(settings: Settings) -> dict[str, Any]:
     return {
         "authenticate": with_retries(authenticate, settings),
+        "answer_second_factor": with_retries(answer_second_factor, settings),
+        "resume_session": with_retries(resume_session, settings),
         "list_documents": with_retries(list_documents, settings),
         "download_document": with_retries(download_document, settings),
         "file_document": with_retries(file_document, settings),
