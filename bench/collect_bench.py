@@ -47,12 +47,12 @@ def main() -> None:
         accounts = accounts_of(SUPPLIERS["papeterie-dupont"])
         with session_scope() as session:
             admin.create_organization(session, "bench", "Bench")
-            admin.create_user(session, "bench", "b@bench.example", "B", [Right.CONFIGURE_COLLECTION])
-            admin.create_binder(session, "bench", "factures", "Factures")
+            actor = admin.create_user(session, "bench", "b@bench.example", "B", [Right.CONFIGURE_COLLECTION])
+            admin.create_binder(session, "bench", "factures", "Factures", actor=actor)
             admin.add_channel(session, "bench", label="P", provider="papeterie-dupont", binder="factures",
-                              recipient="b@bench.example", slug="bench-p")
+                              recipient="b@bench.example", slug="bench-p", actor=actor)
             for login in ("acme", "acme-bis"):
-                admin.add_account(session, "bench-p", login=login, password=accounts[login].password)
+                admin.add_account(session, "bench-p", login=login, password=accounts[login].password, actor=actor)
         from flows.collect_channel import run_channel
 
         started = time.perf_counter()

@@ -7,6 +7,11 @@ Commands are thin: parse, call :mod:`glaneur.admin`, render with Rich. Bad input
 Secrets are never command-line options (they would land in shell history and ``ps``): they come
 from a hidden prompt, or from stdin with ``--password-stdin`` (password on the first line, TOTP
 seed on the second).
+
+Commands that change an organisation's data act as a known user: ``glaneur --as EMAIL ...``, else
+the setting ``GLANEUR_ACTING_USER``. The acting user must belong to the organisation concerned and
+hold the right the change needs (see :mod:`glaneur.admin`). Platform commands (``org create``,
+``connector-request ship`` and ``sync``, ``vault``) and reading commands need no acting user.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +33,7 @@ from typer.core import TyperGroup
 
 from glaneur import admin, db
 from glaneur.errors import GlaneurError, UsageError
-from glaneur.models import MAX_ACCOUNTS_PER_CHANNEL, Right
+from glaneur.models import MAX_ACCOUNTS_PER_CHANNEL, Organization, Right, User
 from glaneur.settings import get_settings
 from glaneur.statuses import Status
 
@@ -58,11 +64,35 @@ user_app = typer.Typer(no_args_is_help=True, help="Users of an organisation.")
 binder_app = typer.Typer(no_args_is_help=True, help="Binders (classeurs), where documents land.")
 channel_app = typer.Typer(no_args_is_help=True, help="Collection channels (collecteurs) and their accounts.")
 vault_app = typer.Typer(no_args_is_help=True, help="The vault holding passwords and TOTP seeds.")
+request_app = typer.Typer(
+    no_args_is_help=True, help="Requests for new collectors (Demander l'ajout d'un collecteur)."
+)
+notifications_app = typer.Typer(no_args_is_help=True, help="The acting user's notifications (the bell).")
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(binder_app, name="binder")
 app.add_typer(channel_app, name="channel")
+app.add_typer(request_app, name="connector-request")
+app.add_typer(notifications_app, name="notifications")
 app.add_typer(vault_app, name="vault")
+
+
+# The root command's --as, for the commands of this invocation (set on every invocation).
+_acting_user: ContextVar[str | None] = ContextVar("acting_user", default=None)
+
+
+@app.callback()
+def root(
+    acting_user: str | None = typer.Option(
+        None,
+        "--as",
+        metavar="EMAIL",
+        help="Act as this user (default: the setting GLANEUR_ACTING_USER). Changes are refused unless the user "
+        "belongs to the organisation concerned and holds the right they need; the audit log records them.",
+    ),
+) -> None:
+    """Glaneur: collects supplier invoices from customer portals every day."""
+    _acting_user.set(acting_user)
 
 
 # -- plumbing ------------------------------------------------------------------------------------
@@ -141,6 +171,37 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
+def _acting_email() -> str:
+    email = _acting_user.get() or get_settings().acting_user
+    if not email or not email.strip():
+        raise UsageError(
+            "this command changes data, so it must act as a known user: put --as EMAIL before the command "
+            "(glaneur --as you@example.com ...) or set GLANEUR_ACTING_USER."
+        )
+    return email
+
+
+def _actor(session: Session, org: Organization | str) -> User:
+    """The acting user, as a user of ``org`` (the same address may belong to several organisations)."""
+    return admin.get_actor(session, org, _acting_email())
+
+
+def _first_collection(slug: str, no_collect: bool) -> None:
+    """Start the first collection at once ("dans l'heure qui suit l'activation"), unless told not to."""
+    if no_collect:
+        _say(
+            f"First collection not started (--no-collect): it runs at the daily time slot, or now with 'glaneur run {slug}'.",
+            style="yellow",
+        )
+        return
+    # Prefect loads only when a collection starts.
+    from flows.activation import start_first_collection
+
+    with _out().status(f"Starting the first collection of {slug}…"):
+        line = start_first_collection(slug)
+    _say(line, style="default")
+
+
 def _read_secrets(password_stdin: bool, with_totp: bool) -> tuple[str, str | None]:
     """The password (and TOTP seed) from a hidden prompt, or from stdin's first (and second) line."""
     if password_stdin:
@@ -170,7 +231,7 @@ def init() -> None:
 
 @org_app.command("create")
 def org_create(slug: str, name: str) -> None:
-    """Create an organisation."""
+    """Create an organisation (the platform team's act: no acting user needed)."""
     with _session() as session:
         org = admin.create_organization(session, slug, name)
         _say(f"Created organisation {org.slug} ({org.name}).")
@@ -178,6 +239,9 @@ def org_create(slug: str, name: str) -> None:
 
 RIGHTS = typer.Option(
     [], "--right", help="Grant a right (repeat for several); configure_collection lets the user set up collectors."
+)
+NO_COLLECT = typer.Option(
+    False, "--no-collect", help="Do not start the first collection now; it runs at the daily time slot."
 )
 
 
@@ -188,18 +252,28 @@ def user_create(
     name: str,
     rights: list[Right] = RIGHTS,
 ) -> None:
-    """Create a user of an organisation."""
+    """Create a user of an organisation.
+
+    The organisation's first user needs no acting user (bootstrap). Afterwards act (--as) as a user of
+    the organisation holding configure_collection or configure_accounting; they grant only rights they hold.
+    """
     with _session() as session:
-        user = admin.create_user(session, org, email, name, rights)
+        actor = None if admin.bootstrapping(session, org) else _actor(session, org)
+        user = admin.create_user(session, org, email, name, rights, actor=actor)
         granted = user.rights.replace(",", ", ") or "no rights"
         _say(f"Created user {user.email} ({user.name}) in {org}: {granted}.")
 
 
 @binder_app.command("create")
 def binder_create(org: str, slug: str, name: str) -> None:
-    """Create a binder (classeur de dépôt) in an organisation."""
+    """Create a binder (classeur de dépôt) in an organisation.
+
+    Act (--as) as a user of the organisation holding configure_collection or configure_accounting
+    (no acting user needed while the organisation has no user yet).
+    """
     with _session() as session:
-        binder = admin.create_binder(session, org, slug, name)
+        actor = None if admin.bootstrapping(session, org) else _actor(session, org)
+        binder = admin.create_binder(session, org, slug, name, actor=actor)
         _say(f"Created binder {binder.slug} ({binder.name}) in {org}.")
 
 
@@ -221,8 +295,14 @@ def channel_add(
     login: str | None = typer.Option(None, "--login", help="Add a first account with this login (password asked)."),
     password_stdin: bool = PASSWORD_STDIN,
     with_totp: bool = WITH_TOTP,
+    no_collect: bool = NO_COLLECT,
 ) -> None:
-    """Create a collection channel (connecteur marchand), optionally with its first account."""
+    """Create a collection channel (connecteur marchand), optionally with its first account.
+
+    Act (--as) as a user of the organisation with configure_collection (bank providers:
+    configure_accounting); they become the channel's owner, told when it needs a person. The recipient
+    user and the binder must exist. With --login, the first collection starts at once.
+    """
     if login is None and (password_stdin or with_totp):
         raise UsageError("--password-stdin and --with-totp need --login.")
     fields = {
@@ -234,14 +314,23 @@ def channel_add(
         "time_slot": time_slot,
     }
     with _session() as session:  # every check before anyone types a secret
-        admin.check_new_channel(session, org, **fields)
+        admin.check_new_channel(session, org, actor=_actor(session, org), **fields)
     password, seed = _read_secrets(password_stdin, with_totp) if login is not None else (None, None)
     with _session() as session:
-        channel = admin.add_channel(session, org, **fields)
+        actor = _actor(session, org)
+        channel = admin.add_channel(session, org, actor=actor, **fields)
         if login is not None:
-            admin.add_account(session, channel, login=login, password=password, totp_seed=seed)
+            admin.add_account(session, channel, login=login, password=password, totp_seed=seed, actor=actor)
     accounts = "one account" if login is not None else "no account yet: add one with 'glaneur channel account-add'"
     _say(f"Created channel {channel.slug} ({channel.label}, {channel.provider}), {accounts}; daily at {channel.time_slot}.")
+    if login is not None:
+        _first_collection(channel.slug, no_collect)
+
+
+def _channel_actor(session: Session, channel: str) -> User:
+    """The acting user, as a user of the channel's organisation."""
+    found = admin.get_channel(session, channel, deleted_ok=True)
+    return _actor(session, admin.organization_of(session, found))
 
 
 @channel_app.command("account-add")
@@ -250,14 +339,20 @@ def channel_account_add(
     login: str = typer.Option(..., "--login", help="Identifier or e-mail on the supplier's portal."),
     password_stdin: bool = PASSWORD_STDIN,
     with_totp: bool = WITH_TOTP,
+    no_collect: bool = NO_COLLECT,
 ) -> None:
-    """Add an account (credential set) to a channel: at most two per channel (jusqu'à deux comptes)."""
+    """Add an account (credential set) to a channel: at most two per channel (jusqu'à deux comptes).
+
+    Needs the right to configure the channel (--as). The first collection starts at once.
+    """
     with _session() as session:
-        admin.check_account_slot(session, channel, login)
+        admin.check_account_slot(session, channel, login, actor=_channel_actor(session, channel))
     password, seed = _read_secrets(password_stdin, with_totp)
     with _session() as session:
-        account = admin.add_account(session, channel, login=login, password=password, totp_seed=seed)
-        _say(f"Added account {account.login} to {channel} (account {account.position} of {MAX_ACCOUNTS_PER_CHANNEL}).")
+        actor = _channel_actor(session, channel)
+        account = admin.add_account(session, channel, login=login, password=password, totp_seed=seed, actor=actor)
+    _say(f"Added account {account.login} to {channel} (account {account.position} of {MAX_ACCOUNTS_PER_CHANNEL}).")
+    _first_collection(channel, no_collect)
 
 
 @channel_app.command("update-credentials")
@@ -266,14 +361,47 @@ def channel_update_credentials(
     login: str = typer.Option(..., "--login", help="The account whose credentials changed."),
     password_stdin: bool = PASSWORD_STDIN,
     with_totp: bool = WITH_TOTP,
+    no_collect: bool = NO_COLLECT,
 ) -> None:
-    """Overwrite an account's password (and TOTP seed) after a change or expiry ("Modifier")."""
+    """Overwrite an account's password (and TOTP seed) after a change or expiry ("Modifier").
+
+    Needs the right to configure the channel (--as). The status goes back to new and a collection
+    starts at once with the new credentials.
+    """
     with _session() as session:
-        admin.get_account(session, channel, login)
+        admin.check_credentials_update(session, channel, login, actor=_channel_actor(session, channel))
     password, seed = _read_secrets(password_stdin, with_totp)
     with _session() as session:
-        admin.update_credentials(session, channel, login, password=password, totp_seed=seed)
-    _say(f"Updated the credentials of {login} on {channel}; collection resumes at the next run.")
+        actor = _channel_actor(session, channel)
+        admin.update_credentials(session, channel, login, password=password, totp_seed=seed, actor=actor)
+    _say(f"Updated the credentials of {login} on {channel}; collection resumes with them.")
+    _first_collection(channel, no_collect)
+
+
+@channel_app.command("delete")
+def channel_delete(
+    channel: str,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a collector for good (définitivement désactivé): its credentials are purged from the vault.
+
+    Needs the right to configure the channel (--as). Its documents and history are kept.
+    """
+    with _session() as session:
+        found = admin.check_deletion(session, channel, actor=_channel_actor(session, channel))
+    if not yes and not typer.confirm(
+        f"Delete {found.slug} ({found.label}) for good? It stops collecting and its credentials are purged.",
+        default=False,
+    ):
+        _say("Nothing deleted.", style="yellow")
+        raise typer.Exit(FAILED_EXIT)
+    with _session() as session:
+        deletion = admin.delete_channel(session, channel, actor=_channel_actor(session, channel))
+    _say(
+        f"Deleted channel {deletion.channel.slug} for good: {deletion.purged_secrets} secret(s) of "
+        f"{deletion.accounts} account(s) purged from the vault; {deletion.documents_kept} document(s) and "
+        f"{deletion.runs_kept} run(s) of history kept."
+    )
 
 
 @app.command()
@@ -417,6 +545,199 @@ def documents(
             )
         )
     _out().print(table)
+
+
+@app.command()
+def audit(
+    org: str | None = typer.Option(None, "--org", help="Only this organisation's log."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many lines, newest first."),
+) -> None:
+    """Who created, changed the credentials of, or deleted what, and when (never a secret)."""
+    with _session() as session:
+        entries = admin.audit_log(session, org=org, limit=limit)
+    if not entries:
+        _say("The audit log is empty.", style="yellow")
+        return
+    table = _table("Audit log", "Date (UTC)", "Organisation", "Who", "Action", "Target", "Detail")
+    for entry in entries:
+        table.add_row(
+            *map(
+                _cell,
+                (
+                    _when(entry.log.at),
+                    entry.organization,
+                    entry.actor or "platform (console)",
+                    entry.log.action,
+                    entry.log.target,
+                    entry.log.detail,
+                ),
+            )
+        )
+    _out().print(table)
+
+
+@request_app.command("add")
+def request_add(
+    org: str,
+    supplier: str = typer.Option(..., "--supplier", help="The supplier's name."),
+    url: str = typer.Option(..., "--url", help="Address of the supplier's client area (http or https)."),
+    message: str = typer.Option("", "--message", help="Anything the team should know (invoice types, second factor...)."),
+) -> None:
+    """Ask for a collector for a supplier the catalogue lacks; you are notified when it is available.
+
+    Any user of the organisation may ask (--as).
+    """
+    with _session() as session:
+        request = admin.request_connector(
+            session, org, supplier=supplier, url=url, message=message, actor=_actor(session, org)
+        )
+    _say(
+        f"Request #{request.id} sent: a collector for {request.supplier_name} ({request.portal_url}). "
+        "Our team adds it as soon as possible; you will be notified when it is available."
+    )
+
+
+@request_app.command("list")
+def request_list(
+    org: str | None = typer.Option(None, "--org", help="Only this organisation's requests."),
+    state: str | None = typer.Option(None, "--state", help="Only requests in this state: open, shipped, rejected."),
+) -> None:
+    """Requests for new collectors and their state, newest first."""
+    with _session() as session:
+        entries = admin.list_connector_requests(session, org=org, state=state)
+    if not entries:
+        _say("No connector request matches.", style="yellow")
+        return
+    table = _table("Connector requests", "#", "Date (UTC)", "Organisation", "Requester", "Supplier", "Portal", "State", "Message")
+    for entry in entries:
+        request = entry.request
+        state_text = request.state.value + (f"\n{request.provider}" if request.provider else "")
+        if request.notified_at:
+            state_text += f"\nnotified {_when(request.notified_at)}"
+        table.add_row(
+            *map(
+                _cell,
+                (
+                    request.id,
+                    _when(request.created_at),
+                    entry.organization,
+                    entry.requester,
+                    request.supplier_name,
+                    request.portal_url,
+                    state_text,
+                    request.message,
+                ),
+            )
+        )
+    _out().print(table)
+
+
+def _say_shipped(shipped: admin.ShippedRequest) -> None:
+    delivery = shipped.delivery
+    how = f"mailed ({delivery.where})" if delivery.delivered else f"in the bell only, the mail failed: {delivery.error}"
+    _say(
+        f"Request #{shipped.request.id} ({shipped.request.supplier_name}) shipped with provider "
+        f"{shipped.request.provider}; {shipped.requester.email} notified, {how}.",
+        style="green" if delivery.delivered else "yellow",
+    )
+
+
+@request_app.command("ship")
+def request_ship(
+    request_id: int = typer.Argument(..., metavar="ID", help="The request's number."),
+    provider: str = typer.Option(..., "--provider", help="Slug of the catalogue provider that now collects it."),
+) -> None:
+    """Mark a request shipped with a provider and notify the requester (platform team)."""
+    with _session() as session:
+        shipped = admin.ship_connector_request(session, request_id, provider)
+    _say_shipped(shipped)
+
+
+@request_app.command("sync")
+def request_sync() -> None:
+    """Ship the open requests whose portal a catalogue provider now serves; notify each requester once."""
+    with _session() as session:
+        shipped = admin.sync_connector_requests(session)
+    if not shipped:
+        _say("No open request has a collector yet.", style="yellow")
+    for item in shipped:
+        _say_shipped(item)
+
+
+VERDICT_STYLES = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+@app.command()
+def doctor(channel: str) -> None:
+    """Diagnose a channel: provider, accounts, credentials, last runs, invitation, next run; each with its fix.
+
+    Exits 1 when a check fails. Credentials are decrypted to check the vault key, never shown.
+    """
+    from glaneur import doctor as diagnosis
+
+    with _session() as session:
+        with _out().status(f"Checking {channel}…"):
+            checks = diagnosis.diagnose(session, channel)
+        session.rollback()  # reading only: the vault's first use may have written its canary
+    table = _table(f"Diagnosis of {channel}", "Check", "Verdict", "What was found", "Fix")
+    for check in checks:
+        table.add_row(
+            _cell(check.name),
+            Text(check.verdict.value, style=VERDICT_STYLES[check.verdict.value]),
+            _cell(check.detail),
+            _cell(check.fix or "-"),
+        )
+    _out().print(table)
+    failed = [check.name for check in checks if check.verdict == "fail"]
+    if failed:
+        _say(f"{len(failed)} check(s) failed: {', '.join(failed)}.", style="red")
+        raise typer.Exit(FAILED_EXIT)
+    _say("No check failed.")
+
+
+def _me(session: Session, org: str | None) -> User:
+    """The acting user, in ``org`` or in the only organisation their address belongs to."""
+    return admin.get_person(session, _acting_email(), org)
+
+
+@notifications_app.command("list")
+def notifications_list(
+    org: str | None = typer.Option(None, "--org", help="The organisation, when the address belongs to several."),
+    unread: bool = typer.Option(False, "--unread", help="Only unread notifications."),
+) -> None:
+    """The acting user's notifications, newest first (--as)."""
+    from glaneur.notify import list_notifications
+
+    with _session() as session:
+        user = _me(session, org)
+        found = list_notifications(session, user, unread_only=unread)
+    if not found:
+        _say(f"No {'unread ' if unread else ''}notification for {user.email}.", style="yellow")
+        return
+    table = _table(f"Notifications of {user.email}", "#", "Date (UTC)", "Kind", "Subject", "Read")
+    for item in found:
+        subject = Text(item.subject, style="default" if item.read_at else "bold")
+        if item.link:
+            subject.append(f"\n{item.link}", style="default")
+        table.add_row(_cell(item.id), _cell(_when(item.created_at)), _cell(item.kind), subject, _cell(_when(item.read_at)))
+    _out().print(table)
+
+
+NOTIFICATION_IDS = typer.Argument(None, metavar="ID", help="Notifications to mark read; default: all unread.")
+
+
+@notifications_app.command("read")
+def notifications_read(
+    ids: list[int] = NOTIFICATION_IDS,
+    org: str | None = typer.Option(None, "--org", help="The organisation, when the address belongs to several."),
+) -> None:
+    """Mark the acting user's notifications read (--as)."""
+    from glaneur.notify import mark_read
+
+    with _session() as session:
+        user = _me(session, org)
+        changed = mark_read(session, user, list(ids) if ids else None)
+    _say(f"Marked {changed} notification(s) of {user.email} read.")
 
 
 @vault_app.command("generate-key")

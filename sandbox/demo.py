@@ -59,16 +59,17 @@ def create_demo_organization() -> bool:
         if session.exec(select(Organization).where(Organization.slug == "demo")).first():
             return False
         admin.create_organization(session, "demo", "Boulangerie Démo")
-        admin.create_user(session, "demo", "compta@demo.example", "Claire Compta", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "demo", "factures-fournisseurs", "Factures fournisseurs")
+        claire = admin.create_user(session, "demo", "compta@demo.example", "Claire Compta", [Right.CONFIGURE_COLLECTION])
+        admin.create_binder(session, "demo", "factures-fournisseurs", "Factures fournisseurs", actor=claire)
         for demo in DEMO_CHANNELS:
             admin.add_channel(
                 session, "demo", label=demo.label, provider=demo.provider, binder="factures-fournisseurs",
-                recipient="compta@demo.example", slug=demo.slug,
+                recipient="compta@demo.example", slug=demo.slug, actor=claire,
             )
             for login, password in demo.accounts:
                 admin.add_account(
-                    session, demo.slug, login=login, password=password or sandbox_password(demo.provider, login)
+                    session, demo.slug, login=login, password=password or sandbox_password(demo.provider, login),
+                    actor=claire,
                 )
     return True
 

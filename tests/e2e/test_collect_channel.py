@@ -33,12 +33,12 @@ def password(provider: str, login: str) -> str:
 def make_channel(provider: str, *accounts: tuple[str, str | None], slug: str = "test-channel") -> str:
     with session_scope() as session:
         admin.create_organization(session, "org", "Org")
-        admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "org", "factures", "Factures")
+        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
+        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
         admin.add_channel(session, "org", label="Test", provider=provider, binder="factures",
-                          recipient="owner@org.example", slug=slug)
+                          recipient="owner@org.example", slug=slug, actor=owner)
         for login, secret in accounts:
-            admin.add_account(session, slug, login=login, password=secret or password(provider, login))
+            admin.add_account(session, slug, login=login, password=secret or password(provider, login), actor=owner)
     return slug
 
 

@@ -104,8 +104,8 @@ def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, p
     with session_scope() as session:
         admin.create_organization(session, "org", "Org")
         owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_user(session, "org", "holder@org.example", "Holder")
-        admin.create_binder(session, "org", "factures", "Factures")
+        admin.create_user(session, "org", "holder@org.example", "Holder", actor=owner)
+        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
         admin.add_channel(session, "org", label="Papeterie", provider="papeterie-dupont", binder="factures",
                           recipient="owner@org.example", slug="org-papeterie", actor=owner)
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")

@@ -86,10 +86,23 @@ def refused(session: Session, call, *fragments: str) -> str:
     return message
 
 
+def alice(session: Session) -> User:
+    return admin.get_user(session, "acme", "alice@acme.fr")
+
+
 def channel(session: Session, **overrides) -> Channel:
     fields = {"label": "Papeterie", "provider": PORTAL, "binder": "factures", "recipient": "alice@acme.fr"}
     fields.update(overrides)
+    fields.setdefault("actor", alice(session))
     return admin.add_channel(session, "acme", **fields)
+
+
+def add_account(session: Session, ch, **fields) -> Account:
+    return admin.add_account(session, ch, actor=alice(session), **fields)
+
+
+def update_credentials(session: Session, ch, login: str, **fields) -> Account:
+    return admin.update_credentials(session, ch, login, actor=alice(session), **fields)
 
 
 # -- organisations, users, binders ---------------------------------------------------------------------
@@ -112,23 +125,28 @@ def test_create_user_refuses_malformed_email(world, email):
 
 
 def test_create_user_rights_and_duplicates(world):
-    user = admin.create_user(world, "acme", " Carol.Doe+inv@Acme.FR ", "Carol", ["configure_collection", Right.CONFIGURE_ACCOUNTING])
+    alice(world).rights = "configure_collection,configure_accounting"  # a user grants only rights they hold
+    boss = admin.create_user(world, "acme", "boss@acme.fr", "Boss", [Right.CONFIGURE_COLLECTION, Right.CONFIGURE_ACCOUNTING], actor=alice(world))
+    user = admin.create_user(world, "acme", " Carol.Doe+inv@Acme.FR ", "Carol", ["configure_collection", Right.CONFIGURE_ACCOUNTING], actor=boss)
     assert user.email == "carol.doe+inv@acme.fr"
     assert user.has_right(Right.CONFIGURE_COLLECTION) and user.has_right(Right.CONFIGURE_ACCOUNTING)
-    refused(world, lambda: admin.create_user(world, "acme", "ALICE@acme.fr", "Alice again"), "already exists", "acme")
-    refused(world, lambda: admin.create_user(world, "acme", "dan@acme.fr", "Dan", ["superuser"]), "unknown right 'superuser'", "configure_collection")
+    refused(world, lambda: admin.create_user(world, "acme", "ALICE@acme.fr", "Alice again", actor=boss), "already exists", "acme")
+    refused(world, lambda: admin.create_user(world, "acme", "dan@acme.fr", "Dan", ["superuser"], actor=boss), "unknown right 'superuser'", "configure_collection")
     refused(world, lambda: admin.create_user(world, "nowhere", "dan@acme.fr", "Dan"), "unknown organisation 'nowhere'", "acme, other")
     # The same person may belong to two organisations (a firm's collaborator, say).
-    assert admin.create_user(world, "other", "alice@acme.fr", "Alice").organization_id != user.organization_id
+    bob = admin.get_user(world, "other", "bob@other.fr")
+    bob.rights = Right.CONFIGURE_COLLECTION.value
+    assert admin.create_user(world, "other", "alice@acme.fr", "Alice", actor=bob).organization_id != user.organization_id
 
 
 def test_create_binder(world):
-    binder = admin.create_binder(world, "acme", "notes-de-frais", "Notes de frais")
+    binder = admin.create_binder(world, "acme", "notes-de-frais", "Notes de frais", actor=alice(world))
     assert binder.organization_id == admin.get_organization(world, "acme").id
-    refused(world, lambda: admin.create_binder(world, "acme", "factures", "Encore"), "already exists")
-    refused(world, lambda: admin.create_binder(world, "acme", "Notes/Frais", "X"), "invalid binder slug")
+    refused(world, lambda: admin.create_binder(world, "acme", "factures", "Encore", actor=alice(world)), "already exists")
+    refused(world, lambda: admin.create_binder(world, "acme", "Notes/Frais", "X", actor=alice(world)), "invalid binder slug")
     # Binder slugs are per organisation.
-    assert admin.create_binder(world, "other", "factures", "Factures").slug == "factures"
+    admin.create_organization(world, "third", "Third")
+    assert admin.create_binder(world, "third", "factures", "Factures").slug == "factures"  # no user yet: bootstrap
 
 
 # -- channels ------------------------------------------------------------------------------------------------
@@ -189,16 +207,22 @@ def test_duplicate_and_invalid_channel_slugs_are_refused(world):
 
 def test_only_users_with_the_collection_right_may_add_channels(world):
     bob = admin.get_user(world, "other", "bob@other.fr")
-    refused(world, lambda: channel(world, actor=bob), "lacks the right 'configure_collection'")
-    carol = admin.create_user(world, "acme", "carol@acme.fr", "Carol", [Right.CONFIGURE_ACCOUNTING])
-    refused(world, lambda: channel(world, actor=carol), "paramétrage de la collecte")
-    alice = admin.get_user(world, "acme", "alice@acme.fr")
-    assert channel(world, actor=alice).slug == "acme-papeterie"
+    refused(world, lambda: channel(world, actor=bob), "user 'bob@other.fr' belongs to another organisation, not 'acme'")
+    carol = admin.create_user(world, "acme", "carol@acme.fr", "Carol", [], actor=alice(world))
+    refused(
+        world,
+        lambda: channel(world, actor=carol),
+        "lacks the right 'Autoriser l'accès au paramétrage de la collecte' (configure_collection)",
+    )
+    refused(world, lambda: channel(world, actor=None), "known user of organisation 'acme'")
+    assert channel(world, actor=alice(world)).slug == "acme-papeterie"
 
 
 def test_check_new_channel_writes_nothing(world):
     before = counts(world)
-    unsaved = admin.check_new_channel(world, "acme", label="Papeterie", provider=PORTAL, binder="factures", recipient="alice@acme.fr")
+    unsaved = admin.check_new_channel(
+        world, "acme", label="Papeterie", provider=PORTAL, binder="factures", recipient="alice@acme.fr", actor=alice(world)
+    )
     assert unsaved.id is None and unsaved.slug == "acme-papeterie"
     world.flush()
     assert counts(world) == before
@@ -209,7 +233,7 @@ def test_check_new_channel_writes_nothing(world):
 
 def test_add_account_stores_secrets_in_the_vault_only(world):
     created = channel(world)
-    account = admin.add_account(world, created, login=" alice@dupont.fr ", password="s3cret-Pa55", totp_seed="jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp")
+    account = add_account(world, created, login=" alice@dupont.fr ", password="s3cret-Pa55", totp_seed="jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp")
     world.commit()
     assert (account.login, account.position, account.status) == ("alice@dupont.fr", 1, Status.NEW)
     vault = Vault(world)
@@ -222,30 +246,30 @@ def test_add_account_stores_secrets_in_the_vault_only(world):
 
 def test_at_most_two_accounts_per_channel(world):
     created = channel(world)
-    first = admin.add_account(world, created, login="one", password="pw1")
-    second = admin.add_account(world, "acme-papeterie", login="two", password="pw2")
+    first = add_account(world, created, login="one", password="pw1")
+    second = add_account(world, "acme-papeterie", login="two", password="pw2")
     assert (first.position, second.position) == (1, 2)
     message = refused(
-        world, lambda: admin.add_account(world, created, login="three", password="pw3"), "at most two accounts"
+        world, lambda: add_account(world, created, login="three", password="pw3"), "at most two accounts"
     )
     assert "jusqu'à deux comptes" in message and "one, two" in message
 
 
 def test_same_login_twice_is_refused(world):
     created = channel(world)
-    admin.add_account(world, created, login="one", password="pw1")
-    refused(world, lambda: admin.add_account(world, created, login="one", password="other"), "already on channel")
+    add_account(world, created, login="one", password="pw1")
+    refused(world, lambda: add_account(world, created, login="one", password="other"), "already on channel")
 
 
 @pytest.mark.parametrize("password", ["", "   ", None])
 def test_empty_password_is_refused(world, password):
     created = channel(world)
-    refused(world, lambda: admin.add_account(world, created, login="one", password=password), "password is empty")
+    refused(world, lambda: add_account(world, created, login="one", password=password), "password is empty")
 
 
 def test_empty_login_is_refused(world):
     created = channel(world)
-    refused(world, lambda: admin.add_account(world, created, login="  ", password="pw"), "login is empty")
+    refused(world, lambda: add_account(world, created, login="  ", password="pw"), "login is empty")
 
 
 @pytest.mark.parametrize(
@@ -253,7 +277,7 @@ def test_empty_login_is_refused(world):
 )
 def test_bad_totp_seed_is_refused_without_echoing_it(world, seed):
     created = channel(world)
-    message = refused(world, lambda: admin.add_account(world, created, login="one", password="pw", totp_seed=seed), "TOTP seed")
+    message = refused(world, lambda: add_account(world, created, login="one", password="pw", totp_seed=seed), "TOTP seed")
     if seed:
         assert seed not in message
 
@@ -261,26 +285,26 @@ def test_bad_totp_seed_is_refused_without_echoing_it(world, seed):
 def test_valid_totp_seed_works_with_pyotp(world):
     created = channel(world)
     seed = pyotp.random_base32()
-    account = admin.add_account(world, created, login="one", password="pw", totp_seed=seed.lower())
+    account = add_account(world, created, login="one", password="pw", totp_seed=seed.lower())
     stored = Vault(world).get(account.totp_ref)
     assert pyotp.TOTP(stored).now() == pyotp.TOTP(seed).now()
 
 
 def test_account_on_unknown_channel(world):
     channel(world)
-    refused(world, lambda: admin.add_account(world, "nope", login="one", password="pw"), "unknown channel 'nope'", "channels: acme-papeterie")
+    refused(world, lambda: add_account(world, "nope", login="one", password="pw"), "unknown channel 'nope'", "channels: acme-papeterie")
 
 
 def test_update_credentials_overwrites_and_resets_statuses(world):
     created = channel(world)
-    account = admin.add_account(world, created, login="one", password="old", totp_seed=SEED)
+    account = add_account(world, created, login="one", password="old", totp_seed=SEED)
     account.status = Status.WRONG_CREDENTIALS
     account.session_ref = Vault(world).put("session", "{\"cookies\": []}")
     created.status, created.status_message = Status.WRONG_CREDENTIALS, "refused"
     world.commit()
     secret_ref, totp_ref, session_ref = account.secret_ref, account.totp_ref, account.session_ref
 
-    updated = admin.update_credentials(world, "acme-papeterie", "one", password="new-password")
+    updated = update_credentials(world, "acme-papeterie", "one", password="new-password")
     world.commit()
     vault = Vault(world)
     assert updated.secret_ref == secret_ref and vault.get(secret_ref) == "new-password"
@@ -290,17 +314,17 @@ def test_update_credentials_overwrites_and_resets_statuses(world):
         vault.get(session_ref)
     assert created.status == Status.NEW and created.status_message == describe(Status.NEW).message
 
-    admin.update_credentials(world, created, "one", password="newer", totp_seed="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+    update_credentials(world, created, "one", password="newer", totp_seed="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
     assert vault.get(totp_ref) == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
 
 def test_update_credentials_refusals(world):
     created = channel(world)
-    admin.add_account(world, created, login="one", password="old")
+    add_account(world, created, login="one", password="old")
     world.commit()
-    refused(world, lambda: admin.update_credentials(world, created, "two", password="x"), "no account 'two'", "accounts: one")
-    refused(world, lambda: admin.update_credentials(world, created, "one", password=""), "password is empty")
-    refused(world, lambda: admin.update_credentials(world, created, "one", password="x", totp_seed="bad!"), "TOTP seed")
+    refused(world, lambda: update_credentials(world, created, "two", password="x"), "no account 'two'", "accounts: one")
+    refused(world, lambda: update_credentials(world, created, "one", password=""), "password is empty")
+    refused(world, lambda: update_credentials(world, created, "one", password="x", totp_seed="bad!"), "TOTP seed")
     assert Vault(world).get(admin.get_account(world, created, "one").secret_ref) == "old"
 
 
@@ -322,13 +346,14 @@ def test_deleted_channels_are_hidden(world):
     created.deleted_at = datetime(2025, 1, 1, tzinfo=UTC)
     world.flush()
     assert admin.list_channels(world) == [kept]
-    refused(world, lambda: admin.get_channel(world, "acme-papeterie"), "deleted channel 'acme-papeterie'")
+    refused(world, lambda: admin.get_channel(world, "acme-papeterie"), "channel 'acme-papeterie' was deleted on 2025-01-01")
 
 
 def test_list_channels_by_organisation(world):
     mine = channel(world)
-    admin.create_user(world, "other", "eve@other.fr", "Eve")
-    theirs = admin.add_channel(world, "other", label="Papeterie", provider=PORTAL, binder="achats", recipient="eve@other.fr")
+    bob = admin.get_user(world, "other", "bob@other.fr")
+    bob.rights = Right.CONFIGURE_COLLECTION.value
+    theirs = admin.add_channel(world, "other", label="Papeterie", provider=PORTAL, binder="achats", recipient="bob@other.fr", actor=bob)
     assert admin.list_channels(world, "acme") == [mine]
     assert admin.list_channels(world, "other") == [theirs]
     assert admin.list_channels(world) == [mine, theirs]
@@ -352,8 +377,8 @@ def _run(session, ch, account, status, started, new=0, had=0, message=""):
 
 def test_history_newest_first_with_filters(world):
     papeterie, telecom = channel(world), channel(world, label="Telecom")
-    one = admin.add_account(world, papeterie, login="one", password="pw")
-    two = admin.add_account(world, telecom, login="two", password="pw")
+    one = add_account(world, papeterie, login="one", password="pw")
+    two = add_account(world, telecom, login="two", password="pw")
     day = datetime(2025, 3, 10, 6, 0, tzinfo=UTC)
     _run(world, papeterie, one, Status.OK, day, new=3)
     _run(world, telecom, two, Status.WRONG_CREDENTIALS, day + timedelta(days=1), message="refused")
@@ -420,7 +445,7 @@ def test_list_documents(world):
 def test_channel_summaries(world):
     papeterie = channel(world)
     channel(world, label="Telecom")
-    one = admin.add_account(world, papeterie, login="one", password="pw")
+    one = add_account(world, papeterie, login="one", password="pw")
     _run(world, papeterie, one, Status.OK, datetime(2025, 1, 1, tzinfo=UTC))
     last = _run(world, papeterie, one, Status.PORTAL_CHANGED, datetime(2025, 1, 2, tzinfo=UTC))
     papeterie.status, papeterie.status_message = Status.PORTAL_CHANGED, ""

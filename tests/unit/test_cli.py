@@ -80,13 +80,30 @@ def count(model) -> int:
         return s.exec(select(func.count()).select_from(model)).one()
 
 
+@pytest.fixture(autouse=True)
+def first_collections(monkeypatch):
+    """Stands in for flows.activation: the CLI's first collections are recorded, never run here."""
+    module = types.ModuleType("flows.activation")
+    calls: list[str] = []
+
+    def start_first_collection(slug: str) -> str:
+        calls.append(slug)
+        return f"First collection of {slug} ran in this process (test double)."
+
+    module.start_first_collection = start_first_collection
+    monkeypatch.setitem(sys.modules, "flows.activation", module)
+    return calls
+
+
 @pytest.fixture
-def acme(home):
+def acme(home, monkeypatch):
     ok("org", "create", "acme", "Acme SA")
     ok("org", "create", "other", "Other SARL")
-    ok("binder", "create", "acme", "factures", "Factures fournisseurs")
+    ok("binder", "create", "acme", "factures", "Factures fournisseurs")  # no user yet: bootstrap
     ok("binder", "create", "other", "achats", "Achats")
     ok("user", "create", "acme", "alice@acme.fr", "Alice", "--right", "configure_collection")
+    monkeypatch.setenv("GLANEUR_ACTING_USER", "alice@acme.fr")  # every later change acts as alice
+    reset_settings()
     return home
 
 

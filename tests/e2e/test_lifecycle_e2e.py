@@ -1,0 +1,226 @@
+"""The collector lifecycle end to end: the CLI, a real Prefect server, real Chromium, the sandbox portals.
+
+A collector set up with a wrong password fails its first collection (started at once, in this
+process, since the test server has no worker); updated credentials make the next run collect;
+``doctor`` names the cause of every failure the sandbox portals stage; a deployed
+``collect-channel`` takes the first collection instead; deletion purges the vault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from glaneur.cli import app
+from glaneur.models import Account, Channel, CollectionRun, Document, VaultEntry
+from glaneur.statuses import Status, describe
+from glaneur.vault import Vault
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+runner = CliRunner()
+ALICE = "alice@org.example"
+SLUG = "org-papeterie"
+
+
+def glaneur(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
+
+
+def ok(*args: str, input: str | None = None):
+    result = glaneur(*args, input=input)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def session() -> Session:
+    from glaneur.db import get_engine
+
+    return Session(get_engine(), expire_on_commit=False)
+
+
+@pytest.fixture
+def org(glaneur_home, portals, monkeypatch):
+    for name in ("GLANEUR_ACTING_USER", "GLANEUR_SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    ok("org", "create", "org", "Org")
+    ok("user", "create", "org", ALICE, "Alice", "--right", "configure_collection")
+    ok("--as", ALICE, "binder", "create", "org", "factures", "Factures")
+    return glaneur_home
+
+
+def add_channel(login: str, password: str, *extra: str):
+    return ok(
+        "--as", ALICE, "channel", "add", "org", "--label", "Papeterie", "--provider", "papeterie-dupont",
+        "--binder", "factures", "--recipient", ALICE, "--login", login, "--password-stdin", *extra,
+        input=f"{password}\n",
+    )  # fmt: skip
+
+
+def channel() -> Channel:
+    with session() as s:
+        return s.exec(select(Channel).where(Channel.slug == SLUG)).one()
+
+
+def runs() -> list[CollectionRun]:
+    with session() as s:
+        return list(s.exec(select(CollectionRun).order_by(CollectionRun.id)).all())
+
+
+def documents() -> int:
+    with session() as s:
+        return len(s.exec(select(Document)).all())
+
+
+def test_updated_credentials_make_the_next_run_succeed(org):
+    out = flat(add_channel("acme", "not-the-password").stdout)
+    # The first collection ran at once, as its own flow run, in this process (no worker here).
+    assert "First collection of org-papeterie ran in this process" in out
+    assert "has no collect-channel/collect-channel deployment" in out and "wrong_credentials" in out
+    assert channel().status == Status.WRONG_CREDENTIALS
+    assert [r.status for r in runs()] == [Status.WRONG_CREDENTIALS] and runs()[0].flow_run_id
+    assert documents() == 0
+
+    result = glaneur("doctor", SLUG)
+    assert result.exit_code == 1
+    assert "wrong_credentials" in result.stdout and "not-the-password" not in result.output
+
+    out = flat(ok("--as", ALICE, "channel", "update-credentials", SLUG, "--login", "acme", "--password-stdin",
+                  input="papier-acme\n").stdout)  # fmt: skip
+    assert "Updated the credentials of acme" in out
+    assert "ran in this process" in out and ": ok, 23 new, 0 already had" in out
+    assert channel().status == Status.OK and documents() == 23
+    with session() as s:
+        account = s.exec(select(Account)).one()
+        assert account.status == Status.OK and Vault(s).get(account.secret_ref) == "papier-acme"
+
+    # And the run after that (tomorrow's) collects incrementally.
+    out = flat(ok("run", SLUG).stdout)
+    assert "org-papeterie: ok, 0 new" in out
+    assert [r.status for r in runs()] == [Status.WRONG_CREDENTIALS, Status.OK, Status.OK]
+
+    # Deleting it purges the vault and keeps what was collected.
+    ok("--as", ALICE, "channel", "delete", SLUG, "--yes")
+    with session() as s:
+        assert s.exec(select(VaultEntry).where(VaultEntry.purpose != "canary")).all() == []
+    assert documents() == 23 and len(runs()) == 3
+    result = glaneur("run", SLUG)
+    assert result.exit_code == 2 and "was deleted" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "status", "words"),
+    [
+        ("acme", "not-the-password", Status.WRONG_CREDENTIALS, "identifiants refusés"),
+        ("perime", None, Status.CREDENTIALS_EXPIRED, "identifiants expirés"),
+        ("cgv", None, Status.ACTION_NEEDED, "accept new terms"),
+        ("nouveau-site", None, Status.PORTAL_CHANGED, "interface fournisseur modifiée"),
+    ],
+)
+def test_doctor_names_the_cause_of_each_sandbox_failure(org, login, password, status, words):
+    from glaneur import doctor
+
+    secret = password or f"papier-{login}"
+    add_channel(login, secret)
+    assert channel().status == status
+
+    with session() as s:
+        checks = {check.name: check for check in doctor.diagnose(s, SLUG)}
+        s.rollback()
+    cause = checks[f"last run {login}"]
+    assert cause.verdict == "fail" and f"UTC: {status.value}" in cause.detail
+    assert cause.fix == describe(status).message and words in cause.fix
+    assert checks[f"credentials {login}"].verdict == "ok"  # the credentials are there: the portal is the cause
+    assert checks["provider"].verdict == "ok" and checks["accounts"].verdict == "ok"
+    if status == Status.PORTAL_CHANGED:
+        assert "Screenshot and trace kept:" in cause.detail
+    # The test server has no dispatch-daily deployment: said so, as a failure with its fix.
+    assert checks["next run"].verdict == "fail" and "prefect --no-prompt deploy --all" in checks["next run"].fix
+
+    result = glaneur("doctor", SLUG)
+    assert result.exit_code == 1, result.output
+    out = flat(result.stdout)
+    assert f"last run {login}" in out and status.value in out
+    assert f"check(s) failed: status, last run {login}, next run." in out
+    assert secret not in result.output
+
+
+def _prefect(call):
+    from prefect.client.orchestration import get_client
+
+    async def go():
+        async with get_client() as client:
+            return await call(client)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def deployments():
+    """Deployments created on the test server for one test, deleted afterwards with their runs."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+
+    created = []
+
+    def deploy(flow_name: str, cron: str | None = None):
+        async def create(client):
+            flow_id = await client.create_flow_from_name(flow_name)
+            schedules = [DeploymentScheduleCreate(schedule=CronSchedule(cron=cron, timezone="Europe/Paris"), active=True)] if cron else []
+            return await client.create_deployment(flow_id=flow_id, name=flow_name, schedules=schedules)
+
+        deployment_id = _prefect(create)
+        created.append(deployment_id)
+        return deployment_id
+
+    yield deploy
+
+    async def delete(client):
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        for deployment_id in created:
+            flow_runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            for flow_run in flow_runs:
+                await client.delete_flow_run(flow_run.id)
+            await client.delete_deployment(deployment_id)
+
+    _prefect(delete)
+
+
+def test_a_deployed_collection_takes_the_first_run_and_the_dispatch_is_checked(org, deployments):
+    add_channel("acme", "papier-acme", "--no-collect")
+    assert runs() == []
+    collect = deployments("collect-channel")
+    deployments("dispatch-daily", cron="5 0 * * *")
+
+    out = flat(ok("--as", ALICE, "channel", "update-credentials", SLUG, "--login", "acme", "--password-stdin",
+                  input="papier-acme\n").stdout)  # fmt: skip
+
+    assert "started as flow run" in out and "on deployment collect-channel/collect-channel" in out
+    flow_run_id = out.split("(")[1].split(")")[0]
+
+    async def read(client):
+        return await client.read_flow_run(flow_run_id)
+
+    flow_run = _prefect(read)
+    assert flow_run.deployment_id == collect and flow_run.parameters == {"channel": SLUG}
+    assert "first-collection" in flow_run.tags and flow_run.state.is_scheduled()
+    assert runs() == []  # a worker runs it, not this process
+
+    from glaneur import doctor
+
+    with session() as s:
+        next_run = {check.name: check for check in doctor.diagnose(s, SLUG)}["next run"]
+        s.rollback()
+    assert next_run.verdict == "ok", next_run
+    assert "scheduled by dispatch-daily/dispatch-daily (5 0 * * * Europe/Paris)" in next_run.detail
+    assert ok("doctor", SLUG).stdout.rstrip().endswith("No check failed.")  # the run is ok, new: a warning at most
