@@ -5,14 +5,46 @@ A supplier connector is one small module that says only what is specific to its 
 * the **provider** (:class:`Provider`): slug, name, login fields, second-factor kinds, default URL;
 * **parsing**: pure functions from a page's HTML (or JSON) to typed records
   (:class:`RemoteDocument`), unit-tested on saved pages under ``tests/fixtures/pages``;
-* **navigation** (a :class:`PortalConnector` subclass): ``login``, ``list_documents(since)``
-  and ``fetch(document)``, driven through a Playwright ``Page`` that :mod:`tasks.browser` opens.
+* **navigation** (a :class:`PortalConnector` subclass): ``login``, ``answer_second_factor``,
+  ``is_logged_in``, ``list_documents(since)`` and ``fetch(document)``, driven through a
+  Playwright ``Page`` that :mod:`tasks.browser` opens.
 
 Navigation checks it is on the page it expects with :meth:`PortalConnector.expect_page`;
 anything else raises :class:`~glaneur.errors.PortalChanged`, and the task layer keeps a
 screenshot and a trace. Connectors raise only the typed errors of :mod:`glaneur.errors`.
 Downloads go through the logged-in context's HTTP client (``page.request``), not clicks.
 Connectors are listed explicitly in :mod:`connectors.catalog`.
+
+Second factor
+-------------
+``Provider.second_factor_kinds`` lists what the portal may ask (:class:`SecondFactorKind`).
+The connector never decides who answers: it reports what the portal asks and types what it is
+given. The caller (the flow) answers a TOTP itself from the vault's seed and asks a person
+for the rest.
+
+``login(credentials) -> SecondFactorChallenge | None``
+    ``None``: logged in. A :class:`SecondFactorChallenge` (its ``kind``, and the ``prompt`` the
+    portal shows, plain text, no secret): the password was accepted and the browser **stays on
+    the second-factor page**, in the same context, waiting for an answer (minutes or an hour
+    later: keep the page open). Refusals raise as before (``WrongCredentials``,
+    ``AccountLocked``, ``CredentialsExpired``, ``ActionNeeded``...).
+``answer_second_factor(challenge, answer) -> SecondFactorChallenge | None``
+    ``answer`` is the code (TOTP, or the code sent by SMS or e-mail; spaces ignored), or
+    ``None`` for "I approved it in the app". ``None`` back: logged in (the remembered session
+    can be saved now: ``page.context.storage_state()``). A challenge back: the portal asks for
+    another factor (call again). The portal refused: ``WrongSecondFactor`` with the portal's
+    message, and the browser is on the second-factor page again, ready for another answer;
+    the same for an app approval not given yet (``"not approved yet"``) and for a code past its
+    validity (the connector has the portal send a new one before raising). A portal that
+    dropped the pending login after too many wrong codes: ``AwaitingSecondFactor`` (not a
+    ``WrongSecondFactor``: asking the same page again is pointless; the next run logs in anew).
+    An empty answer to a code raises ``WrongSecondFactor`` without using one of the portal's
+    attempts.
+``is_logged_in() -> bool``
+    For a remembered session (a context created with a saved ``storage_state``): opens the
+    portal's home; True when it shows the logged-in page, False when the portal sends to its
+    login page (expired or revoked session). Never raises for "logged out"; still raises for
+    what a login would too (``ActionNeeded`` for terms to accept, ``PortalUnavailable``...).
 """
 
 from __future__ import annotations
@@ -24,7 +56,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
-from glaneur.errors import PortalChanged, PortalUnavailable, RateLimited
+from glaneur.errors import PortalChanged, PortalUnavailable, RateLimited, WrongSecondFactor
 
 if TYPE_CHECKING:
     from playwright.sync_api import APIResponse, Page, Response
@@ -54,6 +86,14 @@ class Provider:
     second_factor_kinds: tuple[SecondFactorKind, ...] = ()
     compatible: bool = True
     description: str = ""
+
+
+@dataclass(frozen=True)
+class SecondFactorChallenge:
+    """What the portal asks after the password: the kind of answer, and its own words (no secret)."""
+
+    kind: SecondFactorKind
+    prompt: str  # e.g. "Un code à 6 chiffres vous a été envoyé par SMS au 06 •• •• •• 42."
 
 
 @dataclass(frozen=True)
@@ -104,9 +144,22 @@ class PortalConnector:
         self.page = page
         self.base_url = base_url.rstrip("/")
 
-    # -- the contract -------------------------------------------------------------------
-    def login(self, credentials: Credentials) -> None:
-        """Log in; raise WrongCredentials, CredentialsExpired, AccountLocked, ActionNeeded... on refusal."""
+    # -- the contract (see the module docstring) ------------------------------------------
+    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
+        """Log in: None when logged in, a challenge when the portal waits for a second factor.
+
+        Raise WrongCredentials, CredentialsExpired, AccountLocked, ActionNeeded... on refusal.
+        """
+        raise NotImplementedError
+
+    def answer_second_factor(
+        self, challenge: SecondFactorChallenge, answer: str | None
+    ) -> SecondFactorChallenge | None:
+        """Answer the challenge on the page ``login`` left open: None when logged in; WrongSecondFactor when refused."""
+        raise NotImplementedError(f"{self.provider.name}'s connector does not answer second factors.")
+
+    def is_logged_in(self) -> bool:
+        """Open the portal's home: True on the logged-in page, False when sent to the login page."""
         raise NotImplementedError
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
@@ -127,6 +180,20 @@ class PortalConnector:
         response = self.page.goto(self.url(path))
         self.check_response(response, what=path)
         return response
+
+    def submit(self, selector: str, *, what: str) -> None:
+        """Click a form's button and wait for the page it leads to (HTTP failures mapped as in goto)."""
+        with self.page.expect_navigation() as navigation:
+            self.page.click(selector)
+        self.check_response(navigation.value, what=what)
+
+    def code_answer(self, challenge: SecondFactorChallenge, answer: str | None) -> str:
+        """The code to type (spaces removed); an empty answer is refused here, without using a portal attempt."""
+        code = "".join((answer or "").split())
+        if not code:
+            kind = challenge.kind.value
+            raise WrongSecondFactor(f"{self.provider.name} asks for a {kind} code; the answer was empty.")
+        return code
 
     def check_response(self, response: Response | APIResponse | None, *, what: str) -> None:
         """Map HTTP failures onto statuses: 429 rate limited, 5xx unavailable (both retried)."""

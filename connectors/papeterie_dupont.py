@@ -2,6 +2,10 @@
 
 Login only checks that the portal let us in (its address and logout link); the invoice table is
 checked by the listing, so that a redesigned list fails there, with a trace of the logged-in pages.
+
+Some accounts have a second factor on ``/double-authentification``: a TOTP, a code sent by SMS
+(with a "Renvoyer le code" form) or an approval in the app ("J'ai validé"). The page says which
+by its form; the login leaves the browser there and returns the challenge.
 """
 
 from __future__ import annotations
@@ -12,14 +16,24 @@ from decimal import Decimal
 
 from bs4 import BeautifulSoup
 
-from connectors.base import Credentials, PageSpec, PortalConnector, Provider, RemoteDocument
+from connectors.base import (
+    Credentials,
+    PageSpec,
+    PortalConnector,
+    Provider,
+    RemoteDocument,
+    SecondFactorChallenge,
+    SecondFactorKind,
+)
 from glaneur.errors import (
     AccountLocked,
     ActionNeeded,
+    AwaitingSecondFactor,
     CredentialsExpired,
     GlaneurError,
     PortalChanged,
     WrongCredentials,
+    WrongSecondFactor,
 )
 
 provider = Provider(
@@ -27,7 +41,7 @@ provider = Provider(
     name="Papeterie Dupont",
     default_url="http://127.0.0.1:8701",
     login_fields=("login", "password"),
-    second_factor_kinds=(),
+    second_factor_kinds=(SecondFactorKind.TOTP, SecondFactorKind.CODE, SecondFactorKind.APP),
     description="Office supplies: monthly PDF invoices in the client area (espace client).",
 )
 
@@ -95,31 +109,93 @@ def login_refusal(html: str) -> GlaneurError:
     return PortalChanged(f"{provider.name}: the login page came back without .alert-error or .alert-locked.")
 
 
+def parse_second_factor(html: str) -> SecondFactorChallenge:
+    """What the second-factor page asks: no code field is an app approval, a resend form a code it sent, else a TOTP."""
+    soup = BeautifulSoup(html, "html.parser")
+    form, prompt = soup.select_one("form#double-authentification"), soup.select_one("p.consigne")
+    if form is None or prompt is None:
+        raise PortalChanged(
+            f"{provider.name}: the second-factor page has no form#double-authentification and p.consigne."
+        )
+    if form.select_one("input[name=code]") is None:
+        kind = SecondFactorKind.APP
+    elif soup.select_one("form#renvoi"):
+        kind = SecondFactorKind.CODE
+    else:
+        kind = SecondFactorKind.TOTP
+    return SecondFactorChallenge(kind, prompt.get_text(" ", strip=True))
+
+
+def second_factor_refusal(html: str) -> GlaneurError:
+    """Why the answer did not log in: refused or not approved yet (same page), or the login dropped (login page)."""
+    soup = BeautifulSoup(html, "html.parser")
+    if dropped := soup.select_one(".alert-double"):
+        return AwaitingSecondFactor(
+            f"{provider.name} cancelled the login after too many wrong codes ({dropped.get_text(' ', strip=True)}); "
+            "the next run logs in again."
+        )
+    if waiting := soup.select_one(".alert-attente"):
+        return WrongSecondFactor(f"{provider.name}: not approved yet in the app ({waiting.get_text(' ', strip=True)}).")
+    error = soup.select_one(".alert-error")
+    if error is not None and soup.select_one("form#double-authentification"):
+        return WrongSecondFactor(f"{provider.name} refused the code: {error.get_text(' ', strip=True)}")
+    return PortalChanged(f"{provider.name}: the second-factor answer came back without .alert-error or .alert-attente.")
+
+
 class PapeterieDupont(PortalConnector):
     provider = provider
     pages = {
         "login": PageSpec(r"/login", "form#login input[name=csrf_token]"),
         "home": PageSpec(r"/factures", "a[href='/logout']"),
         "invoices": PageSpec(r"/factures", "table#factures"),
+        "second_factor": PageSpec(r"/double-authentification", "form#double-authentification"),
+        "code_expired": PageSpec(r"/double-authentification", ".code-expire"),
         "terms": PageSpec(r"/cgv", "form#cgv"),
         "new_password": PageSpec(r"/mot-de-passe-expire", "form#nouveau-mot-de-passe"),
     }
+    after_login = ("home", "second_factor", "login", "terms", "new_password")  # where a submitted login may land
 
-    def login(self, credentials: Credentials) -> None:
+    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
         self.goto("/login")
         self.expect_page("login")
         self.page.fill("form#login input[name=username]", credentials.login)
         self.page.fill("form#login input[name=password]", credentials.password)
-        with self.page.expect_navigation() as navigation:
-            self.page.click("form#login button[type=submit]")
-        self.check_response(navigation.value, what="the login form")
-        landed = self.expect_page("home", "login", "terms", "new_password")
+        self.submit("form#login button[type=submit]", what="the login form")
+        landed = self.expect_page(*self.after_login)
         if landed == "login":
             raise login_refusal(self.page.content())
+        return self._arrived(landed)
+
+    def answer_second_factor(
+        self, challenge: SecondFactorChallenge, answer: str | None
+    ) -> SecondFactorChallenge | None:
+        self.expect_page("second_factor")
+        if challenge.kind is not SecondFactorKind.APP:
+            self.page.fill("form#double-authentification input[name=code]", self.code_answer(challenge, answer))
+        self.submit("form#double-authentification button[type=submit]", what="the second-factor form")
+        landed = self.expect_page("code_expired", *self.after_login)
+        if landed == "code_expired":
+            self.submit("form#renvoi button[type=submit]", what="the request for a new code")
+            self.expect_page("second_factor")
+            raise WrongSecondFactor(f"{provider.name}: the code had expired; the portal sent a new one.")
+        if landed in ("second_factor", "login"):  # the same page with the portal's complaint, or dropped
+            raise second_factor_refusal(self.page.content())
+        return self._arrived(landed)
+
+    def is_logged_in(self) -> bool:
+        self.goto("/factures")
+        landed = self.expect_page("home", "login", "terms", "new_password")
+        return landed != "login" and self._arrived(landed) is None
+
+    def _arrived(self, landed: str) -> SecondFactorChallenge | None:
+        """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""
+        if landed == "second_factor":
+            return parse_second_factor(self.page.content())
         if landed == "terms":  # only the account holder may accept: never click "Accepter" for them
             raise ActionNeeded(f"{provider.name} asks the account holder to accept its new terms (CGV) on the portal.")
         if landed == "new_password":
             raise CredentialsExpired(f"{provider.name} says the password has expired and asks for a new one.")
+        return None
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
         documents: list[RemoteDocument] = []

@@ -369,6 +369,16 @@ def _require_right(actor: User | None, org: Organization, *rights: Right) -> Use
     return actor
 
 
+def require_right(actor: User | None, org: Organization, *rights: Right) -> User:
+    """Public form of the rights check, for commands that change something outside this module."""
+    return _require_right(actor, org, *rights)
+
+
+def audit_log_entry(session: Session, org: Organization, actor: User | None, action: str, target: str, detail: str = "") -> None:
+    """Public form of the audit log, for changes made outside this module. Never pass a secret."""
+    _audit(session, org, actor, action, target, detail)
+
+
 def _audit(session: Session, org: Organization, actor: User | None, action: str, target: str, detail: str = "") -> None:
     """One line of the audit log: who did what to what, and when. Callers never pass a secret."""
     session.add(

@@ -404,6 +404,84 @@ def channel_delete(
     )
 
 
+INVITATION_DEPLOYMENT = "request-credentials/request-credentials"
+
+
+@channel_app.command("invite")
+def channel_invite(
+    channel: str,
+    invitee: str = typer.Option(..., "--invitee", metavar="EMAIL", help="The account holder, a user of the organisation."),
+) -> None:
+    """Ask the account holder to enter the credentials (envoyez la demande à un utilisateur).
+
+    The invitation is a Prefect run that waits, suspended, for the holder's answer; it needs the
+    deployments and a worker (prefect deploy --all; prefect worker start --pool glaneur).
+    """
+    from glaneur.doctor import lookup_deployment
+
+    with _session() as session:
+        found = admin.get_channel(session, channel)
+        org = admin.organization_of(session, found)
+        actor = admin.require_right(_actor(session, org), org, admin.right_for_kind(found.kind))
+        admin.get_person(session, invitee, org)
+    lookup = lookup_deployment(INVITATION_DEPLOYMENT)
+    if not lookup.deployment:
+        raise UsageError(
+            f"invitations wait for days without holding a process, so they run on the deployment "
+            f"'{INVITATION_DEPLOYMENT}', which {lookup.where} does not have{': ' + lookup.error if lookup.error else ''}. "
+            f"Deploy the flows (GLANEUR_PROJECT_DIR=$PWD prefect --no-prompt deploy --all) and start a worker."
+        )
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        INVITATION_DEPLOYMENT, parameters={"channel": found.slug, "invitee": invitee.strip().lower()}, timeout=0
+    )
+    with _session() as session:
+        admin.audit_log_entry(session, admin.get_organization(session, org.slug), admin.get_user(session, org.slug, actor.email),
+                              "invitation.send", found.slug, f"to {invitee}")
+    _say(f"Invitation run {run.name} created: {invitee} receives a mail and a notification with the link.")
+    if lookup.workers_online == 0:
+        _say("No worker is online in its work pool: the mail goes out once one starts.", style="yellow")
+
+
+@channel_app.command("resend-invitation")
+def channel_resend_invitation(channel: str) -> None:
+    """Send the pending invitation's mail and notification again (same link, same expiry)."""
+    from glaneur import invitations
+    from glaneur.models import Invitation, InvitationState
+    from glaneur.notify import notify_user
+
+    with _session() as session:
+        found = admin.get_channel(session, channel)
+        org = admin.organization_of(session, found)
+        admin.require_right(_actor(session, org), org, admin.right_for_kind(found.kind))
+        waiting = [
+            i for i in invitations.pending_for(session, found.id)
+            if i.state in (InvitationState.PENDING, InvitationState.UNDELIVERABLE)
+        ]
+        if not waiting:
+            raise UsageError(f"channel '{found.slug}' has no pending invitation: send one with 'glaneur channel invite'.")
+        invitation: Invitation = waiting[0]
+        if invitations.seconds_left(invitation) <= 1:
+            raise UsageError("the invitation has expired: send a new one with 'glaneur channel invite'.")
+        from glaneur.notify import flow_run_link
+
+        delivery = notify_user(
+            session, invitation.invitee_user_id, kind="invitation",
+            subject=f"[Glaneur] Reminder: credentials requested for {found.label}",
+            body=f"You are asked to enter the credentials of the supplier account collected by '{found.label}'. "
+                 f"Open the link, choose Resume and fill in the form.",
+            link=flow_run_link(invitation.flow_run_id),
+        )
+        invitations.record_sent(session, invitation, delivered=delivery.delivered, error=delivery.error)
+        session.commit()
+    if delivery.delivered:
+        _say(f"Invitation sent again to {invitation.email} ({invitation.sent_count} sent).")
+    else:
+        _error(f"the invitation could not be delivered to {invitation.email}: {delivery.error}")
+        raise typer.Exit(1)
+
+
 @app.command()
 def channels(org: str | None = typer.Option(None, "--org", help="Only this organisation's channels.")) -> None:
     """The channels, their status and what to do about it ("Collecteurs")."""

@@ -27,12 +27,15 @@ def main(argv: list[str] | None = None) -> int:
             supplier = SUPPLIERS[slug]
             print(f"\n{supplier.name} ({slug}): {url}")
             for account in PortalState(supplier).describe():
-                print(
-                    f"  {account['login']:<26} {account['password']:<24} {account['scenario']:<16} {account['description']}"
-                )
+                login, password, scenario = account["login"], account["password"], account["scenario"]
+                print(f"  {login:<26} {password:<30} {scenario:<20} {account['description']}")
+                if account["totp_seed"]:
+                    print(f"  {'':<26} TOTP seed: {account['totp_seed']}")
         print(
             "\nControl: POST /_sandbox/reset, GET /_sandbox/accounts, POST /_sandbox/accounts/{login}/invoices, "
-            "POST /_sandbox/rate-limit. Ctrl-C stops.",
+            "POST /_sandbox/rate-limit, GET /_sandbox/outbox/{login}, POST /_sandbox/approve/{login}, "
+            "GET /_sandbox/sessions, POST /_sandbox/sessions/expire, POST /_sandbox/sessions/lifetime, "
+            "POST /_sandbox/clock. Ctrl-C stops.",
             flush=True,
         )
         try:

@@ -1,27 +1,50 @@
 """The sandbox's suppliers, accounts and invoices, and the little a portal remembers between requests.
 
-Everything is fixed: calendar dates (monthly invoices ending in October 2026) and amounts come
-from formulas, never from the clock or a random generator, so a test, a saved page and a demo
-all see the same portal. Each account plays one :class:`Scenario`, named by its login.
+Everything is fixed: calendar dates (monthly invoices ending in October 2026), amounts and TOTP
+seeds come from formulas, never from the clock or a random generator, so a test, a saved page and
+a demo all see the same portal. Each account plays one :class:`Scenario`, named by its login.
+The only random values are what a real portal draws at random too: session tokens and the
+one-time codes it "sends".
 
 :class:`PortalState` is what a real portal keeps in its database (failed logins, locks,
-accepted terms, changed passwords, new invoices, the flaky load balancer's counter);
+accepted terms, changed passwords, new invoices, the flaky load balancer's counter, logins
+waiting for their second factor, the codes it sent, which sessions are still valid);
 ``POST /_sandbox/reset`` puts it back to :meth:`PortalState.reset`.
+
+Second factors (the ``double-*`` accounts): after the right password the portal opens a
+:class:`PendingLogin` and asks for a TOTP code (RFC 6238, checked with pyotp, one window either
+side accepted), a code it sends by SMS or e-mail (to its test outbox only, valid
+:data:`CODE_VALIDITY`), or an approval in its app (``POST /_sandbox/approve/{login}`` plays the
+phone). :data:`MAX_SECOND_FACTOR_ATTEMPTS` wrong codes drop the pending login.
+
+Sessions last :data:`SESSION_LIFETIME` by default, across browser contexts (a saved Playwright
+storage state skips login and second factor); they are revoked with a watermark on a session
+serial number, which works for Papeterie Dupont's server-side sessions and Énergie Verte's
+stateless signed cookies alike.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+
+import pyotp
 
 CENT = Decimal("0.01")
 VAT_RATE = Decimal("0.20")
 NEWEST_MONTH = date(2026, 10, 1)  # month of every account's newest initial invoice
 MAX_FAILED_LOGINS = 3  # consecutive wrong passwords before the portal locks the account
 PAGE_SIZE = 10  # rows per page of Papeterie Dupont's invoice list
+MAX_SECOND_FACTOR_ATTEMPTS = 5  # wrong codes before the portal drops a pending login
+CODE_VALIDITY = timedelta(minutes=5)  # of a code sent by SMS or e-mail
+SESSION_LIFETIME = timedelta(days=7)  # of a portal session, unless changed through the control endpoint
+OUTBOX_SHOWN = 10  # messages GET /_sandbox/outbox/{login} returns: the latest, oldest first (the last is the newest)
 
 
 class Scenario(StrEnum):
@@ -33,6 +56,24 @@ class Scenario(StrEnum):
     CHANGED_LAYOUT = "changed_layout"
     NOT_PDF = "not_pdf"
     LOCKED = "locked"
+    SECOND_FACTOR_TOTP = "second_factor_totp"
+    SECOND_FACTOR_CODE = "second_factor_code"
+    SECOND_FACTOR_APP = "second_factor_app"
+
+
+class SecondFactor(StrEnum):
+    """What the portal asks after the password (the sandbox's own names; it does not import Glaneur)."""
+
+    TOTP = "totp"
+    CODE = "code"  # sent by SMS or e-mail
+    APP = "app"  # approval in the supplier's app
+
+
+_SECOND_FACTORS = {
+    Scenario.SECOND_FACTOR_TOTP: SecondFactor.TOTP,
+    Scenario.SECOND_FACTOR_CODE: SecondFactor.CODE,
+    Scenario.SECOND_FACTOR_APP: SecondFactor.APP,
+}
 
 
 class LoginResult(StrEnum):
@@ -96,6 +137,7 @@ class Supplier:
     number_format: str  # filled with the account's code and the invoice's sequence number
     login_format: str  # filled with the account's stem
     password_format: str
+    code_channel: str  # how its one-time codes travel: "sms" or "email"
     lines: LineMaker = field(compare=False)
 
 
@@ -108,6 +150,16 @@ class Account:
     invoice_count: int
     code: int  # in invoice numbers and amount formulas
     description: str
+    phone: str = ""  # where SMS codes go and the app runs (a fake number)
+    totp_seed: str | None = field(default=None, repr=False)  # base32, for the TOTP account only
+
+    @property
+    def second_factor(self) -> SecondFactor | None:
+        return _SECOND_FACTORS.get(self.scenario)
+
+    @property
+    def email(self) -> str:
+        return self.login if "@" in self.login else f"{self.login}@client.test"
 
 
 def french_amount(amount: Decimal) -> str:
@@ -156,6 +208,7 @@ PAPETERIE_DUPONT = Supplier(
     number_format="PD-{code}-{seq:04d}",
     login_format="{stem}",
     password_format="papier-{stem}",
+    code_channel="sms",
     lines=_stationery_lines,
 )
 
@@ -168,6 +221,7 @@ ENERGIE_VERTE = Supplier(
     number_format="EV{code}{seq:05d}",
     login_format="{stem}@client.test",
     password_format="soleil-{stem}",
+    code_channel="email",
     lines=_electricity_lines,
 )
 
@@ -228,7 +282,34 @@ _ACCOUNTS = (
         3,
         f"locked from the start, as after {MAX_FAILED_LOGINS} wrong passwords",
     ),
+    (
+        "double-totp",
+        Customer("C-1010", "Menuiserie Petit", ("14 rue du Bois", "21000 Dijon")),
+        Scenario.SECOND_FACTOR_TOTP,
+        4,
+        "second factor: a TOTP code (the seed is in /_sandbox/accounts)",
+    ),
+    (
+        "double-code",
+        Customer("C-1011", "Auto-école Girard", ("30 boulevard Carnot", "59000 Lille")),
+        Scenario.SECOND_FACTOR_CODE,
+        4,
+        "second factor: a code sent by SMS or e-mail (read it in /_sandbox/outbox/{login})",
+    ),
+    (
+        "double-appli",
+        Customer("C-1012", "Cave Rousseau", ("5 quai des Chartrons", "33000 Bordeaux")),
+        Scenario.SECOND_FACTOR_APP,
+        4,
+        "second factor: approval in the app (POST /_sandbox/approve/{login} plays the phone)",
+    ),
 )
+
+
+def totp_seed(supplier: Supplier, login: str) -> str:
+    """A fixed base32 seed of 160 bits (32 characters), derived from the portal and the login."""
+    digest = hashlib.sha256(f"{supplier.slug}/{login}".encode()).digest()
+    return base64.b32encode(digest[:20]).decode()
 
 
 def accounts_of(supplier: Supplier) -> dict[str, Account]:
@@ -237,7 +318,10 @@ def accounts_of(supplier: Supplier) -> dict[str, Account]:
     for index, (stem, customer, scenario, count, description) in enumerate(_ACCOUNTS):
         login = supplier.login_format.format(stem=stem)
         password = supplier.password_format.format(stem=stem)
-        accounts[login] = Account(login, password, customer, scenario, count, 1001 + index, description)
+        code = 1001 + index
+        seed = totp_seed(supplier, login) if scenario is Scenario.SECOND_FACTOR_TOTP else None
+        phone = f"06 12 34 56 {code % 100:02d}"
+        accounts[login] = Account(login, password, customer, scenario, count, code, description, phone, seed)
     return accounts
 
 
@@ -260,12 +344,92 @@ def initial_invoices(supplier: Supplier, account: Account) -> list[Invoice]:
     ]
 
 
-class PortalState:
-    """One portal's memory. Not thread-safe by design: the portals' handlers are coroutines on one loop."""
+class SecondFactorResult(StrEnum):
+    OK = "ok"  # the pending login is complete: open a session
+    WRONG = "wrong"  # a wrong code; the same page again
+    EXPIRED = "expired"  # the code sent is past its validity: ask for a new one (not counted as wrong)
+    NOT_APPROVED = "not_approved"  # nobody approved in the app yet (not counted as wrong)
+    DROPPED = "dropped"  # too many wrong codes: the pending login is gone, back to the login page
+    UNKNOWN = "unknown"  # no such pending login (reset, dropped, or never started)
 
-    def __init__(self, supplier: Supplier) -> None:
+
+@dataclass
+class PendingLogin:
+    """A login whose password was right and whose second factor the portal awaits."""
+
+    login: str
+    kind: SecondFactor
+    csrf: str = field(repr=False)  # of the second-factor form
+    wrong_answers: int = 0
+    code: str | None = field(default=None, repr=False)  # the code sent (CODE only)
+    code_expires: datetime | None = None
+    approved: bool = False  # in the app (APP only)
+
+    @property
+    def attempts_left(self) -> int:
+        return MAX_SECOND_FACTOR_ATTEMPTS - self.wrong_answers
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A code the portal "sent": it goes nowhere but this outbox."""
+
+    login: str
+    channel: str  # sms or email
+    to: str
+    code: str
+    text: str
+    sent_at: datetime
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "login": self.login,
+            "channel": self.channel,
+            "to": self.to,
+            "code": self.code,
+            "text": self.text,
+            "sent_at": self.sent_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class SessionTicket:
+    """What a session cookie stands for: whose it is, its serial number and when it was issued."""
+
+    login: str
+    serial: int
+    issued: datetime
+
+
+def masked_phone(phone: str) -> str:
+    """``06 12 34 56 10`` -> ``06 •• •• •• 10``, as portals show where they sent a code."""
+    groups = phone.split()
+    return " ".join([groups[0], *("••" for _ in groups[1:-1]), groups[-1]]) if len(groups) > 2 else "••"
+
+
+def masked_email(address: str) -> str:
+    """``double-code@client.test`` -> ``do•••••••••@client.test``."""
+    name, _, domain = address.partition("@")
+    return f"{name[:2]}{'•' * max(len(name) - 2, 1)}@{domain}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PortalState:
+    """One portal's memory. Not thread-safe by design: the portals' handlers are coroutines on one loop.
+
+    The portal's time is ``clock()`` plus ``clock_offset`` (UTC): unit tests replace ``clock``, and
+    ``POST /_sandbox/clock`` moves the offset forward (reset puts it back), to expire codes and sessions
+    without waiting.
+    """
+
+    def __init__(self, supplier: Supplier, clock: Callable[[], datetime] = utc_now) -> None:
         self.supplier = supplier
         self.accounts = accounts_of(supplier)
+        self.clock = clock
+        self._session_serial = 0  # never reset: a serial is never issued twice
         self.reset()
 
     def reset(self) -> None:
@@ -277,6 +441,12 @@ class PortalState:
         self.list_requests = dict.fromkeys(self.accounts, 0)
         self.rate_limited = False
         self._invoices = {login: initial_invoices(self.supplier, account) for login, account in self.accounts.items()}
+        self.pending: dict[str, PendingLogin] = {}  # pending-login token -> what it waits for
+        self.outbox: list[OutboxMessage] = []
+        self.session_lifetime = SESSION_LIFETIME
+        self.clock_offset = timedelta(0)
+        self._revoked_below = self._session_serial  # every session issued so far is invalid from now on
+        self._revoked_below_for: dict[str, int] = {}
 
     # -- logging in ------------------------------------------------------------------------
     def authenticate(self, login: str, password: str) -> LoginResult:
@@ -323,6 +493,111 @@ class PortalState:
         if self.terms_pending(login):
             return "terms"
         return None
+
+    def now(self) -> datetime:
+        return self.clock() + self.clock_offset
+
+    # -- second factors ----------------------------------------------------------------------
+    def begin_second_factor(self, login: str) -> str | None:
+        """After the right password: a pending-login token when the account has a second factor, else None.
+
+        For a code, the portal sends one at once (to the outbox).
+        """
+        kind = self.accounts[login].second_factor
+        if kind is None:
+            return None
+        token = secrets.token_urlsafe(24)
+        self.pending[token] = PendingLogin(login, kind, secrets.token_urlsafe(24))
+        if kind is SecondFactor.CODE:
+            self.send_code(token)
+        return token
+
+    def pending_login(self, token: str) -> PendingLogin | None:
+        return self.pending.get(token)
+
+    def send_code(self, token: str) -> OutboxMessage:
+        """A new random 6-digit code for this pending login (the previous one stops working)."""
+        pending = self.pending[token]
+        account = self.accounts[pending.login]
+        pending.code = f"{secrets.randbelow(10**6):06d}"
+        pending.code_expires = self.now() + CODE_VALIDITY
+        channel = self.supplier.code_channel
+        minutes = int(CODE_VALIDITY.total_seconds() // 60)
+        message = OutboxMessage(
+            login=pending.login,
+            channel=channel,
+            to=account.phone if channel == "sms" else account.email,
+            code=pending.code,
+            text=f"{self.supplier.name} : votre code de connexion est {pending.code}. "
+            f"Il est valable {minutes} minutes.",
+            sent_at=self.now(),
+        )
+        self.outbox.append(message)
+        return message
+
+    def code_destination(self, pending: PendingLogin) -> str:
+        """Where the code went, masked as the page shows it."""
+        account = self.accounts[pending.login]
+        if self.supplier.code_channel == "sms":
+            return f"par SMS au {masked_phone(account.phone)}"
+        return f"par e-mail à {masked_email(account.email)}"
+
+    def answer_second_factor(self, token: str, answer: str | None) -> SecondFactorResult:
+        """Check an answer (a code, or nothing for an app approval); OK ends the pending login."""
+        pending = self.pending.get(token)
+        if pending is None:
+            return SecondFactorResult.UNKNOWN
+        if pending.kind is SecondFactor.APP:
+            if not pending.approved:
+                return SecondFactorResult.NOT_APPROVED
+        elif pending.kind is SecondFactor.CODE and pending.code_expires and self.now() > pending.code_expires:
+            return SecondFactorResult.EXPIRED
+        else:
+            typed = "".join((answer or "").split())
+            if pending.kind is SecondFactor.TOTP:
+                seed = self.accounts[pending.login].totp_seed or ""
+                # clock(), not now(): the authenticator app on the phone is not fast-forwarded with the portal
+                right = pyotp.TOTP(seed).verify(typed, for_time=self.clock(), valid_window=1)
+            else:
+                right = secrets.compare_digest(typed, pending.code or "-")
+            if not right:
+                pending.wrong_answers += 1
+                if pending.attempts_left <= 0:
+                    del self.pending[token]
+                    return SecondFactorResult.DROPPED
+                return SecondFactorResult.WRONG
+        del self.pending[token]
+        return SecondFactorResult.OK
+
+    def approve(self, login: str) -> int:
+        """The phone approves every login of this account waiting in the app; how many there were."""
+        waiting = [p for p in self.pending.values() if p.login == login and p.kind is SecondFactor.APP]
+        for pending in waiting:
+            pending.approved = True
+        return len(waiting)
+
+    def outbox_of(self, login: str) -> list[OutboxMessage]:
+        """The latest codes sent for this login, in the order sent: the last one is the newest."""
+        return [message for message in self.outbox if message.login == login][-OUTBOX_SHOWN:]
+
+    # -- sessions ----------------------------------------------------------------------------
+    def open_session(self, login: str) -> SessionTicket:
+        self._session_serial += 1
+        return SessionTicket(login, self._session_serial, self.now())
+
+    def session_valid(self, ticket: SessionTicket) -> bool:
+        """Not revoked (expire endpoint, reset) and younger than the session lifetime."""
+        if ticket.login not in self.accounts:
+            return False
+        revoked_below = max(self._revoked_below, self._revoked_below_for.get(ticket.login, 0))
+        return ticket.serial > revoked_below and self.now() < ticket.issued + self.session_lifetime
+
+    def expire_sessions(self, login: str | None = None) -> None:
+        """Invalidate every session issued so far, or only this login's."""
+        if login is None:
+            self._revoked_below = self._session_serial
+        else:
+            self._revoked_below_for[login] = self._session_serial
 
     # -- invoices ----------------------------------------------------------------------------
     def invoices(self, login: str, since: date | None = None) -> list[Invoice]:
@@ -387,6 +662,9 @@ class PortalState:
                 "locked": login in self.locked,
                 "terms_accepted": login in self.terms_accepted,
                 "password_changed": login in self.passwords_changed,
+                "second_factor": account.second_factor.value if account.second_factor else None,
+                "totp_seed": account.totp_seed,
+                "phone": account.phone if account.second_factor else None,
             }
             for login, account in self.accounts.items()
         ]

@@ -35,6 +35,8 @@ DEMO_CHANNELS = (
     DemoChannel("demo-papeterie", "Papeterie Dupont", "papeterie-dupont", (("acme", None), ("acme-bis", None)),
                 "success, two accounts on one channel"),
     DemoChannel("demo-energie", "Énergie Verte", "energie-verte", (("acme@client.test", None),), "success, list loaded as JSON"),
+    DemoChannel("demo-papeterie-totp", "Papeterie Dupont (double authentification)", "papeterie-dupont",
+                (("double-totp", None),), "second factor answered by the TOTP seed in the vault"),
     DemoChannel("demo-papeterie-mdp", "Papeterie Dupont (ancien mot de passe)", "papeterie-dupont",
                 (("acme", "ancien-mot-de-passe"),), "wrong password: not retried"),
     DemoChannel("demo-papeterie-refonte", "Papeterie Dupont (nouveau site)", "papeterie-dupont",
@@ -42,10 +44,10 @@ DEMO_CHANNELS = (
 )
 
 
-def sandbox_password(provider: str, login: str) -> str:
+def sandbox_account(provider: str, login: str):
     from sandbox.data import SUPPLIERS, accounts_of
 
-    return accounts_of(SUPPLIERS[provider])[login].password
+    return accounts_of(SUPPLIERS[provider])[login]
 
 
 def create_demo_organization() -> bool:
@@ -67,9 +69,10 @@ def create_demo_organization() -> bool:
                 recipient="compta@demo.example", slug=demo.slug, actor=claire,
             )
             for login, password in demo.accounts:
+                known = sandbox_account(demo.provider, login)
                 admin.add_account(
-                    session, demo.slug, login=login, password=password or sandbox_password(demo.provider, login),
-                    actor=claire,
+                    session, demo.slug, login=login, password=password or known.password,
+                    totp_seed=known.totp_seed, actor=claire,
                 )
     return True
 

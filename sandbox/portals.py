@@ -7,9 +7,23 @@
   inline script loads the invoices from a JSON API.
 
 Both play the scenarios of :mod:`sandbox.data` (expired password, new terms, intermittent 503,
-slow pages, changed layout, an invoice that is not a PDF, locked accounts) and share the control
+slow pages, changed layout, an invoice that is not a PDF, locked accounts, and the three second
+factors: TOTP, a code sent by SMS or e-mail, approval in the app) and share the control
 endpoints under ``/_sandbox`` that tests and the demo use. Nothing here imports Glaneur: the
 sandbox stands for the outside world and runs alone (``python -m sandbox``).
+
+Second factor, on both portals: the right password of a ``double-*`` account leads to a
+second-factor page (Papeterie Dupont ``/double-authentification``, Énergie Verte
+``/connexion/verification``) bound to a pending-login cookie. A wrong code shows the page again
+with an error and the attempts left; the fifth drops the pending login and sends back to the
+login page. Sessions are persistent cookies valid ``state.session_lifetime`` (7 days by default).
+
+Control endpoints (``/_sandbox``): ``POST /reset`` (also clears the outbox, approvals, pending
+logins and sessions), ``GET /accounts`` (passwords, TOTP seeds), ``POST /accounts/{login}/invoices``,
+``POST /rate-limit``, ``GET /outbox/{login}`` (the latest codes sent, the newest last),
+``POST /approve/{login}`` (the phone approves), ``GET /sessions``, ``POST /sessions/expire``
+(``{"login": ...}`` optional), ``POST /sessions/lifetime`` (``{"seconds": ...}``), ``GET /clock``,
+``POST /clock`` (``{"seconds": ...}``: the portal's time moves forward until reset).
 
 No ``from __future__ import annotations`` here: FastAPI reads the route signatures at runtime,
 and the dependencies they name are local to each app factory.
@@ -20,6 +34,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +47,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 
 from sandbox.data import (
+    CODE_VALIDITY,
     ENERGIE_VERTE,
     MAX_FAILED_LOGINS,
     PAGE_SIZE,
@@ -39,10 +55,15 @@ from sandbox.data import (
     Account,
     Invoice,
     LoginResult,
+    PendingLogin,
     PortalState,
     Scenario,
+    SecondFactor,
+    SecondFactorResult,
+    SessionTicket,
     add_months,
     french_amount,
+    masked_phone,
 )
 from sandbox.pdfs import invoice_pdf
 
@@ -59,6 +80,18 @@ class NewInvoice(BaseModel):
 
 class RateLimit(BaseModel):
     enabled: bool = True
+
+
+class ExpireSessions(BaseModel):
+    login: str | None = None  # None: every account's sessions
+
+
+class SessionLifetime(BaseModel):
+    seconds: float = Field(gt=0)
+
+
+class ClockAdvance(BaseModel):
+    seconds: float = Field(ge=0, le=366 * 86400)
 
 
 def control_router(state: PortalState) -> APIRouter:
@@ -86,7 +119,85 @@ def control_router(state: PortalState) -> APIRouter:
         state.rate_limited = body.enabled if body else True
         return {"rate_limited": state.rate_limited}
 
+    def known(login: str) -> str:
+        if login not in state.accounts:
+            raise HTTPException(404, f"Unknown account {login!r}; known: {', '.join(state.accounts)}.")
+        return login
+
+    @router.get("/outbox/{login}")
+    async def outbox(login: str) -> list[dict[str, str]]:
+        """The latest codes sent by SMS or e-mail to this account (the only place they go), the newest last."""
+        return [message.as_json() for message in state.outbox_of(known(login))]
+
+    @router.post("/approve/{login}")
+    async def approve(login: str) -> dict[str, int]:
+        """The account holder's phone approves the login waiting in the app."""
+        approved = state.approve(known(login))
+        if not approved:
+            raise HTTPException(409, f"No login of {login!r} is waiting for an approval in the app.")
+        return {"approved": approved}
+
+    @router.get("/sessions")
+    async def sessions() -> dict[str, float]:
+        return {"lifetime_seconds": state.session_lifetime.total_seconds()}
+
+    @router.post("/sessions/expire")
+    async def expire_sessions(body: ExpireSessions | None = None) -> dict[str, str]:
+        """Invalidate the sessions issued so far (one account's, or all): the next visit goes to the login page."""
+        login = known(body.login) if body and body.login else None
+        state.expire_sessions(login)
+        return {"expired": login or "all"}
+
+    @router.post("/sessions/lifetime")
+    async def session_lifetime(body: SessionLifetime) -> dict[str, float]:
+        """How long a session stays valid (reset puts back 7 days); applies to sessions already open too."""
+        state.session_lifetime = dt.timedelta(seconds=body.seconds)
+        return {"lifetime_seconds": body.seconds}
+
+    @router.get("/clock")
+    async def clock() -> dict[str, object]:
+        return {"now": state.now().isoformat(), "offset_seconds": state.clock_offset.total_seconds()}
+
+    @router.post("/clock")
+    async def advance_clock(body: ClockAdvance) -> dict[str, object]:
+        """Move the portal's time forward: codes and sessions expire, "the next day" without waiting.
+
+        TOTP codes still follow the real time, as the authenticator app on the phone does.
+        """
+        state.clock_offset += dt.timedelta(seconds=body.seconds)
+        return {"now": state.now().isoformat(), "offset_seconds": state.clock_offset.total_seconds()}
+
     return router
+
+
+def second_factor_prompt(state: PortalState, pending: PendingLogin) -> str:
+    """What the second-factor page asks, in the portal's words (no secret: the destination is masked)."""
+    if pending.kind is SecondFactor.TOTP:
+        return "Saisissez le code à 6 chiffres affiché par votre application d'authentification."
+    if pending.kind is SecondFactor.CODE:
+        minutes = int(CODE_VALIDITY.total_seconds() // 60)
+        destination = state.code_destination(pending)
+        return f"Un code à 6 chiffres vous a été envoyé {destination}. Il est valable {minutes} minutes."
+    phone = masked_phone(state.accounts[pending.login].phone)
+    return (
+        f"Validez la connexion dans l'application {state.supplier.name} sur votre téléphone ({phone}), "
+        "puis cliquez sur « J'ai validé »."
+    )
+
+
+def second_factor_message(result: SecondFactorResult, pending: PendingLogin | None) -> str:
+    """The portal's message after an answer that did not complete the login."""
+    if result is SecondFactorResult.WRONG and pending is not None:
+        left = pending.attempts_left
+        return f"Code incorrect. Il vous reste {left} essai{'s' if left > 1 else ''}."
+    if result is SecondFactorResult.EXPIRED:
+        return "Ce code a expiré. Demandez un nouveau code."
+    if result is SecondFactorResult.NOT_APPROVED:
+        return "La connexion n'a pas encore été validée dans l'application."
+    return "Trop de codes erronés : la connexion a été annulée. Reconnectez-vous."
+
+
+SECOND_FACTOR_DROPPED = "double-authentification"  # the login page's ?erreur= after a dropped pending login
 
 
 def rate_limiter(
@@ -127,12 +238,14 @@ def pdf_response(state: PortalState, login: str, invoice: Invoice) -> Response:
 
 PD_PRESESSION_COOKIE = "pd_presession"
 PD_SESSION_COOKIE = "pd_session"
+PD_PENDING_COOKIE = "pd_double_auth"  # the login waiting for its second factor
 
 
 @dataclass
 class _PdSession:
     login: str
     csrf: str  # for the forms shown after login (terms, new password)
+    ticket: SessionTicket
 
 
 def _pd_page(title: str, body: str, *, logged_in: bool = False, status: int = 200) -> HTMLResponse:
@@ -143,7 +256,8 @@ def _pd_page(title: str, body: str, *, logged_in: bool = False, status: int = 20
 <style>body{{font-family:Georgia,serif;margin:0;background:#faf7f0}}header{{background:#234;color:#fff;padding:1em 2em}}
 header a{{color:#fff}}main{{padding:2em;max-width:50em}}table{{border-collapse:collapse;width:100%}}
 td,th{{border-bottom:1px solid #ccc;padding:.4em;text-align:left}}.alert{{padding:.8em;margin:1em 0;border:1px solid}}
-.alert-error,.alert-locked{{background:#fdd;border-color:#c00}}label{{display:block;margin:.6em 0}}</style></head>
+.alert-error,.alert-locked{{background:#fdd;border-color:#c00}}.alert-info,.alert-attente{{background:#eef;border-color:#669}}
+label{{display:block;margin:.6em 0}}button.lien{{background:none;border:0;text-decoration:underline}}</style></head>
 <body><header><strong>Papeterie Dupont</strong> · Espace client {logout}</header>
 <main>
 {body}
@@ -164,6 +278,34 @@ def _pd_login_page(csrf: str, alert: str = "") -> HTMLResponse:
 <label>Mot de passe <input type="password" name="password" autocomplete="current-password" required></label>
 <button type="submit">Se connecter</button>
 </form>""",
+    )
+
+
+def _pd_second_factor_page(state: PortalState, pending: PendingLogin, alert: str = "") -> HTMLResponse:
+    if pending.kind is SecondFactor.APP:
+        fields = '<button type="submit">J\'ai validé</button>'
+    else:
+        fields = (
+            '<label>Code de vérification <input name="code" inputmode="numeric" autocomplete="one-time-code" '
+            'maxlength="7" required></label>\n<button type="submit">Valider</button>'
+        )
+    resend = (
+        f"""\n<form id="renvoi" method="post" action="/double-authentification/renvoi">
+<input type="hidden" name="csrf_token" value="{escape(pending.csrf)}">
+<button type="submit" class="lien">Renvoyer le code</button>
+</form>"""
+        if pending.kind is SecondFactor.CODE
+        else ""
+    )
+    return _pd_page(
+        "Vérification en deux étapes",
+        f"""<h1>Vérification en deux étapes</h1>
+{alert}
+<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
+<form id="double-authentification" method="post" action="/double-authentification">
+<input type="hidden" name="csrf_token" value="{escape(pending.csrf)}">
+{fields}
+</form>{resend}""",
     )
 
 
@@ -216,7 +358,32 @@ def papeterie_dupont_app() -> FastAPI:
     app.include_router(control_router(state))
 
     def session_of(request: Request) -> _PdSession | None:
-        return sessions.get(request.cookies.get(PD_SESSION_COOKIE, ""))
+        token = request.cookies.get(PD_SESSION_COOKIE, "")
+        session = sessions.get(token)
+        if session is not None and not state.session_valid(session.ticket):
+            del sessions[token]  # expired or revoked: the browser goes back to the login page
+            return None
+        return session
+
+    def signed_in(login: str) -> Response:
+        """A new session for a customer who passed every step of the login."""
+        token = secrets.token_urlsafe(24)
+        sessions[token] = _PdSession(login, secrets.token_urlsafe(24), state.open_session(login))
+        response = detour(login) or RedirectResponse("/factures", 303)
+        response.set_cookie(
+            PD_SESSION_COOKIE,
+            token,
+            max_age=int(state.session_lifetime.total_seconds()),
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(PD_PENDING_COOKIE)
+        return response
+
+    def pending_of(request: Request) -> tuple[str, PendingLogin] | None:
+        token = request.cookies.get(PD_PENDING_COOKIE, "")
+        pending = state.pending_login(token)
+        return (token, pending) if pending is not None else None
 
     def detour(login: str) -> RedirectResponse | None:
         """Where the portal sends a logged-in customer who has something to do first."""
@@ -230,12 +397,16 @@ def papeterie_dupont_app() -> FastAPI:
         return RedirectResponse("/factures" if session_of(request) else "/login", 303)
 
     @app.get("/login")
-    async def login_form(request: Request) -> Response:
+    async def login_form(request: Request, erreur: str = "") -> Response:
         presession = request.cookies.get(PD_PRESESSION_COOKIE, "")
         if presession not in presessions:
             presession = secrets.token_urlsafe(16)
             presessions[presession] = secrets.token_urlsafe(24)
-        response = _pd_login_page(presessions[presession])
+        alert = ""
+        if erreur == SECOND_FACTOR_DROPPED:
+            message = second_factor_message(SecondFactorResult.DROPPED, None)
+            alert = f'<div class="alert alert-error alert-double">{escape(message)}</div>'
+        response = _pd_login_page(presessions[presession], alert)
         response.set_cookie(PD_PRESESSION_COOKIE, presession, httponly=True, samesite="lax")
         return response
 
@@ -264,12 +435,59 @@ def papeterie_dupont_app() -> FastAPI:
                 expected, '<div class="alert alert-error">Identifiant ou mot de passe incorrect</div>'
             )
         del presessions[presession]
-        token = secrets.token_urlsafe(24)
-        sessions[token] = _PdSession(username, secrets.token_urlsafe(24))
-        response = detour(username) or RedirectResponse("/factures", 303)
-        response.set_cookie(PD_SESSION_COOKIE, token, httponly=True, samesite="lax")
+        pending = state.begin_second_factor(username)
+        if pending is not None:
+            response = RedirectResponse("/double-authentification", 303)
+            response.set_cookie(PD_PENDING_COOKIE, pending, httponly=True, samesite="lax")
+        else:
+            response = signed_in(username)
         response.delete_cookie(PD_PRESESSION_COOKIE)
         return response
+
+    @app.get("/double-authentification")
+    async def second_factor_form(request: Request, renvoye: bool = False) -> Response:
+        found = pending_of(request)
+        if found is None:
+            return RedirectResponse("/login", 303)
+        _, pending = found
+        alert = ""
+        if renvoye:
+            sent = f"Un nouveau code vous a été envoyé {state.code_destination(pending)}."
+            alert = f'<div class="alert alert-info">{escape(sent)}</div>'
+        return _pd_second_factor_page(state, pending, alert)
+
+    @app.post("/double-authentification")
+    async def second_factor_submit(
+        request: Request, code: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = ""
+    ) -> Response:
+        found = pending_of(request)
+        if found is None:
+            return RedirectResponse("/login", 303)
+        token, pending = found
+        if not hmac.compare_digest(pending.csrf, csrf_token):
+            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+        result = state.answer_second_factor(token, code)
+        if result is SecondFactorResult.OK:
+            return signed_in(pending.login)
+        if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
+            response = RedirectResponse(f"/login?erreur={SECOND_FACTOR_DROPPED}", 303)
+            response.delete_cookie(PD_PENDING_COOKIE)
+            return response
+        kind = {SecondFactorResult.NOT_APPROVED: "alert-attente", SecondFactorResult.EXPIRED: "alert-error code-expire"}
+        message = escape(second_factor_message(result, pending))
+        alert = f'<div class="alert {kind.get(result, "alert-error")}">{message}</div>'
+        return _pd_second_factor_page(state, pending, alert)
+
+    @app.post("/double-authentification/renvoi")
+    async def second_factor_resend(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+        found = pending_of(request)
+        if found is None:
+            return RedirectResponse("/login", 303)
+        token, pending = found
+        if not hmac.compare_digest(pending.csrf, csrf_token) or pending.kind is not SecondFactor.CODE:
+            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+        state.send_code(token)
+        return RedirectResponse("/double-authentification?renvoye=1", 303)
 
     @app.get("/logout")
     async def logout(request: Request) -> Response:
@@ -390,6 +608,7 @@ générales de vente applicables au 1er novembre 2026 et les accepter.</p>
 
 EV_CSRF_COOKIE = "ev_csrf"
 EV_SESSION_COOKIE = "ev_session"
+EV_PENDING_COOKIE = "ev_verification"  # the login waiting for its second factor
 
 
 class _Redirect(Exception):
@@ -400,7 +619,8 @@ class _Redirect(Exception):
 
 
 class _Signer:
-    """Stateless sessions: the cookie carries the login, signed with a secret that lives as long as the app."""
+    """Stateless sessions: the cookie carries its ticket (login, serial, issue time), signed with a secret
+    that lives as long as the app. Revocation is the state's watermark on serials: nothing is stored per session."""
 
     def __init__(self) -> None:
         self._secret = secrets.token_bytes(32)
@@ -408,15 +628,17 @@ class _Signer:
     def mac(self, value: str) -> str:
         return hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()
 
-    def sign(self, login: str) -> str:
-        payload = base64.urlsafe_b64encode(login.encode()).decode()
+    def sign(self, ticket: SessionTicket) -> str:
+        value = json.dumps([ticket.login, ticket.serial, ticket.issued.isoformat()])
+        payload = base64.urlsafe_b64encode(value.encode()).decode()
         return f"{payload}.{self.mac(payload)}"
 
-    def unsign(self, token: str) -> str | None:
+    def unsign(self, token: str) -> SessionTicket | None:
         payload, _, mac = token.partition(".")
         if not mac or not hmac.compare_digest(mac, self.mac(payload)):
             return None
-        return base64.urlsafe_b64decode(payload.encode()).decode()
+        login, serial, issued = json.loads(base64.urlsafe_b64decode(payload.encode()))
+        return SessionTicket(login, serial, dt.datetime.fromisoformat(issued))
 
 
 def _ev_page(title: str, body: str, *, status: int = 200, script: str = "") -> HTMLResponse:
@@ -425,7 +647,8 @@ def _ev_page(title: str, body: str, *, status: int = 200, script: str = "") -> H
 <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{escape(title)} | Énergie Verte</title>
 <style>body{{font-family:system-ui,sans-serif;margin:0;color:#143}}nav{{background:#2a7;color:#fff;padding:.8em 1.5em}}
-main{{padding:1.5em;max-width:46em}}.erreur{{color:#b00;font-weight:bold}}label{{display:block;margin:.6em 0}}
+main{{padding:1.5em;max-width:46em}}.erreur{{color:#b00;font-weight:bold}}.info{{color:#264}}
+label{{display:block;margin:.6em 0}}
 #factures li{{margin:.3em 0}}</style></head>
 <body><nav>🌱 Énergie Verte</nav>
 <main>
@@ -436,8 +659,8 @@ main{{padding:1.5em;max-width:46em}}.erreur{{color:#b00;font-weight:bold}}label{
     )
 
 
-def _ev_login_page(csrf: str, error: str = "", status: int = 200) -> HTMLResponse:
-    message = f'<p class="erreur">{escape(error)}</p>' if error else ""
+def _ev_login_page(csrf: str, error: str = "", status: int = 200, *, css: str = "") -> HTMLResponse:
+    message = f'<p class="{" ".join(("erreur", css)).strip()}">{escape(error)}</p>' if error else ""
     return _ev_page(
         "Connexion",
         f"""<h1>Mon espace client</h1>
@@ -449,6 +672,38 @@ def _ev_login_page(csrf: str, error: str = "", status: int = 200) -> HTMLRespons
 <button type="submit">Me connecter</button>
 </form>""",
         status=status,
+    )
+
+
+def _ev_verification_page(state: PortalState, pending: PendingLogin, error: str = "", info: str = "") -> HTMLResponse:
+    expired = " code-expire" if error == second_factor_message(SecondFactorResult.EXPIRED, None) else ""
+    waiting = " attente" if error == second_factor_message(SecondFactorResult.NOT_APPROVED, None) else ""
+    message = f'<p class="erreur{expired}{waiting}">{escape(error)}</p>' if error else ""
+    message += f'<p class="info">{escape(info)}</p>' if info else ""
+    if pending.kind is SecondFactor.APP:
+        fields = '<button type="submit">J\'ai validé</button>'
+    else:
+        fields = (
+            '<label>Code reçu <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7" '
+            'required></label>\n<button type="submit">Vérifier</button>'
+        )
+    resend = (
+        f"""\n<form id="renvoi" method="post" action="/connexion/verification/renvoi">
+<input type="hidden" name="jeton" value="{escape(pending.csrf)}">
+<button type="submit">Renvoyer le code</button>
+</form>"""
+        if pending.kind is SecondFactor.CODE
+        else ""
+    )
+    return _ev_page(
+        "Vérification",
+        f"""<h1>Vérifions qu'il s'agit bien de vous</h1>
+{message}
+<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
+<form id="verification" method="post" action="/connexion/verification">
+<input type="hidden" name="jeton" value="{escape(pending.csrf)}">
+{fields}
+</form>{resend}""",
     )
 
 
@@ -535,8 +790,28 @@ def energie_verte_app() -> FastAPI:
         return RedirectResponse(exc.location, 303)
 
     def session_login(request: Request) -> str | None:
-        login = signer.unsign(request.cookies.get(EV_SESSION_COOKIE, ""))
-        return login if login in state.accounts else None
+        ticket = signer.unsign(request.cookies.get(EV_SESSION_COOKIE, ""))
+        return ticket.login if ticket is not None and state.session_valid(ticket) else None
+
+    def signed_in(login: str) -> Response:
+        response = RedirectResponse("/espace-client", 303)
+        response.set_cookie(
+            EV_SESSION_COOKIE,
+            signer.sign(state.open_session(login)),
+            max_age=int(state.session_lifetime.total_seconds()),
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(EV_PENDING_COOKIE)
+        return response
+
+    async def verifying(request: Request) -> tuple[str, PendingLogin]:
+        """The login waiting for its second factor (else back to the login page)."""
+        token = request.cookies.get(EV_PENDING_COOKIE, "")
+        pending = state.pending_login(token)
+        if pending is None:
+            raise _Redirect("/connexion")
+        return token, pending
 
     def form_token(request: Request) -> str:
         """CSRF token of the forms shown after login: derived from the session cookie, nothing stored."""
@@ -570,9 +845,13 @@ def energie_verte_app() -> FastAPI:
         return RedirectResponse("/espace-client", 303)
 
     @pages.get("/connexion")
-    async def login_form(request: Request) -> Response:
+    async def login_form(request: Request, motif: str = "") -> Response:
         csrf = request.cookies.get(EV_CSRF_COOKIE) or secrets.token_urlsafe(24)
-        response = _ev_login_page(csrf)
+        if motif == SECOND_FACTOR_DROPPED:
+            dropped = second_factor_message(SecondFactorResult.DROPPED, None)
+            response = _ev_login_page(csrf, dropped, css="verification-annulee")
+        else:
+            response = _ev_login_page(csrf)
         response.set_cookie(EV_CSRF_COOKIE, csrf, httponly=True, samesite="strict")
         return response
 
@@ -597,9 +876,48 @@ def energie_verte_app() -> FastAPI:
             )
         if result is LoginResult.WRONG:
             return _ev_login_page(cookie, "Adresse e-mail ou mot de passe incorrect.")
-        response = RedirectResponse("/espace-client", 303)
-        response.set_cookie(EV_SESSION_COOKIE, signer.sign(email), httponly=True, samesite="lax")
+        pending = state.begin_second_factor(email)
+        if pending is None:
+            return signed_in(email)
+        response = RedirectResponse("/connexion/verification", 303)
+        response.set_cookie(EV_PENDING_COOKIE, pending, httponly=True, samesite="lax")
         return response
+
+    @pages.get("/connexion/verification")
+    async def verification_form(
+        found: Annotated[tuple[str, PendingLogin], Depends(verifying)], renvoye: bool = False
+    ) -> Response:
+        _, pending = found
+        info = f"Un nouveau code vous a été envoyé {state.code_destination(pending)}." if renvoye else ""
+        return _ev_verification_page(state, pending, info=info)
+
+    @pages.post("/connexion/verification")
+    async def verification_submit(
+        found: Annotated[tuple[str, PendingLogin], Depends(verifying)],
+        code: Annotated[str, Form()] = "",
+        jeton: Annotated[str, Form()] = "",
+    ) -> Response:
+        token, pending = found
+        if not hmac.compare_digest(pending.csrf, jeton):
+            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+        result = state.answer_second_factor(token, code)
+        if result is SecondFactorResult.OK:
+            return signed_in(pending.login)
+        if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
+            response = RedirectResponse(f"/connexion?motif={SECOND_FACTOR_DROPPED}", 303)
+            response.delete_cookie(EV_PENDING_COOKIE)
+            return response
+        return _ev_verification_page(state, pending, second_factor_message(result, pending))
+
+    @pages.post("/connexion/verification/renvoi")
+    async def verification_resend(
+        found: Annotated[tuple[str, PendingLogin], Depends(verifying)], jeton: Annotated[str, Form()] = ""
+    ) -> Response:
+        token, pending = found
+        if not hmac.compare_digest(pending.csrf, jeton) or pending.kind is not SecondFactor.CODE:
+            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+        state.send_code(token)
+        return RedirectResponse("/connexion/verification?renvoye=1", 303)
 
     @pages.get("/deconnexion")
     async def logout() -> Response:

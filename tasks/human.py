@@ -92,6 +92,9 @@ def ask_approver(
             key=key,
         )
     except FlowPauseTimeout:
+        # The server failed the paused run at the timeout; take it back to Running so the run
+        # records its own outcome (second_factor_timeout) and ends with its own state.
+        _back_to_running(flow_run_id)
         raise SecondFactorTimeout(
             f"Nobody answered the second factor of {account.login} within "
             f"{settings.second_factor_timeout_seconds / 60:.0f} min."
@@ -101,6 +104,14 @@ def ask_approver(
     if app:
         return None
     return answer.code.strip()
+
+
+def _back_to_running(flow_run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Running(message="Second factor not answered in time"), force=True)
 
 
 def delete_inputs(base_key: str, flow_run_id: str) -> None:

@@ -7,7 +7,6 @@ Prefect's copy of the input is deleted, and the first collection files the invoi
 
 from __future__ import annotations
 
-import asyncio
 import email
 import os
 import subprocess
@@ -41,14 +40,11 @@ def _deploy(entrypoint: str, name: str) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
-    async def pool():
-        async with get_client() as client:
-            try:
-                await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-            except ObjectAlreadyExists:
-                pass
-
-    asyncio.run(pool())
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+        except ObjectAlreadyExists:
+            pass
     flow.from_source(source=str(PROJECT_ROOT), entrypoint=entrypoint).deploy(
         name=name, work_pool_name=POOL, build=False, push=False, print_next_steps=False
     )
@@ -79,11 +75,8 @@ def worker(home):
 def _flow_run(flow_run_id):
     from prefect.client.orchestration import get_client
 
-    async def read():
-        async with get_client() as client:
-            return await client.read_flow_run(flow_run_id)
-
-    return asyncio.run(read())
+    with get_client(sync_client=True) as client:  # sync: the browser tests run an event loop in this thread
+        return client.read_flow_run(flow_run_id)
 
 
 def _wait(flow_run_id, done, timeout=240):

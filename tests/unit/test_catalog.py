@@ -8,7 +8,7 @@ import re
 import pytest
 
 from connectors import catalog
-from connectors.base import PortalConnector
+from connectors.base import PortalConnector, SecondFactorKind
 from connectors.energie_verte import EnergieVerte
 from connectors.papeterie_dupont import PapeterieDupont
 from glaneur.errors import NotCompatible, UsageError
@@ -38,7 +38,7 @@ def test_each_connector_matches_its_catalogue_entry(slug: str) -> None:
     provider = catalog.PROVIDERS[slug]
     assert issubclass(connector, PortalConnector)
     assert connector.provider is provider and provider.compatible
-    assert provider.second_factor_kinds == () and len(provider.login_fields) == 2
+    assert set(provider.second_factor_kinds) == set(SecondFactorKind) and len(provider.login_fields) == 2
     assert connector.pages, "a connector describes its pages"
     for spec in connector.pages.values():
         re.compile(spec.url)

@@ -413,3 +413,25 @@ def test_vault_rotate_key_configured(acme, monkeypatch):
     with session() as s:
         account = s.exec(select(Account)).one()
         assert Vault(s, key=new_key).get(account.secret_ref) == PASSWORD
+
+
+# -- invitations -----------------------------------------------------------------------------------------
+
+
+def test_invite_needs_the_invitation_deployment_and_says_how_to_get_it(acme):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    add_channel()
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # no server there
+        refused("channel", "invite", CHANNEL, "--invitee", "alice@acme.fr",
+                expect="request-credentials/request-credentials")  # fmt: skip
+    with session() as s:
+        from glaneur.models import AuditLog
+
+        assert not any(entry.action == "invitation.send" for entry in s.exec(select(AuditLog)).all())
+
+
+def test_invite_refuses_a_stranger_and_resend_needs_a_pending_invitation(acme):
+    add_channel()
+    refused("channel", "invite", CHANNEL, "--invitee", "nobody@acme.fr", expect="nobody@acme.fr")
+    refused("channel", "resend-invitation", CHANNEL, expect="no pending invitation")

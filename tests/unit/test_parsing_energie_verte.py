@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from connectors.energie_verte import EnergieVerte, login_refusal, parse_invoices_json
-from glaneur.errors import AccountLocked, PortalChanged, WrongCredentials
+from connectors.base import SecondFactorKind
+from connectors.energie_verte import (
+    EnergieVerte,
+    login_refusal,
+    parse_invoices_json,
+    parse_second_factor,
+    second_factor_refusal,
+)
+from glaneur.errors import AccountLocked, AwaitingSecondFactor, PortalChanged, WrongCredentials, WrongSecondFactor
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "energie-verte"
 
@@ -127,6 +134,10 @@ def test_login_refusals() -> None:
         ("espace_client_nouveau_site.html", "/espace-client", {"home"}),  # logged in, not the list we know
         ("conditions_generales.html", "/conditions-generales", {"terms"}),
         ("mot_de_passe_expire.html", "/securite/mot-de-passe", {"new_password"}),
+        ("verification_totp.html", "/connexion/verification", {"second_factor"}),
+        ("verification_erreur.html", "/connexion/verification", {"second_factor"}),
+        ("verification_expire.html", "/connexion/verification", {"second_factor", "code_expired"}),
+        ("connexion_verification_annulee.html", "/connexion", {"login"}),
     ],
 )
 def test_the_pages_table_recognises_the_saved_pages(name: str, path: str, expected: set[str]) -> None:
@@ -138,3 +149,39 @@ def test_the_pages_table_recognises_the_saved_pages(name: str, path: str, expect
         if re.fullmatch(spec.url, path) and soup.select_one(spec.marker) is not None
     }
     assert found == expected
+
+
+# -- second factor -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "words"),
+    [
+        ("verification_totp.html", SecondFactorKind.TOTP, "application d'authentification"),
+        ("verification_code.html", SecondFactorKind.CODE, "par e-mail à do•••••••••@client.test"),
+        ("verification_appli.html", SecondFactorKind.APP, "Validez la connexion dans l'application"),
+        ("verification_erreur.html", SecondFactorKind.TOTP, "application d'authentification"),
+    ],
+)
+def test_the_second_factor_page_says_what_it_asks(name: str, kind: SecondFactorKind, words: str) -> None:
+    challenge = parse_second_factor(page(name))
+
+    assert challenge.kind is kind
+    assert words in challenge.prompt and "<" not in challenge.prompt
+
+
+def test_a_page_without_the_second_factor_form_is_portal_changed() -> None:
+    with pytest.raises(PortalChanged, match="second-factor|verification"):
+        parse_second_factor(page("espace_client.html"))
+
+
+def test_second_factor_refusals() -> None:
+    wrong = second_factor_refusal(page("verification_erreur.html"))
+    waiting = second_factor_refusal(page("verification_attente.html"))
+    dropped = second_factor_refusal(page("connexion_verification_annulee.html"))
+    unknown = second_factor_refusal(page("espace_client.html"))
+
+    assert type(wrong) is WrongSecondFactor and "Code incorrect. Il vous reste 4 essais." in str(wrong)
+    assert type(waiting) is WrongSecondFactor and "not approved yet" in str(waiting)
+    assert type(dropped) is AwaitingSecondFactor and "too many wrong codes" in str(dropped)
+    assert isinstance(unknown, PortalChanged)

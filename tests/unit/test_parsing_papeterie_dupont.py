@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
+from connectors.base import SecondFactorKind
 from connectors.papeterie_dupont import (
     PapeterieDupont,
     login_refusal,
     next_page_url,
     parse_amount,
     parse_invoice_rows,
+    parse_second_factor,
+    second_factor_refusal,
 )
-from glaneur.errors import AccountLocked, PortalChanged, WrongCredentials
+from glaneur.errors import AccountLocked, AwaitingSecondFactor, PortalChanged, WrongCredentials, WrongSecondFactor
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "papeterie-dupont"
 
@@ -130,6 +133,10 @@ def test_login_refusals() -> None:
         ("factures_nouveau_site.html", "/factures", {"home"}),  # logged in, but not the list we know
         ("cgv.html", "/cgv", {"terms"}),
         ("mot_de_passe_expire.html", "/mot-de-passe-expire", {"new_password"}),
+        ("double_authentification_totp.html", "/double-authentification", {"second_factor"}),
+        ("double_authentification_erreur.html", "/double-authentification", {"second_factor"}),
+        ("double_authentification_expire.html", "/double-authentification", {"second_factor", "code_expired"}),
+        ("login_double_authentification_annulee.html", "/login", {"login"}),
     ],
 )
 def test_the_pages_table_recognises_the_saved_pages(name: str, path: str, expected: set[str]) -> None:
@@ -141,3 +148,39 @@ def test_the_pages_table_recognises_the_saved_pages(name: str, path: str, expect
         if re.fullmatch(spec.url, path) and soup.select_one(spec.marker) is not None
     }
     assert found == expected
+
+
+# -- second factor -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "words"),
+    [
+        ("double_authentification_totp.html", SecondFactorKind.TOTP, "application d'authentification"),
+        ("double_authentification_code.html", SecondFactorKind.CODE, "par SMS au 06 •• •• •• 11"),
+        ("double_authentification_appli.html", SecondFactorKind.APP, "Validez la connexion dans l'application"),
+        ("double_authentification_erreur.html", SecondFactorKind.TOTP, "application d'authentification"),
+    ],
+)
+def test_the_second_factor_page_says_what_it_asks(name: str, kind: SecondFactorKind, words: str) -> None:
+    challenge = parse_second_factor(page(name))
+
+    assert challenge.kind is kind
+    assert words in challenge.prompt and "<" not in challenge.prompt
+
+
+def test_a_page_without_the_second_factor_form_is_portal_changed() -> None:
+    with pytest.raises(PortalChanged, match="second-factor|verification"):
+        parse_second_factor(page("factures_page1.html"))
+
+
+def test_second_factor_refusals() -> None:
+    wrong = second_factor_refusal(page("double_authentification_erreur.html"))
+    waiting = second_factor_refusal(page("double_authentification_attente.html"))
+    dropped = second_factor_refusal(page("login_double_authentification_annulee.html"))
+    unknown = second_factor_refusal(page("factures_page1.html"))
+
+    assert type(wrong) is WrongSecondFactor and "Code incorrect. Il vous reste 4 essais." in str(wrong)
+    assert type(waiting) is WrongSecondFactor and "not approved yet" in str(waiting)
+    assert type(dropped) is AwaitingSecondFactor and "too many wrong codes" in str(dropped)
+    assert isinstance(unknown, PortalChanged)

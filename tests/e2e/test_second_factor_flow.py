@@ -1,0 +1,220 @@
+"""Second factor end to end: TOTP by itself; a code or an app approval from an approver who resumes
+the paused run from another process; a wrong code then the right one; a timeout; a remembered
+session reused the next day; and no secret left behind anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from glaneur import admin
+from glaneur.db import session_scope
+from glaneur.models import Account, Channel, Document, Right
+from glaneur.settings import get_settings, reset_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+PROVIDER = "papeterie-dupont"
+
+
+def sandbox_account(portals, login: str) -> dict:
+    accounts = httpx.get(f"{portals.urls[PROVIDER]}/_sandbox/accounts").json()
+    rows = accounts["accounts"] if isinstance(accounts, dict) else accounts
+    return next(row for row in rows if row["login"] == login)
+
+
+def make_channel(portals, login: str, *, with_seed: bool = False) -> str:
+    account = sandbox_account(portals, login)
+    with session_scope() as session:
+        admin.create_organization(session, "org", "Org")
+        owner = admin.create_user(session, "org", "approver@org.example", "Approver", [Right.CONFIGURE_COLLECTION])
+        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
+        admin.add_channel(session, "org", label="Papeterie", provider=PROVIDER, binder="factures",
+                          recipient="approver@org.example", slug="org-2fa", actor=owner)
+        admin.add_account(session, "org-2fa", login=login, password=account["password"],
+                          totp_seed=account.get("totp_seed") if with_seed else None, actor=owner)
+    return "org-2fa"
+
+
+class Background:
+    """A collection running in a thread of this process, as a worker would run it."""
+
+    def __init__(self, slug: str):
+        self.result = None
+        self.error = None
+        context = contextvars.copy_context()  # the Prefect test server's settings live in a context variable
+        self.thread = threading.Thread(target=lambda: context.run(self._run, slug), daemon=True)
+        self.thread.start()
+
+    def _run(self, slug):
+        from flows.collect_channel import run_channel
+
+        try:
+            self.result = run_channel(slug)
+        except BaseException as error:  # noqa: BLE001
+            self.error = error
+
+    def join(self, timeout=180) -> dict:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the collection did not finish"
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def paused_run(slug: str, *, pause_number: int = 1, timeout: float = 120):
+    """Wait until the channel's flow run is paused for the given time; return it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    def read():  # a sync client: the browser tests run Playwright's event loop in this thread
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=slug)), sort=FlowRunSort.START_TIME_DESC,
+                limit=1)
+            if not runs:
+                return None, 0
+            states = client.read_flow_run_states(runs[0].id)
+            return runs[0], sum(1 for state in states if state.is_paused())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run, pauses = read()
+        if run is not None and run.state.is_paused() and pauses >= pause_number:
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"{slug} was not paused (pause {pause_number}) within {timeout} s")
+
+
+def resume_from_another_process(flow_run_id, run_input: dict) -> None:
+    """What the Prefect UI's Resume form does, from a separate process, through the API."""
+    from prefect.settings import PREFECT_API_URL
+
+    code = ("import json, sys, uuid\nfrom prefect.flow_runs import resume_flow_run\n"
+            "resume_flow_run(uuid.UUID(sys.argv[1]), run_input=json.loads(sys.stdin.read()))\n")
+    subprocess.run([sys.executable, "-c", code, str(flow_run_id)], input=json.dumps(run_input), text=True, check=True,
+                   env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}, timeout=120)
+
+
+def sent_code(portals, login: str) -> str:
+    messages = httpx.get(f"{portals.urls[PROVIDER]}/_sandbox/outbox/{login}").json()
+    return messages[-1]["code"]
+
+
+def flow_run_inputs(flow_run_id) -> list:
+    """Every flow run input Prefect still holds for the run (API view)."""
+    from prefect.input.actions import read_flow_run_input
+
+    keys = [f"paused-second-factor-{n}-{attempt}-{part}" for n in range(1, 4) for attempt in range(1, 4)
+            for part in ("response", "description", "schema")]
+    return [value for key in keys if (value := read_flow_run_input(key, flow_run_id=flow_run_id)) is not None]
+
+
+def test_a_totp_seed_in_the_vault_answers_by_itself(glaneur_home, portals):
+    slug = make_channel(portals, "double-totp", with_seed=True)
+    summary = Background(slug).join()
+    assert summary["status"] == "ok", summary
+    assert summary["new"] > 0
+
+
+def test_a_code_typed_by_the_approver_resumes_the_same_browser_session(glaneur_home, portals):
+    slug = make_channel(portals, "double-code")
+    collection = Background(slug)
+    run = paused_run(slug)
+    with session_scope() as session:
+        assert session.exec(select(Channel)).one().status == "awaiting_second_factor"
+    mails = [path.read_text() for path in (glaneur_home / "outbox").glob("*.eml")]
+    assert any(f"/runs/flow-run/{run.id}" in mail for mail in mails), "the approver got no link to the run"
+    code = sent_code(portals, "double-code")
+
+    resume_from_another_process(run.id, {"code": code})
+
+    summary = collection.join()
+    assert summary["status"] == "ok", summary
+    assert summary["new"] == len([d for d in _documents()]) > 0
+    assert flow_run_inputs(run.id) == []  # the typed code is not kept by Prefect
+    _assert_no_secret(glaneur_home, run.id, [code, sandbox_account(portals, "double-code")["password"]])
+
+    # The next day: the remembered session skips login and second factor.
+    again = Background(slug).join()
+    assert again["status"] == "ok"
+    with session_scope() as session:
+        assert session.exec(select(Account)).one().session_ref is not None
+
+    # The portal forgot the session: a normal login, and the approver is asked again.
+    httpx.post(f"{portals.urls[PROVIDER]}/_sandbox/sessions/expire").raise_for_status()
+    third = Background(slug)
+    run = paused_run(slug)
+    resume_from_another_process(run.id, {"code": sent_code(portals, "double-code")})
+    assert third.join()["status"] == "ok"
+
+
+def test_a_wrong_code_asks_again_then_the_right_one_works(glaneur_home, portals):
+    slug = make_channel(portals, "double-code")
+    collection = Background(slug)
+    run = paused_run(slug)
+    resume_from_another_process(run.id, {"code": "000000"})
+    run = paused_run(slug, pause_number=2)
+    resume_from_another_process(run.id, {"code": sent_code(portals, "double-code")})
+    summary = collection.join()
+    assert summary["status"] == "ok", summary
+
+
+def test_an_app_approval_is_a_single_confirmation(glaneur_home, portals):
+    slug = make_channel(portals, "double-appli")
+    collection = Background(slug)
+    run = paused_run(slug)
+    httpx.post(f"{portals.urls[PROVIDER]}/_sandbox/approve/double-appli").raise_for_status()
+    resume_from_another_process(run.id, {"approved": True})
+    summary = collection.join()
+    assert summary["status"] == "ok", summary
+
+
+def test_no_answer_ends_the_run_cleanly_as_second_factor_timeout(glaneur_home, portals, monkeypatch):
+    monkeypatch.setenv("GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS", "3")
+    reset_settings()
+    assert get_settings().second_factor_timeout_seconds == 3
+    slug = make_channel(portals, "double-code")
+    summary = Background(slug).join()
+    assert summary["status"] == "second_factor_timeout"
+    assert "next daily run asks again" in summary["message"]
+    with session_scope() as session:
+        assert session.exec(select(Channel)).one().status == "second_factor_timeout"
+    assert _documents() == []
+
+
+def _documents():
+    with session_scope() as session:
+        return list(session.exec(select(Document)).all())
+
+
+def _assert_no_secret(home, flow_run_id, secrets: list[str]) -> None:
+    """Not in Prefect's logs, artifacts, parameters or inputs; not in clear in Glaneur's database."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def read():
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            artifacts = await client.read_artifacts()
+            run = await client.read_flow_run(flow_run_id)
+            return logs, artifacts, run
+
+    logs, artifacts, run = asyncio.run(read())
+    prefect_text = " ".join(log.message for log in logs) + " ".join(str(a.data) for a in artifacts) + json.dumps(
+        run.parameters) + str(run.state.message)
+    database = b"".join(path.read_bytes() for path in home.glob("glaneur.db*"))
+    for secret in secrets:
+        assert secret not in prefect_text
+        assert secret.encode() not in database
