@@ -15,10 +15,12 @@ from sqlmodel import select
 
 from glaneur import invitations
 from glaneur.db import migrate, session_scope
+from glaneur.firm import firms
 from glaneur.models import Channel, ChannelKind
 from glaneur.settings import get_settings
 
 COLLECT_DEPLOYMENT = "collect-channel/collect-channel"
+ROUTE_DEPLOYMENT = "route-statements/route-statements"
 
 
 def slot_time(day: date, slot: str, timezone: str) -> datetime:
@@ -27,8 +29,11 @@ def slot_time(day: date, slot: str, timezone: str) -> datetime:
 
 
 @flow(name="dispatch-daily", flow_run_name="dispatch-{day}")
-def dispatch_daily(day: date | None = None, deployment: str = COLLECT_DEPLOYMENT) -> list[str]:
-    """Schedule today's collection of every active supplier channel (once: idempotent per channel and day)."""
+def dispatch_daily(
+    day: date | None = None, deployment: str = COLLECT_DEPLOYMENT, route_deployment: str = ROUTE_DEPLOYMENT
+) -> list[str]:
+    """Schedule today's collection of every active supplier channel, and each firm's statements routing
+    (once: idempotent per channel or firm, and day)."""
     settings = get_settings()
     day = day or date.today()
     migrate()
@@ -39,6 +44,7 @@ def dispatch_daily(day: date | None = None, deployment: str = COLLECT_DEPLOYMENT
                 Channel.active == True, Channel.kind == ChannelKind.SUPPLIER_PORTAL  # noqa: E712
             )
         ).all()
+        firm_slugs = [org.slug for org in firms(session)]
     scheduled = []
     for slug, slot in channels:
         run = run_deployment(
@@ -49,5 +55,18 @@ def dispatch_daily(day: date | None = None, deployment: str = COLLECT_DEPLOYMENT
             timeout=0,
         )
         scheduled.append(str(run.id))
-    get_run_logger().info("Scheduled %d channel collection(s) for %s; %d invitation(s) expired", len(scheduled), day, expired)
+    collections = len(scheduled)
+    for firm in firm_slugs:
+        run = run_deployment(
+            route_deployment,
+            parameters={"firm": firm, "day": day.isoformat()},
+            scheduled_time=slot_time(day, settings.statements_time_slot, settings.timezone),
+            idempotency_key=f"statements-{firm}-{day.isoformat()}",
+            timeout=0,
+        )
+        scheduled.append(str(run.id))
+    get_run_logger().info(
+        "Scheduled %d channel collection(s) and %d firm routing(s) for %s; %d invitation(s) expired",
+        collections, len(firm_slugs), day, expired,
+    )
     return scheduled

@@ -47,9 +47,11 @@ from glaneur.models import (
     ConnectorRequest,
     ConnectorRequestState,
     Document,
+    FirmRole,
     Invitation,
     InvitationState,
     Organization,
+    OrganizationKind,
     Right,
     User,
     VaultEntry,
@@ -89,7 +91,7 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:SLUG_MAX].strip("-")
 
 
-def _check_slug(slug: str, what: str) -> str:
+def check_slug(slug: str, what: str) -> str:
     slug = slug.strip()
     if not SLUG_RE.fullmatch(slug) or len(slug) > SLUG_MAX:
         suggestion = slugify(slug)
@@ -101,7 +103,7 @@ def _check_slug(slug: str, what: str) -> str:
     return slug
 
 
-def _check_name(name: str, what: str) -> str:
+def check_name(name: str, what: str) -> str:
     name = name.strip()
     if not name:
         raise UsageError(f"the {what} name is empty: give a name.")
@@ -177,7 +179,7 @@ def parse_date(value: date | str) -> date:
         raise UsageError(f"invalid date '{value}': expected YYYY-MM-DD, e.g. 2025-01-31.") from None
 
 
-def _names(items: Iterable[str]) -> str:
+def names_or_none(items: Iterable[str]) -> str:
     listed = ", ".join(items)
     return listed or "none yet"
 
@@ -191,7 +193,7 @@ def get_organization(session: Session, org: Organization | str) -> Organization:
     found = session.exec(select(Organization).where(Organization.slug == org.strip())).first()
     if found is None:
         existing = session.exec(select(Organization.slug).order_by(Organization.slug)).all()
-        raise UsageError(f"unknown organisation '{org}'; organisations: {_names(existing)}.")
+        raise UsageError(f"unknown organisation '{org}'; organisations: {names_or_none(existing)}.")
     return found
 
 
@@ -207,9 +209,9 @@ def get_user(session: Session, org: Organization | str, email: str) -> User:
     if elsewhere is not None:
         raise UsageError(
             f"user '{address}' belongs to another organisation, not '{org.slug}'; "
-            f"users of '{org.slug}': {_names(existing)}."
+            f"users of '{org.slug}': {names_or_none(existing)}."
         )
-    raise UsageError(f"unknown user '{address}' in organisation '{org.slug}'; users: {_names(existing)}.")
+    raise UsageError(f"unknown user '{address}' in organisation '{org.slug}'; users: {names_or_none(existing)}.")
 
 
 def get_actor(session: Session, org: Organization | str, email: str) -> User:
@@ -250,7 +252,7 @@ def get_binder(session: Session, org: Organization | str, binder: Binder | str) 
         if binder.organization_id != org.id:
             raise UsageError(
                 f"binder '{binder.slug}' belongs to another organisation, not '{org.slug}'; "
-                f"binders of '{org.slug}': {_names(existing)}."
+                f"binders of '{org.slug}': {names_or_none(existing)}."
             )
         return binder
     slug = binder.strip()
@@ -260,9 +262,9 @@ def get_binder(session: Session, org: Organization | str, binder: Binder | str) 
     if session.exec(select(Binder).where(Binder.slug == slug)).first() is not None:
         raise UsageError(
             f"binder '{slug}' belongs to another organisation, not '{org.slug}'; "
-            f"binders of '{org.slug}': {_names(existing)}."
+            f"binders of '{org.slug}': {names_or_none(existing)}."
         )
-    raise UsageError(f"unknown binder '{slug}' in organisation '{org.slug}'; binders: {_names(existing)}.")
+    raise UsageError(f"unknown binder '{slug}' in organisation '{org.slug}'; binders: {names_or_none(existing)}.")
 
 
 def get_channel(session: Session, channel: Channel | str, *, deleted_ok: bool = False) -> Channel:
@@ -275,7 +277,7 @@ def get_channel(session: Session, channel: Channel | str, *, deleted_ok: bool = 
         found = session.exec(select(Channel).where(Channel.slug == slug)).first()
     if found is None:
         existing = session.exec(select(Channel.slug).where(*_LIVE).order_by(Channel.slug)).all()
-        raise UsageError(f"unknown channel '{slug}'; channels: {_names(existing)}.")
+        raise UsageError(f"unknown channel '{slug}'; channels: {names_or_none(existing)}.")
     if is_deleted(found) and not deleted_ok:
         raise UsageError(
             f"channel '{found.slug}' was deleted{_on(found.deleted_at)} (définitivement désactivé): it no longer "
@@ -305,7 +307,7 @@ def get_account(session: Session, channel: Channel | str, login: str) -> Account
         if account.login == login.strip():
             return account
     raise UsageError(
-        f"no account '{login}' on channel '{channel.slug}'; accounts: {_names(a.login for a in accounts)}."
+        f"no account '{login}' on channel '{channel.slug}'; accounts: {names_or_none(a.login for a in accounts)}."
     )
 
 
@@ -328,6 +330,18 @@ RIGHT_LABELS: dict[Right, str] = {
 }
 # Users and binders serve the supplier side and the bank side alike: either right administers them.
 ADMINISTRATION_RIGHTS = (Right.CONFIGURE_COLLECTION, Right.CONFIGURE_ACCOUNTING)
+
+
+FIRM_ROLE_RANK = {FirmRole.COLLABORATOR: 1, FirmRole.SUPERVISOR: 2, FirmRole.ADMINISTRATOR: 3}
+
+
+def parse_firm_role(value: FirmRole | str) -> FirmRole:
+    try:
+        return FirmRole(str(value).strip().lower())
+    except ValueError:
+        raise UsageError(
+            f"unknown firm profile '{value}'; profiles: {', '.join(r.value for r in FirmRole)}."
+        ) from None
 
 
 def right_label(right: Right) -> str:
@@ -396,16 +410,24 @@ def _audit(session: Session, org: Organization, actor: User | None, action: str,
 # -- organisations, users, binders ---------------------------------------------------------------
 
 
-def create_organization(session: Session, slug: str, name: str) -> Organization:
-    """An organisation: the platform team's act (onboarding), so it needs no actor."""
-    slug = _check_slug(slug, "organisation")
-    name = _check_name(name, "organisation")
+def create_organization(
+    session: Session, slug: str, name: str, kind: OrganizationKind | str = OrganizationKind.COMPANY
+) -> Organization:
+    """An organisation (a company, or an accounting firm): the platform team's act, so it needs no actor."""
+    slug = check_slug(slug, "organisation")
+    name = check_name(name, "organisation")
+    try:
+        kind = OrganizationKind(kind)
+    except ValueError:
+        raise UsageError(
+            f"unknown organisation kind '{kind}'; kinds: {', '.join(k.value for k in OrganizationKind)}."
+        ) from None
     if session.exec(select(Organization).where(Organization.slug == slug)).first() is not None:
         raise UsageError(f"organisation '{slug}' already exists: choose another slug.")
-    org = Organization(slug=slug, name=name, created_at=_now())
+    org = Organization(slug=slug, name=name, kind=kind, created_at=_now())
     session.add(org)
     session.flush()
-    _audit(session, org, None, "organization.create", org.slug, org.name)
+    _audit(session, org, None, "organization.create", org.slug, f"{org.name} ({kind.value})")
     session.flush()
     return org
 
@@ -417,16 +439,24 @@ def create_user(
     name: str,
     rights: Iterable[Right | str] = (),
     *,
+    firm_role: FirmRole | str | None = None,
     actor: User | None = None,
 ) -> User:
     """A user of ``org``.
 
     The organisation's first user needs no actor (bootstrap). Afterwards ``actor`` must be a user
-    of ``org`` holding a configure right, and may grant only the rights they hold themselves.
+    of ``org`` holding a configure right, and may grant only the rights they hold themselves. In a
+    firm, a user has a profile (collaborator, supervisor, administrator); nobody grants a profile
+    above their own.
     """
     org = get_organization(session, org)
+    role = parse_firm_role(firm_role) if firm_role is not None else None
+    if role is not None and org.kind != OrganizationKind.FIRM:
+        raise UsageError(
+            f"organisation '{org.slug}' is not an accounting firm: firm profiles ({role.value}) exist only in firms."
+        )
     address = normalize_email(email)
-    name = _check_name(name, "user")
+    name = check_name(name, "user")
     granted: list[Right] = []
     for right in rights:
         try:
@@ -444,14 +474,24 @@ def create_user(
                 f"user '{actor.email}' cannot grant {' and '.join(right_label(r) for r in beyond)}: "
                 "a user grants only the rights they hold themselves."
             )
+        if role is not None and FIRM_ROLE_RANK[role] > FIRM_ROLE_RANK.get(actor.firm_role, 0):
+            raise UsageError(
+                f"user '{actor.email}' cannot make '{address}' {role.value}: "
+                "nobody grants a firm profile above their own."
+            )
     if session.exec(select(User).where(User.organization_id == org.id, User.email == address)).first():
         raise UsageError(f"user '{address}' already exists in organisation '{org.slug}'.")
     user = User(
-        organization_id=org.id, email=address, name=name, rights=",".join(r.value for r in granted), created_at=_now()
+        organization_id=org.id,
+        email=address,
+        name=name,
+        rights=",".join(r.value for r in granted),
+        firm_role=role,
+        created_at=_now(),
     )
     session.add(user)
     session.flush()
-    detail = f"rights: {', '.join(r.value for r in granted) or 'none'}"
+    detail = f"rights: {', '.join(r.value for r in granted) or 'none'}" + (f"; profile: {role.value}" if role else "")
     _audit(session, org, None if first else actor, "user.create", address, detail + (" (first user)" if first else ""))
     session.flush()
     return user
@@ -469,8 +509,8 @@ def create_binder(
         actor = _require_right(actor, org, *ADMINISTRATION_RIGHTS)
     else:
         actor = None
-    slug = _check_slug(slug, "binder")
-    name = _check_name(name, "binder")
+    slug = check_slug(slug, "binder")
+    name = check_name(name, "binder")
     if session.exec(select(Binder).where(Binder.organization_id == org.id, Binder.slug == slug)).first():
         raise UsageError(f"binder '{slug}' already exists in organisation '{org.slug}': choose another slug.")
     binder = Binder(organization_id=org.id, slug=slug, name=name, created_at=_now())
@@ -516,11 +556,11 @@ def check_new_channel(
     except ValueError:
         raise UsageError(f"provider '{entry.slug}' has an unknown kind '{entry.kind}'.") from None
     _require_right(actor, org, right_for_kind(kind))
-    label = _check_name(label, "channel")
+    label = check_name(label, "channel")
     found_binder, found_recipient = _prerequisites(session, org, binder, recipient)
     if slug is None:
         slug = slugify(f"{org.slug}-{label}")  # never empty: the organisation's slug is valid
-    slug = _check_slug(slug, "channel")
+    slug = check_slug(slug, "channel")
     taken = session.exec(select(Channel).where(Channel.slug == slug)).first()
     if taken is not None:
         deleted = " by a deleted channel (slugs are never reused: its history keeps it)" if is_deleted(taken) else ""
@@ -631,7 +671,7 @@ def check_account_slot(session: Session, channel: Channel | str, login: str, *, 
     if len(accounts) >= MAX_ACCOUNTS_PER_CHANNEL:
         raise UsageError(
             f"a collector holds at most two accounts (jusqu'à deux comptes différents par collecteur); "
-            f"channel '{channel.slug}' already has {_names(a.login for a in accounts)}. "
+            f"channel '{channel.slug}' already has {names_or_none(a.login for a in accounts)}. "
             "Create another channel for a third account."
         )
     return channel, login
@@ -1053,7 +1093,7 @@ def request_connector(
     """
     org = get_organization(session, org)
     actor = _require_actor(actor, org)
-    supplier = _check_name(supplier, "supplier")
+    supplier = check_name(supplier, "supplier")
     url = normalize_portal_url(url)
     existing = provider_for_portal(url)
     if existing is not None:
@@ -1119,7 +1159,7 @@ def get_connector_request(session: Session, request_id: int) -> ConnectorRequest
             .where(ConnectorRequest.state == ConnectorRequestState.OPEN)
             .order_by(ConnectorRequest.id)
         ).all()
-        raise UsageError(f"unknown connector request #{request_id}; open requests: {_names(f'#{i}' for i in open_ids)}.")
+        raise UsageError(f"unknown connector request #{request_id}; open requests: {names_or_none(f'#{i}' for i in open_ids)}.")
     return found
 
 

@@ -33,7 +33,7 @@ from typer.core import TyperGroup
 
 from glaneur import admin, db
 from glaneur.errors import GlaneurError, UsageError
-from glaneur.models import MAX_ACCOUNTS_PER_CHANNEL, Organization, Right, User
+from glaneur.models import MAX_ACCOUNTS_PER_CHANNEL, FirmRole, Organization, Right, User
 from glaneur.settings import get_settings
 from glaneur.statuses import Status
 
@@ -230,11 +230,15 @@ def init() -> None:
 
 
 @org_app.command("create")
-def org_create(slug: str, name: str) -> None:
+def org_create(
+    slug: str,
+    name: str,
+    firm: bool = typer.Option(False, "--firm", help="An accounting firm (cabinet): client IBANs and statements."),
+) -> None:
     """Create an organisation (the platform team's act: no acting user needed)."""
     with _session() as session:
-        org = admin.create_organization(session, slug, name)
-        _say(f"Created organisation {org.slug} ({org.name}).")
+        org = admin.create_organization(session, slug, name, "firm" if firm else "company")
+        _say(f"Created {'accounting firm' if firm else 'organisation'} {org.slug} ({org.name}).")
 
 
 RIGHTS = typer.Option(
@@ -251,17 +255,22 @@ def user_create(
     email: str,
     name: str,
     rights: list[Right] = RIGHTS,
+    profile: FirmRole | None = typer.Option(
+        None, "--profile", help="In an accounting firm: collaborator, supervisor or administrator."
+    ),
 ) -> None:
     """Create a user of an organisation.
 
     The organisation's first user needs no acting user (bootstrap). Afterwards act (--as) as a user of
-    the organisation holding configure_collection or configure_accounting; they grant only rights they hold.
+    the organisation holding configure_collection or configure_accounting; they grant only rights they hold,
+    and no firm profile above their own.
     """
     with _session() as session:
         actor = None if admin.bootstrapping(session, org) else _actor(session, org)
-        user = admin.create_user(session, org, email, name, rights, actor=actor)
+        user = admin.create_user(session, org, email, name, rights, firm_role=profile, actor=actor)
         granted = user.rights.replace(",", ", ") or "no rights"
-        _say(f"Created user {user.email} ({user.name}) in {org}: {granted}.")
+        role = f", profile {user.firm_role.value}" if user.firm_role else ""
+        _say(f"Created user {user.email} ({user.name}) in {org}: {granted}{role}.")
 
 
 @binder_app.command("create")
@@ -746,18 +755,31 @@ VERDICT_STYLES = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
 @app.command()
-def doctor(channel: str) -> None:
-    """Diagnose a channel: provider, accounts, credentials, last runs, invitation, next run; each with its fix.
+def doctor(
+    channel: str | None = typer.Argument(None, help="The channel to diagnose."),
+    iban: str | None = typer.Option(None, "--iban", help="Diagnose a firm's client IBAN instead (statements)."),
+    org: str | None = typer.Option(None, "--org", help="With --iban: the firm, when several have this IBAN."),
+) -> None:
+    """Diagnose a channel (provider, accounts, credentials, last runs, invitation, next run) or, with --iban, a
+    client IBAN (connector on the firm, connector on the IBAN, mandate, last statements); each check with its fix.
 
     Exits 1 when a check fails. Credentials are decrypted to check the vault key, never shown.
     """
     from glaneur import doctor as diagnosis
 
+    if (channel is None) == (iban is None):
+        raise UsageError("give a channel to diagnose, or --iban IBAN for a firm's client IBAN (one of the two).")
+    subject = channel or iban
     with _session() as session:
-        with _out().status(f"Checking {channel}…"):
-            checks = diagnosis.diagnose(session, channel)
+        with _out().status(f"Checking {subject}…"):
+            if iban is not None:
+                from glaneur.firm_doctor import diagnose_iban
+
+                checks = diagnose_iban(session, iban, org)
+            else:
+                checks = diagnosis.diagnose(session, channel)
         session.rollback()  # reading only: the vault's first use may have written its canary
-    table = _table(f"Diagnosis of {channel}", "Check", "Verdict", "What was found", "Fix")
+    table = _table(f"Diagnosis of {subject}", "Check", "Verdict", "What was found", "Fix")
     for check in checks:
         table.add_row(
             _cell(check.name),
@@ -854,6 +876,11 @@ def vault_rotate_key(
         _say(f"Vault key rotated: the new key is in {key_file}, the old one kept in {key_file}.previous.")
     else:
         _say("Vault key rotated: every secret is now encrypted under the new key; set the setting to it alone.")
+
+
+from glaneur.cli_firm import register as _register_firm_commands  # noqa: E402  (uses the helpers above)
+
+_register_firm_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console script convenience

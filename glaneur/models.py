@@ -25,12 +25,26 @@ class Right(StrEnum):
     CONFIGURE_ACCOUNTING = "configure_accounting"  # Autoriser l'accès au paramétrage de la comptabilité
 
 
+class OrganizationKind(StrEnum):
+    COMPANY = "company"
+    FIRM = "firm"  # cabinet comptable: receives its clients' bank statements
+
+
+class FirmRole(StrEnum):
+    """Profiles of a firm's users ("profils" of the per-IBAN connectors FAQ)."""
+
+    SUPERVISOR = "supervisor"  # Superviseur
+    ADMINISTRATOR = "administrator"  # Administrateur
+    COLLABORATOR = "collaborator"  # Collaborateur
+
+
 class Organization(SQLModel, table=True):
     """A company, or an accounting firm ("cabinet")."""
 
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, index=True)
     name: str
+    kind: OrganizationKind = OrganizationKind.COMPANY
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -42,6 +56,7 @@ class User(SQLModel, table=True):
     email: str = Field(index=True)
     name: str
     rights: str = ""  # comma-separated Right values
+    firm_role: FirmRole | None = None  # in a firm only
     created_at: datetime = Field(default_factory=utcnow)
 
     def has_right(self, right: Right) -> bool:
@@ -229,3 +244,156 @@ class Invitation(SQLModel, table=True):
     delivery_error: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     answered_at: datetime | None = None
+
+
+# --- Firm side: partner connectors, client IBANs, mandates, statements -----------------------------
+
+
+class PartnerConnector(SQLModel, table=True):
+    """A partner production tool statements can be sent to (a "connecteur" of the firms' page).
+
+    The catalogue is the platform team's: each partner has a storage prefix (``partners/{slug}/``)
+    and, when it takes deliveries over HTTP, an endpoint and an HMAC secret (in the vault).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True)
+    name: str
+    delivery_url: str | None = None
+    secret_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    support_contact: str = ""  # whom the firm contacts when nothing arrives in the tool
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FirmConnector(SQLModel, table=True):
+    """A partner connector associated with a firm ("associer un connecteur à votre cabinet")."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "partner_id", name="uq_firmconnector_partner"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    partner_id: int = Field(foreign_key="partnerconnector.id")
+    associated_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+    associated_at: datetime = Field(default_factory=utcnow)
+
+
+class MandateStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # the IBAN is active only in this state
+    REVOKED = "revoked"
+
+
+class ClientIban(SQLModel, table=True):
+    """A bank account of one of the firm's clients, by IBAN, with at most one connector and a mandate."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "iban", name="uq_clientiban_iban"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    iban: str = Field(index=True)  # compact, upper case, checksum verified
+    client_name: str
+    bic: str | None = None
+    partner_id: int | None = Field(default=None, foreign_key="partnerconnector.id")  # None: "Aucun connecteur"
+    mandate_status: MandateStatus = MandateStatus.PENDING
+    mandate_reference: str = ""
+    mandate_changed_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def active(self) -> bool:
+        return self.mandate_status == MandateStatus.APPROVED
+
+
+class StatementSourceKind(StrEnum):
+    API = "api"  # a statement API polled with a bearer token
+    INBOX = "inbox"  # a prefix in storage where files are dropped
+
+
+class StatementSource(SQLModel, table=True):
+    """Where a firm's statement files come from."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "slug", name="uq_statementsource_slug"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    slug: str
+    kind: StatementSourceKind
+    url: str | None = None
+    token_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    inbox_prefix: str | None = None
+    cursor: str | None = None
+    last_polled_at: datetime | None = None
+    last_error: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StatementFileState(StrEnum):
+    PARSED = "parsed"
+    REJECTED = "rejected"  # kept in storage as received, with the reason; never lost
+    DUPLICATE = "duplicate"  # the same bytes arrived before: this arrival is noted, nothing recorded again
+
+
+class StatementFile(SQLModel, table=True):
+    """A statement file's arrival. Its bytes are kept once in storage; a second arrival is a duplicate."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    source_id: int | None = Field(default=None, foreign_key="statementsource.id")
+    source_name: str  # remote id or inbox key
+    format: str | None = None
+    sha256: str = Field(index=True)
+    size: int
+    storage_key: str
+    state: StatementFileState
+    error_reason: str = ""
+    error_message: str = ""
+    statement_count: int = 0
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class StatementRoute(StrEnum):
+    PENDING = "pending"  # not routed yet
+    PARTNER = "partner"  # to the IBAN's connector
+    GLOBAL = "global"  # in the firm's global statements file of a day
+    ASIDE = "aside"  # unknown IBAN: kept aside and reported until the IBAN is added
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # not acknowledged yet: retried
+    DELIVERED = "delivered"
+    REFUSED = "refused"  # the partner refused it (4xx): a person must act; retried after a fix
+
+
+class Statement(SQLModel, table=True):
+    """One account's statement, split from a file, and where it went."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "fingerprint", name="uq_statement_fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    file_id: int = Field(foreign_key="statementfile.id")
+    client_iban_id: int | None = Field(default=None, foreign_key="clientiban.id", index=True)
+    account: str
+    iban: str | None = Field(default=None, index=True)
+    currency: str
+    statement_ref: str
+    format: str
+    period_start: date | None = None
+    period_end: date | None = None
+    opening_balance: str  # decimal as text, exact
+    closing_balance: str
+    entries: int
+    sha256: str
+    fingerprint: str  # what makes two statements the same, whatever file carried them
+    storage_key: str
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    route: StatementRoute = StatementRoute.PENDING
+    partner_id: int | None = Field(default=None, foreign_key="partnerconnector.id")
+    routed_at: datetime | None = None
+    global_date: date | None = Field(default=None, index=True)  # the day's global file it is in
+    delivery_state: DeliveryState | None = None
+    delivery_attempts: int = 0
+    delivery_receipt: str | None = None
+    delivery_key: str | None = None  # the copy under the partner's prefix
+    delivered_at: datetime | None = None
+    last_delivery_error: str = ""

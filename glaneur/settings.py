@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     lookback_days: int = 45
     full_pass_every_days: int = 7
     max_document_bytes: int = 25 * 1024 * 1024
+    # Statements (firms): files larger than this are kept but rejected; partners must answer in time.
+    max_statement_file_bytes: int = 20 * 1024 * 1024
+    statement_api_timeout_seconds: float = 30.0
+    delivery_timeout_seconds: float = 10.0
+    statements_time_slot: str = Field(default="07:00", description="Daily statements routing time (HH:MM).")
 
     # Provider base URLs: GLANEUR_PORTAL_URLS='{"papeterie-dupont": "http://127.0.0.1:8701"}'
     portal_urls: dict[str, str] = Field(default_factory=dict)

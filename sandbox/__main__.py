@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with handle:
         for slug, url in handle.urls.items():
+            if slug not in SUPPLIERS:  # the statement source and the partners
+                print(f"\n{slug}: {url}")
+                continue
             supplier = SUPPLIERS[slug]
             print(f"\n{supplier.name} ({slug}): {url}")
             for account in PortalState(supplier).describe():

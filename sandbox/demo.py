@@ -3,7 +3,9 @@
 Starts a local Prefect server (SQLite under ./var/prefect) and the sandbox supplier portals,
 creates a demo organisation whose channels cover a success, two accounts on one channel, a
 wrong password and a changed portal, runs each channel's collection as its own Prefect flow
-run, and prints a summary. Run again, it files nothing new and says so.
+run, and prints a summary. Then an accounting firm's bank statements are taken from the sandbox
+statement source and routed per IBAN (to two sandbox partners, the global file, or kept aside),
+as one more flow run. Run again, it files nothing new and says so.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ def sandbox_account(provider: str, login: str):
 
 def create_demo_organization() -> bool:
     """Create the demo organisation once; False when it exists already."""
+    from sqlmodel import select
+
     from glaneur import admin
     from glaneur.db import session_scope
     from glaneur.models import Organization, Right
-    from sqlmodel import select
 
     with session_scope() as session:
         if session.exec(select(Organization).where(Organization.slug == "demo")).first():
@@ -91,9 +94,9 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
         started = prefect.start()
     console.print(f"Prefect server {'started' if started else 'already running'}: [bold]{prefect.ui_url}[/bold]")
 
-    from sandbox.server import start_sandbox
+    from sandbox.server import STATEMENT_DEFAULT_PORTS, start_sandbox
 
-    with start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702}) as portals:
+    with start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702, **STATEMENT_DEFAULT_PORTS}) as portals:
         os.environ["GLANEUR_PORTAL_URLS"] = json.dumps(portals.urls)
         reset_settings()
         settings = get_settings()
@@ -108,7 +111,43 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
         for demo in DEMO_CHANNELS:
             with console.status(f"Collecting {demo.label} ({demo.shows})..."):
                 results.append((demo, run_channel(demo.slug)))
+        statements = _route_demo_statements(portals.urls)
     _print_summary(results, settings, prefect.ui_url)
+    _print_statements(*statements)
+
+
+def _route_demo_statements(urls: dict[str, str]):
+    """The accounting firm's side: statements of the sandbox bank routed per IBAN, as one flow run."""
+    from datetime import date
+
+    from flows.route_statements import run_firm
+    from glaneur import routing
+    from glaneur.db import session_scope
+    from sandbox.firm_setup import create_sandbox_firm
+    from sandbox.statements_source import FIRM
+
+    with session_scope() as session:
+        created = create_sandbox_firm(session, urls)
+    console.print("Demo accounting firm created." if created else "Demo accounting firm already there: routing again.")
+    with console.status("Routing the firm's bank statements per IBAN..."):
+        summary = run_firm(FIRM, date.today())
+    with session_scope() as session:
+        entries = routing.statement_history(session, FIRM, limit=50)
+    return summary, entries
+
+
+def _print_statements(summary: dict, entries) -> None:
+    table = Table(title=f"Statements of {summary['firm']}: where each one went")
+    for column in ("IBAN", "client", "period", "closing", "went to"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        s = entry.statement
+        table.add_row(s.iban or s.account, entry.client or "-", f"{s.period_start} → {s.period_end}",
+                      f"{s.closing_balance} {s.currency}", entry.destination)
+    console.print(table)
+    console.print(summary["message"])
+    console.print(f"Global statements file: [bold].venv/bin/glaneur statements download {summary['firm']} "
+                  f"--day {summary['day']}[/bold] · diagnosis: [bold].venv/bin/glaneur doctor --iban IBAN[/bold]")
 
 
 def _print_summary(results, settings, ui_url: str) -> None:

@@ -1,8 +1,9 @@
-"""Run the sandbox portals with uvicorn in background threads, for tests and the demo.
+"""Run the sandbox servers with uvicorn in background threads, for tests and the demo.
 
-Each portal gets its own listening socket, bound here before uvicorn starts, so that port 0
-gives a free port whose number we know at once; :func:`start_sandbox` returns only when every
-portal answers HTTP.
+The servers are the supplier portals, the statement source (``statement-source``) and the partner
+production tools (``partner-<slug>``). Each gets its own listening socket, bound here before
+uvicorn starts, so that port 0 gives a free port whose number we know at once;
+:func:`start_sandbox` returns only when every server answers HTTP.
 """
 
 from __future__ import annotations
@@ -11,18 +12,42 @@ import http.client
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 
 import uvicorn
+from fastapi import FastAPI
 
+from sandbox.partner import SANDBOX_PARTNER_SECRETS, create_partner_app
 from sandbox.portals import APPS
+from sandbox.statements_source import create_statement_source_app
 
-DEFAULT_PORTS = {"papeterie-dupont": 8701, "energie-verte": 8702}
+DEFAULT_PORTS = {"papeterie-dupont": 8701, "energie-verte": 8702}  # the supplier portals
+STATEMENT_SOURCE = "statement-source"
+# The statement source and the partners; kept apart from DEFAULT_PORTS, which lists the supplier portals only.
+STATEMENT_DEFAULT_PORTS = {STATEMENT_SOURCE: 8703, "partner-compta-express": 8704, "partner-tenue-plus": 8705}
+
+
+@dataclass(frozen=True)
+class _Server:
+    make_app: Callable[[], FastAPI]
+    probe: str  # a GET path that answers 200 once the app serves
+
+
+SERVERS: dict[str, _Server] = {
+    **{slug: _Server(make_app, "/_sandbox/accounts") for slug, make_app in APPS.items()},
+    STATEMENT_SOURCE: _Server(create_statement_source_app, "/_sandbox/clock"),
+    **{
+        f"partner-{slug}": _Server(partial(create_partner_app, slug, secret), "/_sandbox/received")
+        for slug, secret in SANDBOX_PARTNER_SECRETS.items()
+    },
+}
 
 
 class SandboxError(RuntimeError):
-    """The sandbox could not start (port taken, portal not answering)."""
+    """The sandbox could not start (port taken, server not answering)."""
 
 
 @dataclass
@@ -33,7 +58,8 @@ class _Running:
 
 @dataclass
 class SandboxHandle:
-    """The running portals: ``urls`` maps each provider slug to its base URL."""
+    """The running servers: ``urls`` maps each portal's provider slug, ``statement-source`` and each
+    ``partner-<slug>`` to its base URL."""
 
     urls: dict[str, str]
     _running: list[_Running] = field(default_factory=list, repr=False)
@@ -57,31 +83,50 @@ class SandboxHandle:
 def start_sandbox(
     host: str = "127.0.0.1", ports: dict[str, int] | None = None, *, timeout: float = 15.0
 ) -> SandboxHandle:
-    """Start every sandbox portal; ``ports`` maps slugs to ports (0 or missing: a free port)."""
+    """Start every sandbox server; ``ports`` maps names (see :data:`SERVERS`) to ports (0 or missing: a free port)."""
     ports = dict(ports or {})
-    unknown = sorted(set(ports) - set(APPS))
+    unknown = sorted(set(ports) - set(SERVERS))
     if unknown:
-        raise SandboxError(f"Unknown sandbox portal(s) {', '.join(unknown)}; known: {', '.join(APPS)}.")
+        raise SandboxError(f"Unknown sandbox server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}.")
     handle = SandboxHandle(urls={})
     try:
-        for slug, make_app in APPS.items():
-            sock = _listen(host, ports.get(slug, 0), slug)
-            port = sock.getsockname()[1]
-            # log_config=None: leave the process's logging alone (pytest, the CLI) instead of uvicorn's dictConfig.
-            config = uvicorn.Config(make_app(), log_config=None, access_log=False, lifespan="off")
-            server = uvicorn.Server(config)
-            thread = threading.Thread(
-                target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{slug}", daemon=True
-            )
-            thread.start()
-            handle._running.append(_Running(server, thread))
-            handle.urls[slug] = f"http://{_url_host(host)}:{port}"
+        for slug, spec in SERVERS.items():
+            _start(handle, slug, spec.make_app(), host, ports.get(slug, 0))
         for slug, url in handle.urls.items():
-            _wait_until_answering(slug, url, timeout)
+            _wait_until_answering(slug, url, SERVERS[slug].probe, timeout)
     except BaseException:
         handle.stop()
         raise
     return handle
+
+
+def serve_app(
+    app: FastAPI, name: str, probe: str, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0
+) -> SandboxHandle:
+    """Serve one app alone, as :func:`start_sandbox` serves each (tests that need a server with a state of their own).
+
+    ``probe`` is a GET path answering 200 once the app serves; ``handle.urls[name]`` is its base URL.
+    """
+    handle = SandboxHandle(urls={})
+    try:
+        _start(handle, name, app, host, port)
+        _wait_until_answering(name, handle.urls[name], probe, timeout)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def _start(handle: SandboxHandle, slug: str, app: FastAPI, host: str, port: int) -> None:
+    sock = _listen(host, port, slug)
+    bound = sock.getsockname()[1]
+    # log_config=None: leave the process's logging alone (pytest, the CLI) instead of uvicorn's dictConfig.
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{slug}", daemon=True)
+    thread.start()
+    handle._running.append(_Running(server, thread))
+    handle.urls[slug] = f"http://{_url_host(host)}:{bound}"
 
 
 def _listen(host: str, port: int, slug: str) -> socket.socket:
@@ -101,14 +146,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _wait_until_answering(slug: str, url: str, timeout: float) -> None:
+def _wait_until_answering(slug: str, url: str, probe: str, timeout: float) -> None:
     """Poll the control endpoint; a plain HTTP connection so that no proxy setting gets in the way."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     deadline = time.monotonic() + timeout
     while True:
         connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=1)
         try:
-            connection.request("GET", "/_sandbox/accounts")
+            connection.request("GET", probe)
             if connection.getresponse().status == 200:
                 return
         except OSError:

@@ -1,0 +1,118 @@
+"""Route a firm's bank statements: the per-IBAN connectors of ``seeds/per-iban-statement-connectors-faq.md``.
+
+Every day, for one accounting firm: take the new statement files from its sources (a statement
+API, an inbox in storage), record each statement once, then send each one where it belongs: to
+the partner connector of its IBAN when the IBAN is active and attached, else into the firm's
+global statements file of the day; a statement of an unknown IBAN is kept aside and reported.
+A partner that is down gets its statements on a later run: nothing is lost, and the partner's
+acknowledgement makes each delivery count once.
+
+One flow run per firm per day, named after the firm and the day.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger, runtime
+from prefect.states import Completed, Failed, State
+
+from glaneur import routing
+from glaneur.db import migrate, session_scope
+from glaneur.delivery import DeliveryError, PartnerRefused
+from glaneur.errors import GlaneurError
+from glaneur.firm import require_firm, statement_sources
+from glaneur.settings import get_settings
+from tasks.statements import (
+    DeliveryReport,
+    PullReport,
+    as_dict,
+    deliver_statement,
+    publish_history,
+    pull_source,
+    record_source_error,
+    route,
+    with_retries,
+)
+
+
+def _run_name() -> str:
+    parameters = runtime.flow_run.parameters
+    day = parameters.get("day") or date.today()
+    return f"statements-{parameters['firm']}-{day}"
+
+
+@flow(name="route-statements", flow_run_name=_run_name)
+def route_statements(firm: str, day: date | None = None) -> State:
+    """Take in, route and deliver the firm's statements. Ends Failed when a file or a delivery needs a person."""
+    settings = get_settings()
+    logger = get_run_logger()
+    migrate()
+    day = day or date.today()
+    with session_scope() as session:
+        org = require_firm(session, firm)
+        sources = [(source.id, source.slug) for source in statement_sources(session, org)]
+
+    pulls: list[PullReport] = []
+    pull = with_retries(pull_source, settings)
+    for source_id, slug in sources:
+        try:
+            pulls.append(pull(firm, source_id))
+        except GlaneurError as error:
+            record_source_error(source_id, error.user_message)
+            pulls.append(PullReport(source=slug, error=error.user_message))
+            logger.warning("Source %s: %s", slug, error.user_message)
+
+    routes = route(firm, day)
+
+    deliveries: list[DeliveryReport] = []
+    send = with_retries(deliver_statement, settings)
+    with session_scope() as session:
+        due = [(s.id, s.partner_id) for s in routing.deliveries_due(session, firm)]
+    for statement_id, _ in due:
+        try:
+            deliveries.append(send(firm, statement_id))
+        except DeliveryError as error:
+            deliveries.append(DeliveryReport(statement_id, "", False, error=str(error),
+                                             refused=isinstance(error, PartnerRefused)))
+            logger.warning("Statement #%d not delivered: %s", statement_id, error)
+
+    publish_history(firm, day, pulls, deliveries)
+    with session_scope() as session:
+        aside = len(routing.statement_history(session, firm, route=routing.StatementRoute.ASIDE))
+    summary = {
+        "firm": firm,
+        "day": day.isoformat(),
+        "sources": [as_dict(p) for p in pulls],
+        "routes": routes,
+        "delivered": sum(1 for d in deliveries if d.delivered),
+        "not_delivered": sum(1 for d in deliveries if not d.delivered),
+        "aside": aside,
+        "rejected_files": sum(len(p.rejected) for p in pulls),
+    }
+    problems = []
+    if summary["not_delivered"]:
+        problems.append(f"{summary['not_delivered']} statement(s) not acknowledged by their partner yet (retried next run)")
+    if summary["rejected_files"]:
+        problems.append(f"{summary['rejected_files']} file(s) rejected (kept, see the history)")
+    failed_sources = [p.source for p in pulls if p.error]
+    if failed_sources:
+        problems.append(f"source(s) not read: {', '.join(failed_sources)}")
+    if aside:
+        problems.append(f"{aside} statement(s) of unknown IBANs kept aside")
+    new = sum(p.new_statements for p in pulls)
+    message = f"{new} new statement(s); {summary['delivered']} delivered to partners; routes {routes or 'none'}"
+    summary["message"] = message + ("; " + "; ".join(problems) if problems else "")
+    logger.info(summary["message"])
+    if summary["not_delivered"] or summary["rejected_files"] or failed_sources:
+        return Failed(message=summary["message"], data=summary)
+    return Completed(message=summary["message"], data=summary)
+
+
+def run_firm(firm: str, day: date | None = None) -> dict:
+    """Route the firm's statements now, in this process, as its own flow run; return the summary."""
+    state = route_statements(firm=firm, day=day, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result

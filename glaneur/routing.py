@@ -1,0 +1,470 @@
+"""Statement intake and routing for accounting firms (Prefect-free; the flow calls these steps).
+
+Intake: a statement file is kept in storage exactly as received, whatever it holds, then parsed and
+split per account; each statement is recorded once (by its fingerprint, whatever file carried it)
+and its own content filed under the firm's prefix. A file that is not a statement is recorded as
+rejected with the reason: nothing is lost, nothing is routed from it.
+
+Routing (``seeds/per-iban-statement-connectors-faq.md``): a statement of an IBAN that is active
+(mandate approved) and attached to a connector the firm has associated goes to that partner, and
+is not in the firm's global statements file; any other known IBAN's statement goes into the global
+file of the day it is routed; an unknown IBAN's statement is kept aside and reported until the IBAN
+is added. A partner delivery counts once the partner acknowledged it (its receipt is recorded);
+until then the statement may still change route (its IBAN was detached), and the delivery is
+retried on every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlmodel import Session, col, or_, select
+
+from glaneur.errors import UsageError
+from glaneur.firm import firm_connectors, require_firm
+from glaneur.models import (
+    ClientIban,
+    DeliveryState,
+    Organization,
+    PartnerConnector,
+    Statement,
+    StatementFile,
+    StatementFileState,
+    StatementRoute,
+    StatementSource,
+    utcnow,
+)
+from glaneur.statements import ParsedStatement, StatementFileError, parse_statement_file
+from glaneur.storage import Storage, safe_part
+
+EXTENSIONS = {"mt940": "sta"}  # CAMT files are XML
+CONTENT_TYPES = {"sta": "text/plain", "xml": "application/xml"}
+
+
+def extension(fmt: str) -> str:
+    return EXTENSIONS.get(fmt, "xml")
+
+
+def content_type(fmt: str) -> str:
+    return CONTENT_TYPES[extension(fmt)]
+
+
+# -- keys -------------------------------------------------------------------------------------------
+
+
+def received_key(org: Organization, sha256: str, name: str, when: date) -> str:
+    return f"{safe_part(org.slug)}/statements/received/{when:%Y/%m}/{sha256[:16]}_{safe_part(name)}"
+
+
+def statement_key(org: Organization, parsed: ParsedStatement) -> str:
+    account = safe_part(parsed.iban or parsed.account)
+    day = parsed.period_end or parsed.period_start
+    folder = f"{day:%Y/%m}" if day else "undated"
+    stem = f"{day.isoformat() if day else 'undated'}_{parsed.sha256[:12]}"
+    return f"{safe_part(org.slug)}/statements/accounts/{account}/{folder}/{stem}.{extension(parsed.format)}"
+
+
+def partner_key(partner: PartnerConnector, org: Organization, statement: Statement) -> str:
+    """Under the partner's own prefix, so that each production tool reads one folder."""
+    name = statement.storage_key.rsplit("/", 1)[-1]
+    account = safe_part(statement.iban or statement.account)
+    return f"partners/{safe_part(partner.slug)}/{safe_part(org.slug)}/{account}/{name}"
+
+
+def fingerprint(parsed: ParsedStatement) -> str:
+    """Two copies of one statement share this, whatever carried them: another file, another envelope, even
+    the other format (banks often send a firm both CAMT.053 and MT940). Statement numbers and period starts
+    are left out because the two formats number and date them differently."""
+    parts = (
+        parsed.iban or parsed.account,
+        parsed.currency,
+        str(parsed.period_end),
+        str(parsed.opening_balance),
+        str(parsed.closing_balance),
+        str(parsed.entries),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+# -- intake -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class IntakeResult:
+    """What became of one received file."""
+
+    name: str
+    sha256: str
+    duplicate: bool = False  # the same file was already recorded
+    rejected_reason: str = ""
+    rejected_message: str = ""
+    new_statements: list[int] = field(default_factory=list)  # Statement ids
+    already_had: int = 0
+    file_id: int | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.rejected_reason)
+
+
+def record_file(
+    session: Session,
+    storage: Storage,
+    org: Organization,
+    name: str,
+    data: bytes,
+    *,
+    source: StatementSource | None = None,
+    max_bytes: int,
+) -> IntakeResult:
+    """Keep the file as received, parse it, record each new statement. Idempotent per file."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    result = IntakeResult(name=name, sha256=sha256)
+    now = utcnow()
+    existing = session.exec(
+        select(StatementFile).where(
+            StatementFile.organization_id == org.id,
+            StatementFile.sha256 == sha256,
+            StatementFile.state != StatementFileState.DUPLICATE,
+        )
+    ).first()
+    if existing is not None:
+        # Noted (an inbox must not offer it again), never parsed or stored twice.
+        duplicate = StatementFile(
+            organization_id=org.id, source_id=source.id if source is not None else None, source_name=name,
+            format=existing.format, sha256=sha256, size=len(data), storage_key=existing.storage_key,
+            state=StatementFileState.DUPLICATE, received_at=now,
+        )
+        session.add(duplicate)
+        session.flush()
+        result.duplicate = True
+        result.file_id = duplicate.id
+        return result
+    try:
+        statements = parse_statement_file(data, max_bytes=max_bytes)
+        fmt = statements[0].format if statements else None
+        if not statements:
+            raise StatementFileError("invalid_statement", "the file holds no statement: ask the bank for it again.")
+    except StatementFileError as error:
+        result.rejected_reason, result.rejected_message = error.reason, str(error)
+        statements, fmt = [], None
+    # Kept as received before anything is recorded: a rejected file stays readable by a person.
+    raw_key = received_key(org, sha256, name, now.date())
+    storage.put(raw_key, data, metadata={"firm": org.slug, "name": name, "state": "rejected" if result.rejected
+                                         else "parsed"}, content_type="application/octet-stream")
+    record = StatementFile(
+        organization_id=org.id,
+        source_id=source.id if source is not None else None,
+        source_name=name,
+        format=fmt,
+        sha256=sha256,
+        size=len(data),
+        storage_key=raw_key,
+        state=StatementFileState.REJECTED if result.rejected else StatementFileState.PARSED,
+        error_reason=result.rejected_reason,
+        error_message=result.rejected_message,
+        statement_count=len(statements),
+        received_at=now,
+    )
+    session.add(record)
+    session.flush()
+    result.file_id = record.id
+    ibans = _client_ibans(session, org)
+    for parsed in statements:
+        print_ = fingerprint(parsed)
+        if session.exec(
+            select(Statement.id).where(Statement.organization_id == org.id, Statement.fingerprint == print_)
+        ).first() is not None:
+            result.already_had += 1
+            continue
+        key = statement_key(org, parsed)
+        storage.put(
+            key,
+            parsed.content,
+            metadata={
+                "firm": org.slug,
+                "account": parsed.iban or parsed.account,
+                "period_end": str(parsed.period_end or ""),
+                "closing_balance": str(parsed.closing_balance),
+                "currency": parsed.currency,
+            },
+            content_type=content_type(parsed.format),
+        )
+        client = ibans.get(parsed.iban) if parsed.iban else None
+        statement = Statement(
+            organization_id=org.id,
+            file_id=record.id,
+            client_iban_id=client.id if client is not None else None,
+            account=parsed.account,
+            iban=parsed.iban,
+            currency=parsed.currency,
+            statement_ref=parsed.statement_id,
+            format=parsed.format,
+            period_start=parsed.period_start,
+            period_end=parsed.period_end,
+            opening_balance=str(parsed.opening_balance),
+            closing_balance=str(parsed.closing_balance),
+            entries=parsed.entries,
+            sha256=parsed.sha256,
+            fingerprint=print_,
+            storage_key=key,
+            received_at=now,
+        )
+        session.add(statement)
+        session.flush()
+        result.new_statements.append(statement.id)
+    return result
+
+
+def _client_ibans(session: Session, org: Organization) -> dict[str, ClientIban]:
+    rows = session.exec(select(ClientIban).where(ClientIban.organization_id == org.id)).all()
+    return {row.iban: row for row in rows}
+
+
+# -- routing ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    statement_id: int
+    route: StatementRoute
+    partner_id: int | None = None
+    reason: str = ""
+
+
+def decide(statement: Statement, client: ClientIban | None, associated: set[int]) -> Decision:
+    """Where one statement goes, by the FAQ's rules."""
+    if client is None:
+        return Decision(statement.id, StatementRoute.ASIDE, reason="unknown IBAN: kept aside until it is added")
+    if client.partner_id is None:
+        return Decision(statement.id, StatementRoute.GLOBAL, reason="no connector on this IBAN")
+    if not client.active:
+        return Decision(
+            statement.id, StatementRoute.GLOBAL, reason=f"mandate {client.mandate_status.value}: IBAN not active"
+        )
+    if client.partner_id not in associated:
+        return Decision(statement.id, StatementRoute.GLOBAL, reason="connector no longer associated with the firm")
+    return Decision(statement.id, StatementRoute.PARTNER, partner_id=client.partner_id, reason="active IBAN")
+
+
+def route_pending(session: Session, org: Organization | str, day: date) -> list[Decision]:
+    """Route every statement not routed for good yet; statements bound for the global file land in ``day``'s.
+
+    For good: in a global file, or acknowledged by a partner. A statement kept aside, or bound for a
+    partner that has not acknowledged it, is decided again (its IBAN may have been added or detached).
+    """
+    org = require_firm(session, org)
+    associated = {partner.id for partner in firm_connectors(session, org)}
+    ibans = _client_ibans(session, org)
+    open_statements = session.exec(
+        select(Statement)
+        .where(
+            Statement.organization_id == org.id,
+            or_(
+                col(Statement.route).in_([StatementRoute.PENDING, StatementRoute.ASIDE]),
+                (Statement.route == StatementRoute.PARTNER) & col(Statement.delivery_receipt).is_(None),
+            ),
+        )
+        .order_by(Statement.id)
+    ).all()
+    decisions = []
+    now = utcnow()
+    for statement in open_statements:
+        client = ibans.get(statement.iban) if statement.iban else None
+        statement.client_iban_id = client.id if client is not None else None
+        decision = decide(statement, client, associated)
+        decisions.append(decision)
+        changed = (statement.route, statement.partner_id) != (decision.route, decision.partner_id)
+        statement.route = decision.route
+        statement.partner_id = decision.partner_id
+        if changed:
+            statement.routed_at = now
+        if decision.route == StatementRoute.GLOBAL:
+            statement.global_date = day
+            statement.delivery_state = None
+        elif decision.route == StatementRoute.PARTNER and statement.delivery_state is None:
+            statement.delivery_state = DeliveryState.PENDING
+        session.add(statement)
+    session.flush()
+    return decisions
+
+
+def deliveries_due(session: Session, org: Organization | str) -> Sequence[Statement]:
+    """Statements bound for a partner that has not acknowledged them yet."""
+    org = require_firm(session, org)
+    return session.exec(
+        select(Statement)
+        .where(
+            Statement.organization_id == org.id,
+            Statement.route == StatementRoute.PARTNER,
+            col(Statement.delivery_receipt).is_(None),
+        )
+        .order_by(Statement.id)
+    ).all()
+
+
+def mark_acknowledged(session: Session, statement_id: int, receipt: str) -> Statement:
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise UsageError(f"unknown statement #{statement_id}.")
+    statement.delivery_receipt = receipt
+    statement.delivery_attempts += 1
+    statement.last_delivery_error = ""
+    session.add(statement)
+    session.flush()
+    return statement
+
+
+def mark_delivered(session: Session, statement_id: int, key: str) -> Statement:
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise UsageError(f"unknown statement #{statement_id}.")
+    statement.delivery_key = key
+    statement.delivery_state = DeliveryState.DELIVERED
+    statement.delivered_at = utcnow()
+    session.add(statement)
+    session.flush()
+    return statement
+
+
+def mark_delivery_failed(session: Session, statement_id: int, error: str, *, refused: bool) -> Statement:
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise UsageError(f"unknown statement #{statement_id}.")
+    statement.delivery_attempts += 1
+    statement.delivery_state = DeliveryState.REFUSED if refused else DeliveryState.PENDING
+    statement.last_delivery_error = error[:500]
+    session.add(statement)
+    session.flush()
+    return statement
+
+
+# -- the global statements file ("Relevés", action « Télécharger ») ---------------------------------
+
+MANIFEST_COLUMNS = ("file", "iban", "client", "currency", "period_start", "period_end", "opening_balance",
+                    "closing_balance", "entries", "sha256")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same day's file is the same bytes, whoever builds it
+
+
+def global_statements(session: Session, org: Organization | str, day: date) -> list[tuple[Statement, str]]:
+    org = require_firm(session, org)
+    rows = session.exec(
+        select(Statement, ClientIban.client_name)
+        .join(ClientIban, col(Statement.client_iban_id) == col(ClientIban.id), isouter=True)
+        .where(
+            Statement.organization_id == org.id,
+            Statement.route == StatementRoute.GLOBAL,
+            Statement.global_date == day,
+        )
+        .order_by(Statement.iban, Statement.period_end, Statement.id)
+    ).all()
+    return [(statement, client or "") for statement, client in rows]
+
+
+def global_file(session: Session, storage: Storage, org: Organization | str, day: date) -> tuple[bytes, int]:
+    """The firm's global statements file of ``day``: a zip of each statement plus a manifest.csv."""
+    org = require_firm(session, org)
+    rows = global_statements(session, org, day)
+    if not rows:
+        raise UsageError(
+            f"firm '{org.slug}' has no statement in its global file of {day.isoformat()}: "
+            "see `glaneur statements list` for the days that have some."
+        )
+    manifest = io.StringIO()
+    writer = csv.writer(manifest, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for statement, client in rows:
+            name = statement.storage_key.rsplit("/", 1)[-1]
+            member = f"{safe_part(statement.iban or statement.account)}_{name}"
+            _write_member(bundle, member, storage.get(statement.storage_key))
+            writer.writerow((member, statement.iban or statement.account, client, statement.currency,
+                             statement.period_start or "", statement.period_end or "", statement.opening_balance,
+                             statement.closing_balance, statement.entries, statement.sha256))
+        _write_member(bundle, "manifest.csv", manifest.getvalue().encode())
+    return buffer.getvalue(), len(rows)
+
+
+def _write_member(bundle: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    bundle.writestr(info, data)
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementEntry:
+    """One line of the statements history: what arrived, and where it went."""
+
+    statement: Statement
+    client: str
+    partner: str | None
+
+    @property
+    def destination(self) -> str:
+        s = self.statement
+        if s.route == StatementRoute.PARTNER:
+            state = s.delivery_state.value if s.delivery_state else "pending"
+            if s.delivery_state == DeliveryState.DELIVERED:
+                return f"partner {self.partner} (delivered {s.delivered_at:%Y-%m-%d %H:%M}, receipt {s.delivery_receipt})"
+            detail = f": {s.last_delivery_error}" if s.last_delivery_error else ""
+            return f"partner {self.partner} ({state}, {s.delivery_attempts} attempt(s){detail})"
+        if s.route == StatementRoute.GLOBAL:
+            return f"global file of {s.global_date}"
+        if s.route == StatementRoute.ASIDE:
+            return "kept aside: unknown IBAN (add it with `glaneur iban add`)"
+        return "not routed yet"
+
+
+def statement_history(
+    session: Session,
+    org: Organization | str,
+    *,
+    iban: str | None = None,
+    route: StatementRoute | None = None,
+    limit: int = 200,
+) -> list[StatementEntry]:
+    org = require_firm(session, org)
+    query = (
+        select(Statement, ClientIban.client_name, PartnerConnector.slug)
+        .join(ClientIban, col(Statement.client_iban_id) == col(ClientIban.id), isouter=True)
+        .join(PartnerConnector, col(Statement.partner_id) == col(PartnerConnector.id), isouter=True)
+        .where(Statement.organization_id == org.id)
+    )
+    if iban is not None:
+        query = query.where(Statement.iban == iban)
+    if route is not None:
+        query = query.where(Statement.route == route)
+    rows = session.exec(query.order_by(col(Statement.received_at).desc(), col(Statement.id).desc()).limit(limit)).all()
+    return [StatementEntry(statement, client or "", partner) for statement, client, partner in rows]
+
+
+def rejected_files(session: Session, org: Organization | str, *, limit: int = 50) -> Sequence[StatementFile]:
+    org = require_firm(session, org)
+    return session.exec(
+        select(StatementFile)
+        .where(StatementFile.organization_id == org.id, StatementFile.state == StatementFileState.REJECTED)
+        .order_by(col(StatementFile.received_at).desc())
+        .limit(limit)
+    ).all()
+
+
+def route_counts(decisions: Sequence[Decision]) -> dict[str, int]:
+    return dict(Counter(decision.route.value for decision in decisions))
+
+
+def inbox_files(session: Session, org: Organization, source: StatementSource) -> Sequence[StatementFile]:
+    """Files already taken from an inbox (by key): an inbox is read, never emptied, so nothing is lost."""
+    return session.exec(
+        select(StatementFile).where(StatementFile.organization_id == org.id, StatementFile.source_id == source.id)
+    ).all()

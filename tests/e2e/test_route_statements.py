@@ -1,0 +1,272 @@
+"""Statements routed per IBAN, end to end: a real Prefect server, the sandbox statement source (HTTP) and
+two sandbox partners (HTTP, HMAC-signed deliveries), files taken in, routed, delivered, and the global file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+from datetime import date
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from glaneur.models import (
+    DeliveryState,
+    Statement,
+    StatementFile,
+    StatementFileState,
+    StatementRoute,
+)
+from glaneur.settings import get_settings
+from glaneur.storage import get_storage
+from sandbox.firm_setup import ADMIN, COLLABORATOR, create_sandbox_firm, iban_of
+from sandbox.statements_source import FIRM, SANDBOX_UNKNOWN_IBAN
+
+pytestmark = pytest.mark.slow
+
+DAY = date(2026, 11, 20)
+MARTIN = iban_of("Boulangerie Martin")  # compta-express, approved
+LEFEVRE = iban_of("Garage Lefèvre")  # compta-express, pending
+BRASSERIE = iban_of("Brasserie Van den Bossche")  # no connector
+PEETERS = iban_of("Atelier Peeters")  # tenue-plus, approved
+MULLER = iban_of("Schreinerei Müller GmbH")  # compta-express, revoked
+runner = CliRunner()
+
+
+def session() -> Session:
+    from glaneur.db import get_engine
+
+    return Session(get_engine(), expire_on_commit=False)
+
+
+@pytest.fixture
+def world(glaneur_home, prefect_server, sandbox, monkeypatch):
+    from glaneur.db import session_scope
+
+    for key, url in sandbox.urls.items():
+        if key == "statement-source" or key.startswith("partner-"):
+            httpx.post(f"{url}/_sandbox/reset").raise_for_status()
+    monkeypatch.delenv("GLANEUR_ACTING_USER", raising=False)
+    with session_scope() as s:
+        assert create_sandbox_firm(s, sandbox.urls)
+    return sandbox
+
+
+def route(day: date = DAY):
+    from flows.route_statements import route_statements
+
+    state = route_statements(firm=FIRM, day=day, return_state=True)
+    return state, state.result(raise_on_failure=False)
+
+
+def received(sandbox, partner: str) -> list[dict]:
+    return httpx.get(f"{sandbox.urls[f'partner-{partner}']}/_sandbox/received").json()
+
+
+def statements_of(iban: str) -> list[Statement]:
+    with session() as s:
+        return list(s.exec(select(Statement).where(Statement.iban == iban)).all())
+
+
+def glaneur(*args: str, actor: str | None = None, input: str | None = None):
+    from glaneur.cli import app
+
+    prefix = ["--as", actor] if actor else []
+    return runner.invoke(app, [*prefix, *args], input=input, env={"COLUMNS": "250"})
+
+
+def diagnosis(iban: str) -> str:
+    """The checks' names, findings and fixes as one line (the CLI's table folds them over several)."""
+    from glaneur.firm_doctor import diagnose_iban
+
+    with session() as s:
+        checks = diagnose_iban(s, iban)
+    return " | ".join(f"{c.name}: {c.verdict.value}: {c.detail} {c.fix}" for c in checks)
+
+
+def test_statements_go_to_partners_or_the_global_file_exactly_once(world, tmp_path):
+    state, summary = route()
+    assert state.is_completed(), state.message
+    assert summary["sources"][0]["files"] == 4 and summary["sources"][0]["new_statements"] == 6
+    assert summary["delivered"] == 2 and summary["aside"] == 1
+
+    # Active IBAN with a connector: delivered to that partner, signed, once.
+    (martin,) = statements_of(MARTIN)
+    assert martin.route == StatementRoute.PARTNER and martin.delivery_state == DeliveryState.DELIVERED
+    compta = received(world, "compta-express")
+    assert [item["headers"]["x-glaneur-iban"] for item in compta] == [MARTIN]
+    assert compta[0]["sha256"] == martin.sha256 and compta[0]["receipt"] == martin.delivery_receipt
+    tenue = received(world, "tenue-plus")
+    assert [item["headers"]["x-glaneur-iban"] for item in tenue] == [PEETERS]
+    storage = get_storage(get_settings())
+    assert storage.get(martin.delivery_key) == storage.get(martin.storage_key)
+    assert martin.delivery_key.startswith(f"partners/compta-express/{FIRM}/{MARTIN}/")
+
+    # Any other IBAN: in the firm's global file of the day, and only there.
+    for iban in (LEFEVRE, BRASSERIE, MULLER):
+        (statement,) = statements_of(iban)
+        assert statement.route == StatementRoute.GLOBAL and statement.global_date == DAY
+    (unknown,) = statements_of(SANDBOX_UNKNOWN_IBAN)
+    assert unknown.route == StatementRoute.ASIDE
+
+    target = tmp_path / "global.zip"
+    result = glaneur("statements", "download", FIRM, "--day", DAY.isoformat(), "--output", str(target))
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(target) as bundle:
+        names = bundle.namelist()
+        manifest = bundle.read("manifest.csv").decode()
+        member = next(name for name in names if name.startswith(BRASSERIE))
+        (tmp_path / "one.xml").write_bytes(bundle.read(member))
+    assert len(names) == 4 and "manifest.csv" in names
+    assert all(iban in manifest for iban in (LEFEVRE, BRASSERIE, MULLER))
+    assert MARTIN not in manifest and PEETERS not in manifest and SANDBOX_UNKNOWN_IBAN not in manifest
+
+    # Any member of the global file can be checked by hand.
+    parsed = glaneur("statements", "parse", str(tmp_path / "one.xml"))
+    assert parsed.exit_code == 0, parsed.output
+    (one,) = json.loads(parsed.stdout)
+    assert one["iban"] == BRASSERIE and one["entries"] >= 1
+
+    # Run again: the same files are not taken twice, nothing is delivered twice.
+    state, summary = route()
+    assert summary["sources"][0]["new_statements"] == 0 and summary["delivered"] == 0
+    assert [item["times_received"] for item in received(world, "compta-express")] == [1]
+    with session() as s:
+        assert len(s.exec(select(Statement)).all()) == 6
+        assert len(s.exec(select(StatementFile)).all()) == 4
+
+    listing = glaneur("statements", "list", FIRM)
+    assert listing.exit_code == 0 and "partner compta-express (delivered" in " ".join(listing.stdout.split())
+
+
+def test_a_partner_that_was_down_gets_its_statements_later(world):
+    partner = world.urls["partner-compta-express"]
+    httpx.post(f"{partner}/_sandbox/outage", json={"down": True}).raise_for_status()
+    state, summary = route()
+    assert state.is_failed() and summary["not_delivered"] == 1
+    assert "not acknowledged" in state.message
+    (martin,) = statements_of(MARTIN)
+    assert martin.route == StatementRoute.PARTNER and martin.delivery_receipt is None
+    assert martin.delivery_attempts >= 1 and "503" in martin.last_delivery_error
+    assert martin.global_date is None  # never in the global file meanwhile
+
+    httpx.post(f"{partner}/_sandbox/outage", json={"down": False}).raise_for_status()
+    state, summary = route(date(2026, 11, 21))
+    assert state.is_completed(), state.message
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_state == DeliveryState.DELIVERED
+    assert [item["times_received"] for item in received(world, "compta-express")] == [1]
+
+
+def test_an_iban_detached_before_delivery_goes_to_the_global_file(world):
+    partner = world.urls["partner-compta-express"]
+    httpx.post(f"{partner}/_sandbox/outage", json={"down": True}).raise_for_status()
+    route()
+    result = glaneur("iban", "attach", FIRM, MARTIN, "none", actor=COLLABORATOR)
+    assert result.exit_code == 0, result.output
+    httpx.post(f"{partner}/_sandbox/outage", json={"down": False}).raise_for_status()
+    state, _ = route(date(2026, 11, 21))
+    (martin,) = statements_of(MARTIN)
+    assert martin.route == StatementRoute.GLOBAL and martin.global_date == date(2026, 11, 21)
+    assert received(world, "compta-express") == []
+
+
+def test_unknown_iban_is_kept_aside_until_added(world):
+    route()
+    assert glaneur("doctor", "--iban", SANDBOX_UNKNOWN_IBAN).exit_code == 1
+    assert "1 statement(s) for it are kept aside" in diagnosis(SANDBOX_UNKNOWN_IBAN)
+    assert glaneur("iban", "add", FIRM, SANDBOX_UNKNOWN_IBAN, "--client", "Weber Logistik GmbH",
+                   actor=COLLABORATOR).exit_code == 0
+    route(date(2026, 11, 21))
+    (weber,) = statements_of(SANDBOX_UNKNOWN_IBAN)
+    assert weber.route == StatementRoute.GLOBAL and weber.client_iban_id is not None
+
+
+def test_bad_files_are_kept_rejected_and_the_rest_routed(world):
+    source = world.urls["statement-source"]
+    hostile = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+               b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">&x;</Document>')
+    truncated = b":20:REF1\r\n:25:" + MARTIN.encode() + b"\r\n:28C:1/1\r\n:60F:C261119EUR100,00\r\n:61:2611"
+    for name, content in (("hostile.xml", hostile), ("cut.sta", truncated)):
+        httpx.post(f"{source}/_sandbox/files", json={
+            "firm": FIRM, "name": name, "content_base64": base64.b64encode(content).decode(),
+        }).raise_for_status()
+    state, summary = route()
+    assert state.is_failed() and summary["rejected_files"] == 2
+    assert summary["delivered"] == 2  # the good files were routed all the same
+    with session() as s:
+        rejected = s.exec(select(StatementFile).where(StatementFile.state == StatementFileState.REJECTED)).all()
+    assert sorted(f.error_reason for f in rejected) == ["hostile_xml", "truncated"]
+    storage = get_storage(get_settings())
+    assert {storage.get(f.storage_key) for f in rejected} == {hostile, truncated}  # nothing lost
+    assert b"root:" not in b"".join(storage.get(f.storage_key) for f in rejected)
+
+    listing = " ".join(glaneur("statements", "list", FIRM).stdout.split())
+    assert "Rejected files" in listing and "cut.sta" in listing
+
+
+def test_inbox_files_are_taken_once(world, tmp_path):
+    route()
+    (brasserie,) = statements_of(BRASSERIE)
+    path = tmp_path / "releve.xml"
+    path.write_bytes(get_storage(get_settings()).get(brasserie.storage_key))  # the bank re-sends it by mail
+    for _ in range(2):  # dropped twice: one object in the inbox
+        result = glaneur("statements", "import", FIRM, str(path), actor=COLLABORATOR)
+        assert result.exit_code == 0, result.output
+    state, summary = route(date(2026, 11, 21))
+    depot = next(p for p in summary["sources"] if p["source"] == "depot")
+    # Recorded once, whatever file carried it.
+    assert depot["files"] == 1 and depot["new_statements"] == 0 and depot["already_had"] + depot["duplicates"] == 1
+    assert len(statements_of(BRASSERIE)) == 1
+    _, summary = route(date(2026, 11, 22))
+    depot = next(p for p in summary["sources"] if p["source"] == "depot")
+    assert depot["files"] == 0  # an inbox file is read once
+
+
+def test_doctor_walks_the_faq_checklist(world):
+    route()
+    assert glaneur("doctor", "--iban", MARTIN).exit_code == 0
+    martin = diagnosis(MARTIN)
+    assert "1. Connector associated with the firm" in martin and "2. IBAN attached to a connector" in martin
+    assert "attached to compta-express" in martin and "mandate approved" in martin
+    assert "delivered" in martin and "contact Glaneur's support" in martin
+    assert glaneur("doctor", "--iban", LEFEVRE).exit_code == 1
+    text = diagnosis(LEFEVRE)
+    assert "mandate pending" in text and "global file of 2026-11-20" in text
+    bad = glaneur("doctor", "--iban", "FR7630004000000001234567846")
+    assert bad.exit_code == 2 and "check digits" in bad.stderr
+    assert ADMIN  # the firm's administrator exists for the remaining CLI checks
+
+
+def test_no_partner_secret_or_source_token_left_behind(world, glaneur_home):
+    """Not in Prefect's logs, artifacts, parameters or state; not in clear in Glaneur's database."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from sandbox.partner import SANDBOX_PARTNER_SECRETS
+    from sandbox.statements_source import SANDBOX_SOURCE_TOKENS
+
+    httpx.post(f"{world.urls['partner-tenue-plus']}/_sandbox/outage", json={"fail_next": 1}).raise_for_status()
+    state, _ = route()
+    flow_run_id = state.state_details.flow_run_id
+
+    async def read():
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            artifacts = await client.read_artifacts()
+            run = await client.read_flow_run(flow_run_id)
+            return logs, artifacts, run
+
+    logs, artifacts, run = asyncio.run(read())
+    assert any(a.key == f"statements-{FIRM}" for a in artifacts)
+    prefect_text = (" ".join(log.message for log in logs) + " ".join(str(a.data) for a in artifacts)
+                    + json.dumps(run.parameters, default=str) + str(run.state.message))
+    database = b"".join(path.read_bytes() for path in glaneur_home.glob("glaneur.db*"))
+    for secret in [*SANDBOX_PARTNER_SECRETS.values(), *SANDBOX_SOURCE_TOKENS.values()]:
+        assert secret not in prefect_text
+        assert secret.encode() not in database
