@@ -29,6 +29,8 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/collect_bench.py
+	$(PY) bench/resume_latency.py
+	$(PY) bench/statements_bench.py
 
 clean:
 	rm -rf var/

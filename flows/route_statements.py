@@ -15,6 +15,9 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger, runtime
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.states import Completed, Failed, State
 
 from glaneur import routing
@@ -22,7 +25,9 @@ from glaneur.db import migrate, session_scope
 from glaneur.delivery import DeliveryError, PartnerRefused
 from glaneur.errors import GlaneurError
 from glaneur.firm import require_firm, statement_sources
+from glaneur.models import StatementRoute
 from glaneur.settings import get_settings
+from tasks.collect import with_retries
 from tasks.statements import (
     DeliveryReport,
     PullReport,
@@ -32,7 +37,6 @@ from tasks.statements import (
     pull_source,
     record_source_error,
     route,
-    with_retries,
 )
 
 
@@ -49,6 +53,26 @@ def route_statements(firm: str, day: date | None = None) -> State:
     logger = get_run_logger()
     migrate()
     day = day or date.today()
+    with firm_lock(firm):
+        return _route(firm, day, settings, logger)
+
+
+def firm_lock(firm: str):
+    """One routing of a firm at a time, whatever the workers: two at once would take in the same files.
+
+    A Prefect global concurrency limit of 1 per firm, created on first use; ``strict`` because a
+    missing limit would otherwise only log a warning and limit nothing.
+    """
+    name = f"route-statements-{firm}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+        except ObjectAlreadyExists:  # another run created it between the read and the create
+            pass
+    return concurrency(name, occupy=1, strict=True)
+
+
+def _route(firm: str, day: date, settings, logger) -> State:
     with session_scope() as session:
         org = require_firm(session, firm)
         sources = [(source.id, source.slug) for source in statement_sources(session, org)]
@@ -79,7 +103,7 @@ def route_statements(firm: str, day: date | None = None) -> State:
 
     publish_history(firm, day, pulls, deliveries)
     with session_scope() as session:
-        aside = len(routing.statement_history(session, firm, route=routing.StatementRoute.ASIDE))
+        aside = routing.count_routed(session, firm, StatementRoute.ASIDE)
     summary = {
         "firm": firm,
         "day": day.isoformat(),

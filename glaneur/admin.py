@@ -383,6 +383,11 @@ def _require_right(actor: User | None, org: Organization, *rights: Right) -> Use
     return actor
 
 
+def require_member(actor: User | None, org: Organization) -> User:
+    """Public form of the membership check: the actor, when a user of ``org``."""
+    return _require_actor(actor, org)
+
+
 def require_right(actor: User | None, org: Organization, *rights: Right) -> User:
     """Public form of the rights check, for commands that change something outside this module."""
     return _require_right(actor, org, *rights)

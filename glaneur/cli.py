@@ -57,7 +57,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # a crash must never print the password held in a local variable
-    help="Glaneur: collects supplier invoices from customer portals every day.",
+    help="Glaneur: collects supplier invoices from customer portals and routes bank statements per IBAN, every day.",
 )
 org_app = typer.Typer(no_args_is_help=True, help="Organisations (companies, accounting firms).")
 user_app = typer.Typer(no_args_is_help=True, help="Users of an organisation.")
@@ -91,7 +91,7 @@ def root(
         "belongs to the organisation concerned and holds the right they need; the audit log records them.",
     ),
 ) -> None:
-    """Glaneur: collects supplier invoices from customer portals every day."""
+    """Glaneur: collects supplier invoices from customer portals and routes bank statements per IBAN, every day."""
     _acting_user.set(acting_user)
 
 

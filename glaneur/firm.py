@@ -30,6 +30,7 @@ from glaneur.admin import (
     check_slug,
     get_organization,
     names_or_none,
+    require_member,
 )
 from glaneur.errors import UsageError
 from glaneur.models import (
@@ -115,13 +116,7 @@ def require_firm(session: Session, org: Organization | str) -> Organization:
 
 def require_profile(actor: User | None, org: Organization, *roles: FirmRole) -> User:
     """The actor, when a user of the firm with one of ``roles`` (any profile when none given)."""
-    if actor is None:
-        raise UsageError(f"this change must be made by a known user of firm '{org.slug}' (the acting user, --as).")
-    if actor.organization_id != org.id:
-        raise UsageError(
-            f"user '{actor.email}' belongs to another organisation, not '{org.slug}': "
-            f"only users of '{org.slug}' may change its settings."
-        )
+    actor = require_member(actor, org)
     if actor.firm_role is None:
         raise UsageError(
             f"user '{actor.email}' has no profile in firm '{org.slug}': ask an administrator of the firm "

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from glaneur.errors import UsageError
@@ -457,6 +458,13 @@ def rejected_files(session: Session, org: Organization | str, *, limit: int = 50
         .order_by(col(StatementFile.received_at).desc())
         .limit(limit)
     ).all()
+
+
+def count_routed(session: Session, org: Organization | str, route: StatementRoute) -> int:
+    org = require_firm(session, org)
+    return session.exec(
+        select(func.count()).select_from(Statement).where(Statement.organization_id == org.id, Statement.route == route)
+    ).one()
 
 
 def route_counts(decisions: Sequence[Decision]) -> dict[str, int]:

@@ -9,9 +9,8 @@ The tasks take live browser objects, so they are never cached (``NO_CACHE``).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout

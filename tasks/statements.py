@@ -16,7 +16,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.tasks import Task, exponential_backoff
+from prefect.tasks import Task
 
 from connectors.statement_api import RemoteFile, StatementApi
 from glaneur import routing
@@ -191,13 +191,6 @@ def deliver_statement(firm: str, statement_id: int) -> DeliveryReport:
     with session_scope() as session:
         routing.mark_delivered(session, statement_id, key)
     return DeliveryReport(statement_id, partner.slug, True, receipt=receipt)
-
-
-def with_retries(step: Task, settings: Settings) -> Task:
-    return step.with_options(
-        retries=settings.retries,
-        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_base_seconds)(settings.retries),
-    )
 
 
 def artifact_key(firm: str) -> str:

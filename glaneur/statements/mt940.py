@@ -25,6 +25,7 @@ The library logs a field it cannot read (with its value) at ERROR level on the `
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +42,10 @@ from glaneur.statements.model import (
     quoted,
     signed,
 )
+
+# The library logs a field it cannot read with its whole value (account numbers, narratives) at ERROR
+# level; our own errors say what is wrong without quoting more than a few characters of the file.
+logging.getLogger("mt940").setLevel(logging.CRITICAL)
 
 _TAG = re.compile(r"^:(?P<tag>\d{2}[A-Z]?|NS):", re.MULTILINE)
 _BLOCK_1 = re.compile(r"\{1:")

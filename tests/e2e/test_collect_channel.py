@@ -183,7 +183,14 @@ def test_a_download_that_is_not_a_pdf_is_refused_and_the_others_are_filed(glaneu
 
 def test_history_artifact_and_logs_hold_no_secret(glaneur_home, portals):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
 
     slug = make_channel("papeterie-dupont", ("acme", None), ("cgv", None))
     run(slug)

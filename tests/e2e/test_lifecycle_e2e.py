@@ -8,8 +8,6 @@ process, since the test server has no worker); updated credentials make the next
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -18,6 +16,7 @@ from glaneur.cli import app
 from glaneur.models import Account, Channel, CollectionRun, Document, VaultEntry
 from glaneur.statuses import Status, describe
 from glaneur.vault import Vault
+from tests.e2e.conftest import prefect_call
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -152,50 +151,6 @@ def test_doctor_names_the_cause_of_each_sandbox_failure(org, login, password, st
     assert secret not in result.output
 
 
-def _prefect(call):
-    from prefect.client.orchestration import get_client
-
-    async def go():
-        async with get_client() as client:
-            return await call(client)
-
-    return asyncio.run(go())
-
-
-@pytest.fixture
-def deployments():
-    """Deployments created on the test server for one test, deleted afterwards with their runs."""
-    from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.schedules import CronSchedule
-
-    created = []
-
-    def deploy(flow_name: str, cron: str | None = None):
-        async def create(client):
-            flow_id = await client.create_flow_from_name(flow_name)
-            schedules = [DeploymentScheduleCreate(schedule=CronSchedule(cron=cron, timezone="Europe/Paris"), active=True)] if cron else []
-            return await client.create_deployment(flow_id=flow_id, name=flow_name, schedules=schedules)
-
-        deployment_id = _prefect(create)
-        created.append(deployment_id)
-        return deployment_id
-
-    yield deploy
-
-    async def delete(client):
-        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
-        for deployment_id in created:
-            flow_runs = await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-            )
-            for flow_run in flow_runs:
-                await client.delete_flow_run(flow_run.id)
-            await client.delete_deployment(deployment_id)
-
-    _prefect(delete)
-
-
 def test_a_deployed_collection_takes_the_first_run_and_the_dispatch_is_checked(org, deployments):
     add_channel("acme", "papier-acme", "--no-collect")
     assert runs() == []
@@ -211,7 +166,7 @@ def test_a_deployed_collection_takes_the_first_run_and_the_dispatch_is_checked(o
     async def read(client):
         return await client.read_flow_run(flow_run_id)
 
-    flow_run = _prefect(read)
+    flow_run = prefect_call(read)
     assert flow_run.deployment_id == collect and flow_run.parameters == {"channel": SLUG}
     assert "first-collection" in flow_run.tags and flow_run.state.is_scheduled()
     assert runs() == []  # a worker runs it, not this process

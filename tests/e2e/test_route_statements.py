@@ -22,8 +22,9 @@ from glaneur.models import (
 )
 from glaneur.settings import get_settings
 from glaneur.storage import get_storage
-from sandbox.firm_setup import ADMIN, COLLABORATOR, create_sandbox_firm, iban_of
+from sandbox.firm_setup import COLLABORATOR, create_sandbox_firm, iban_of
 from sandbox.statements_source import FIRM, SANDBOX_UNKNOWN_IBAN
+from tests.e2e.conftest import assert_no_secret, prefect_call
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,11 @@ def test_statements_go_to_partners_or_the_global_file_exactly_once(world, tmp_pa
     listing = glaneur("statements", "list", FIRM)
     assert listing.exit_code == 0 and "partner compta-express (delivered" in " ".join(listing.stdout.split())
 
+    async def lock(client):  # one routing of the firm at a time, on every worker
+        return await client.read_global_concurrency_limit_by_name(f"route-statements-{FIRM}")
+
+    assert prefect_call(lock).limit == 1
+
 
 def test_a_partner_that_was_down_gets_its_statements_later(world):
     partner = world.urls["partner-compta-express"]
@@ -159,6 +165,28 @@ def test_a_partner_that_was_down_gets_its_statements_later(world):
     (martin,) = statements_of(MARTIN)
     assert martin.delivery_state == DeliveryState.DELIVERED
     assert [item["times_received"] for item in received(world, "compta-express")] == [1]
+
+
+def test_a_partner_refusing_the_signature_needs_a_person_then_gets_it(world):
+    from sandbox.partner import SANDBOX_PARTNER_SECRETS
+
+    wrong = "a-secret-the-partner-does-not-know"
+    assert glaneur("partner", "update", "compta-express", "--secret-stdin", input=wrong + "\n").exit_code == 0
+    state, summary = route()
+    assert state.is_failed() and summary["not_delivered"] == 1
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_state == DeliveryState.REFUSED and "401" in martin.last_delivery_error
+    assert martin.delivery_attempts == 1  # a refusal is not retried within the run
+    assert wrong not in martin.last_delivery_error
+    assert "the partner refused it" in diagnosis(MARTIN)
+
+    right = SANDBOX_PARTNER_SECRETS["compta-express"]
+    assert glaneur("partner", "update", "compta-express", "--secret-stdin", input=right + "\n").exit_code == 0
+    state, _ = route(date(2026, 11, 21))
+    assert state.is_completed(), state.message
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_state == DeliveryState.DELIVERED
+    assert [item["headers"]["x-glaneur-iban"] for item in received(world, "compta-express")] == [MARTIN]
 
 
 def test_an_iban_detached_before_delivery_goes_to_the_global_file(world):
@@ -238,35 +266,40 @@ def test_doctor_walks_the_faq_checklist(world):
     assert "mandate pending" in text and "global file of 2026-11-20" in text
     bad = glaneur("doctor", "--iban", "FR7630004000000001234567846")
     assert bad.exit_code == 2 and "check digits" in bad.stderr
-    assert ADMIN  # the firm's administrator exists for the remaining CLI checks
 
 
 def test_no_partner_secret_or_source_token_left_behind(world, glaneur_home):
     """Not in Prefect's logs, artifacts, parameters or state; not in clear in Glaneur's database."""
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
     from sandbox.partner import SANDBOX_PARTNER_SECRETS
     from sandbox.statements_source import SANDBOX_SOURCE_TOKENS
 
     httpx.post(f"{world.urls['partner-tenue-plus']}/_sandbox/outage", json={"fail_next": 1}).raise_for_status()
     state, _ = route()
-    flow_run_id = state.state_details.flow_run_id
 
-    async def read():
-        async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-            artifacts = await client.read_artifacts()
-            run = await client.read_flow_run(flow_run_id)
-            return logs, artifacts, run
+    async def artifacts(client):
+        return await client.read_artifacts()
 
-    logs, artifacts, run = asyncio.run(read())
-    assert any(a.key == f"statements-{FIRM}" for a in artifacts)
-    prefect_text = (" ".join(log.message for log in logs) + " ".join(str(a.data) for a in artifacts)
-                    + json.dumps(run.parameters, default=str) + str(run.state.message))
-    database = b"".join(path.read_bytes() for path in glaneur_home.glob("glaneur.db*"))
-    for secret in [*SANDBOX_PARTNER_SECRETS.values(), *SANDBOX_SOURCE_TOKENS.values()]:
-        assert secret not in prefect_text
-        assert secret.encode() not in database
+    assert any(a.key == f"statements-{FIRM}" for a in prefect_call(artifacts))
+    assert_no_secret(glaneur_home, state.state_details.flow_run_id,
+                     [*SANDBOX_PARTNER_SECRETS.values(), *SANDBOX_SOURCE_TOKENS.values()])
+
+
+def test_dispatch_schedules_one_routing_per_firm_and_day(world, deployments):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from flows.dispatch import dispatch_daily
+
+    deployments("collect-channel")
+    route_deployment = deployments("route-statements")
+    for _ in range(2):  # twice the same day: still one run (idempotency key)
+        dispatch_daily(day=DAY)
+
+    async def read(client):
+        return await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[route_deployment]))
+        )
+
+    (run,) = prefect_call(read)
+    assert run.parameters == {"firm": FIRM, "day": DAY.isoformat()}
+    assert run.state.is_scheduled()
+    assert run.expected_start_time.astimezone().strftime("%Y-%m-%d") == DAY.isoformat()

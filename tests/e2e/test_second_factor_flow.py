@@ -5,7 +5,6 @@ session reused the next day; and no secret left behind anywhere.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import json
 import os
@@ -22,6 +21,7 @@ from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.models import Account, Channel, Document, Right
 from glaneur.settings import get_settings, reset_settings
+from tests.e2e.conftest import assert_no_secret
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 PROVIDER = "papeterie-dupont"
@@ -144,7 +144,7 @@ def test_a_code_typed_by_the_approver_resumes_the_same_browser_session(glaneur_h
     assert summary["status"] == "ok", summary
     assert summary["new"] == len([d for d in _documents()]) > 0
     assert flow_run_inputs(run.id) == []  # the typed code is not kept by Prefect
-    _assert_no_secret(glaneur_home, run.id, [code, sandbox_account(portals, "double-code")["password"]])
+    assert_no_secret(glaneur_home, run.id, [code, sandbox_account(portals, "double-code")["password"]])
 
     # The next day: the remembered session skips login and second factor.
     again = Background(slug).join()
@@ -197,24 +197,3 @@ def test_no_answer_ends_the_run_cleanly_as_second_factor_timeout(glaneur_home, p
 def _documents():
     with session_scope() as session:
         return list(session.exec(select(Document)).all())
-
-
-def _assert_no_secret(home, flow_run_id, secrets: list[str]) -> None:
-    """Not in Prefect's logs, artifacts, parameters or inputs; not in clear in Glaneur's database."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    async def read():
-        async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-            artifacts = await client.read_artifacts()
-            run = await client.read_flow_run(flow_run_id)
-            return logs, artifacts, run
-
-    logs, artifacts, run = asyncio.run(read())
-    prefect_text = " ".join(log.message for log in logs) + " ".join(str(a.data) for a in artifacts) + json.dumps(
-        run.parameters) + str(run.state.message)
-    database = b"".join(path.read_bytes() for path in home.glob("glaneur.db*"))
-    for secret in secrets:
-        assert secret not in prefect_text
-        assert secret.encode() not in database

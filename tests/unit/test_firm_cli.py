@@ -192,3 +192,36 @@ def test_statement_sources(firm):
     listing = ok("firm", "sources", "cabinet").stdout
     assert "cabinet/inbox/depot/" in listing and "http://127.0.0.1:9" in listing
     assert all(b"a-firm-token" not in entry.ciphertext for entry in rows(VaultEntry))
+
+
+# -- statements parse: any file checked by hand -------------------------------------------------------------
+
+FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures" / "statements"
+
+
+def test_statements_parse_prints_one_object_per_statement(firm):
+    import json
+
+    out = ok("statements", "parse", str(FIXTURES / "camt053_v04_two_accounts.xml")).stdout
+    parsed = json.loads(out)
+    assert len(parsed) == 2
+    for item in parsed:
+        assert {"iban", "currency", "opening_balance", "closing_balance", "entries", "period_start",
+                "period_end"} <= item.keys()
+    mt = json.loads(ok("statements", "parse", str(FIXTURES / "mt940_swift_blocks_crlf.sta")).stdout)
+    assert all(item["iban"] == "FR7630004028170009876543292" for item in mt)
+
+
+@pytest.mark.parametrize(("name", "expect"), [
+    ("xxe.xml", "xxe.xml:"),
+    ("billion_laughs.xml", "billion_laughs.xml:"),
+    ("mt940_truncated.sta", "cut short"),
+    ("releve_mars_2024.pdf", "PDF"),
+    ("empty.sta", "empty"),
+])
+def test_statements_parse_refuses_bad_files_clearly(firm, name, expect):
+    refused("statements", "parse", str(FIXTURES / name), expect=expect)
+
+
+def test_statements_parse_missing_file(firm, tmp_path):
+    refused("statements", "parse", str(tmp_path / "nope.xml"), expect="cannot read")
