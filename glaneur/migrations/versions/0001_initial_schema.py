@@ -200,3 +200,6 @@ def downgrade() -> None:
 
     op.drop_table('organization')
     # ### end Alembic commands ###
+    # PostgreSQL keeps enum types after their tables are dropped; SQLite has none (checkfirst skips).
+    for name in ('channelkind', 'status'):
+        sa.Enum(name=name).drop(op.get_bind(), checkfirst=True)

@@ -122,3 +122,6 @@ def downgrade() -> None:
 
     op.drop_table('auditlog')
     # ### end Alembic commands ###
+    # PostgreSQL keeps enum types after their tables are dropped; SQLite has none (checkfirst skips).
+    for name in ('connectorrequeststate', 'invitationstate'):
+        sa.Enum(name=name).drop(op.get_bind(), checkfirst=True)

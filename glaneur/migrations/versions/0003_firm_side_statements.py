@@ -207,5 +207,7 @@ def downgrade() -> None:
 
     op.drop_table('partnerconnector')
     # ### end Alembic commands ###
-    firm_role.drop(op.get_bind(), checkfirst=True)
-    organization_kind.drop(op.get_bind(), checkfirst=True)
+    # PostgreSQL keeps enum types after their tables are dropped; SQLite has none (checkfirst skips).
+    for name in ('firmrole', 'organizationkind', 'statementsourcekind', 'mandatestatus', 'statementfilestate',
+                 'statementroute', 'deliverystate'):
+        sa.Enum(name=name).drop(op.get_bind(), checkfirst=True)
