@@ -18,9 +18,8 @@ from decimal import Decimal, InvalidOperation
 from bs4 import BeautifulSoup
 
 from connectors.base import (
-    Credentials,
+    FormPortalConnector,
     PageSpec,
-    PortalConnector,
     Provider,
     RemoteDocument,
     SecondFactorChallenge,
@@ -28,9 +27,7 @@ from connectors.base import (
 )
 from glaneur.errors import (
     AccountLocked,
-    ActionNeeded,
     AwaitingSecondFactor,
-    CredentialsExpired,
     GlaneurError,
     PortalChanged,
     WrongCredentials,
@@ -119,7 +116,7 @@ def second_factor_refusal(html: str) -> GlaneurError:
     return WrongSecondFactor(f"{provider.name} refused the code: {message}")
 
 
-class EnergieVerte(PortalConnector):
+class EnergieVerte(FormPortalConnector):
     provider = provider
     pages = {
         "login": PageSpec(r"/connexion", "form#connexion input[name=csrf]"),
@@ -130,49 +127,13 @@ class EnergieVerte(PortalConnector):
         "terms": PageSpec(r"/conditions-generales", "form#acceptation"),
         "new_password": PageSpec(r"/securite/mot-de-passe", "form#nouveau-mot-de-passe"),
     }
-    after_login = ("home", "second_factor", "login", "terms", "new_password")  # where a submitted login may land
-
-    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
-        self.goto("/connexion")
-        self.expect_page("login")
-        self.page.fill("form#connexion input[name=email]", credentials.login)
-        self.page.fill("form#connexion input[name=mot_de_passe]", credentials.password)
-        self.submit("form#connexion button[type=submit]", what="the login form")
-        landed = self.expect_page(*self.after_login)
-        if landed == "login":
-            raise login_refusal(self.page.content())
-        return self._arrived(landed)
-
-    def answer_second_factor(
-        self, challenge: SecondFactorChallenge, answer: str | None
-    ) -> SecondFactorChallenge | None:
-        self.expect_page("second_factor")
-        if challenge.kind is not SecondFactorKind.APP:
-            self.page.fill("form#verification input[name=code]", self.code_answer(challenge, answer))
-        self.submit("form#verification button[type=submit]", what="the verification form")
-        landed = self.expect_page("code_expired", *self.after_login)
-        if landed == "code_expired":
-            self.submit("form#renvoi button[type=submit]", what="the request for a new code")
-            self.expect_page("second_factor")
-            raise WrongSecondFactor(f"{provider.name}: the code had expired; the portal sent a new one.")
-        if landed in ("second_factor", "login"):  # the same page with the portal's complaint, or dropped
-            raise second_factor_refusal(self.page.content())
-        return self._arrived(landed)
-
-    def is_logged_in(self) -> bool:
-        self.goto("/espace-client")
-        landed = self.expect_page("home", "login", "terms", "new_password")
-        return landed != "login" and self._arrived(landed) is None
-
-    def _arrived(self, landed: str) -> SecondFactorChallenge | None:
-        """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""
-        if landed == "second_factor":
-            return parse_second_factor(self.page.content())
-        if landed == "terms":  # only the account holder may accept: never click "Accepter" for them
-            raise ActionNeeded(f"{provider.name} asks the account holder to accept its new terms on the portal.")
-        if landed == "new_password":
-            raise CredentialsExpired(f"{provider.name} says the password has expired and asks for a new one.")
-        return None
+    login_path = "/connexion"
+    login_form, login_field, password_field = "form#connexion", "email", "mot_de_passe"
+    second_factor_form, second_factor_form_name = "form#verification", "the verification form"
+    home_path = "/espace-client"
+    login_refusal = staticmethod(login_refusal)
+    parse_second_factor = staticmethod(parse_second_factor)
+    second_factor_refusal = staticmethod(second_factor_refusal)
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
         self.goto("/espace-client")

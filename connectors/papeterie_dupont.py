@@ -17,9 +17,8 @@ from decimal import Decimal
 from bs4 import BeautifulSoup
 
 from connectors.base import (
-    Credentials,
+    FormPortalConnector,
     PageSpec,
-    PortalConnector,
     Provider,
     RemoteDocument,
     SecondFactorChallenge,
@@ -27,9 +26,7 @@ from connectors.base import (
 )
 from glaneur.errors import (
     AccountLocked,
-    ActionNeeded,
     AwaitingSecondFactor,
-    CredentialsExpired,
     GlaneurError,
     PortalChanged,
     WrongCredentials,
@@ -142,7 +139,7 @@ def second_factor_refusal(html: str) -> GlaneurError:
     return PortalChanged(f"{provider.name}: the second-factor answer came back without .alert-error or .alert-attente.")
 
 
-class PapeterieDupont(PortalConnector):
+class PapeterieDupont(FormPortalConnector):
     provider = provider
     pages = {
         "login": PageSpec(r"/login", "form#login input[name=csrf_token]"),
@@ -153,49 +150,14 @@ class PapeterieDupont(PortalConnector):
         "terms": PageSpec(r"/cgv", "form#cgv"),
         "new_password": PageSpec(r"/mot-de-passe-expire", "form#nouveau-mot-de-passe"),
     }
-    after_login = ("home", "second_factor", "login", "terms", "new_password")  # where a submitted login may land
-
-    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
-        self.goto("/login")
-        self.expect_page("login")
-        self.page.fill("form#login input[name=username]", credentials.login)
-        self.page.fill("form#login input[name=password]", credentials.password)
-        self.submit("form#login button[type=submit]", what="the login form")
-        landed = self.expect_page(*self.after_login)
-        if landed == "login":
-            raise login_refusal(self.page.content())
-        return self._arrived(landed)
-
-    def answer_second_factor(
-        self, challenge: SecondFactorChallenge, answer: str | None
-    ) -> SecondFactorChallenge | None:
-        self.expect_page("second_factor")
-        if challenge.kind is not SecondFactorKind.APP:
-            self.page.fill("form#double-authentification input[name=code]", self.code_answer(challenge, answer))
-        self.submit("form#double-authentification button[type=submit]", what="the second-factor form")
-        landed = self.expect_page("code_expired", *self.after_login)
-        if landed == "code_expired":
-            self.submit("form#renvoi button[type=submit]", what="the request for a new code")
-            self.expect_page("second_factor")
-            raise WrongSecondFactor(f"{provider.name}: the code had expired; the portal sent a new one.")
-        if landed in ("second_factor", "login"):  # the same page with the portal's complaint, or dropped
-            raise second_factor_refusal(self.page.content())
-        return self._arrived(landed)
-
-    def is_logged_in(self) -> bool:
-        self.goto("/factures")
-        landed = self.expect_page("home", "login", "terms", "new_password")
-        return landed != "login" and self._arrived(landed) is None
-
-    def _arrived(self, landed: str) -> SecondFactorChallenge | None:
-        """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""
-        if landed == "second_factor":
-            return parse_second_factor(self.page.content())
-        if landed == "terms":  # only the account holder may accept: never click "Accepter" for them
-            raise ActionNeeded(f"{provider.name} asks the account holder to accept its new terms (CGV) on the portal.")
-        if landed == "new_password":
-            raise CredentialsExpired(f"{provider.name} says the password has expired and asks for a new one.")
-        return None
+    login_path = "/login"
+    login_form, login_field, password_field = "form#login", "username", "password"
+    second_factor_form = "form#double-authentification"
+    home_path = "/factures"
+    terms_name = "new terms (CGV)"
+    login_refusal = staticmethod(login_refusal)
+    parse_second_factor = staticmethod(parse_second_factor)
+    second_factor_refusal = staticmethod(second_factor_refusal)
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
         documents: list[RemoteDocument] = []
