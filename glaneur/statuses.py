@@ -11,9 +11,12 @@ from enum import StrEnum
 
 class Status(StrEnum):
     OK = "ok"
+    RUNNING = "running"  # a run under way; a run whose process died is closed as internal_error
     AWAITING_CREDENTIALS = "awaiting_credentials"
     AWAITING_SECOND_FACTOR = "awaiting_second_factor"
     SECOND_FACTOR_TIMEOUT = "second_factor_timeout"
+    SECOND_FACTOR_REFUSED = "second_factor_refused"
+    SECOND_FACTOR_DECLINED = "second_factor_declined"
     WRONG_CREDENTIALS = "wrong_credentials"
     ACCOUNT_LOCKED = "account_locked"
     CREDENTIALS_EXPIRED = "credentials_expired"
@@ -24,6 +27,7 @@ class Status(StrEnum):
     NOT_COMPATIBLE = "not_compatible"
     STORAGE_ERROR = "storage_error"
     INTERNAL_ERROR = "internal_error"
+    SECRET_UNREADABLE = "secret_unreadable"
     NEW = "new"  # a channel that has not run yet
 
 
@@ -37,6 +41,12 @@ class StatusInfo:
 
 _TABLE = [
     StatusInfo(Status.OK, "Collection works. New invoices are filed as they appear.", False, False),
+    StatusInfo(
+        Status.RUNNING,
+        "A collection is under way. Its run in the Prefect UI shows each step as it happens.",
+        False,
+        False,
+    ),
     StatusInfo(Status.NEW, "Not collected yet: the first collection starts within the hour.", False, False),
     StatusInfo(
         Status.AWAITING_CREDENTIALS,
@@ -56,6 +66,20 @@ _TABLE = [
         Status.SECOND_FACTOR_TIMEOUT,
         "Nobody answered the second factor in time. The next daily run asks again; store a TOTP seed "
         "to make it automatic.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.SECOND_FACTOR_REFUSED,
+        "The portal refused every second-factor code it was given, so this run is over and nothing "
+        "was collected. Check the codes come from the right device or app; the next daily run asks again.",
+        False,
+        True,
+    ),
+    StatusInfo(
+        Status.SECOND_FACTOR_DECLINED,
+        "The approver declined this login, so Glaneur did not log in. If nobody on your side started it, "
+        "change the portal password; otherwise the next daily run asks again.",
         False,
         True,
     ),
@@ -120,6 +144,13 @@ _TABLE = [
         "storage settings and credentials.",
         True,
         False,
+    ),
+    StatusInfo(
+        Status.SECRET_UNREADABLE,
+        "A stored secret could not be read (vault key changed or entry damaged): enter the credentials "
+        "again ('Modifier'). Other channels are not affected.",
+        False,
+        True,
     ),
     StatusInfo(
         Status.INTERNAL_ERROR,

@@ -28,4 +28,4 @@ def test_downgrade_to_base_and_upgrade_again(glaneur_home):
             config.attributes["connection"] = connection
             step(config, target)
     with get_engine().connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0003"
+        assert MigrationContext.configure(connection).get_current_revision() == "0004"
