@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 import glaneur.models  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -28,4 +29,6 @@ def test_downgrade_to_base_and_upgrade_again(glaneur_home):
             config.attributes["connection"] = connection
             step(config, target)
     with get_engine().connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0004"
+        assert MigrationContext.configure(connection).get_current_revision() == ScriptDirectory.from_config(
+            config
+        ).get_current_head()
