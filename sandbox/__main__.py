@@ -1,4 +1,5 @@
-"""``python -m sandbox``: run the supplier portals in the foreground for the demo, until Ctrl-C."""
+"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners) on their
+documented ports, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ import sys
 import threading
 
 from sandbox.data import SUPPLIERS, PortalState
-from sandbox.server import DEFAULT_PORTS, SandboxError, start_sandbox
+from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, start_sandbox
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    for slug, port in DEFAULT_PORTS.items():
+    documented = {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS}
+    for slug, port in documented.items():
         parser.add_argument(f"--{slug}-port", type=int, default=port, metavar="PORT", help=f"default: {port}")
     args = parser.parse_args(argv)
-    ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in DEFAULT_PORTS}
+    ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in documented}
     try:
         handle = start_sandbox(args.host, ports)
     except SandboxError as exc:

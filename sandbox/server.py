@@ -139,6 +139,10 @@ def _listen(host: str, port: int, slug: str) -> socket.socket:
         raise SandboxError(
             f"Cannot listen on {host}:{port} for {slug}: {exc.strerror or exc}. Is another sandbox already running?"
         ) from exc
+    # Linux hands this to every accepted connection. Without it Nagle's algorithm meets the client's
+    # delayed ACK and each reused keep-alive connection answers ~42 ms late, which is the sandbox's
+    # cost, not Glaneur's, in every figure measured against it.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
