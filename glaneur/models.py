@@ -12,30 +12,16 @@ from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from glaneur.statuses import Status
+from glaneur.vocabulary import MAX_ACCOUNTS_PER_CHANNEL, FirmRole, Right, StatementRoute  # noqa: F401 (re-exported)
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Right(StrEnum):
-    """Rights named in the seeds' "détail des droits"."""
-
-    CONFIGURE_COLLECTION = "configure_collection"  # Autoriser l'accès au paramétrage de la collecte
-    CONFIGURE_ACCOUNTING = "configure_accounting"  # Autoriser l'accès au paramétrage de la comptabilité
-
-
 class OrganizationKind(StrEnum):
     COMPANY = "company"
     FIRM = "firm"  # cabinet comptable: receives its clients' bank statements
-
-
-class FirmRole(StrEnum):
-    """Profiles of a firm's users ("profils" of the per-IBAN connectors FAQ)."""
-
-    SUPERVISOR = "supervisor"  # Superviseur
-    ADMINISTRATOR = "administrator"  # Administrateur
-    COLLABORATOR = "collaborator"  # Collaborateur
 
 
 class Organization(SQLModel, table=True):
@@ -103,7 +89,6 @@ class Channel(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-MAX_ACCOUNTS_PER_CHANNEL = 2  # "jusqu'à deux comptes différents par collecteur"
 
 
 class Account(SQLModel, table=True):
@@ -349,13 +334,6 @@ class StatementFile(SQLModel, table=True):
     error_message: str = ""
     statement_count: int = 0
     received_at: datetime = Field(default_factory=utcnow, index=True)
-
-
-class StatementRoute(StrEnum):
-    PENDING = "pending"  # not routed yet
-    PARTNER = "partner"  # to the IBAN's connector
-    GLOBAL = "global"  # in the firm's global statements file of a day
-    ASIDE = "aside"  # unknown IBAN: kept aside and reported until the IBAN is added
 
 
 class DeliveryState(StrEnum):

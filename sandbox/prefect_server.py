@@ -34,6 +34,11 @@ class LocalPrefect:
     def pid_file(self) -> Path:
         return self.home / "server.pid"
 
+    @property
+    def marker(self) -> Path:
+        """Where the ``glaneur`` command finds this server, so that its runs show in this UI."""
+        return self.home / "api-url"
+
     def environment(self) -> dict[str, str]:
         return {
             "PREFECT_HOME": str(self.home),
@@ -53,6 +58,7 @@ class LocalPrefect:
     def start(self, timeout: float = 180) -> bool:
         """Start the server unless one answers already; True when this call started it."""
         if self.healthy():
+            self.marker.write_text(self.api_url)
             return False
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")  # noqa: SIM115 (the server outlives this process)
@@ -73,11 +79,13 @@ class LocalPrefect:
                     f"Is port {self.port} taken? Set GLANEUR_DEMO_PREFECT_PORT."
                 )
             if self.healthy():
+                self.marker.write_text(self.api_url)
                 return True
             time.sleep(0.5)
         raise RuntimeError(f"The Prefect server did not answer within {timeout:.0f} s; see {self.home / 'server.log'}.")
 
     def stop(self) -> bool:
+        self.marker.unlink(missing_ok=True)
         if not self.pid_file.exists():
             return False
         pid = int(self.pid_file.read_text())

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from glaneur.cli import app
+from cli.main import app
 from glaneur.models import Account, Channel, CollectionRun, Document, VaultEntry
 from glaneur.statuses import Status, describe
 from glaneur.vault import Vault

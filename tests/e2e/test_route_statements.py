@@ -73,7 +73,7 @@ def statements_of(iban: str) -> list[Statement]:
 
 
 def glaneur(*args: str, actor: str | None = None, input: str | None = None):
-    from glaneur.cli import app
+    from cli.main import app
 
     prefix = ["--as", actor] if actor else []
     return runner.invoke(app, [*prefix, *args], input=input, env={"COLUMNS": "250"})

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from connectors import catalog
 from connectors.base import Provider, SecondFactorKind
-from glaneur.cli import app
+from cli.main import app
 from glaneur.models import (
     Account,
     Channel,

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from glaneur import admin, doctor
-from glaneur.cli import app
+from cli.main import app
 from glaneur.doctor import Verdict
 from glaneur.models import (
     Account,

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from glaneur.cli import app
+from cli.main import app
 from glaneur.models import AuditLog, ClientIban, FirmConnector, MandateStatus, PartnerConnector, VaultEntry
 from glaneur.settings import reset_settings
 

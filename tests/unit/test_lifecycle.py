@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from connectors import catalog
 from connectors.base import Provider
 from glaneur import admin
-from glaneur.cli import app
+from cli.main import app
 from glaneur.models import (
     Account,
     AuditLog,

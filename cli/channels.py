@@ -1,0 +1,347 @@
+"""``glaneur channel ...``, ``channels``, ``providers`` and ``run``: supplier channels (collecteurs)."""
+
+from __future__ import annotations
+
+import typer
+from rich.text import Text
+
+from cli import common
+from glaneur.errors import GlaneurError, UsageError
+from glaneur.statuses import Status
+from glaneur.vocabulary import MAX_ACCOUNTS_PER_CHANNEL
+
+channel_app = common.group("Collection channels (collecteurs) and their accounts.")
+
+PASSWORD_STDIN = typer.Option(False, "--password-stdin", help="Read the password from stdin's first line.")
+WITH_TOTP = typer.Option(
+    False, "--with-totp", help="Also store a TOTP seed (hidden prompt, or stdin's second line), so second factors answer themselves."
+)
+NO_COLLECT = typer.Option(
+    False, "--no-collect", help="Do not start the first collection now; it runs at the daily time slot."
+)
+INVITATION_DEPLOYMENT = "request-credentials/request-credentials"
+
+
+def _first_collection(slug: str, no_collect: bool) -> None:
+    """Start the first collection at once ("dans l'heure qui suit l'activation"), unless told not to."""
+    if no_collect:
+        common.say(
+            f"First collection not started (--no-collect): it runs at the daily time slot, or now with 'glaneur run {slug}'.",
+            style="yellow",
+        )
+        return
+    from flows.activation import start_first_collection  # Prefect loads only when a collection starts
+
+    with common.out().status(f"Starting the first collection of {slug}…"):
+        line = start_first_collection(slug)
+    common.say(line, style="default")
+
+
+def _channel_actor(session, channel: str):
+    """The acting user, as a user of the channel's organisation."""
+    from glaneur import admin
+
+    found = admin.get_channel(session, channel, deleted_ok=True)
+    return common.actor(session, admin.organization_of(session, found))
+
+
+@channel_app.command("add")
+def channel_add(
+    org: str,
+    label: str = typer.Option(..., "--label", help="Libellé shown in the channel list."),
+    provider: str = typer.Option(..., "--provider", help="Provider slug (see 'glaneur providers')."),
+    binder: str = typer.Option(..., "--binder", help="Binder slug of the organisation (classeur de dépôt)."),
+    recipient: str = typer.Option(..., "--recipient", help="E-mail of the recipient user (utilisateur destinataire)."),
+    slug: str | None = typer.Option(None, "--slug", help="Channel slug; default: ORG-LABEL, slugified."),
+    time_slot: str = typer.Option("06:00", "--time-slot", help="Daily collection time, HH:MM."),
+    login: str | None = typer.Option(None, "--login", help="Add a first account with this login (password asked)."),
+    password_stdin: bool = PASSWORD_STDIN,
+    with_totp: bool = WITH_TOTP,
+    no_collect: bool = NO_COLLECT,
+) -> None:
+    """Create a collection channel (connecteur marchand), optionally with its first account.
+
+    Act (--as) as a user of the organisation with configure_collection (bank providers:
+    configure_accounting); they become the channel's owner, told when it needs a person. The recipient
+    user and the binder must exist. With --login, the first collection starts at once.
+    """
+    from glaneur import admin
+
+    if login is None and (password_stdin or with_totp):
+        raise UsageError("--password-stdin and --with-totp need --login.")
+    fields = {
+        "label": label,
+        "provider": provider,
+        "binder": binder,
+        "recipient": recipient,
+        "slug": slug,
+        "time_slot": time_slot,
+    }
+    with common.session() as session:  # every check before anyone types a secret
+        admin.check_new_channel(session, org, actor=common.actor(session, org), **fields)
+    password, seed = common.read_secrets(password_stdin, with_totp) if login is not None else (None, None)
+    with common.session() as session:
+        actor = common.actor(session, org)
+        channel = admin.add_channel(session, org, actor=actor, **fields)
+        if login is not None:
+            admin.add_account(session, channel, login=login, password=password, totp_seed=seed, actor=actor)
+    accounts = "one account" if login is not None else "no account yet: add one with 'glaneur channel account-add'"
+    common.say(
+        f"Created channel {channel.slug} ({channel.label}, {channel.provider}), {accounts}; daily at {channel.time_slot}."
+    )
+    if login is not None:
+        _first_collection(channel.slug, no_collect)
+
+
+@channel_app.command("account-add")
+def channel_account_add(
+    channel: str,
+    login: str = typer.Option(..., "--login", help="Identifier or e-mail on the supplier's portal."),
+    password_stdin: bool = PASSWORD_STDIN,
+    with_totp: bool = WITH_TOTP,
+    no_collect: bool = NO_COLLECT,
+) -> None:
+    """Add an account (credential set) to a channel: at most two per channel (jusqu'à deux comptes).
+
+    Needs the right to configure the channel (--as). The first collection starts at once.
+    """
+    from glaneur import admin
+
+    with common.session() as session:
+        admin.check_account_slot(session, channel, login, actor=_channel_actor(session, channel))
+    password, seed = common.read_secrets(password_stdin, with_totp)
+    with common.session() as session:
+        actor = _channel_actor(session, channel)
+        account = admin.add_account(session, channel, login=login, password=password, totp_seed=seed, actor=actor)
+    common.say(f"Added account {account.login} to {channel} (account {account.position} of {MAX_ACCOUNTS_PER_CHANNEL}).")
+    _first_collection(channel, no_collect)
+
+
+@channel_app.command("update-credentials")
+def channel_update_credentials(
+    channel: str,
+    login: str = typer.Option(..., "--login", help="The account whose credentials changed."),
+    password_stdin: bool = PASSWORD_STDIN,
+    with_totp: bool = WITH_TOTP,
+    no_collect: bool = NO_COLLECT,
+) -> None:
+    """Overwrite an account's password (and TOTP seed) after a change or expiry ("Modifier").
+
+    Needs the right to configure the channel (--as). The status goes back to new and a collection
+    starts at once with the new credentials.
+    """
+    from glaneur import admin
+
+    with common.session() as session:
+        admin.check_credentials_update(session, channel, login, actor=_channel_actor(session, channel))
+    password, seed = common.read_secrets(password_stdin, with_totp)
+    with common.session() as session:
+        actor = _channel_actor(session, channel)
+        admin.update_credentials(session, channel, login, password=password, totp_seed=seed, actor=actor)
+    common.say(f"Updated the credentials of {login} on {channel}; the next collection uses them.")
+    _first_collection(channel, no_collect)
+
+
+@channel_app.command("delete")
+def channel_delete(
+    channel: str,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a collector for good (définitivement désactivé): its credentials are purged from the vault.
+
+    Needs the right to configure the channel (--as). Its documents and history are kept.
+    """
+    from glaneur import admin
+
+    with common.session() as session:
+        found = admin.check_deletion(session, channel, actor=_channel_actor(session, channel))
+    if not yes and not typer.confirm(
+        f"Delete {found.slug} ({found.label}) for good? It stops collecting and its credentials are purged.",
+        default=False,
+    ):
+        common.say("Nothing deleted.", style="yellow")
+        raise typer.Exit(common.FAILED_EXIT)
+    with common.session() as session:
+        deletion = admin.delete_channel(session, channel, actor=_channel_actor(session, channel))
+    common.say(
+        f"Deleted channel {deletion.channel.slug} for good: {deletion.purged_secrets} secret(s) of "
+        f"{deletion.accounts} account(s) purged from the vault; {deletion.documents_kept} document(s) and "
+        f"{deletion.runs_kept} run(s) of history kept."
+    )
+
+
+@channel_app.command("invite")
+def channel_invite(
+    channel: str,
+    invitee: str = typer.Option(..., "--invitee", metavar="EMAIL", help="The account holder, a user of the organisation."),
+) -> None:
+    """Ask the account holder to enter the credentials (envoyez la demande à un utilisateur).
+
+    The invitation is a Prefect run that waits, suspended, for the holder's answer; it needs the
+    deployments and a worker (prefect deploy --all; prefect worker start --pool glaneur).
+    """
+    from glaneur import admin
+    from glaneur.doctor import lookup_deployment
+
+    with common.session() as session:
+        found = admin.get_channel(session, channel)
+        org = admin.organization_of(session, found)
+        actor = admin.require_right(common.actor(session, org), org, admin.right_for_kind(found.kind))
+        admin.get_person(session, invitee, org)
+    lookup = lookup_deployment(INVITATION_DEPLOYMENT)
+    if not lookup.deployment:
+        problem = lookup.error or f"{lookup.where} has no such deployment"
+        raise UsageError(
+            f"nothing was sent. Invitations wait for days without holding a process, so they run on the Prefect "
+            f"deployment '{INVITATION_DEPLOYMENT}', but {problem}. Deploy the flows "
+            f"(GLANEUR_PROJECT_DIR=$PWD prefect --no-prompt deploy --all), start a worker "
+            f"(prefect worker start --pool glaneur), then invite again."
+        )
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        INVITATION_DEPLOYMENT, parameters={"channel": found.slug, "invitee": invitee.strip().lower()}, timeout=0
+    )
+    with common.session() as session:
+        admin.audit_log_entry(
+            session,
+            admin.get_organization(session, org.slug),
+            admin.get_user(session, org.slug, actor.email),
+            "invitation.send",
+            found.slug,
+            f"to {invitee}",
+        )
+    common.say(f"Invitation run {run.name} created: {invitee} receives a mail and a notification with the link.")
+    if lookup.workers_online == 0:
+        common.say("No worker is online in its work pool: the mail goes out once one starts.", style="yellow")
+
+
+@channel_app.command("resend-invitation")
+def channel_resend_invitation(channel: str) -> None:
+    """Send the pending invitation's mail and notification again (same link, same expiry)."""
+    from glaneur import admin, invitations
+    from glaneur.models import Invitation, InvitationState
+    from glaneur.notify import flow_run_link, notify_user
+
+    with common.session() as session:
+        found = admin.get_channel(session, channel)
+        org = admin.organization_of(session, found)
+        admin.require_right(common.actor(session, org), org, admin.right_for_kind(found.kind))
+        waiting = [
+            i
+            for i in invitations.pending_for(session, found.id)
+            if i.state in (InvitationState.PENDING, InvitationState.UNDELIVERABLE)
+        ]
+        if not waiting:
+            raise UsageError(f"channel '{found.slug}' has no pending invitation: send one with 'glaneur channel invite'.")
+        invitation: Invitation = waiting[0]
+        if invitations.seconds_left(invitation) <= 1:
+            raise UsageError("the invitation has expired: send a new one with 'glaneur channel invite'.")
+        delivery = notify_user(
+            session,
+            invitation.invitee_user_id,
+            kind="invitation",
+            subject=f"[Glaneur] Reminder: credentials requested for {found.label}",
+            body=f"You are asked to enter the credentials of the supplier account collected by '{found.label}'. "
+            f"Open the link, choose Resume and fill in the form.",
+            link=flow_run_link(invitation.flow_run_id),
+        )
+        invitations.record_sent(session, invitation, delivered=delivery.delivered, error=delivery.error)
+        session.commit()
+    if delivery.delivered:
+        common.say(f"Invitation sent again to {invitation.email} ({invitation.sent_count} sent).")
+    else:
+        common.error_line(f"the invitation could not be delivered to {invitation.email}: {delivery.error}")
+        raise typer.Exit(common.FAILED_EXIT)
+
+
+def channels(org: str | None = typer.Option(None, "--org", help="Only this organisation's channels.")) -> None:
+    """The channels, their status and what to do about it ("Collecteurs")."""
+    from glaneur import admin
+
+    with common.session() as session:
+        summaries = admin.channel_summaries(session, org)
+    if not summaries:
+        common.say("No channels yet: create one with 'glaneur channel add'.", style="yellow")
+        return
+    table = common.table("Channels", "Channel", "Provider", "Accounts", "Status", "Last run")
+    for item in summaries:
+        name = Text(common.clean(item.channel.slug), style="bold")
+        name.append(f"\n{common.clean(item.channel.label)}", style="default")
+        accounts = "\n".join(f"{a.login} ({a.status.value})" for a in item.accounts) or "none"
+        last = f"{common.when(item.last_run.started_at)}\n{item.last_run.status.value}" if item.last_run else "never"
+        table.add_row(
+            name,
+            *map(common.cell, (item.channel.provider, accounts)),
+            common.status_and_message(item.channel.status, item.message),
+            common.cell(last),
+        )
+    common.out().print(table)
+
+
+def providers(search: str | None = typer.Argument(None, help="Part of a provider's name or slug.")) -> None:
+    """The catalogue of providers a channel can collect from."""
+    from connectors import catalog
+
+    entries = catalog.search(search) if search else list(catalog.PROVIDERS.values())
+    if not entries:
+        common.say(
+            f"No provider matches '{search}'. Ask for a new collector ('Demander l'ajout d'un collecteur').",
+            style="yellow",
+        )
+        return
+    table = common.table("Providers", "Slug", "Name", "Login fields", "Second factor", "Compatible", "Notes")
+    for entry in entries:
+        factors = ", ".join(str(kind) for kind in entry.second_factor_kinds) or "-"
+        compatible = Text("yes", style="green") if entry.compatible else Text("no", style="red")
+        table.add_row(
+            *map(common.cell, (entry.slug, entry.name, ", ".join(entry.login_fields), factors)),
+            compatible,
+            common.cell("" if entry.compatible else entry.description),  # why not, and what to do instead
+        )
+    common.out().print(table)
+
+
+def run(channel: str) -> None:
+    """Collect one channel now, in this process, and print each account's outcome."""
+    from glaneur import admin
+
+    with common.session() as session:
+        found = admin.get_channel(session, channel)
+    from flows.collect_channel import run_channel  # Prefect loads only for this command
+
+    with common.out().status(f"Collecting {found.slug} ({found.provider})…"):
+        try:
+            summary = run_channel(found.slug)
+        except UsageError:
+            raise
+        except Exception as error:  # noqa: BLE001  the flow crashed: say so plainly, the run's log has the rest
+            summary = error
+    if not isinstance(summary, dict):
+        detail = summary.user_message if isinstance(summary, GlaneurError) else f"{type(summary).__name__}: {summary}"
+        common.error_line(f"the collection of {found.slug} failed: {detail}")
+        raise typer.Exit(common.FAILED_EXIT)
+    _print_summary(summary)
+    if summary.get("status") != Status.OK.value:
+        raise typer.Exit(common.FAILED_EXIT)
+
+
+def _print_summary(summary: dict) -> None:
+    table = common.table(f"Collection of {summary.get('channel')}", "Account", "New", "Already had", "Status")
+    for account in summary.get("accounts", []):
+        table.add_row(
+            common.cell(account.get("login")),
+            common.cell(account.get("new", 0)),
+            common.cell(account.get("already_had", 0)),
+            common.status_and_message(account.get("status", Status.INTERNAL_ERROR), account.get("message", "")),
+        )
+    out = common.out()
+    out.print(table)
+    line = Text(common.clean(f"{summary.get('channel')}: "))
+    line.append_text(common.status_text(summary.get("status", Status.INTERNAL_ERROR)))
+    line.append(
+        common.clean(
+            f", {summary.get('new', 0)} new, {summary.get('already_had', 0)} already had. {summary.get('message', '')}"
+        )
+    )
+    out.print(line, soft_wrap=True)

@@ -1,0 +1,193 @@
+"""What every command group shares: the acting user, sessions, and how things are printed.
+
+Bad input surfaces as a :class:`~glaneur.errors.UsageError`, caught in one place (:class:`Root`) and
+printed as one red ``Error: ...`` line on stderr, exit code 2, no traceback. Text that comes from
+users, portals or files is printed without Rich markup and stripped of control characters, so that
+a label like ``[bold]`` stays a label and no escape sequence reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from glaneur.errors import UsageError
+from glaneur.statuses import Status
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from glaneur.models import Organization, User
+
+USAGE_EXIT = 2  # bad input, as Click's own usage errors
+FAILED_EXIT = 1  # a collection that did not end ok
+
+
+class Root(TyperGroup):
+    """The one place where a person's mistake becomes a red line instead of a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            error_line(str(error))
+            raise typer.Exit(USAGE_EXIT) from None
+
+
+def group(help_text: str) -> typer.Typer:
+    """A command group: shows its help when called without a command."""
+    return typer.Typer(no_args_is_help=True, help=help_text)
+
+
+# The root command's --as, for the commands of this invocation (set on every invocation).
+acting_user: ContextVar[str | None] = ContextVar("acting_user", default=None)
+
+_migrated: set[str] = set()
+
+
+def settings():
+    from glaneur.settings import get_settings
+
+    return get_settings()
+
+
+def ensure_schema() -> None:
+    """Migrate once per process and database: every command can run on a fresh machine."""
+    from glaneur import db
+
+    url = settings().resolved_database_url
+    if url not in _migrated:
+        db.migrate()
+        _migrated.add(url)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    from glaneur import db
+
+    ensure_schema()
+    with db.session_scope() as opened:
+        yield opened
+
+
+# -- printing ---------------------------------------------------------------------------------------
+
+# C0 and C1 control characters but tab and newline: ESC starts terminal escape sequences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: object) -> str:
+    """Text from outside (a portal, a file, a user), safe to print: no control character survives."""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", "" if value is None else str(value))
+
+
+def out() -> Console:
+    # Built per call: Rich reads the terminal width (COLUMNS) when a console is created.
+    return Console(highlight=False)
+
+
+def error_line(message: str) -> None:
+    Console(stderr=True, highlight=False).print(f"Error: {clean(message)}", style="red", markup=False, soft_wrap=True)
+
+
+def say(message: str, style: str = "green") -> None:
+    out().print(clean(message), style=style, markup=False, soft_wrap=True)
+
+
+STATUS_STYLES = {
+    Status.OK: "green",
+    Status.NEW: "cyan",
+    Status.RUNNING: "cyan",
+    Status.AWAITING_CREDENTIALS: "yellow",
+    Status.AWAITING_SECOND_FACTOR: "yellow",
+    Status.PORTAL_UNAVAILABLE: "yellow",
+    Status.RATE_LIMITED: "yellow",
+}
+
+
+def status_text(value: Status | str) -> Text:
+    try:
+        status = Status(value)
+    except ValueError:  # a summary from a newer flow: show it as it came
+        return Text(clean(value), style="red")
+    return Text(status.value, style=STATUS_STYLES.get(status, "red"))
+
+
+def cell(value: object) -> Text:
+    """User data never goes through Rich markup: a label like '[bold]' stays a label."""
+    return value if isinstance(value, Text) else Text(clean(value))
+
+
+def table(title: str, *columns: str) -> Table:
+    """Narrow terminals fold long words rather than cut them with '…': slugs and statuses are copied.
+
+    The first column (the slug or the date people look for) is never folded mid-word.
+    """
+    made = Table(title=clean(title))
+    for index, name in enumerate(columns):
+        made.add_column(name, overflow="fold", no_wrap=index == 0)
+    return made
+
+
+def status_and_message(status: Status | str, message: str) -> Text:
+    """The status, and under it what to do: one cell, so that the advice gets the width it needs."""
+    text = status_text(status)
+    if message:
+        text.append("\n" + clean(message), style="default")
+    return text
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+# -- who acts ---------------------------------------------------------------------------------------
+
+
+def acting_email() -> str:
+    email = acting_user.get() or settings().acting_user
+    if not email or not email.strip():
+        raise UsageError(
+            "this command changes data, so it must act as a known user: put --as EMAIL before the command "
+            "(glaneur --as you@example.com ...) or set GLANEUR_ACTING_USER."
+        )
+    return email
+
+
+def actor(opened: Session, org: Organization | str) -> User:
+    """The acting user, as a user of ``org`` (the same address may belong to several organisations)."""
+    from glaneur import admin
+
+    return admin.get_actor(opened, org, acting_email())
+
+
+def read_secrets(password_stdin: bool, with_totp: bool) -> tuple[str, str | None]:
+    """The password (and TOTP seed) from a hidden prompt, or from stdin's first (and second) line."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        seed = None
+        if with_totp:
+            seed = sys.stdin.readline().rstrip("\r\n")
+            if not seed:
+                raise UsageError("--with-totp and --password-stdin: put the TOTP seed on the second line of stdin.")
+        return password, seed
+    password = typer.prompt("Password", hide_input=True)
+    seed = typer.prompt("TOTP seed (base32)", hide_input=True) if with_totp else None
+    return password, seed
+
+
+def read_secret(from_stdin: bool, prompt: str) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt(prompt, hide_input=True)

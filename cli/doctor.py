@@ -1,0 +1,51 @@
+"""``glaneur doctor``: what a support agent would check, each check with its fix."""
+
+from __future__ import annotations
+
+import typer
+from rich.text import Text
+
+from cli import common
+from glaneur.errors import UsageError
+
+VERDICT_STYLES = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+def doctor(
+    channel: str | None = typer.Argument(None, help="The channel to diagnose."),
+    iban: str | None = typer.Option(None, "--iban", help="Diagnose a firm's client IBAN instead (statements)."),
+    org: str | None = typer.Option(None, "--org", help="With --iban: the firm, when several have this IBAN."),
+) -> None:
+    """Diagnose a channel (provider, accounts, credentials, last runs, invitation, next run) or, with --iban, a
+    client IBAN (connector on the firm, connector on the IBAN, mandate, last statements); each check with its fix.
+
+    Exits 1 when a check fails. Credentials are decrypted to check the vault key, never shown.
+    """
+    if (channel is None) == (iban is None):
+        raise UsageError("give a channel to diagnose, or --iban IBAN for a firm's client IBAN (one of the two).")
+    subject = channel or iban
+    with common.session() as session:
+        with common.out().status(f"Checking {common.clean(subject)}…"):
+            if iban is not None:
+                from glaneur.firm_doctor import diagnose_iban
+
+                checks = diagnose_iban(session, iban, org)
+            else:
+                from glaneur.doctor import diagnose
+
+                checks = diagnose(session, channel)
+        session.rollback()  # reading only: the vault's first use may have written its canary
+    table = common.table(f"Diagnosis of {subject}", "Check", "Verdict", "What was found", "Fix")
+    for check in checks:
+        table.add_row(
+            common.cell(check.name),
+            Text(check.verdict.value, style=VERDICT_STYLES[check.verdict.value]),
+            common.cell(check.detail),
+            common.cell(check.fix or "-"),
+        )
+    common.out().print(table)
+    failed = [check.name for check in checks if check.verdict == "fail"]
+    if failed:
+        common.say(f"{len(failed)} check(s) failed: {', '.join(failed)}.", style="red")
+        raise typer.Exit(common.FAILED_EXIT)
+    common.say("No check failed.")

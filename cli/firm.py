@@ -1,0 +1,223 @@
+"""``glaneur partner|firm|iban``: the accounting firms' side (per-IBAN statement connectors).
+
+Changes act ``--as`` a known user of the firm with the profile the FAQ names; secrets come from a
+hidden prompt or stdin, never from arguments.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import common
+
+partner_app = common.group("Partner connectors (production tools) statements can go to.")
+firm_app = common.group("An accounting firm's connectors and statement sources.")
+iban_app = common.group("A firm's client IBANs: connector and mandate.")
+
+
+def _firm_actor(session, org: str):
+    """The acting user, once ``org`` is known to be a firm (the firm's error comes first)."""
+    from glaneur import firm as firms
+
+    return common.actor(session, firms.require_firm(session, org))
+
+
+# -- partner connectors (platform) ------------------------------------------------------------------
+
+
+@partner_app.command("add")
+def partner_add(
+    slug: str,
+    name: str,
+    url: str | None = typer.Option(None, "--url", help="Where the partner takes statements over HTTP (signed)."),
+    secret_stdin: bool = typer.Option(False, "--secret-stdin", help="Read the signing secret from stdin."),
+    support: str = typer.Option("", "--support", help="Whom firms contact when nothing arrives in the tool."),
+) -> None:
+    """Add a partner connector to the catalogue (the platform team's act). With --url, asks for its secret."""
+    from glaneur import firm as firms
+
+    secret = common.read_secret(secret_stdin, "Signing secret") if url else None
+    with common.session() as session:
+        partner = firms.create_partner(session, slug, name, delivery_url=url, secret=secret, support_contact=support)
+        how = f"HTTP to {partner.delivery_url} and" if partner.delivery_url else "only"
+        common.say(f"Added partner connector {partner.slug} ({partner.name}): delivered {how} under partners/{slug}/.")
+
+
+@partner_app.command("update")
+def partner_update(
+    slug: str,
+    url: str | None = typer.Option(None, "--url", help="New delivery address."),
+    secret_stdin: bool = typer.Option(False, "--secret-stdin", help="Read a new signing secret from stdin."),
+    new_secret: bool = typer.Option(False, "--new-secret", help="Ask for a new signing secret (hidden prompt)."),
+) -> None:
+    """Change a partner's delivery address or signing secret."""
+    from glaneur import firm as firms
+
+    secret = common.read_secret(secret_stdin, "Signing secret") if (secret_stdin or new_secret) else None
+    with common.session() as session:
+        partner = firms.update_partner(session, slug, delivery_url=url, secret=secret)
+        common.say(f"Updated partner connector {partner.slug}.")
+
+
+@partner_app.command("list")
+def partner_list() -> None:
+    """The catalogue of partner connectors."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        partners = firms.list_partners(session)
+    if not partners:
+        common.say("No partner connector yet: add one with 'glaneur partner add'.", style="yellow")
+        return
+    table = common.table("Partner connectors", "Slug", "Name", "Delivery", "Support")
+    for partner in partners:
+        table.add_row(common.cell(partner.slug), common.cell(partner.name),
+                      common.cell(partner.delivery_url or "storage only"), common.cell(partner.support_contact or "-"))
+    common.out().print(table)
+
+
+# -- a firm's connectors and sources ("Cabinet(s)" page) -------------------------------------------------
+
+
+@firm_app.command("connectors")
+def firm_connectors(org: str) -> None:
+    """The connectors associated with the firm."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        found = firms.firm_connectors(session, org)
+    if not found:
+        common.say(f"Firm {org} has no connector yet: a supervisor or administrator adds one with "
+                  "'glaneur firm connector-add'.", style="yellow")
+        return
+    table = common.table(f"Connectors of {org}", "Slug", "Name")
+    for partner in found:
+        table.add_row(common.cell(partner.slug), common.cell(partner.name))
+    common.out().print(table)
+
+
+@firm_app.command("connector-add")
+def firm_connector_add(org: str, partner: str) -> None:
+    """Associate a connector with the firm (supervisor or administrator)."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        firms.associate_connector(session, org, partner, actor=_firm_actor(session, org))
+        common.say(f"Connector {partner} associated with {org}: its IBANs can now be attached to it.")
+
+
+@firm_app.command("connector-remove")
+def firm_connector_remove(org: str, partner: str) -> None:
+    """Remove a connector from the firm (supervisor or administrator; refused while IBANs are attached to it)."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        firms.remove_connector(session, org, partner, actor=_firm_actor(session, org))
+        common.say(f"Connector {partner} removed from {org}.")
+
+
+@firm_app.command("source-add")
+def firm_source_add(
+    org: str,
+    slug: str,
+    url: str | None = typer.Option(None, "--url", help="The statement API's address (asks for the firm's token)."),
+    token_stdin: bool = typer.Option(False, "--token-stdin", help="Read the API token from stdin."),
+    inbox: str | None = typer.Option(None, "--inbox", help="An inbox name: files dropped under ORG/inbox/NAME/."),
+) -> None:
+    """Add where the firm's statement files come from (supervisor or administrator)."""
+    from glaneur import firm as firms
+
+    token = common.read_secret(token_stdin, "API token") if url else None
+    with common.session() as session:
+        source = firms.add_statement_source(
+            session, org, slug, url=url, token=token, inbox_prefix=inbox, actor=_firm_actor(session, org)
+        )
+        where = source.url if source.url else f"storage prefix {source.inbox_prefix}"
+        common.say(f"Statement source {source.slug} added to {org}: {where}.")
+
+
+@firm_app.command("sources")
+def firm_sources(org: str) -> None:
+    """The firm's statement sources, with their last poll and error."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        found = firms.statement_sources(session, org)
+    table = common.table(f"Statement sources of {org}", "Slug", "Kind", "Where", "Last polled (UTC)", "Last error")
+    for source in found:
+        table.add_row(common.cell(source.slug), common.cell(source.kind.value),
+                      common.cell(source.url or source.inbox_prefix), common.cell(common.when(source.last_polled_at)),
+                      common.cell(source.last_error or "-"))
+    common.out().print(table)
+
+
+# -- client IBANs ("IBAN" page) ------------------------------------------------------------------------------
+
+
+@iban_app.command("add")
+def iban_add(
+    org: str,
+    iban: str,
+    client: str = typer.Option(..., "--client", help="The client's name."),
+    bic: str | None = typer.Option(None, "--bic", help="The bank's BIC (found from the IBAN when known)."),
+    mandate_reference: str = typer.Option("", "--mandate-ref", help="The mandate's reference."),
+) -> None:
+    """Register a client's IBAN (any firm profile). Its mandate starts pending."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        row = firms.add_iban(session, org, iban, client, bic=bic, mandate_reference=mandate_reference,
+                             actor=_firm_actor(session, org))
+        common.say(f"IBAN {row.iban} of {row.client_name} added to {org}; mandate {row.mandate_status.value}.")
+
+
+@iban_app.command("attach")
+def iban_attach(org: str, iban: str, connector: str = typer.Argument(..., help="A connector slug, or 'none'.")) -> None:
+    """Attach an IBAN to one of the firm's connectors, or to 'none' (Aucun connecteur). Any firm profile."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        row = firms.attach_iban(session, org, iban, connector, actor=_firm_actor(session, org))
+        if row.partner_id is None:
+            common.say(f"IBAN {row.iban} has no connector: its statements go into {org}'s global statements file.")
+        elif row.active:
+            common.say(f"IBAN {row.iban} attached to {connector}: its statements go to that partner, "
+                      "no longer into the global statements file.")
+        else:
+            common.say(f"IBAN {row.iban} attached to {connector}, but its mandate is {row.mandate_status.value}: "
+                      "its statements go into the global file until the mandate is approved.", style="yellow")
+
+
+@iban_app.command("mandate")
+def iban_mandate(
+    org: str,
+    iban: str,
+    status: str = typer.Argument(..., help="pending, approved or revoked."),
+    reference: str | None = typer.Option(None, "--reference", help="The mandate's reference."),
+) -> None:
+    """Record an IBAN's mandate status (supervisor or administrator). Only an approved mandate makes it active."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        row = firms.set_mandate(session, org, iban, status, reference=reference, actor=_firm_actor(session, org))
+        common.say(f"Mandate of {row.iban}: {row.mandate_status.value}; IBAN {'active' if row.active else 'inactive'}.")
+
+
+@iban_app.command("list")
+def iban_list(org: str) -> None:
+    """The firm's client IBANs with their connector and mandate."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        rows = firms.list_ibans(session, org)
+    if not rows:
+        common.say(f"Firm {org} has no client IBAN yet: add one with 'glaneur iban add'.", style="yellow")
+        return
+    table = common.table(f"Client IBANs of {org}", "IBAN", "Client", "Connector", "Mandate", "Active")
+    for row, partner in rows:
+        table.add_row(common.cell(row.iban), common.cell(row.client_name),
+                      common.cell(partner.slug if partner else "none"), common.cell(row.mandate_status.value),
+                      common.cell("yes" if row.active else "no"))
+    common.out().print(table)
+
+
