@@ -75,8 +75,8 @@ _ENTRY = re.compile(
 )
 _STATEMENT_NUMBER = re.compile(r"(?P<number>\d*)(?:/(?P<sequence>\d*))?")
 _TRAILING_CURRENCY = re.compile(r"(?P<account>.+?)\s*[A-Z]{3}")
-#: Nominal lengths (SWIFT MT940): 20 is 16x, 25 is 35x, 28C is 5n[/5n], a :61: reference 16x, 86 is 6*65x.
-_MAX = {"20": 16, "25": 35, "28C": 11, "86": 65}
+#: Nominal lengths (SWIFT MT940): 20 is 16x, 28C is 5n[/5n], a :61: reference 16x, 86 is 6*65x.
+_MAX = {"20": 16, "28C": 11, "86": 65}
 _OPTIONS = Options(reversal_sign=True, case_insensitive_marks=True)
 _ASK_AGAIN = "ask the bank for the file again"
 
@@ -167,7 +167,7 @@ def _split(text: str) -> tuple[list[_Message], str]:
             end = _BLOCK_4_END.search(segment, body.end()) if body else None
             tags = segment[body.end() : end.start() if end else len(segment)] if body else ""
             raw = segment
-            wrapped_end = end is not None and end.group(0).strip(" \t\r\n\x1a") != "-}"
+            wrapped_end = end is not None and not re.fullmatch(r"\r?\n" + _CONTROLS + r"-\}", end.group(0))
         else:
             # A "-" line ends the message when no tag follows it: a hard-wrapped narrative can hold one.
             end = next((m for m in _PLAIN_END.finditer(segment) if not _ANY_TAG.search(segment, m.end())), None)
@@ -278,9 +278,9 @@ def _statement(message: _Message, codec: str) -> ParsedStatement:
         if missing:
             raise refuse.invalid(problem)
     number = _statement_number("".join(number_lines), len(number_lines) > 1, refuse)
-    for tag, value in (("20", reference), ("25", account)):
-        if len(value) > _MAX[tag]:
-            refuse.warn("field_too_long", f":{tag}: is {len(value)} characters long, over its {_MAX[tag]}")
+    # :25: is not checked: "BIC/IBAN" is often longer than its 35 characters, and is read whole.
+    if len(reference) > _MAX["20"]:
+        refuse.warn("field_too_long", f":20: is {len(reference)} characters long, over its {_MAX['20']}")
 
     opening = _balance_of(tags, ("60F", "60M"), message, refuse)
     closing = _balance_of(tags, ("62F", "62M"), message, refuse)
@@ -300,7 +300,8 @@ def _statement(message: _Message, codec: str) -> ParsedStatement:
             f"the opening balance {opening_value} and the entries ({moved:+}) make {opening_value + moved}, "
             f"not the closing balance {closing_value}",
         )
-    _second_reading(unwrapped, opening_value, closing_value, len(movements), refuse)
+    if "wrapped_line" not in refuse.warnings:  # the library reads a wrapped field's first line only
+        _second_reading(unwrapped, opening_value, closing_value, len(movements), refuse)
 
     return ParsedStatement(
         format="mt940",
