@@ -125,6 +125,19 @@ def firm_connector_remove(org: str, partner: str) -> None:
         base._say(f"Connector {partner} removed from {org}.")
 
 
+@firm_app.command("hold-warnings")
+def firm_hold_warnings(
+    org: str,
+    hold: bool = typer.Option(..., "--hold/--route", help="Hold statements read with warnings for review, or route "
+                              "them like the others (the default)."),
+) -> None:
+    """Whether statements read with warnings wait for review (supervisor or administrator)."""
+    with base._session() as session:
+        firms.set_hold_statements_with_warnings(session, org, hold, actor=_firm_actor(session, org))
+    base._say(f"Statements of {org} read with warnings are now "
+              + ("held for review (glaneur statements release ORG ID)." if hold else "routed like the others."))
+
+
 @firm_app.command("source-add")
 def firm_source_add(
     org: str,
@@ -312,14 +325,15 @@ def statements_list(
     if not entries:
         base._say(f"No statement for {org} yet.", style="yellow")
     else:
-        table = base._table(f"Statements of {org}", "Received (UTC)", "IBAN", "Client", "Period", "Closing",
-                            "Entries", "Went to")
+        table = base._table(f"Statements of {org}", "#", "Received (UTC)", "IBAN", "Client", "Period", "Closing",
+                            "Entries", "Warnings", "Went to")
         for entry in entries:
             s = entry.statement
-            table.add_row(base._cell(base._when(s.received_at)), base._cell(s.iban or s.account),
+            warnings = "\n".join(f"{w['code']}: {w['message']}" for w in routing.warnings_of(s))
+            table.add_row(base._cell(s.id), base._cell(base._when(s.received_at)), base._cell(s.iban or s.account),
                           base._cell(entry.client or "-"), base._cell(f"{s.period_start} → {s.period_end}"),
                           base._cell(f"{s.closing_balance} {s.currency}"), base._cell(s.entries),
-                          base._cell(entry.destination))
+                          base._cell(warnings or "-"), base._cell(entry.destination))
         base._out().print(table)
     if rejected and iban is None and route is None:
         table = base._table(f"Rejected files of {org} (kept as received)", "Received (UTC)", "File", "Reason",
@@ -328,6 +342,17 @@ def statements_list(
             table.add_row(base._cell(base._when(item.received_at)), base._cell(item.source_name),
                           base._cell(item.error_message), base._cell(item.storage_key))
         base._out().print(table)
+
+
+@statements_app.command("release")
+def statements_release(org: str, statement_id: int) -> None:
+    """Route a statement held for review because of its warnings (any firm profile); the next routing sends it."""
+    with base._session() as session:
+        org_row = firms.require_firm(session, org)
+        firms.require_profile(base._actor(session, org_row), org_row)
+        statement = routing.release(session, org_row, statement_id)
+        base._say(f"Statement #{statement.id} ({statement.iban or statement.account}, {statement.period_end}) "
+                  "released: the next routing sends it on.")
 
 
 @statements_app.command("download")

@@ -46,6 +46,8 @@ class Organization(SQLModel, table=True):
     name: str
     kind: OrganizationKind = OrganizationKind.COMPANY
     created_at: datetime = Field(default_factory=utcnow)
+    # Firms: statements read with warnings wait for a person (``glaneur statements release``) instead of being routed.
+    hold_statements_with_warnings: bool = False
 
 
 class User(SQLModel, table=True):
@@ -356,6 +358,7 @@ class StatementRoute(StrEnum):
     PARTNER = "partner"  # to the IBAN's connector
     GLOBAL = "global"  # in the firm's global statements file of a day
     ASIDE = "aside"  # unknown IBAN: kept aside and reported until the IBAN is added
+    HELD = "held"  # read with warnings, and the firm holds such statements for review
 
 
 class DeliveryState(StrEnum):
@@ -384,7 +387,10 @@ class Statement(SQLModel, table=True):
     closing_balance: str
     entries: int
     sha256: str
-    fingerprint: str  # what makes two statements the same, whatever file carried them
+    fingerprint: str  # what makes two statements the same: account, period, balances, each entry
+    money_key: str | None = Field(default=None, index=True)  # the same without references: across formats
+    warnings: str = "[]"  # JSON list of {code, message}: what the statement says loosely or inconsistently
+    reviewed_at: datetime | None = None  # a person released it from review: routed despite its warnings
     storage_key: str
     received_at: datetime = Field(default_factory=utcnow, index=True)
     route: StatementRoute = StatementRoute.PENDING
