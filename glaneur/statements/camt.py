@@ -328,7 +328,7 @@ def _signs(
 
 def _booked(entry: Element, ns: dict[str, str]) -> bool:
     """Whether an entry counts in the balance: booked (``Sts`` BOOK, or ``Sts/Cd`` BOOK from .09 on)."""
-    status = (entry.findtext("c:Sts", "", ns) or entry.findtext("c:Sts/c:Cd", "", ns)).strip()
+    status = entry.findtext("c:Sts", "", ns).strip() or entry.findtext("c:Sts/c:Cd", "", ns).strip()
     return status in ("", "BOOK")
 
 
