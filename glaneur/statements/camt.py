@@ -239,6 +239,20 @@ def _statement(stmt: Element, number: int, document: CamtDocument, content: byte
     for balance in stmt.findall("c:Bal", ns):
         code = balance.findtext("c:Tp/c:CdOrPrtry/c:Cd", "", ns).strip()
         balances.setdefault(code, balance)
+    # Two openings or two closings that differ: which one the bank meant would be a guess.
+    for codes in (("OPBD",), ("PRCD",), ("CLBD",)):
+        written = {
+            _balance_text(balance, ns) for balance in stmt.findall("c:Bal", ns)
+            if balance.findtext("c:Tp/c:CdOrPrtry/c:Cd", "", ns).strip() in codes
+        }
+        if len(written) > 1:
+            raise invalid(f"has {codes[0]} balances that differ, so which one holds is unclear")
+    if "OPBD" in balances and "PRCD" in balances and (
+        _balance_text(balances["OPBD"], ns) != _balance_text(balances["PRCD"], ns)
+    ):
+        warnings["continuity_gap"] = (
+            "the opening balance (OPBD) differs from the previous statement's closing balance the bank states (PRCD)"
+        )
     opening_element = balances.get("OPBD", balances.get("PRCD"))
     closing_element = balances.get("CLBD")
     if closing_element is None:
@@ -303,6 +317,13 @@ def _statement(stmt: Element, number: int, document: CamtDocument, content: byte
         movements=movements,
         warnings=tuple(StatementWarning(code, text) for code, text in warnings.items()),  # type: ignore[arg-type]
     )
+
+
+def _balance_text(balance: Element, ns: dict[str, str]) -> tuple[str, str, str]:
+    amount = balance.find("c:Amt", ns)
+    text = (amount.text or "").strip() if amount is not None else ""
+    return (str(Decimal(text)) if _AMOUNT.fullmatch(text) else text, amount.get("Ccy", "") if amount is not None
+            else "", balance.findtext("c:CdtDbtInd", "", ns).strip())
 
 
 def _signs(

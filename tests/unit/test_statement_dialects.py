@@ -300,3 +300,16 @@ def test_hostile_and_garbled_files_are_still_refused() -> None:
 def test_warning_codes_come_from_a_closed_list() -> None:
     with pytest.raises(ValueError, match="unknown statement warning code"):
         StatementWarning("looks_odd", "whatever")  # type: ignore[arg-type]
+
+
+def test_a_camt_statement_with_two_different_closing_balances_is_refused() -> None:
+    at = CAMT.index("<Cd>CLBD</Cd>")
+    closing = CAMT[CAMT.rindex("<Bal>", 0, at) : CAMT.index("</Bal>", at) + 6]
+    assert "<Cd>CLBD</Cd>" in closing and "OPBD" not in closing
+    other = closing.replace(">15805.77<", ">15805.78<")
+    with pytest.raises(StatementFileError, match="CLBD balances that differ") as refused:
+        parse_statement_file(CAMT.replace(closing, closing + other).encode())
+
+    assert refused.value.reason == "invalid_statement"
+    (same,) = parse_statement_file(CAMT.replace(closing, closing + closing).encode())  # repeated, not ambiguous
+    assert same.closing_balance == Decimal("15805.77")
