@@ -116,6 +116,24 @@ def firm_connector_remove(org: str, partner: str) -> None:
         common.say(f"Connector {partner} removed from {org}.")
 
 
+@firm_app.command("hold-warnings")
+def firm_hold_warnings(
+    org: str,
+    hold: bool = typer.Option(
+        ..., "--hold/--route", help="Hold statements read with warnings for review, or route them like the others (the default)."
+    ),
+) -> None:
+    """Whether statements read with warnings wait for review (supervisor or administrator)."""
+    from glaneur import firm as firms
+
+    with common.session() as session:
+        firms.set_hold_statements_with_warnings(session, org, hold, actor=_firm_actor(session, org))
+    common.say(
+        f"Statements of {org} read with warnings are now "
+        + ("held for review (glaneur statements release ORG ID)." if hold else "routed like the others.")
+    )
+
+
 @firm_app.command("source-add")
 def firm_source_add(
     org: str,

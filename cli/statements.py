@@ -115,14 +115,19 @@ def statements_list(
     if not entries:
         common.say(f"No statement for {org} yet.", style="yellow")
     else:
-        table = common.table(f"Statements of {org}", "Received (UTC)", "IBAN", "Client", "Period", "Closing",
-                            "Entries", "Went to")
+        table = common.table(
+            f"Statements of {org}", "#", "Received (UTC)", "IBAN", "Client", "Period", "Closing", "Entries", "Warnings",
+            "Went to",
+        )
         for entry in entries:
             s = entry.statement
-            table.add_row(common.cell(common.when(s.received_at)), common.cell(s.iban or s.account),
-                          common.cell(entry.client or "-"), common.cell(f"{s.period_start} → {s.period_end}"),
-                          common.cell(f"{s.closing_balance} {s.currency}"), common.cell(s.entries),
-                          common.cell(entry.destination))
+            warnings = "\n".join(f"{w['code']}: {w['message']}" for w in routing.warnings_of(s))
+            table.add_row(
+                common.cell(s.id), common.cell(common.when(s.received_at)), common.cell(s.iban or s.account),
+                common.cell(entry.client or "-"), common.cell(f"{s.period_start} → {s.period_end}"),
+                common.cell(f"{s.closing_balance} {s.currency}"), common.cell(s.entries),
+                common.cell(warnings or "-"), common.cell(entry.destination),
+            )
         common.out().print(table)
     if rejected and iban is None and route is None:
         table = common.table(f"Rejected files of {org} (kept as received)", "Received (UTC)", "File", "Reason",
@@ -131,6 +136,22 @@ def statements_list(
             table.add_row(common.cell(common.when(item.received_at)), common.cell(item.source_name),
                           common.cell(item.error_message), common.cell(item.storage_key))
         common.out().print(table)
+
+
+@statements_app.command("release")
+def statements_release(org: str, statement_id: int) -> None:
+    """Route a statement held for review because of its warnings (any firm profile); the next routing sends it."""
+    from glaneur import firm as firms
+    from glaneur import routing
+
+    with common.session() as session:
+        org_row = firms.require_firm(session, org)
+        firms.require_profile(common.actor(session, org_row), org_row)
+        statement = routing.release(session, org_row, statement_id)
+        common.say(
+            f"Statement #{statement.id} ({statement.iban or statement.account}, {statement.period_end}) "
+            "released: the next routing sends it on."
+        )
 
 
 @statements_app.command("download")

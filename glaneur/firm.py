@@ -240,6 +240,19 @@ def associate_connector(
     return link
 
 
+def set_hold_statements_with_warnings(
+    session: Session, org: Organization | str, hold: bool, *, actor: User | None
+) -> Organization:
+    """The firm setting: statements read with warnings wait for review, or are routed (supervisor or administrator)."""
+    org = require_firm(session, org)
+    actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
+    org.hold_statements_with_warnings = hold
+    session.add(org)
+    audit_log_entry(session, org, actor, "firm.hold_statements_with_warnings", org.slug, "on" if hold else "off")
+    session.flush()
+    return org
+
+
 def remove_connector(
     session: Session, org: Organization | str, partner: PartnerConnector | str, *, actor: User | None
 ) -> None:

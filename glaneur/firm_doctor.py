@@ -22,7 +22,7 @@ from glaneur.models import (
     Statement,
     StatementRoute,
 )
-from glaneur.routing import StatementEntry
+from glaneur.routing import StatementEntry, warnings_of
 
 RECENT = 3
 PLATFORM_SUPPORT = "Glaneur's support (your platform team)"
@@ -126,10 +126,17 @@ def _recent(session: Session, firm: Organization, client: ClientIban, partner: P
             verdict = Verdict.FAIL if statement.delivery_state == DeliveryState.REFUSED else Verdict.WARN
             fix = ("the partner refused it: check its address and secret (glaneur partner update); retried next run."
                    if verdict == Verdict.FAIL else "the partner has not acknowledged it yet; retried on every run.")
+        warnings = warnings_of(statement)
+        if warnings and verdict == Verdict.OK:
+            verdict = Verdict.WARN
+            fix = ("check the statement with the bank or the client; "
+                   + (f"release it: glaneur statements release {firm.slug} {statement.id}."
+                      if statement.route == StatementRoute.HELD else "it was routed all the same."))
+        noted = "".join(f" Warning {w['code']}: {w['message']}." for w in warnings)
         checks.append(Check(
             f"Statement {statement.period_start} → {statement.period_end}", verdict,
             f"received {statement.received_at:%Y-%m-%d %H:%M}, closing {statement.closing_balance} "
-            f"{statement.currency}: {entry.destination}.", fix,
+            f"{statement.currency}: {entry.destination}.{noted}", fix,
         ))
     return checks
 

@@ -32,6 +32,8 @@ class Organization(SQLModel, table=True):
     name: str
     kind: OrganizationKind = OrganizationKind.COMPANY
     created_at: datetime = Field(default_factory=utcnow)
+    # Firms: statements read with warnings wait for a person (``glaneur statements release``) instead of being routed.
+    hold_statements_with_warnings: bool = False
 
 
 class User(SQLModel, table=True):
@@ -362,7 +364,10 @@ class Statement(SQLModel, table=True):
     closing_balance: str
     entries: int
     sha256: str
-    fingerprint: str  # what makes two statements the same, whatever file carried them
+    fingerprint: str  # what makes two statements the same: account, period, balances, each entry
+    money_key: str | None = Field(default=None, index=True)  # the same without references: across formats
+    warnings: str = "[]"  # JSON list of {code, message}: what the statement says loosely or inconsistently
+    reviewed_at: datetime | None = None  # a person released it from review: routed despite its warnings
     storage_key: str
     received_at: datetime = Field(default_factory=utcnow, index=True)
     route: StatementRoute = StatementRoute.PENDING

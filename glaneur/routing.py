@@ -19,11 +19,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
@@ -43,6 +45,8 @@ from glaneur.models import (
     utcnow,
 )
 from glaneur.statements import ParsedStatement, StatementFileError, parse_statement_file
+from glaneur.statements.model import StatementWarning
+from glaneur.statements.parse import continuity_warnings
 from glaneur.storage import Storage, safe_part
 
 EXTENSIONS = {"mt940": "sta"}  # CAMT files are XML
@@ -80,18 +84,72 @@ def partner_key(partner: PartnerConnector, org: Organization, statement: Stateme
 
 
 def fingerprint(parsed: ParsedStatement) -> str:
-    """Two copies of one statement share this, whatever carried them: another file, another envelope, even
-    the other format (banks often send a firm both CAMT.053 and MT940). Statement numbers and period starts
-    are left out because the two formats number and date them differently."""
-    parts = (
-        parsed.iban or parsed.account,
-        parsed.currency,
-        str(parsed.period_end),
-        str(parsed.opening_balance),
-        str(parsed.closing_balance),
-        str(parsed.entries),
-    )
+    """What makes two statements the same: the account, its period end, balances and each entry (value date,
+    amount, the bank's reference). Two different statements of one account and day with the same balances and
+    entry count differ by their entries. Statement numbers and period starts are left out because formats and
+    envelopes number and date them differently."""
+    entries = sorted(f"{m.day}|{m.amount}|{' '.join(m.reference.split())}" for m in parsed.movements)
+    return _digest(*_totals(parsed), *entries)
+
+
+def money_key(parsed: ParsedStatement) -> str:
+    """The same without dates and references of entries: what a CAMT.053 and an MT940 of one statement share
+    (banks often send a firm both; each format has its own references)."""
+    return _digest(*_totals(parsed), *sorted(str(m.amount) for m in parsed.movements))
+
+
+def legacy_fingerprint(parsed: ParsedStatement) -> str:
+    """The fingerprint of statements recorded before entries counted (no money key): they are not taken twice."""
+    return _digest(*_totals(parsed))
+
+
+def _totals(parsed: ParsedStatement) -> tuple[str, ...]:
+    return (parsed.iban or parsed.account, parsed.currency, str(parsed.period_end), str(parsed.opening_balance),
+            str(parsed.closing_balance), str(parsed.entries))
+
+
+def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _family(fmt: str) -> str:
+    return "mt940" if fmt == "mt940" else "camt"
+
+
+def already_had(session: Session, org: Organization, parsed: ParsedStatement) -> bool:
+    """Recorded before: the same statement (fingerprint), or the same one in the other format (money key)."""
+    if session.exec(
+        select(Statement.id).where(Statement.organization_id == org.id, Statement.fingerprint == fingerprint(parsed))
+    ).first() is not None:
+        return True
+    formats = session.exec(
+        select(Statement.format).where(Statement.organization_id == org.id, Statement.money_key == money_key(parsed))
+    ).all()
+    if any(_family(fmt) != _family(parsed.format) for fmt in formats):
+        return True
+    return session.exec(
+        select(Statement.id).where(Statement.organization_id == org.id, col(Statement.money_key).is_(None),
+                                   Statement.fingerprint == legacy_fingerprint(parsed))
+    ).first() is not None
+
+
+def continuity(session: Session, org: Organization, parsed: ParsedStatement) -> list[StatementWarning]:
+    """Gap or overlap with the account's previous statement already recorded (opening balance = last closing)."""
+    if parsed.period_end is None:
+        return []
+    account = (Statement.iban == parsed.iban) if parsed.iban else (Statement.account == parsed.account)
+    previous = session.exec(
+        select(Statement).where(Statement.organization_id == org.id, account, Statement.currency == parsed.currency,
+                                col(Statement.period_end) <= parsed.period_end)
+        .order_by(col(Statement.period_end).desc(), col(Statement.id).desc())
+    ).first()
+    if previous is None or not previous.closing_balance:
+        return []
+    return continuity_warnings(Decimal(previous.closing_balance), previous.period_end, parsed)
+
+
+def warnings_of(statement: Statement) -> list[dict[str, str]]:
+    return json.loads(statement.warnings or "[]")
 
 
 # -- intake -----------------------------------------------------------------------------------------
@@ -179,12 +237,10 @@ def record_file(
     result.file_id = record.id
     ibans = _client_ibans(session, org)
     for parsed in statements:
-        print_ = fingerprint(parsed)
-        if session.exec(
-            select(Statement.id).where(Statement.organization_id == org.id, Statement.fingerprint == print_)
-        ).first() is not None:
+        if already_had(session, org, parsed):
             result.already_had += 1
             continue
+        parsed = parsed.with_warnings(*continuity(session, org, parsed))
         key = statement_key(org, parsed)
         storage.put(
             key,
@@ -210,11 +266,13 @@ def record_file(
             format=parsed.format,
             period_start=parsed.period_start,
             period_end=parsed.period_end,
-            opening_balance=str(parsed.opening_balance),
+            opening_balance="" if parsed.opening_balance is None else str(parsed.opening_balance),
             closing_balance=str(parsed.closing_balance),
             entries=parsed.entries,
             sha256=parsed.sha256,
-            fingerprint=print_,
+            fingerprint=fingerprint(parsed),
+            money_key=money_key(parsed),
+            warnings=json.dumps([warning.as_json() for warning in parsed.warnings], ensure_ascii=False),
             storage_key=key,
             received_at=now,
         )
@@ -240,8 +298,12 @@ class Decision:
     reason: str = ""
 
 
-def decide(statement: Statement, client: ClientIban | None, associated: set[int]) -> Decision:
-    """Where one statement goes, by the FAQ's rules."""
+def decide(statement: Statement, client: ClientIban | None, associated: set[int], *, hold: bool = False) -> Decision:
+    """Where one statement goes, by the FAQ's rules; read with warnings, it waits for review when the firm says so."""
+    warnings = warnings_of(statement)
+    if hold and warnings and statement.reviewed_at is None:
+        codes = ", ".join(w["code"] for w in warnings)
+        return Decision(statement.id, StatementRoute.HELD, reason=f"held for review: {codes}")
     if client is None:
         return Decision(statement.id, StatementRoute.ASIDE, reason="unknown IBAN: kept aside until it is added")
     if client.partner_id is None:
@@ -269,7 +331,7 @@ def route_pending(session: Session, org: Organization | str, day: date) -> list[
         .where(
             Statement.organization_id == org.id,
             or_(
-                col(Statement.route).in_([StatementRoute.PENDING, StatementRoute.ASIDE]),
+                col(Statement.route).in_([StatementRoute.PENDING, StatementRoute.ASIDE, StatementRoute.HELD]),
                 (Statement.route == StatementRoute.PARTNER) & col(Statement.delivery_receipt).is_(None),
             ),
         )
@@ -280,7 +342,7 @@ def route_pending(session: Session, org: Organization | str, day: date) -> list[
     for statement in open_statements:
         client = ibans.get(statement.iban) if statement.iban else None
         statement.client_iban_id = client.id if client is not None else None
-        decision = decide(statement, client, associated)
+        decision = decide(statement, client, associated, hold=org.hold_statements_with_warnings)
         decisions.append(decision)
         changed = (statement.route, statement.partner_id) != (decision.route, decision.partner_id)
         statement.route = decision.route
@@ -309,6 +371,21 @@ def deliveries_due(session: Session, org: Organization | str) -> Sequence[Statem
         )
         .order_by(Statement.id)
     ).all()
+
+
+def release(session: Session, org: Organization | str, statement_id: int) -> Statement:
+    """A person reviewed a statement held for its warnings: the next routing sends it on."""
+    org = require_firm(session, org)
+    statement = session.get(Statement, statement_id)
+    if statement is None or statement.organization_id != org.id:
+        raise UsageError(f"firm '{org.slug}' has no statement #{statement_id}: see `glaneur statements list {org.slug}`.")
+    if statement.route != StatementRoute.HELD:
+        raise UsageError(f"statement #{statement_id} is not held for review (it is {statement.route.value}).")
+    statement.reviewed_at = utcnow()
+    statement.route = StatementRoute.PENDING
+    session.add(statement)
+    session.flush()
+    return statement
 
 
 def mark_acknowledged(session: Session, statement_id: int, receipt: str) -> Statement:
@@ -424,6 +501,8 @@ class StatementEntry:
             return f"global file of {s.global_date}"
         if s.route == StatementRoute.ASIDE:
             return "kept aside: unknown IBAN (add it with `glaneur iban add`)"
+        if s.route == StatementRoute.HELD:
+            return f"held for review (release it with `glaneur statements release ORG {s.id}`)"
         return "not routed yet"
 
 

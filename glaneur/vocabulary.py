@@ -26,6 +26,7 @@ class StatementRoute(StrEnum):
     PARTNER = "partner"  # to the IBAN's connector
     GLOBAL = "global"  # in the firm's global statements file of a day
     ASIDE = "aside"  # unknown IBAN: kept aside and reported until the IBAN is added
+    HELD = "held"  # read with warnings, and the firm holds such statements for review
 
 
 MAX_ACCOUNTS_PER_CHANNEL = 2  # "jusqu'à deux comptes différents par collecteur"

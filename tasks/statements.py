@@ -216,15 +216,17 @@ def publish_history(firm: str, day: date, pulls: list[PullReport], deliveries: l
         )
     lines += [
         "",
-        "| received | IBAN | client | period | closing | entries | destination |",
-        "|---|---|---|---|---:|---:|---|",
+        "| received | IBAN | client | period | closing | entries | warnings | destination |",
+        "|---|---|---|---|---:|---:|---|---|",
     ]
     for entry in entries:
         s = entry.statement
+        warnings = "; ".join(f"{w['code']}: {w['message']}" for w in routing.warnings_of(s)) or "-"
         lines.append(
             f"| {md_escape(s.received_at.strftime('%Y-%m-%d %H:%M'))} | {md_escape(s.iban or s.account)} | "
             f"{md_escape(entry.client or '-')} | {md_escape(f'{s.period_start} → {s.period_end}')} | "
-            f"{md_escape(f'{s.closing_balance} {s.currency}')} | {s.entries} | {md_escape(entry.destination)} |"
+            f"{md_escape(f'{s.closing_balance} {s.currency}')} | {s.entries} | {md_escape(warnings)} | "
+            f"{md_escape(entry.destination)} |"
         )
     key = artifact_key(firm)
     create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"Statements routing of {org.name}")

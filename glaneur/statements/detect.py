@@ -31,7 +31,7 @@ def check_size(data: bytes, max_bytes: int = MAX_STATEMENT_FILE_BYTES) -> None:
             f"the file weighs {_size(len(data))}, over the {_size(max_bytes)} limit for a statement file; "
             "ask the bank for smaller files (one per day or per account)",
         )
-    if not data.removeprefix(codecs.BOM_UTF8).strip():
+    if not data.removeprefix(codecs.BOM_UTF8).strip() or data in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         raise StatementFileError("empty", "the file is empty; ask the bank for the statement file again")
 
 
@@ -46,6 +46,11 @@ def sniff(data: bytes) -> Literal["xml", "mt940"]:
     head = data.removeprefix(codecs.BOM_UTF8).lstrip()
     if head.startswith(b"<"):
         return "xml"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or data[:2] in (b"<\x00", b"\x00<"):
+        text = data.decode("utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else
+                           ("utf-16-le" if data[:1] == b"<" else "utf-16-be"), errors="replace")
+        if text.lstrip("\ufeff \t\r\n").startswith("<"):
+            return "xml"
     text, _ = decode(data)
     if looks_like_mt940(text):
         check_message_type(text)

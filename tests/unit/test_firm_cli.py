@@ -223,5 +223,23 @@ def test_statements_parse_refuses_bad_files_clearly(firm, name, expect):
     refused("statements", "parse", str(FIXTURES / name), expect=expect)
 
 
+def test_statements_parse_prints_warnings_and_the_period_and_exits_0(firm):
+    import json
+
+    real = FIXTURES / "real"
+    (statement,) = json.loads(ok("statements", "parse", str(real / "zilverline-mt940__deutsche_bank.txt")).stdout)
+    assert statement["warnings"][0]["code"] == "balance_mismatch" and statement["warnings"][0]["message"]
+    assert statement["period"] == {"start": "2014-03-24", "end": "2014-03-25"}  # :60F: of the 24th, :62M: of the 25th
+    assert (statement["opening_balance"], statement["closing_balance"]) == ("0.00", "5.87")
+    clean = json.loads(ok("statements", "parse", str(FIXTURES / "camt053_v02_single.xml")).stdout)
+    assert clean[0]["warnings"] == []
+
+
+def test_statements_parse_refuses_with_one_line(firm):
+    result = refused("statements", "parse", str(FIXTURES / "real" / "jejik-mt940__K4262927_20200905-080000-952.txt"),
+                     expect="cut short")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_statements_parse_missing_file(firm, tmp_path):
     refused("statements", "parse", str(tmp_path / "nope.xml"), expect="cannot read")
