@@ -154,6 +154,21 @@ def firm_source_add(
         common.say(f"Statement source {source.slug} added to {org}: {where}.")
 
 
+@firm_app.command("source-token")
+def firm_source_token(
+    org: str,
+    slug: str,
+    token_stdin: bool = typer.Option(False, "--token-stdin", help="Read the API token from stdin."),
+) -> None:
+    """Enter a statement API's token again, e.g. when it can no longer be read (supervisor or administrator)."""
+    from glaneur import firm as firms
+
+    token = common.read_secret(token_stdin, "API token")
+    with common.session() as session:
+        firms.replace_source_token(session, org, slug, token, actor=_firm_actor(session, org))
+        common.say(f"Token of statement source {slug} of {org} replaced: the next routing reads it.")
+
+
 @firm_app.command("sources")
 def firm_sources(org: str) -> None:
     """The firm's statement sources, with their last poll and error."""

@@ -22,7 +22,6 @@ from prefect.states import Completed, Failed, State
 
 from glaneur import routing
 from glaneur.db import migrate, session_scope
-from glaneur.delivery import DeliveryError, PartnerRefused
 from glaneur.errors import GlaneurError
 from glaneur.firm import require_firm, statement_sources
 from glaneur.models import StatementRoute
@@ -35,6 +34,7 @@ from tasks.statements import (
     deliver_statement,
     publish_history,
     pull_source,
+    record_delivery_failure,
     record_source_error,
     route,
 )
@@ -82,10 +82,10 @@ def _route(firm: str, day: date, settings, logger) -> State:
     for source_id, slug in sources:
         try:
             pulls.append(pull(firm, source_id))
-        except GlaneurError as error:
+        except GlaneurError as error:  # this source alone (token unreadable, API down...): the others are read
             record_source_error(source_id, error.user_message)
-            pulls.append(PullReport(source=slug, error=error.user_message))
-            logger.warning("Source %s: %s", slug, error.user_message)
+            pulls.append(PullReport(source=slug, error=error.user_message, status=error.status.value))
+            logger.warning("Source %s (%s): %s", slug, error.status.value, error.user_message)
 
     routes = route(firm, day)
 
@@ -96,10 +96,10 @@ def _route(firm: str, day: date, settings, logger) -> State:
     for statement_id, _ in due:
         try:
             deliveries.append(send(firm, statement_id))
-        except DeliveryError as error:
-            deliveries.append(DeliveryReport(statement_id, "", False, error=str(error),
-                                             refused=isinstance(error, PartnerRefused)))
-            logger.warning("Statement #%d not delivered: %s", statement_id, error)
+        except Exception as error:  # noqa: BLE001 - one statement's failure never stops the others; recorded
+            report = record_delivery_failure(firm, statement_id, error)
+            deliveries.append(report)
+            logger.warning("Statement #%d not delivered (%s): %s", statement_id, report.status, report.error)
 
     publish_history(firm, day, pulls, deliveries)
     with session_scope() as session:
@@ -114,11 +114,23 @@ def _route(firm: str, day: date, settings, logger) -> State:
         "aside": aside,
         "rejected_files": sum(len(p.rejected) for p in pulls),
     }
+    summary["acknowledged_not_copied"] = sum(1 for d in deliveries if not d.delivered and d.acknowledged)
+    summary["unread_files"] = sum(len(p.unread) for p in pulls)
     problems = []
-    if summary["not_delivered"]:
-        problems.append(f"{summary['not_delivered']} statement(s) not acknowledged by their partner yet (retried next run)")
+    waiting = summary["not_delivered"] - summary["acknowledged_not_copied"]
+    if waiting:
+        problems.append(f"{waiting} statement(s) not acknowledged by their partner yet (retried next run)")
+    if summary["acknowledged_not_copied"]:
+        problems.append(f"{summary['acknowledged_not_copied']} statement(s) acknowledged by their partner but not "
+                        "copied under its storage prefix yet (written next run)")
+    unreadable = sorted({d.partner for d in deliveries if d.status == "secret_unreadable"})
+    if unreadable:
+        problems.append(f"signing secret unreadable for partner(s) {', '.join(unreadable)}: enter it again "
+                        "(glaneur partner update SLUG --new-secret)")
     if summary["rejected_files"]:
         problems.append(f"{summary['rejected_files']} file(s) rejected (kept, see the history)")
+    if summary["unread_files"]:
+        problems.append(f"{summary['unread_files']} inbox file(s) not taken in yet (tried again next run)")
     failed_sources = [p.source for p in pulls if p.error]
     if failed_sources:
         problems.append(f"source(s) not read: {', '.join(failed_sources)}")
@@ -128,7 +140,7 @@ def _route(firm: str, day: date, settings, logger) -> State:
     message = f"{new} new statement(s); {summary['delivered']} delivered to partners; routes {routes or 'none'}"
     summary["message"] = message + ("; " + "; ".join(problems) if problems else "")
     logger.info(summary["message"])
-    if summary["not_delivered"] or summary["rejected_files"] or failed_sources:
+    if summary["not_delivered"] or summary["rejected_files"] or summary["unread_files"] or failed_sources:
         return Failed(message=summary["message"], data=summary)
     return Completed(message=summary["message"], data=summary)
 

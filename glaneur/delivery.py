@@ -1,9 +1,14 @@
 """Delivering a statement to a partner connector: an HTTP POST signed with HMAC, acknowledged once.
 
-The signature follows Stripe's webhook scheme, which is replay-safe: the header
-``X-Glaneur-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`` binds the
-body to the moment it was signed, and the receiver refuses a timestamp outside its tolerance.
-Several ``v1=`` values may be sent while a secret is being rotated; one match suffices.
+The signature (scheme ``v2``, described for partners in the README, "Partner delivery") covers
+everything that says where a statement belongs, not only its body: the header
+``X-Glaneur-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, signed text)>`` where the signed
+text is, one per line (``\n``): ``glaneur-v2``, ``t``, the ``Idempotency-Key``, ``X-Glaneur-Firm``,
+``X-Glaneur-IBAN`` and ``X-Glaneur-Statement-Sha256`` header values, and the hex SHA-256 of the body.
+The receiver refuses a timestamp outside its tolerance. A delivery captured on the wire therefore
+cannot be replayed as another statement: a new ``Idempotency-Key`` or another IBAN breaks the
+signature. (Scheme ``v1`` signed the body alone; it is neither sent nor accepted any more.)
+Several ``v2=`` values may be sent while a secret is being rotated; one match suffices.
 
 The ``Idempotency-Key`` header makes retries safe: a partner that already has the key answers
 200 with the receipt it gave the first time (202), and keeps the statement once. So the caller
@@ -27,7 +32,13 @@ import httpx
 
 SIGNATURE_HEADER = "X-Glaneur-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-SIGNATURE_SCHEME = "v1"
+SIGNATURE_SCHEME = "v2"
+SIGNED_TEXT_TAG = "glaneur-v2"  # first line of the signed text: a signature of another scheme never matches
+FIRM_HEADER = "X-Glaneur-Firm"
+IBAN_HEADER = "X-Glaneur-IBAN"
+STATEMENT_SHA256_HEADER = "X-Glaneur-Statement-Sha256"
+# What routes a statement, signed in this order after the timestamp; an absent header is signed as "".
+SIGNED_HEADERS = (IDEMPOTENCY_HEADER, FIRM_HEADER, IBAN_HEADER, STATEMENT_SHA256_HEADER)
 REASON_MAX_CHARS = 200
 _MAX_HEADER_CHARS = 2048
 _MAX_RESPONSE_BYTES = 64 * 1024  # a receipt or a reason; a partner cannot make us read more
@@ -74,32 +85,54 @@ class Acknowledgement:
 # -- signing ------------------------------------------------------------------------------------
 
 
-def sign(secret: bytes | str, body: bytes, *, timestamp: int | None = None) -> str:
-    """The ``X-Glaneur-Signature`` value for ``body``, signed now or at ``timestamp`` (unix seconds)."""
+def sign(secret: bytes | str, body: bytes, *, headers: Mapping[str, str], timestamp: int | None = None) -> str:
+    """The ``X-Glaneur-Signature`` value for ``body`` and its routing ``headers``, signed now or at ``timestamp``."""
     moment = int(time.time()) if timestamp is None else timestamp
     if moment < 0:
         raise ValueError("A signature timestamp is a positive number of unix seconds.")
-    return f"t={moment},{SIGNATURE_SCHEME}={_digest(_key(secret), moment, body)}"
+    return f"t={moment},{SIGNATURE_SCHEME}={_digest(_key(secret), moment, headers, body)}"
 
 
 def verify(
-    secret: bytes | str, header: str, body: bytes, *, tolerance_seconds: int = 300, now: int | None = None
+    secret: bytes | str,
+    header: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str],
+    tolerance_seconds: int = 300,
+    now: int | None = None,
 ) -> None:
-    """Accept ``body`` signed with ``secret`` within ``tolerance_seconds`` of ``now``, or raise :class:`SignatureError`."""
+    """Accept ``body`` and its routing ``headers`` (as received) signed with ``secret`` within
+    ``tolerance_seconds`` of ``now``, or raise :class:`SignatureError`."""
     key = _key(secret, error=SignatureError)
     timestamp, signatures = _parse(header)
-    expected = _digest(key, timestamp, body)
+    expected = _digest(key, timestamp, headers, body)
     # Every candidate is compared, in constant time each, so that timing tells nothing about which one failed.
     matched = False
     for signature in signatures:
         matched |= hmac.compare_digest(expected, signature)
     if not matched:
-        raise SignatureError("The signature does not match the body (wrong secret or altered body).")
+        raise SignatureError(
+            "The signature does not match the body and routing headers (wrong secret, or an altered body, "
+            f"{', '.join(SIGNED_HEADERS)})."
+        )
     current = int(time.time()) if now is None else now
     if timestamp < current - tolerance_seconds:
         raise SignatureError(f"The signature is too old ({current - timestamp} s; at most {tolerance_seconds} s).")
     if timestamp > current + tolerance_seconds:
         raise SignatureError(f"The signature is dated {timestamp - current} s in the future.")
+
+
+def signed_text(timestamp: int, headers: Mapping[str, str], body: bytes) -> bytes:
+    """What is signed: the scheme tag, the timestamp, each of :data:`SIGNED_HEADERS`, the body's SHA-256; one per line.
+
+    Header values are taken as HTTP delivers them (surrounding spaces removed); they cannot hold a line
+    break, so no two deliveries share a signed text.
+    """
+    by_name = {name.lower(): value for name, value in headers.items()}
+    values = [str(by_name.get(name.lower(), "")).strip() for name in SIGNED_HEADERS]
+    lines = [SIGNED_TEXT_TAG, str(timestamp), *values, hashlib.sha256(body).hexdigest()]
+    return "\n".join(lines).encode("utf-8")
 
 
 def _key(secret: bytes | str, *, error: type[Exception] = ValueError) -> bytes:
@@ -109,8 +142,8 @@ def _key(secret: bytes | str, *, error: type[Exception] = ValueError) -> bytes:
     return key
 
 
-def _digest(key: bytes, timestamp: int, body: bytes) -> str:
-    return hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def _digest(key: bytes, timestamp: int, headers: Mapping[str, str], body: bytes) -> str:
+    return hmac.new(key, signed_text(timestamp, headers, body), hashlib.sha256).hexdigest()
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
@@ -123,18 +156,21 @@ def _parse(header: str) -> tuple[int, list[str]]:
     for item in header.split(","):
         name, separator, value = item.strip().partition("=")
         if not separator:
-            raise SignatureError(f"Malformed {SIGNATURE_HEADER} header: expected t=<seconds>,v1=<hex>.")
+            raise SignatureError(f"Malformed {SIGNATURE_HEADER} header: expected t=<seconds>,{SIGNATURE_SCHEME}=<hex>.")
         if name == "t":
             if timestamp is not None or not value.isascii() or not value.isdigit() or len(value) > 12:
                 raise SignatureError(f"Malformed {SIGNATURE_HEADER} header: t must be one unix time in seconds.")
             timestamp = int(value)
         elif name == SIGNATURE_SCHEME:
             if not _HEX_DIGEST.fullmatch(value):
-                raise SignatureError(f"Malformed {SIGNATURE_HEADER} header: v1 must be 64 lowercase hex digits.")
+                raise SignatureError(
+                    f"Malformed {SIGNATURE_HEADER} header: {SIGNATURE_SCHEME} must be 64 lowercase hex digits."
+                )
             signatures.append(value)
-        # Other schemes are ignored, as Stripe does, so that a new one can be added without breaking receivers.
+        # Other schemes are ignored, as Stripe does, so that a new one can be added without breaking receivers;
+        # v1 (the body alone) among them: a header with only v1 is refused below.
     if timestamp is None or not signatures:
-        raise SignatureError(f"Malformed {SIGNATURE_HEADER} header: it needs both t= and v1=.")
+        raise SignatureError(f"Malformed {SIGNATURE_HEADER} header: it needs both t= and {SIGNATURE_SCHEME}=.")
     return timestamp, signatures
 
 
@@ -172,9 +208,12 @@ def deliver(
     for name, value in request_headers.items():
         if not (name.isascii() and value.isascii()) or any(c in name + value for c in "\r\n\0"):
             raise ValueError(f"Header {name!r} must be ASCII on one line (encode other text, e.g. percent-encoding).")
-    request_headers.update(
-        {"Content-Type": content_type, IDEMPOTENCY_HEADER: idempotency_key, SIGNATURE_HEADER: sign(secret, body)}
-    )
+    controlled = {"content-type", IDEMPOTENCY_HEADER.lower(), SIGNATURE_HEADER.lower()}
+    request_headers = {name: value for name, value in request_headers.items() if name.lower() not in controlled}
+    if len({name.lower() for name in request_headers}) != len(request_headers):
+        raise ValueError("A header is given twice (names are case-insensitive).")
+    request_headers.update({"Content-Type": content_type, IDEMPOTENCY_HEADER: idempotency_key})
+    request_headers[SIGNATURE_HEADER] = sign(secret, body, headers=request_headers)
     owned = client is None
     http = httpx.Client() if owned else client
     try:

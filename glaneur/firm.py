@@ -455,6 +455,32 @@ def add_statement_source(
     return source
 
 
+def replace_source_token(
+    session: Session, org: Organization | str, slug: str, token: str, *, actor: User | None
+) -> StatementSource:
+    """Enter a statement API's token again (a new one, or the same after its vault entry became unreadable)."""
+    org = require_firm(session, org)
+    actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
+    source = session.exec(
+        select(StatementSource).where(StatementSource.organization_id == org.id, StatementSource.slug == slug)
+    ).first()
+    if source is None or source.kind != StatementSourceKind.API:
+        raise UsageError(
+            f"firm '{org.slug}' has no statement API source '{slug}' (see glaneur firm sources {org.slug})."
+        )
+    token = _check_secret(token, "statement API token")
+    vault = Vault(session)
+    if source.token_ref is None:
+        source.token_ref = vault.put(SOURCE_TOKEN_PURPOSE, token)
+    else:
+        vault.replace(source.token_ref, token)  # no need to read the old one: it may be the unreadable one
+    source.last_error = ""
+    session.add(source)
+    audit_log_entry(session, org, actor, "statement_source.token", slug, "replaced")
+    session.flush()
+    return source
+
+
 def inbox_prefix_for(org: Organization, name: str) -> str:
     """Inboxes live under the firm's own prefix, so that one firm never reads another's files."""
     name = name.strip().strip("/")

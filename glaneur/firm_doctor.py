@@ -22,7 +22,7 @@ from glaneur.models import (
     Statement,
     StatementRoute,
 )
-from glaneur.routing import StatementEntry, warnings_of
+from glaneur.routing import StatementEntry, UnreadableSecret, partner_secret, warnings_of
 
 RECENT = 3
 PLATFORM_SUPPORT = "Glaneur's support (your platform team)"
@@ -68,6 +68,8 @@ def diagnose_iban(session: Session, iban: str, org: str | None = None) -> list[C
         ))
         return checks
     checks.append(_attached(firm, client, partner, connectors))
+    if partner is not None and partner.delivery_url:
+        checks.append(_secret_readable(session, partner))
     checks.append(_mandate(client))
     checks.extend(_recent(session, firm, client, partner))
     checks.append(_contact(checks, partner))
@@ -93,6 +95,23 @@ def _attached(firm: Organization, client: ClientIban, partner: PartnerConnector 
         return Check(name, Verdict.FAIL, f"attached to {partner.slug}, which is no longer associated with the firm.",
                      f"a supervisor or administrator associates {partner.slug} again, or attach the IBAN elsewhere.")
     return Check(name, Verdict.OK, f"attached to {partner.slug} ({partner.name}).")
+
+
+def _secret_readable(session: Session, partner: PartnerConnector) -> Check:
+    """Deliveries are signed with the partner's secret: one that the vault cannot give back stops them all."""
+    name = "2b. Partner's signing secret readable"
+    if partner.secret_ref is None:
+        return Check(name, Verdict.FAIL, f"{partner.slug} has no signing secret: nothing can be sent to it.",
+                     f"the platform team sets it: glaneur partner update {partner.slug} --new-secret.")
+    try:
+        partner_secret(session, partner)
+    except UnreadableSecret:
+        return Check(name, Verdict.FAIL,
+                     f"{partner.slug}'s signing secret cannot be read from Glaneur's vault (damaged entry, or another "
+                     "vault key): nothing is sent to it, its statements wait.",
+                     f"the platform team enters it again: glaneur partner update {partner.slug} --new-secret; "
+                     "the waiting statements are sent on the next run.")
+    return Check(name, Verdict.OK, f"{partner.slug}'s signing secret can be read.")
 
 
 def _mandate(client: ClientIban) -> Check:
@@ -124,8 +143,13 @@ def _recent(session: Session, firm: Organization, client: ClientIban, partner: P
         verdict, fix = Verdict.OK, ""
         if statement.route == StatementRoute.PARTNER and statement.delivery_state != DeliveryState.DELIVERED:
             verdict = Verdict.FAIL if statement.delivery_state == DeliveryState.REFUSED else Verdict.WARN
-            fix = ("the partner refused it: check its address and secret (glaneur partner update); retried next run."
-                   if verdict == Verdict.FAIL else "the partner has not acknowledged it yet; retried on every run.")
+            if statement.delivery_receipt is not None:
+                fix = ("the partner has it; its copy under the partner's storage prefix is written on the next run "
+                       "(nothing is sent again). If this lasts, check the storage settings.")
+            elif verdict == Verdict.FAIL:
+                fix = "the partner refused it: check its address and secret (glaneur partner update); retried next run."
+            else:
+                fix = "the partner has not acknowledged it yet; retried on every run (see the reason above)."
         warnings = warnings_of(statement)
         if warnings and verdict == Verdict.OK:
             verdict = Verdict.WARN

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
-from glaneur.errors import UsageError
+from glaneur.errors import ConfigurationError, GlaneurError, UsageError
 from glaneur.firm import firm_connectors, require_firm
 from glaneur.models import (
     ClientIban,
@@ -47,7 +48,9 @@ from glaneur.models import (
 from glaneur.statements import ParsedStatement, StatementFileError, parse_statement_file
 from glaneur.statements.model import StatementWarning
 from glaneur.statements.parse import continuity_warnings
+from glaneur.statuses import Status
 from glaneur.storage import Storage, safe_part
+from glaneur.vault import Vault
 
 EXTENSIONS = {"mt940": "sta"}  # CAMT files are XML
 CONTENT_TYPES = {"sta": "text/plain", "xml": "application/xml"}
@@ -59,6 +62,60 @@ def extension(fmt: str) -> str:
 
 def content_type(fmt: str) -> str:
     return CONTENT_TYPES[extension(fmt)]
+
+
+# -- secrets ----------------------------------------------------------------------------------------
+
+
+class UnreadableSecret(GlaneurError):
+    """One partner's signing secret or one source's token cannot be read from the vault (damaged entry,
+    key changed): that partner or source alone stops, with what to do; the others go on."""
+
+    status = Status.SECRET_UNREADABLE
+
+    @property
+    def user_message(self) -> str:
+        return self.detail  # says what to do for this partner or source, not the channels' advice
+
+
+# What the vault raises for an entry it cannot give back: a ciphertext it cannot decrypt (a damaged entry, or
+# another key), an entry gone, or its own typed error. Any of them stops only the partner or source concerned.
+_VAULT_FAILURES = (GlaneurError, ConfigurationError, LookupError, InvalidToken, UnicodeDecodeError)
+
+
+def partner_secret(session: Session, partner: PartnerConnector) -> str | None:
+    """The partner's signing secret, or :class:`UnreadableSecret` with what the platform team must do."""
+    if partner.secret_ref is None:
+        return None
+    try:
+        return Vault(session).get(partner.secret_ref)
+    except _VAULT_FAILURES as error:
+        raise UnreadableSecret(
+            f"The signing secret of partner '{partner.slug}' cannot be read from Glaneur's vault (the entry is "
+            "damaged or was encrypted with another vault key), so nothing was sent to it; its statements wait. "
+            f"Enter its secret again: glaneur partner update {partner.slug} --new-secret. "
+            "Other partners are not affected."
+        ) from _quiet(error)
+
+
+def source_token(session: Session, source: StatementSource, org: Organization) -> str | None:
+    """The statement API's token, or :class:`UnreadableSecret` with what the firm's administrator must do."""
+    if source.token_ref is None:
+        return None
+    try:
+        return Vault(session).get(source.token_ref)
+    except _VAULT_FAILURES as error:
+        raise UnreadableSecret(
+            f"The API token of statement source '{source.slug}' cannot be read from Glaneur's vault (the entry is "
+            "damaged or was encrypted with another vault key), so this source was not read; nothing is lost, its "
+            f"files are taken on the first run after the fix. Enter the token again: glaneur firm source-token "
+            f"{org.slug} {source.slug}. Other sources are not affected."
+        ) from _quiet(error)
+
+
+def _quiet(error: BaseException) -> BaseException | None:
+    """Keep the vault's own message as the cause (it names the entry, never a secret); drop a bare crypto error."""
+    return None if isinstance(error, InvalidToken) else error
 
 
 # -- keys -------------------------------------------------------------------------------------------
@@ -360,14 +417,15 @@ def route_pending(session: Session, org: Organization | str, day: date) -> list[
 
 
 def deliveries_due(session: Session, org: Organization | str) -> Sequence[Statement]:
-    """Statements bound for a partner that has not acknowledged them yet."""
+    """Statements bound for a partner and not delivered yet: not acknowledged, or acknowledged but their copy
+    under the partner's prefix not written (storage failed after the receipt)."""
     org = require_firm(session, org)
     return session.exec(
         select(Statement)
         .where(
             Statement.organization_id == org.id,
             Statement.route == StatementRoute.PARTNER,
-            col(Statement.delivery_receipt).is_(None),
+            or_(col(Statement.delivery_state).is_(None), Statement.delivery_state != DeliveryState.DELIVERED),
         )
         .order_by(Statement.id)
     ).all()
@@ -407,6 +465,31 @@ def mark_delivered(session: Session, statement_id: int, key: str) -> Statement:
     statement.delivery_key = key
     statement.delivery_state = DeliveryState.DELIVERED
     statement.delivered_at = utcnow()
+    statement.last_delivery_error = ""  # a copy that failed before is written now
+    session.add(statement)
+    session.flush()
+    return statement
+
+
+def mark_copy_failed(session: Session, statement_id: int, error: str) -> Statement:
+    """The partner acknowledged it, but its copy under the partner's prefix could not be written: the next run
+    writes it (and sends nothing again)."""
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise UsageError(f"unknown statement #{statement_id}.")
+    statement.delivery_state = DeliveryState.PENDING
+    statement.last_delivery_error = error[:500]
+    session.add(statement)
+    session.flush()
+    return statement
+
+
+def mark_not_sent(session: Session, statement_id: int, error: str) -> Statement:
+    """Nothing was sent (its partner's secret or its file could not be read): the reason, no attempt counted."""
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise UsageError(f"unknown statement #{statement_id}.")
+    statement.last_delivery_error = error[:500]
     session.add(statement)
     session.flush()
     return statement
@@ -495,6 +578,10 @@ class StatementEntry:
             state = s.delivery_state.value if s.delivery_state else "pending"
             if s.delivery_state == DeliveryState.DELIVERED:
                 return f"partner {self.partner} (delivered {s.delivered_at:%Y-%m-%d %H:%M}, receipt {s.delivery_receipt})"
+            if s.delivery_receipt is not None:
+                detail = f": {s.last_delivery_error}" if s.last_delivery_error else ""
+                return (f"partner {self.partner} (acknowledged, receipt {s.delivery_receipt}; its copy under the "
+                        f"partner's storage prefix is not written yet, the next run writes it{detail})")
             detail = f": {s.last_delivery_error}" if s.last_delivery_error else ""
             return f"partner {self.partner} ({state}, {s.delivery_attempts} attempt(s){detail})"
         if s.route == StatementRoute.GLOBAL:

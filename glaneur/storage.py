@@ -102,6 +102,8 @@ class Storage(Protocol):
 
     def keys(self, prefix: str = "") -> list[str]: ...
 
+    def get_listed(self, key: str) -> bytes: ...
+
     def link(self, key: str) -> str: ...
 
 
@@ -307,6 +309,23 @@ class LocalStorage:
             if key.startswith(prefix):
                 found.append(key)
         return sorted(found)
+
+    def get_listed(self, key: str) -> bytes:
+        """An object as :meth:`keys` listed it, whatever its name: a file dropped by a person into an inbox may be
+        called ``relevé du 19.xml``. Read only, and still never outside the root."""
+        segments = key.split("/") if isinstance(key, str) else [""]
+        if any(s in ("", ".", "..") or s.startswith(".") or "\0" in s for s in segments):
+            raise UnsafeKey(f"Storage key {key!r} cannot be read: an empty, hidden or parent part.")
+        path = self.root.joinpath(*segments)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, str(self.root)]) != str(self.root) or real == str(self.root):
+            raise UnsafeKey(f"Storage key {key!r} resolves outside the storage root; refused.")
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No document at {key}.") from None
+        except OSError as exc:
+            raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
 
     def _walk(self, start: Path) -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(start):
@@ -524,6 +543,17 @@ class S3Storage:
         except Exception as exc:  # noqa: BLE001
             raise self._error("list", prefix or "/", exc) from None
         return sorted(found)
+
+    def get_listed(self, key: str) -> bytes:
+        """An object as :meth:`keys` listed it, whatever its name (``relevé du 19.xml``); S3 keys are plain
+        strings, so no name leaves the bucket and prefix."""
+        if not isinstance(key, str) or not key:
+            raise UnsafeKey(f"Storage key {key!r} cannot be read: it is empty.")
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            return response["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise self._error("read", key, exc) from None
 
     def link(self, key: str) -> str:
         # A presigned URL would expire; this names the object for anyone with access to the bucket.

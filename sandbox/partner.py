@@ -1,8 +1,9 @@
 """A partner production tool receiving statements (``outil de production``), for tests and the demo.
 
 It does what a partner connector's endpoint does: ``POST /api/statements`` checks the
-``X-Glaneur-Signature`` header against its shared secret (401 with a JSON reason when the signature is
-missing, wrong, stale or from the future), requires an ``Idempotency-Key`` (400), keeps each key's
+``X-Glaneur-Signature`` header against its shared secret, over the body and the headers that route the
+statement (401 with a JSON reason when the signature is missing, wrong, stale or from the future, or
+when the ``Idempotency-Key`` or an ``X-Glaneur-*`` header was changed after signing), requires an ``Idempotency-Key`` (400), keeps each key's
 statement once and answers 202 ``{"receipt": "<slug>-<n>"}`` the first time, 200 with the same
 receipt when the key comes again. A key sent again with another body is refused (422), a body
 over :data:`MAX_BODY_BYTES` too (413), an empty one too (422).
@@ -14,8 +15,8 @@ Control endpoints (``/_sandbox``): ``POST /reset``; ``POST /outage`` (``{"fail_n
 the next N deliveries fail with that status; ``{"down": true}`` fails all until ``{"down": false}``;
 ``"retry_after": seconds`` adds that header); ``POST /slow`` (``{"seconds": s}``: each delivery is
 stored, then answered s seconds later, as a partner that acknowledges too late);
-``GET /received`` (receipt, idempotency key, ``x-glaneur-*`` headers, sha256, size,
-times_received); ``GET /received/{receipt}`` (the body as received).
+``GET /received`` (receipt, idempotency key, ``x-glaneur-*`` headers, the signature header as
+captured on the wire (no secret: what an eavesdropper would see), sha256, size, times_received); ``GET /received/{receipt}`` (the body as received).
 
 No ``from __future__ import annotations``: FastAPI reads the route signatures at runtime.
 """
@@ -48,6 +49,7 @@ class Received:
     body: bytes
     content_type: str
     headers: dict[str, str]  # the X-Glaneur-* headers, names in lower case as HTTP carries them
+    signature: str  # the X-Glaneur-Signature header of the first delivery, as captured on the wire
     first_received_at: dt.datetime
     last_received_at: dt.datetime
     times_received: int = 1
@@ -58,6 +60,7 @@ class Received:
             "idempotency_key": self.idempotency_key,
             "content_type": self.content_type,
             "headers": self.headers,
+            "signature": self.signature,
             "sha256": hashlib.sha256(self.body).hexdigest(),
             "size": len(self.body),
             "times_received": self.times_received,
@@ -174,7 +177,11 @@ def create_partner_app(slug: str, secret: str) -> FastAPI:
             return refusal(413, f"A statement is at most {MAX_BODY_BYTES} bytes.")
         try:
             verify(
-                secret, request.headers.get(SIGNATURE_HEADER, ""), body, tolerance_seconds=SIGNATURE_TOLERANCE_SECONDS
+                secret,
+                request.headers.get(SIGNATURE_HEADER, ""),
+                body,
+                headers=request.headers,
+                tolerance_seconds=SIGNATURE_TOLERANCE_SECONDS,
             )
         except SignatureError as exc:
             return refusal(401, f"Signature refused: {exc}")
@@ -203,6 +210,7 @@ def create_partner_app(slug: str, secret: str) -> FastAPI:
                     for k, v in request.headers.items()
                     if k.startswith("x-glaneur-") and k != SIGNATURE_HEADER.lower()
                 },
+                signature=request.headers.get(SIGNATURE_HEADER, ""),
                 first_received_at=now,
                 last_received_at=now,
             )

@@ -4,7 +4,10 @@ two sandbox partners (HTTP, HMAC-signed deliveries), files taken in, routed, del
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import time
 import zipfile
 from datetime import date
 
@@ -15,16 +18,21 @@ from typer.testing import CliRunner
 
 from glaneur.models import (
     DeliveryState,
+    PartnerConnector,
     Statement,
     StatementFile,
     StatementFileState,
     StatementRoute,
+    StatementSource,
+    VaultEntry,
 )
-from glaneur.settings import get_settings
+from glaneur.settings import get_settings, reset_settings
 from glaneur.storage import get_storage
 from sandbox.firm_setup import COLLABORATOR, create_sandbox_firm, iban_of
 from sandbox.statements_source import FIRM, SANDBOX_UNKNOWN_IBAN
 from tests.e2e.conftest import assert_no_secret, prefect_call
+
+FIXTURES = __import__("pathlib").Path(__file__).parents[1] / "fixtures" / "statements"
 
 pytestmark = pytest.mark.slow
 
@@ -202,6 +210,57 @@ def test_an_iban_detached_before_delivery_goes_to_the_global_file(world):
     assert received(world, "compta-express") == []
 
 
+def readme_verifier(secret: str, headers: dict[str, str], body: bytes, now: int) -> bool:
+    """A partner's check, written from the README's "Partner delivery" steps alone (no Glaneur code)."""
+    values = {name.lower(): value.strip() for name, value in headers.items()}
+    items = [item.strip().split("=", 1) for item in values.get("x-glaneur-signature", "").split(",")]
+    times = [value for name, value in items if name == "t"]
+    candidates = [value for name, value in items if name == "v2"]
+    if len(times) != 1 or not candidates:
+        return False
+    lines = ["glaneur-v2", times[0], values.get("idempotency-key", ""), values.get("x-glaneur-firm", ""),
+             values.get("x-glaneur-iban", ""), values.get("x-glaneur-statement-sha256", ""),
+             hashlib.sha256(body).hexdigest()]
+    mac = hmac.new(secret.encode("utf-8"), "\n".join(lines).encode("utf-8"), hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(mac, c) for c in candidates) and abs(now - int(times[0])) <= 300
+
+
+def test_a_captured_delivery_replayed_for_another_client_is_refused(world):
+    """Issue 14 item 18: the signature covers the IBAN, the idempotency key, the time and the body."""
+    from sandbox.partner import SANDBOX_PARTNER_SECRETS
+
+    state, _ = route()
+    assert state.is_completed(), state.message
+    partner = world.urls["partner-compta-express"]
+    (captured,) = received(world, "compta-express")  # what an eavesdropper saw on the wire
+    body = httpx.get(f"{partner}/_sandbox/received/{captured['receipt']}").content
+    headers = {"Content-Type": captured["content_type"], "Idempotency-Key": captured["idempotency_key"],
+               "X-Glaneur-Signature": captured["signature"], **captured["headers"]}
+    assert headers["x-glaneur-iban"] == MARTIN and headers["x-glaneur-firm"] == FIRM
+
+    # A partner following the README accepts what Glaneur sent, and nothing else.
+    secret = SANDBOX_PARTNER_SECRETS["compta-express"]
+    now = int(time.time())
+    assert readme_verifier(secret, headers, body, now)
+    forged = {**headers, "Idempotency-Key": "replayed-1", "x-glaneur-iban": LEFEVRE}
+    assert not readme_verifier(secret, forged, body, now)
+    assert not readme_verifier(secret, {**headers, "x-glaneur-iban": LEFEVRE}, body, now)
+    assert not readme_verifier(secret, headers, body + b" ", now)
+    assert not readme_verifier(secret, headers, body, now + 301)
+
+    # Replayed to the real partner within the 300 s window: refused, whatever is changed.
+    for changed in ({"Idempotency-Key": "replayed-1", "x-glaneur-iban": LEFEVRE},
+                    {"Idempotency-Key": "replayed-2"}, {"x-glaneur-iban": LEFEVRE}, {"x-glaneur-firm": "other"}):
+        replay = httpx.post(f"{partner}/api/statements", content=body, headers={**headers, **changed})
+        assert replay.status_code == 401, (changed, replay.text)
+        assert "does not match" in replay.json()["reason"]
+    # Replayed unchanged: the same key, so the same statement, kept once.
+    same = httpx.post(f"{partner}/api/statements", content=body, headers=headers)
+    assert same.status_code == 200 and same.json()["receipt"] == captured["receipt"]
+    (kept,) = received(world, "compta-express")
+    assert kept["times_received"] == 2 and kept["headers"]["x-glaneur-iban"] == MARTIN
+
+
 def test_unknown_iban_is_kept_aside_until_added(world):
     route()
     assert glaneur("doctor", "--iban", SANDBOX_UNKNOWN_IBAN).exit_code == 1
@@ -303,3 +362,207 @@ def test_dispatch_schedules_one_routing_per_firm_and_day(world, deployments):
     assert run.parameters == {"firm": FIRM, "day": DAY.isoformat()}
     assert run.state.is_scheduled()
     assert run.expected_start_time.astimezone().strftime("%Y-%m-%d") == DAY.isoformat()
+
+
+# -- one failure stops only what it concerns (issue 14, items 3, 5 and 6) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free port
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_kind(request, world, monkeypatch, tmp_path):
+    """The firm's storage: the local folder, or S3 over HTTP (moto's server)."""
+    if request.param == "s3":
+        import boto3
+
+        endpoint = request.getfixturevalue("s3_endpoint")
+        for name, value in {"AWS_ACCESS_KEY_ID": "AKIAGLANEURTESTING00", "AWS_SECRET_ACCESS_KEY": "never-printed",
+                            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                            "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": "127.0.0.1,localhost",
+                            "GLANEUR_STORAGE": "s3", "GLANEUR_S3_BUCKET": f"inbox-{tmp_path.name[-20:].lower()}",
+                            "GLANEUR_S3_ENDPOINT_URL": endpoint, "GLANEUR_S3_REGION": "eu-west-3"}.items():
+            monkeypatch.setenv(name, value)
+        reset_settings()
+        bucket = get_settings().s3_bucket
+        boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-3").create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    yield request.param
+    reset_settings()
+
+
+def drop_in_inbox(kind: str, name: str, data: bytes) -> None:
+    """As a person or a scanner drops a file, under whatever name, without Glaneur's key rules."""
+    key = f"{FIRM}/inbox/depot/{name}"
+    settings = get_settings()
+    if kind == "s3":
+        import boto3
+
+        boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region).put_object(
+            Bucket=settings.s3_bucket, Key=key, Body=data)
+    else:
+        path = settings.resolved_storage_path.joinpath(*key.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_an_oddly_named_inbox_file_is_taken_in_and_blocks_nothing(world, storage_kind):
+    odd = "relevé du 19.xml"
+    drop_in_inbox(storage_kind, odd, (FIXTURES / "camt053_v02_single.xml").read_bytes())
+    drop_in_inbox(storage_kind, "zz après.sta", (FIXTURES / "mt940_plain_lf_two_accounts.sta").read_bytes())
+    state, summary = route()
+    depot = next(p for p in summary["sources"] if p["source"] == "depot")
+    assert depot["error"] == "" and depot["unread"] == [] and depot["files"] == 2, depot
+    assert depot["new_statements"] == 3 and summary["delivered"] == 2
+    with session() as s:
+        names = {f.source_name for f in s.exec(select(StatementFile)).all()}
+        source = s.exec(select(StatementSource).where(StatementSource.slug == "depot")).one()
+    assert {f"{FIRM}/inbox/depot/{odd}", f"{FIRM}/inbox/depot/zz après.sta"} <= names
+    assert source.last_error == ""
+    _, summary = route(date(2026, 11, 21))  # taken once
+    assert next(p for p in summary["sources"] if p["source"] == "depot")["files"] == 0
+
+
+def test_an_inbox_file_that_cannot_be_read_is_reported_and_the_others_are_taken_in(world, tmp_path):
+    settings = get_settings()
+    inbox = settings.resolved_storage_path / FIRM / "inbox" / "depot"
+    inbox.mkdir(parents=True)
+    outside = tmp_path / "outside.xml"
+    outside.write_bytes((FIXTURES / "camt053_v02_single.xml").read_bytes())
+    (inbox / "a-lien.xml").symlink_to(outside)  # points out of the storage: never read
+    (inbox / "b.sta").write_bytes((FIXTURES / "mt940_plain_lf_two_accounts.sta").read_bytes())
+    state, summary = route()
+    depot = next(p for p in summary["sources"] if p["source"] == "depot")
+    assert depot["files"] == 1 and depot["new_statements"] == 2
+    ((name, message),) = depot["unread"]
+    assert name == "a-lien.xml" and "stays in the inbox" in message and "next run" in message
+    assert state.is_failed() and "1 inbox file(s) not taken in yet" in state.message
+    with session() as s:
+        depot_row = s.exec(select(StatementSource).where(StatementSource.slug == "depot")).one()
+    assert "a-lien.xml" in depot_row.last_error and "tried again next run" in depot_row.last_error
+    assert "a-lien.xml" in glaneur("firm", "sources", FIRM).stdout
+
+
+def test_a_storage_failure_after_the_receipt_is_written_later_and_stops_no_other_statement(world):
+    """Issue 14 item 5: the partner acknowledged, the copy under its prefix failed; the next run writes it."""
+    root = get_settings().resolved_storage_path
+    blocker = root / "partners" / "compta-express"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the partner's folder should be: every write under it fails")
+    state, summary = route()
+
+    assert state.is_failed() and summary["acknowledged_not_copied"] == 1
+    assert "acknowledged by their partner but not copied" in state.message
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_receipt == "compta-express-1" and martin.delivery_state == DeliveryState.PENDING
+    assert martin.delivery_key is None and "could not be written" in martin.last_delivery_error
+    (peeters,) = statements_of(PEETERS)  # the statement after it went on
+    assert peeters.delivery_state == DeliveryState.DELIVERED
+    assert "(acknowledged," in glaneur("statements", "list", FIRM).stdout
+    assert "acknowledged, receipt compta-express-1" in destination_of(MARTIN)
+    assert "written on the next run" in diagnosis(MARTIN)
+
+    async def history(client):
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        key = ArtifactFilterKey(any_=[f"statements-{FIRM}"])
+        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=key))
+
+    latest = max(prefect_call(history), key=lambda a: a.created)
+    table = str(latest.data).replace("\\", "")  # Markdown escapes
+    assert "| #1 | compta-express | storage_error | yes, receipt compta-express-1 |" in table
+
+    blocker.unlink()
+    state, summary = route(date(2026, 11, 21))
+    assert state.is_completed(), state.message
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_state == DeliveryState.DELIVERED and martin.last_delivery_error == ""
+    storage = get_storage(get_settings())
+    assert storage.get(martin.delivery_key) == storage.get(martin.storage_key)
+    assert [item["times_received"] for item in received(world, "compta-express")] == [1]  # not sent again
+
+
+def destination_of(iban: str) -> str:
+    """Where the history (``glaneur statements list``, the routing artifact) says the IBAN's statement went."""
+    from glaneur import routing
+
+    with session() as s:
+        (entry,) = routing.statement_history(s, FIRM, iban=iban)
+        return entry.destination
+
+
+def damage_vault_entry(entry_id: int) -> None:
+    from glaneur.db import session_scope
+
+    with session_scope() as s:
+        entry = s.get(VaultEntry, entry_id)
+        token = bytearray(entry.ciphertext)
+        token[len(token) // 2] ^= 0x01  # one bit flipped on disk
+        entry.ciphertext = bytes(token)
+        s.add(entry)
+
+
+def test_an_unreadable_partner_secret_stops_that_partner_alone(world):
+    """Issue 14 item 6 (partner): the other partner is served; the history says what to do."""
+    from sandbox.partner import SANDBOX_PARTNER_SECRETS
+
+    with session() as s:
+        partner = s.exec(select(PartnerConnector).where(PartnerConnector.slug == "compta-express")).one()
+    damage_vault_entry(partner.secret_ref)
+    state, summary = route()
+
+    assert state.is_failed() and "signing secret unreadable for partner(s) compta-express" in state.message
+    (peeters,) = statements_of(PEETERS)
+    assert peeters.delivery_state == DeliveryState.DELIVERED
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_receipt is None and martin.delivery_state == DeliveryState.PENDING
+    assert "glaneur partner update compta-express --new-secret" in martin.last_delivery_error
+    assert received(world, "compta-express") == []
+    assert "2b. Partner's signing secret readable: fail" in diagnosis(MARTIN)
+    assert "glaneur partner update compta-express --new-secret" in destination_of(MARTIN)
+
+    right = SANDBOX_PARTNER_SECRETS["compta-express"]
+    assert glaneur("partner", "update", "compta-express", "--secret-stdin", input=right + "\n").exit_code == 0
+    state, _ = route(date(2026, 11, 21))
+    assert state.is_completed(), state.message
+    (martin,) = statements_of(MARTIN)
+    assert martin.delivery_state == DeliveryState.DELIVERED and martin.last_delivery_error == ""
+    assert "2b. Partner's signing secret readable: ok" in diagnosis(MARTIN)
+
+
+def test_an_unreadable_source_token_stops_that_source_alone(world, tmp_path):
+    """Issue 14 item 6 (source): the inbox is still read; the firm's administrator is told what to do."""
+    from sandbox.firm_setup import ADMIN
+    from sandbox.statements_source import SANDBOX_SOURCE_TOKENS
+
+    with session() as s:
+        banque = s.exec(select(StatementSource).where(StatementSource.slug == "banque")).one()
+    damage_vault_entry(banque.token_ref)
+    (tmp_path / "releve.sta").write_bytes((FIXTURES / "mt940_plain_lf_two_accounts.sta").read_bytes())
+    assert glaneur("statements", "import", FIRM, str(tmp_path / "releve.sta"), actor=COLLABORATOR).exit_code == 0
+    state, summary = route()
+
+    assert state.is_failed() and "source(s) not read: banque" in state.message
+    pulls = {p["source"]: p for p in summary["sources"]}
+    assert pulls["banque"]["status"] == "secret_unreadable"
+    assert f"glaneur firm source-token {FIRM} banque" in pulls["banque"]["error"]
+    assert pulls["depot"]["error"] == "" and pulls["depot"]["new_statements"] == 2  # the other source was read
+    with session() as s:
+        banque = s.exec(select(StatementSource).where(StatementSource.slug == "banque")).one()
+    assert "cannot be read from Glaneur's vault" in banque.last_error and "source-token" in banque.last_error
+
+    token = SANDBOX_SOURCE_TOKENS[FIRM]
+    result = glaneur("firm", "source-token", FIRM, "banque", "--token-stdin", input=token + "\n", actor=ADMIN)
+    assert result.exit_code == 0, result.output
+    state, summary = route(date(2026, 11, 21))
+    assert state.is_completed(), state.message
+    assert {p["source"]: p for p in summary["sources"]}["banque"]["new_statements"] == 6

@@ -28,25 +28,57 @@ from sandbox.server import SandboxHandle, serve_app
 SECRET = "s3cr3t-shared-with-the-partner-0123456789"
 BODY = b'<?xml version="1.0"?><Document>statement</Document>'
 T = 1_795_000_000
+IBAN = "FR7630004012340001029384732"
+HEADERS = {
+    IDEMPOTENCY_HEADER: "stmt-1",
+    "X-Glaneur-Firm": "cabinet-demo",
+    "X-Glaneur-IBAN": IBAN,
+    "X-Glaneur-Statement-Sha256": hashlib.sha256(BODY).hexdigest(),
+}
 
 
 # -- sign and verify ----------------------------------------------------------------------------
 
 
 def test_sign_then_verify_round_trip() -> None:
-    header = sign(SECRET, BODY, timestamp=T)
+    header = sign(SECRET, BODY, headers=HEADERS, timestamp=T)
 
-    assert header.startswith(f"t={T},v1=") and len(header.split("v1=")[1]) == 64
-    verify(SECRET, header, BODY, now=T)
-    verify(SECRET.encode(), header, BODY, now=T + 299)  # bytes or str secret: the same key
-    verify(SECRET, sign(SECRET, BODY), BODY)  # now by default
+    assert header.startswith(f"t={T},v2=") and len(header.split("v2=")[1]) == 64
+    verify(SECRET, header, BODY, headers=HEADERS, now=T)
+    verify(SECRET.encode(), header, BODY, headers=HEADERS, now=T + 299)  # bytes or str secret: the same key
+    verify(SECRET, sign(SECRET, BODY, headers=HEADERS), BODY, headers=HEADERS)  # now by default
 
 
 def test_the_signature_is_the_documented_hmac() -> None:
     import hmac
 
-    expected = hmac.new(SECRET.encode(), f"{T}.".encode() + BODY, hashlib.sha256).hexdigest()
-    assert sign(SECRET, BODY, timestamp=T) == f"t={T},v1={expected}"
+    text = "\n".join(["glaneur-v2", str(T), "stmt-1", "cabinet-demo", IBAN, hashlib.sha256(BODY).hexdigest(),
+                      hashlib.sha256(BODY).hexdigest()])
+    expected = hmac.new(SECRET.encode(), text.encode(), hashlib.sha256).hexdigest()
+    assert sign(SECRET, BODY, headers=HEADERS, timestamp=T) == f"t={T},v2={expected}"
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{IDEMPOTENCY_HEADER: "stmt-2"}, {"X-Glaneur-IBAN": "FR7630004000000001234567846"},
+     {"X-Glaneur-Firm": "another-firm"}, {"X-Glaneur-Statement-Sha256": "0" * 64}],
+    ids=["new idempotency key", "another IBAN", "another firm", "another sha256"],
+)
+def test_a_changed_routing_header_breaks_the_signature(changed: dict[str, str]) -> None:
+    header = sign(SECRET, BODY, headers=HEADERS, timestamp=T)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, header, BODY, headers={**HEADERS, **changed}, now=T)
+    # Header names are case-insensitive, and HTTP drops surrounding spaces: neither breaks it.
+    received = {name.lower(): f" {value} " for name, value in HEADERS.items()}
+    verify(SECRET, header, BODY, headers=received, now=T)
+
+
+def test_a_v1_signature_of_the_body_alone_is_no_longer_accepted() -> None:
+    import hmac
+
+    old = hmac.new(SECRET.encode(), f"{T}.".encode() + BODY, hashlib.sha256).hexdigest()
+    with pytest.raises(SignatureError, match="Malformed"):
+        verify(SECRET, f"t={T},v1={old}", BODY, headers=HEADERS, now=T)
 
 
 @pytest.mark.parametrize(
@@ -55,28 +87,28 @@ def test_the_signature_is_the_documented_hmac() -> None:
     ids=["tampered body", "emptied body", "wrong secret", "truncated secret"],
 )
 def test_a_tampered_body_or_a_wrong_secret_is_refused(secret: str, body: bytes) -> None:
-    header = sign(SECRET, BODY, timestamp=T)
+    header = sign(SECRET, BODY, headers=HEADERS, timestamp=T)
     with pytest.raises(SignatureError, match="does not match"):
-        verify(secret, header, body, now=T)
+        verify(secret, header, body, headers=HEADERS, now=T)
 
 
 def test_a_changed_timestamp_breaks_the_signature() -> None:
-    digest = sign(SECRET, BODY, timestamp=T).split("v1=")[1]
+    digest = sign(SECRET, BODY, headers=HEADERS, timestamp=T).split("v2=")[1]
     with pytest.raises(SignatureError, match="does not match"):
-        verify(SECRET, f"t={T + 1},v1={digest}", BODY, now=T)
+        verify(SECRET, f"t={T + 1},v2={digest}", BODY, headers=HEADERS, now=T)
 
 
 def test_stale_and_future_timestamps_are_refused() -> None:
-    header = sign(SECRET, BODY, timestamp=T)
+    header = sign(SECRET, BODY, headers=HEADERS, timestamp=T)
 
     with pytest.raises(SignatureError, match="too old"):
-        verify(SECRET, header, BODY, now=T + 301)
+        verify(SECRET, header, BODY, headers=HEADERS, now=T + 301)
     with pytest.raises(SignatureError, match="future"):
-        verify(SECRET, header, BODY, now=T - 301)
+        verify(SECRET, header, BODY, headers=HEADERS, now=T - 301)
     with pytest.raises(SignatureError, match="too old"):
-        verify(SECRET, header, BODY, now=T + 61, tolerance_seconds=60)
-    verify(SECRET, header, BODY, now=T + 300)
-    verify(SECRET, header, BODY, now=T - 300)
+        verify(SECRET, header, BODY, headers=HEADERS, now=T + 61, tolerance_seconds=60)
+    verify(SECRET, header, BODY, headers=HEADERS, now=T + 300)
+    verify(SECRET, header, BODY, headers=HEADERS, now=T - 300)
 
 
 @pytest.mark.parametrize(
@@ -86,39 +118,39 @@ def test_stale_and_future_timestamps_are_refused() -> None:
         "   ",
         "garbage",
         f"t={T}",
-        "v1=" + "a" * 64,
-        f"t=abc,v1={'a' * 64}",
-        f"t=-5,v1={'a' * 64}",
-        f"t={T},v1=xyz",
-        f"t={T},v1={'A' * 64}",
-        f"t={T},v1={'a' * 63}",
-        f"t={T},t={T},v1={'a' * 64}",
-        f"t={T};v1={'a' * 64}",
-        f"t=١٢٣,v1={'a' * 64}",  # Arabic-Indic digits: isdigit() but not a timestamp
-        f"t={T},v1={'a' * 64}," + "x=y," * 1000,
+        "v2=" + "a" * 64,
+        f"t=abc,v2={'a' * 64}",
+        f"t=-5,v2={'a' * 64}",
+        f"t={T},v2=xyz",
+        f"t={T},v2={'A' * 64}",
+        f"t={T},v2={'a' * 63}",
+        f"t={T},t={T},v2={'a' * 64}",
+        f"t={T};v2={'a' * 64}",
+        f"t=١٢٣,v2={'a' * 64}",  # Arabic-Indic digits: isdigit() but not a timestamp
+        f"t={T},v2={'a' * 64}," + "x=y," * 1000,
     ],
 )
 def test_malformed_headers_are_refused(header: str) -> None:
     with pytest.raises(SignatureError, match="Malformed|missing"):
-        verify(SECRET, header, BODY, now=T)
+        verify(SECRET, header, BODY, headers=HEADERS, now=T)
 
 
-def test_one_matching_v1_among_several_suffices_and_unknown_schemes_are_ignored() -> None:
-    good = sign(SECRET, BODY, timestamp=T).split("v1=")[1]
-    verify(SECRET, f"t={T},v0=whatever,v1={'0' * 64},v1={good}", BODY, now=T)
+def test_one_matching_v2_among_several_suffices_and_unknown_schemes_are_ignored() -> None:
+    good = sign(SECRET, BODY, headers=HEADERS, timestamp=T).split("v2=")[1]
+    verify(SECRET, f"t={T},v0=whatever,v2={'0' * 64},v2={good}", BODY, headers=HEADERS, now=T)
 
 
 def test_an_empty_secret_neither_signs_nor_verifies() -> None:
     with pytest.raises(ValueError, match="empty"):
-        sign("", BODY)
+        sign("", BODY, headers=HEADERS)
     with pytest.raises(SignatureError, match="empty"):
-        verify(b"", sign(SECRET, BODY, timestamp=T), BODY, now=T)
+        verify(b"", sign(SECRET, BODY, headers=HEADERS, timestamp=T), BODY, headers=HEADERS, now=T)
 
 
 def test_signature_errors_never_show_the_secret() -> None:
-    for header, now in [(sign(SECRET, BODY, timestamp=T), T + 999), ("t=1,v1=" + "b" * 64, T), ("junk", T)]:
+    for header, now in [(sign(SECRET, BODY, headers=HEADERS, timestamp=T), T + 999), ("t=1,v2=" + "b" * 64, T), ("junk", T)]:
         with pytest.raises(SignatureError) as error:
-            verify(SECRET, header, BODY, now=now)
+            verify(SECRET, header, BODY, headers=HEADERS, now=now)
         assert SECRET not in str(error.value)
 
 
@@ -208,10 +240,11 @@ def test_a_missing_or_stale_signature_is_refused_by_the_partner(partner: str) ->
     stale = httpx.post(
         url,
         content=BODY,
-        headers={IDEMPOTENCY_HEADER: "k", SIGNATURE_HEADER: sign(SECRET, BODY, timestamp=int(time.time()) - 3600)},
+        headers={IDEMPOTENCY_HEADER: "k", SIGNATURE_HEADER: sign(SECRET, BODY, headers={IDEMPOTENCY_HEADER: "k"},
+                                                         timestamp=int(time.time()) - 3600)},
         trust_env=False,
     )
-    no_key = httpx.post(url, content=BODY, headers={SIGNATURE_HEADER: sign(SECRET, BODY)}, trust_env=False)
+    no_key = httpx.post(url, content=BODY, headers={SIGNATURE_HEADER: sign(SECRET, BODY, headers={})}, trust_env=False)
 
     assert bare.status_code == 401 and "missing" in bare.json()["reason"]
     assert stale.status_code == 401 and "too old" in stale.json()["reason"]
@@ -308,7 +341,7 @@ def test_the_request_carries_signature_key_content_type_and_extra_headers() -> N
     assert request.method == "POST" and request.content == BODY
     assert request.headers["Content-Type"] == "text/plain" and request.headers[IDEMPOTENCY_HEADER] == "key-42"
     assert request.headers["X-Glaneur-Firm"] == "cabinet-demo"
-    verify(SECRET, request.headers[SIGNATURE_HEADER], BODY)
+    verify(SECRET, request.headers[SIGNATURE_HEADER], BODY, headers=request.headers)
 
 
 @pytest.mark.parametrize(

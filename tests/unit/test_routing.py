@@ -119,3 +119,50 @@ def test_global_file_is_a_deterministic_zip_with_a_manifest(world):
     assert PENDING in manifest and "Pending client" in manifest
     with pytest.raises(Exception, match="no statement in its global file of 2026-11-21"):
         routing.global_file(session, storage, org, date(2026, 11, 21))
+
+
+def test_a_statement_acknowledged_but_not_copied_stays_due_and_is_not_re_routed(world):
+    """Issue 14 item 5: a storage failure after the receipt must not leave the statement pending for good."""
+    session, storage, org = world
+    data = camt053([written(ACTIVE)], version="001.08", message_id="MSG-2", created_at=CREATED)
+    (statement_id,) = routing.record_file(session, storage, org, "one.xml", data, max_bytes=10**6).new_statements
+    routing.route_pending(session, org, DAY)
+    routing.mark_acknowledged(session, statement_id, "tool-1")
+    routing.mark_copy_failed(session, statement_id, "Tool acknowledged it (receipt tool-1), but its copy failed.")
+
+    assert [s.id for s in routing.deliveries_due(session, org)] == [statement_id]
+    (entry,) = routing.statement_history(session, org, iban=ACTIVE)
+    assert "acknowledged, receipt tool-1" in entry.destination and "next run writes it" in entry.destination
+    routing.route_pending(session, org, date(2026, 11, 21))  # acknowledged: the partner's for good
+    assert session.get(Statement, statement_id).route == StatementRoute.PARTNER
+    routing.mark_delivered(session, statement_id, "partners/tool/x.xml")
+    assert routing.deliveries_due(session, org) == []
+    assert session.get(Statement, statement_id).last_delivery_error == ""
+
+
+def test_an_unreadable_partner_secret_or_source_token_is_a_typed_error_saying_what_to_do(world):
+    """Issue 14 item 6: the vault's failure for one entry becomes that partner's or source's own status."""
+    from glaneur.models import PartnerConnector, User, VaultEntry
+    from glaneur.statuses import Status
+
+    session, _, org = world
+    firm.update_partner(session, "tool", delivery_url="https://tool.example/api", secret="partner-secret-0123456789")
+    source = firm.add_statement_source(session, "cab", "bank", url="https://bank.example", token="token-0123456789",
+                                       actor=session.exec(select(User)).first())
+    partner = session.exec(select(PartnerConnector)).one()
+    assert routing.partner_secret(session, partner) == "partner-secret-0123456789"
+    for ref in (partner.secret_ref, source.token_ref):
+        entry = session.get(VaultEntry, ref)
+        entry.ciphertext = entry.ciphertext[:-8] + b"AAAAAAAA"
+        session.add(entry)
+    session.flush()
+
+    with pytest.raises(routing.UnreadableSecret) as partner_error:
+        routing.partner_secret(session, partner)
+    with pytest.raises(routing.UnreadableSecret) as source_error:
+        routing.source_token(session, source, org)
+    assert partner_error.value.status == Status.SECRET_UNREADABLE and not partner_error.value.retried
+    assert "glaneur partner update tool --new-secret" in partner_error.value.user_message
+    assert "glaneur firm source-token cab bank" in source_error.value.user_message
+    for error in (partner_error.value, source_error.value):
+        assert "partner-secret" not in error.user_message and "token-0123" not in error.user_message

@@ -418,6 +418,30 @@ def test_keys_lists_objects_only_and_filters_by_prefix(store: LocalStorage) -> N
     assert store.keys("Acme-SARL/../Other/") == []
 
 
+def test_a_listed_object_is_read_whatever_its_name_but_never_outside_the_root(
+    store: LocalStorage, tmp_path: Path
+) -> None:
+    """An inbox file a person named ``relevé du 19.xml``: listed, then read (issue 14 item 3)."""
+    inbox = store.root / "cab" / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "relevé du 19.xml").write_bytes(b"<Document/>")
+    outside = tmp_path / "outside.xml"
+    outside.write_bytes(b"secret")
+    (inbox / "z-link.xml").symlink_to(outside)
+
+    assert store.keys("cab/inbox/") == ["cab/inbox/relevé du 19.xml", "cab/inbox/z-link.xml"]
+    with pytest.raises(UnsafeKey):
+        store.get("cab/inbox/relevé du 19.xml")  # a key Glaneur builds must still be sanitised
+    assert store.get_listed("cab/inbox/relevé du 19.xml") == b"<Document/>"
+    with pytest.raises(UnsafeKey, match="outside the storage root"):
+        store.get_listed("cab/inbox/z-link.xml")
+    for key in ("../outside.xml", "cab/../../outside.xml", "", "cab//x", "cab/.hidden"):
+        with pytest.raises(UnsafeKey):
+            store.get_listed(key)
+    with pytest.raises(ObjectNotFound):
+        store.get_listed("cab/inbox/gone.xml")
+
+
 def test_link_is_a_file_uri_to_the_object(store: LocalStorage) -> None:
     key = a_key("Facture n°1")
     store.put(key, PDF, metadata=META)
