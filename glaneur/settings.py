@@ -123,7 +123,8 @@ class Settings(BaseSettings):
 
 # What a setting should look like, for the settings whose mistakes are common; others get pydantic's words.
 _EXPECTED = {
-    "portal_urls": 'a JSON object mapping provider slugs to base URLs, e.g. {"papeterie-dupont": "https://portal.example"}',
+    "portal_urls": "a JSON object mapping provider slugs to base URLs, "
+    'e.g. {"papeterie-dupont": "https://portal.example"}',
     "database_url": "a SQLAlchemy URL, e.g. postgresql://user:password@host:5432/glaneur",
 }
 

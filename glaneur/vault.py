@@ -493,7 +493,9 @@ def _current_key(session: Session, keys: list[Fernet], source: str) -> Fernet:
     return key
 
 
-def _key_of_newest_readable_secret(session: Session, keys: list[Fernet], batch: int = 500) -> tuple[Fernet | None, bool]:
+def _key_of_newest_readable_secret(
+    session: Session, keys: list[Fernet], batch: int = 500
+) -> tuple[Fernet | None, bool]:
     """(the key opening the newest secret that any key opens, whether any secret exists); reads in batches."""
     last_id: int | None = None
     seen = False

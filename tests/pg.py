@@ -110,7 +110,8 @@ class PostgresCluster:
         self.created += 1
         name = f"t{self.created}_{re.sub(r'[^a-z0-9_]', '_', name.lower())[:40]}"
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname=postgres", autocommit=True) as conn:
+        dsn = f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -11,6 +11,8 @@ from glaneur.errors import SecretUnreadable
 from glaneur.models import Account, Right, VaultEntry
 from glaneur.statuses import Status
 
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
 
 @pytest.fixture
 def channel(glaneur_home, monkeypatch):
@@ -25,12 +27,13 @@ def channel(glaneur_home, monkeypatch):
             recipient="owner@acme.example", slug="acme-papeterie", actor=owner,
         )
         admin.add_account(session, "acme-papeterie", login="one", password="first-Pa55", actor=owner)
-        admin.add_account(session, "acme-papeterie", login="two", password="second-Pa55", totp_seed="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                          actor=owner)
+        admin.add_account(
+            session, "acme-papeterie", login="two", password="second-Pa55", totp_seed=SEED, actor=owner
+        )
     return "acme-papeterie"
 
 
-def account_ids() -> dict[str, Account]:
+def accounts_by_login() -> dict[str, Account]:
     with session_scope() as session:
         return {a.login: a for a in session.exec(select(Account)).all()}
 
@@ -46,7 +49,7 @@ def damage(entry_id: int) -> None:
 
 @pytest.mark.parametrize("which", ["secret_ref", "totp_ref"])
 def test_an_unreadable_secret_fails_its_account_alone(channel, which):
-    accounts = account_ids()
+    accounts = accounts_by_login()
     damage(getattr(accounts["two"], which))
 
     with session_scope() as session:
@@ -57,4 +60,4 @@ def test_an_unreadable_secret_fails_its_account_alone(channel, which):
     error = caught.value
     assert error.status == Status.SECRET_UNREADABLE and not error.retried
     assert f"glaneur channel update-credentials {channel} --login two" in error.user_message
-    assert "second-Pa55" not in error.user_message and "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP" not in error.user_message
+    assert "second-Pa55" not in error.user_message and SEED not in error.user_message

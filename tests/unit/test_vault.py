@@ -591,7 +591,8 @@ def test_rotation_refuses_a_wrong_key(session: Session, env: pytest.MonkeyPatch)
 
 def test_rotation_leaves_an_unreadable_entry_as_it_was_and_names_it(session: Session) -> None:
     secrets = fill(session)
-    alien = VaultEntry(purpose="password", ciphertext=vault_module._multi(generate_key()).encrypt(b"z"), created_at=now())
+    alien_key = vault_module._multi(generate_key())
+    alien = VaultEntry(purpose="password", ciphertext=alien_key.encrypt(b"z"), created_at=now())
     session.add(alien)
     session.commit()
     alien_ciphertext = alien.ciphertext
