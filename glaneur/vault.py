@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -191,7 +191,7 @@ class Vault:
 class Rotation:
     """What :func:`rotate_key` did. ``unreadable``: entries it could not decrypt, left exactly as they were."""
 
-    new_key: str
+    new_key: str = field(repr=False)  # a secret: never in a repr or a log line
     rotated: int
     unreadable: tuple[int, ...] = ()
 

@@ -475,6 +475,7 @@ def test_rotation_with_the_embedded_key(session: Session) -> None:
     new = rotation.new_key
 
     assert (rotation.rotated, rotation.unreadable) == (len(secrets), ())
+    assert new not in repr(rotation) and new not in str(rotation)
     assert new != old and vault_module._valid(new)
     assert key_file().read_text().strip() == new
     assert key_file().with_name("vault.key.previous").read_text().strip() == old
