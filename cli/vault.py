@@ -26,25 +26,46 @@ def vault_rotate_key(
         False, "--new-key-stdin", help="Read the new key from stdin (required when the key is configured)."
     ),
 ) -> None:
-    """Re-encrypt every secret under a new vault key, in one transaction."""
+    """Re-encrypt every secret under a new vault key, in one transaction.
+
+    With the embedded key file, a new key is generated and replaces it (the old one is kept as vault.key.previous).
+    With GLANEUR_VAULT_KEY (or GLANEUR_VAULT_KEY_FILE), without downtime: 1. generate NEW ('glaneur vault
+    generate-key'); 2. set the setting to OLD,NEW in every process and restart them; 3. run this command with
+    --new-key-stdin and NEW on stdin; 4. set the setting to NEW alone everywhere. Step 3 refuses a NEW that the
+    setting does not list: processes without it could then read no secret.
+    """
     from glaneur.vault import rotate_key
 
     settings = common.settings()
+    setting = "GLANEUR_VAULT_KEY" if settings.vault_key is not None else "GLANEUR_VAULT_KEY_FILE"
     if not settings.uses_embedded_vault_key and not new_key_stdin:
         # The new key must be stored where every process reads it before the secrets depend on it.
-        setting = "GLANEUR_VAULT_KEY" if settings.vault_key is not None else "GLANEUR_VAULT_KEY_FILE"
         raise UsageError(
             f"the vault key is configured ({setting}), so Glaneur cannot store the new one itself. "
-            "Generate one with 'glaneur vault generate-key', set the setting to 'OLD,NEW' everywhere, "
-            "run 'glaneur vault rotate-key --new-key-stdin' with NEW on stdin, then set the setting to NEW."
+            f"Generate one with 'glaneur vault generate-key', set {setting} to 'OLD,NEW' in every process, "
+            f"run 'glaneur vault rotate-key --new-key-stdin' with NEW on stdin, then set {setting} to NEW alone."
         )
     new_key = sys.stdin.readline().strip() if new_key_stdin else None
     if new_key_stdin and not new_key:
         raise UsageError("--new-key-stdin: put the new vault key on stdin's first line.")
     with common.session() as session:
-        rotate_key(session, new_key)
+        rotation = rotate_key(session, new_key)
     if settings.uses_embedded_vault_key:
         key_file = settings.resolved_vault_key_file
-        common.say(f"Vault key rotated: the new key is in {key_file}, the old one kept in {key_file}.previous.")
+        common.say(
+            f"Vault key rotated ({rotation.rotated} secret(s)): the new key is in {key_file}, "
+            f"the old one kept in {key_file}.previous."
+        )
     else:
-        common.say("Vault key rotated: every secret is now encrypted under the new key; set the setting to it alone.")
+        common.say(
+            f"Vault key rotated ({rotation.rotated} secret(s)): every readable secret is now encrypted under the new "
+            f"key, and processes with both keys write under it. Now set {setting} to the new key alone everywhere."
+        )
+    if rotation.unreadable:
+        common.say(
+            f"{len(rotation.unreadable)} vault entr{'y' if len(rotation.unreadable) == 1 else 'ies'} could not be "
+            f"decrypted and were left as they were (ids {', '.join(map(str, rotation.unreadable))}): they are damaged "
+            "or under a key no longer configured. 'glaneur doctor CHANNEL' names the accounts concerned; enter their "
+            "credentials again.",
+            style="yellow",
+        )

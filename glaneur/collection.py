@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from connectors.base import Credentials, FetchedDocument
-from glaneur.errors import AwaitingCredentials, ConfigurationError, InvalidDocument
+from glaneur.errors import AwaitingCredentials, ConfigurationError, InvalidDocument, SecretUnreadable
 from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings
 from glaneur.statuses import Status, describe
@@ -83,10 +83,17 @@ def read_credentials(session: Session, account_id: int) -> Credentials:
     if account.secret_ref is None:
         raise AwaitingCredentials(f"No password stored for account {account.login!r}.")
     vault = Vault(session)
-    password = vault.get(account.secret_ref)
-    if password is None:
-        raise AwaitingCredentials(f"The stored password of {account.login!r} has expired.")
-    totp = vault.get(account.totp_ref) if account.totp_ref else None
+    try:
+        password = vault.get(account.secret_ref)
+        if password is None:
+            raise AwaitingCredentials(f"The stored password of {account.login!r} has expired.")
+        totp = vault.get(account.totp_ref) if account.totp_ref else None
+    except SecretUnreadable as error:  # this account alone fails; the channel's other account still runs
+        channel = session.get(Channel, account.channel_id)
+        raise SecretUnreadable(
+            f"The stored credentials of {account.login!r} cannot be read. {error.detail} To enter them again: "
+            f"glaneur channel update-credentials {channel.slug} --login {account.login}"
+        ) from None
     return Credentials(login=account.login, password=password, totp_seed=totp)
 
 

@@ -11,15 +11,43 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
+from glaneur.errors import ConfigurationError
 from glaneur.settings import get_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-@lru_cache
 def _engine(url: str) -> Engine:
+    """The engine of a URL; a URL that cannot work is a :class:`ConfigurationError` naming GLANEUR_DATABASE_URL."""
+    try:
+        return _cached_engine(url)
+    except NoSuchModuleError:  # a subclass of ArgumentError: first
+        raise ConfigurationError(
+            f"GLANEUR_DATABASE_URL names a database kind SQLAlchemy does not know ({_driver(url)}): "
+            "use postgresql://... (production) or sqlite:///... ."
+        ) from None
+    except (ArgumentError, ValueError):  # SQLAlchemy's messages quote the URL, password included: never shown
+        raise ConfigurationError(
+            "GLANEUR_DATABASE_URL is not a database URL: expected a SQLAlchemy URL such as "
+            "postgresql://user:password@host:5432/glaneur or sqlite:////absolute/path/glaneur.db "
+            "(a password with special characters must be percent-encoded)."
+        ) from None
+    except ImportError as error:
+        raise ConfigurationError(
+            f"GLANEUR_DATABASE_URL needs the Python driver {error.name or _driver(url)!s}, which is not installed. "
+            "For PostgreSQL write postgresql://... (Glaneur installs psycopg and uses it), or install that driver."
+        ) from None
+
+
+def _driver(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else "no scheme"
+
+
+@lru_cache
+def _cached_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -43,16 +71,27 @@ def get_engine() -> Engine:
 def alembic_config(url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url or get_settings().resolved_database_url)
+    # The option goes through ConfigParser interpolation: a percent-encoded password needs its % doubled.
+    config.set_main_option("sqlalchemy.url", (url or get_settings().resolved_database_url).replace("%", "%%"))
     return config
 
 
 def migrate() -> None:
     """Bring the database schema to the latest migration (idempotent)."""
     config = alembic_config()
-    with get_engine().begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    engine = get_engine()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as error:
+        if error.statement is not None:  # a statement failed: not a connection problem
+            raise
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        raise ConfigurationError(
+            f"Cannot connect to the database {engine.url.render_as_string(hide_password=True)} "
+            f"(GLANEUR_DATABASE_URL): {reason}"
+        ) from None
 
 
 @contextmanager

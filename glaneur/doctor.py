@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from connectors import catalog
 from glaneur import admin
-from glaneur.errors import ConfigurationError, UsageError
+from glaneur.errors import ConfigurationError, SecretUnreadable, UsageError
 from glaneur.models import (
     MAX_ACCOUNTS_PER_CHANNEL,
     Account,
@@ -284,7 +284,7 @@ def _credentials(session: Session, channel: Channel, accounts: list[Account], no
                 continue
             try:
                 readable = vault.get(ref) is not None  # decrypted to prove the key reads it; never kept
-            except ConfigurationError as error:
+            except (ConfigurationError, SecretUnreadable) as error:
                 problem = Check(
                     name,
                     Verdict.FAIL,

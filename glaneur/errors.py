@@ -90,5 +90,15 @@ class StorageError(GlaneurError):
     status = Status.STORAGE_ERROR
 
 
+class SecretUnreadable(GlaneurError):
+    """One vault entry cannot be decrypted (damaged, or encrypted under a key no longer configured).
+
+    Raised for that entry alone: the key itself reads the rest of the vault, so only the account,
+    partner or source that references the entry is affected, and entering its secret again repairs it.
+    """
+
+    status = Status.SECRET_UNREADABLE
+
+
 class InvalidDocument(PortalChanged):
     """The portal served something that is not an acceptable invoice (not a PDF, empty, oversized)."""

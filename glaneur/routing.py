@@ -31,7 +31,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
-from glaneur.errors import ConfigurationError, GlaneurError, UsageError
+from glaneur.errors import ConfigurationError, GlaneurError, SecretUnreadable, UsageError
 from glaneur.firm import firm_connectors, require_firm
 from glaneur.models import (
     ClientIban,
@@ -67,11 +67,9 @@ def content_type(fmt: str) -> str:
 # -- secrets ----------------------------------------------------------------------------------------
 
 
-class UnreadableSecret(GlaneurError):
+class UnreadableSecret(SecretUnreadable):
     """One partner's signing secret or one source's token cannot be read from the vault (damaged entry,
     key changed): that partner or source alone stops, with what to do; the others go on."""
-
-    status = Status.SECRET_UNREADABLE
 
     @property
     def user_message(self) -> str:

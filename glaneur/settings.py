@@ -7,13 +7,17 @@ document storage, a generated vault key and a mail outbox, all under one folder.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from glaneur.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,9 +78,18 @@ class Settings(BaseSettings):
     session_ttl_hours: float = 24 * 7
     invitation_ttl_hours: float = 24 * 7
 
+    @field_validator("portal_urls")
+    @classmethod
+    def _portal_urls_are_http(cls, urls: dict[str, str]) -> dict[str, str]:
+        for provider, url in urls.items():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"the URL of {provider!r} is not an http(s) URL with a host")
+        return urls
+
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'glaneur.db'}"
+        return normalise_database_url(self.database_url or f"sqlite:///{self.home / 'glaneur.db'}")
 
     @property
     def resolved_storage_path(self) -> Path:
@@ -108,9 +121,52 @@ class Settings(BaseSettings):
         return None
 
 
+# What a setting should look like, for the settings whose mistakes are common; others get pydantic's words.
+_EXPECTED = {
+    "portal_urls": "a JSON object mapping provider slugs to base URLs, "
+    'e.g. {"papeterie-dupont": "https://portal.example"}',
+    "database_url": "a SQLAlchemy URL, e.g. postgresql://user:password@host:5432/glaneur",
+}
+
+
+def normalise_database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` name no driver: use psycopg (3), the one Glaneur installs.
+
+    SQLAlchemy would otherwise pick psycopg2, which is not installed.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def setting_name(field: str) -> str:
+    return f"GLANEUR_{field.upper()}"
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad value is a :class:`ConfigurationError` naming its variable.
+
+    Values are never echoed: a setting may hold a password or a key.
+    """
+    try:
+        return Settings()
+    except SettingsError as error:  # a complex value (JSON) that does not parse
+        found = re.search(r'field "(\w+)"', str(error))
+        field = found.group(1) if found else None
+        name = setting_name(field) if field else "a GLANEUR_ setting"
+        expected = _EXPECTED.get(field or "", "valid JSON")
+        raise ConfigurationError(f"{name} cannot be read: expected {expected}.") from None
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_input=False, include_url=False):
+            field = str(problem["loc"][0]) if problem["loc"] else ""
+            where = "".join(f"[{part!r}]" for part in problem["loc"][1:])
+            expected = f" (expected {_EXPECTED[field]})" if field in _EXPECTED else ""
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            problems.append(f"{setting_name(field)}{where}: {message}{expected}")
+        raise ConfigurationError("Bad setting: " + "; ".join(problems) + ".") from None
 
 
 def reset_settings() -> None:

@@ -1,23 +1,44 @@
-"""Secrets encrypted at rest (Fernet): portal passwords, TOTP seeds, portal sessions.
+"""Secrets encrypted at rest (Fernet): portal passwords, TOTP seeds, portal sessions, partner secrets.
 
 The database holds only ciphertexts (:class:`glaneur.models.VaultEntry`); the key lives outside
 it: ``GLANEUR_VAULT_KEY``, or a file named by ``GLANEUR_VAULT_KEY_FILE``, or by default
-``$GLANEUR_HOME/vault.key``, generated on first use. A canary entry (purpose ``canary``) lets
-a wrong key be told apart from damaged data, with a message saying what to do.
+``$GLANEUR_HOME/vault.key``, generated on first use.
 
-A key setting may list several Fernet keys separated by commas, newest first: secrets are
-encrypted with the first and decrypted with any. That allows a rotation without downtime with
-``GLANEUR_VAULT_KEY``: deploy ``new,old`` everywhere, run :func:`rotate_key` with ``new``, then
-deploy ``new`` alone. (With ``old,new``, secrets stored between the rotation and the last deploy
-would be encrypted with the old key and lost with it: :func:`rotate_key` refuses that order.)
+The canary (an entry of purpose ``canary``, holding a known plaintext) is the database's record
+of which key its secrets are under. It serves two ends:
+
+- telling a wrong key from damaged data: a key that opens neither the canary nor any secret is
+  the wrong key, and the whole vault is refused with a :class:`ConfigurationError` naming the
+  setting, before anything is written under it;
+- choosing the key that encrypts: of the configured keys, the one that opens the canary. So
+  during a rotation a process configured with ``OLD,NEW`` or ``NEW,OLD`` writes under OLD before
+  the rotation and under NEW after it, and a process still on OLD alone reads everything written
+  before the rotation.
+
+A damaged canary is no reason to stop: when the key opens a secret, the canary is rewritten under
+that key (with a warning in the log) and work goes on. One entry that cannot be decrypted while the
+key opens the rest raises :class:`~glaneur.errors.SecretUnreadable` for that entry alone, so only
+the account, partner or source that uses it fails; entering that secret again repairs it.
+
+Rotating a configured key (``GLANEUR_VAULT_KEY`` or ``GLANEUR_VAULT_KEY_FILE``) without downtime:
+
+1. add the new key to the setting of every process, next to the old one (``OLD,NEW``, or
+   ``NEW,OLD``: both work) and restart them; they still write under OLD, which every process reads;
+2. run :func:`rotate_key` with NEW (``glaneur vault rotate-key --new-key-stdin``): every entry is
+   re-encrypted under NEW in one transaction, the canary with it, so processes now write under NEW;
+   it refuses a NEW that is not in the setting, because processes without it could read nothing;
+3. set the setting to NEW alone everywhere. (Running step 2 again first, with the same NEW, is
+   harmless and re-encrypts anything a process wrote under OLD while the rotation committed.)
 
 No secret, plaintext or key, ever goes into a log line, an exception message or a repr.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,11 +47,13 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, select
 
-from glaneur.errors import ConfigurationError
+from glaneur.errors import ConfigurationError, SecretUnreadable
 from glaneur.models import VaultEntry
 from glaneur.settings import Settings, get_settings
 
-__all__ = ["Vault", "generate_key", "load_key", "rotate_key"]
+__all__ = ["Rotation", "Vault", "generate_key", "load_key", "rotate_key"]
+
+logger = logging.getLogger(__name__)
 
 CANARY_PURPOSE = "canary"
 _CANARY_PLAINTEXT = b"glaneur vault canary"
@@ -76,13 +99,14 @@ class Vault:
             settings = get_settings()
             key = load_key(settings)
             self._source = _key_source(settings)
-            self._fernet = _multi(key, extra=_extra_decryption_keys(settings))
+            self._keys = _fernets(key, extra=_extra_decryption_keys(settings))
         else:
             if not _valid(key):
                 raise ConfigurationError("The vault key given is not a valid Fernet key.")
             self._source = "the key given to the vault"
-            self._fernet = _multi(key)
-        self._checked = False
+            self._keys = _fernets(key)
+        self._fernet = MultiFernet(self._keys)
+        self._current: Fernet | None = None  # the key that encrypts, chosen by the canary on first use
 
     def __repr__(self) -> str:
         return f"Vault(key from {self._source})"
@@ -112,11 +136,12 @@ class Vault:
             return None
         try:
             return self._fernet.decrypt(entry.ciphertext).decode("utf-8")
-        except InvalidToken:
-            raise ConfigurationError(
-                f"Vault entry {entry_id} cannot be decrypted with the vault key in use ({self._source}). "
-                "Restore the key that encrypted it (GLANEUR_VAULT_KEY / GLANEUR_VAULT_KEY_FILE), or delete "
-                "the entry and enter the credentials again."
+        except (InvalidToken, UnicodeDecodeError):
+            raise SecretUnreadable(
+                f"Vault entry {entry_id} ({entry.purpose}) cannot be decrypted with the vault key in use "
+                f"({self._source}), although that key reads the rest of the vault: the entry is damaged, or was "
+                "encrypted under a key no longer configured. Enter this secret again (it replaces the entry), "
+                "or add the key that encrypted it to GLANEUR_VAULT_KEY after the current one."
             ) from None
 
     def replace(self, entry_id: int, secret: str, *, expires_at: datetime | None = None) -> None:
@@ -147,7 +172,8 @@ class Vault:
     def _encrypt(self, secret: str) -> bytes:
         if not isinstance(secret, str):
             raise TypeError("A vault secret must be a str.")
-        return self._fernet.encrypt(secret.encode("utf-8"))
+        assert self._current is not None, "_check() chooses the key first"
+        return self._current.encrypt(secret.encode("utf-8"))
 
     def _purge(self, entry: VaultEntry) -> None:
         self._session.flush()
@@ -156,59 +182,79 @@ class Vault:
         self._session.flush()
 
     def _check(self) -> None:
-        """On first use: refuse a key that cannot read the secrets already stored; create the canary."""
-        if self._checked:
-            return
-        _check_key_matches(self._session, self._fernet, self._source)
-        self._checked = True
+        """On first use: refuse a key that cannot read the secrets already stored; choose the key that encrypts."""
+        if self._current is None:
+            self._current = _current_key(self._session, self._keys, self._source)
 
 
-def rotate_key(session: Session, new_key: str | None = None, settings: Settings | None = None) -> str:
-    """Re-encrypt every entry (canary included) with a new key, in one transaction; returns the new key.
+@dataclass(frozen=True)
+class Rotation:
+    """What :func:`rotate_key` did. ``unreadable``: entries it could not decrypt, left exactly as they were."""
+
+    new_key: str = field(repr=False)  # a secret: never in a repr or a log line
+    rotated: int
+    unreadable: tuple[int, ...] = ()
+
+
+def rotate_key(session: Session, new_key: str | None = None, settings: Settings | None = None) -> Rotation:
+    """Re-encrypt every readable entry under a new key (``MultiFernet.rotate``), in one transaction.
 
     Commits ``session``. With the embedded key file (no GLANEUR_VAULT_KEY nor
-    GLANEUR_VAULT_KEY_FILE), the new key replaces ``vault.key`` atomically and the old one is
-    kept as ``vault.key.previous``; a crash at any point leaves every secret readable. With a
-    configured key (GLANEUR_VAULT_KEY or GLANEUR_VAULT_KEY_FILE) nothing is written: the operator
-    must set the returned key, and until then the old key no longer decrypts the secrets, so
-    the caller must show it at once (or pass ``new_key`` it has shown beforehand).
+    GLANEUR_VAULT_KEY_FILE), the new key (generated unless given) replaces ``vault.key``
+    atomically and the old one is kept as ``vault.key.previous``; a crash at any point leaves
+    every secret readable. With a configured key, ``new_key`` is required and must already be
+    listed in that setting, next to the old key, in every process (see the module's procedure):
+    a rotation to a key the processes lack would leave them unable to read any secret.
+
+    A wrong key (it opens neither the canary nor any secret) is refused and nothing changes. An
+    entry that the key cannot decrypt while it opens the others (damaged, or from a key no longer
+    configured) does not block the rotation: it is left as it was, no worse than before, and
+    listed in the result so that its secret can be entered again.
     """
     settings = settings or get_settings()
     embedded = settings.uses_embedded_vault_key
     source = _key_source(settings)
+    setting = "GLANEUR_VAULT_KEY" if settings.vault_key is not None else "GLANEUR_VAULT_KEY_FILE"
     current = load_key(settings)
     if embedded:
         _finish_pending_rotation(session, settings)
         current = load_key(settings)
-    old = _multi(current, extra=_extra_decryption_keys(settings))
-    new_key = (new_key or generate_key()).strip()
+        new_key = new_key or generate_key()
+    elif not new_key:
+        raise ConfigurationError(
+            f"The vault key is configured ({setting}), so the new key must be given, and first added to {setting} "
+            "in every process. Nothing was rotated."
+        )
+    new_key = new_key.strip()
     if not _valid(new_key) or "," in new_key:
         raise ConfigurationError("The new vault key is not a valid Fernet key (expected one key, not a list).")
     configured = [part.strip() for part in current.split(",")]
-    if not embedded and new_key in configured[1:]:
-        setting = "GLANEUR_VAULT_KEY" if settings.vault_key is not None else "GLANEUR_VAULT_KEY_FILE"
+    if not embedded and new_key not in configured:
         raise ConfigurationError(
-            f"The new vault key must come first in {setting} (NEW,OLD): secrets are encrypted with the first "
-            "key, so with OLD first those stored until you set NEW alone would be lost. Nothing was rotated."
+            f"The new vault key is not in {setting}: processes configured without it could read no secret after "
+            f"the rotation. First set {setting} to OLD,NEW (both keys, comma-separated) in every process and restart "
+            f"them; then rotate; then set {setting} to NEW alone. Nothing was rotated."
         )
+    keys = _fernets(current, extra=_extra_decryption_keys(settings))
+    session.flush()
+    _current_key(session, keys, source)  # refuses a wrong key before anything changes
     new = Fernet(new_key.encode("ascii"))
+    rotator = MultiFernet([new, *keys])  # rotate(): decrypt with any key, encrypt with the first
 
     session.flush()
-    entries = list(session.exec(select(VaultEntry)).all())
-    plaintexts = []
-    for entry in entries:  # decrypt everything first: nothing changes unless all of it is readable
+    rotated, unreadable = 0, []
+    for entry in session.exec(select(VaultEntry).order_by(VaultEntry.id)).all():
+        if entry.purpose == CANARY_PURPOSE:
+            session.delete(entry)  # one fresh canary, under the new key, replaces them all
+            continue
         try:
-            plaintexts.append(old.decrypt(entry.ciphertext))
+            entry.ciphertext = rotator.rotate(entry.ciphertext)
         except InvalidToken:
-            raise ConfigurationError(
-                f"Vault entry {entry.id} cannot be decrypted with the current vault key ({source}); "
-                "nothing was rotated. Restore the key that encrypted the secrets first."
-            ) from None
-    for entry, plaintext in zip(entries, plaintexts, strict=True):
-        entry.ciphertext = new.encrypt(plaintext)
+            unreadable.append(entry.id)
+            continue
         session.add(entry)
-    if not any(entry.purpose == CANARY_PURPOSE for entry in entries):
-        session.add(_canary(new))
+        rotated += 1
+    session.add(_canary(new))
 
     next_file = _sibling(settings.resolved_vault_key_file, NEXT_SUFFIX)
     if embedded:
@@ -222,7 +268,13 @@ def rotate_key(session: Session, new_key: str | None = None, settings: Settings 
         raise
     if embedded:
         _promote(settings.resolved_vault_key_file, current)
-    return new_key
+    if unreadable:
+        logger.warning(
+            "Vault rotation left %d entr(y/ies) it cannot decrypt as they were: %s",
+            len(unreadable),
+            ", ".join(map(str, unreadable)),
+        )
+    return Rotation(new_key=new_key, rotated=rotated, unreadable=tuple(unreadable))
 
 
 # --- key files ---------------------------------------------------------------------------------
@@ -240,11 +292,16 @@ def _valid(key: str) -> bool:
     return True
 
 
-def _multi(key: str, extra: list[str] | tuple[str, ...] = ()) -> MultiFernet:
-    """Encrypt with the first key; decrypt with any of them, then with the extra (older) ones."""
+def _fernets(key: str, extra: list[str] | tuple[str, ...] = ()) -> list[Fernet]:
+    """The configured keys in their order, then the extra ones (embedded key file's .next, .previous)."""
     keys = [part.strip() for part in key.split(",")]
     keys += [k for k in extra if k not in keys]
-    return MultiFernet([Fernet(k.encode("ascii")) for k in keys])
+    return [Fernet(k.encode("ascii")) for k in keys]
+
+
+def _multi(key: str, extra: list[str] | tuple[str, ...] = ()) -> MultiFernet:
+    """Decrypts with any of the keys (tests and rotation use it; the vault encrypts with the canary's key)."""
+    return MultiFernet(_fernets(key, extra))
 
 
 def _read_key_file(path: Path, *, variable: str) -> str:
@@ -388,32 +445,73 @@ def _decrypts(fernet: Fernet | MultiFernet, ciphertext: bytes) -> bool:
     return True
 
 
-def _check_key_matches(session: Session, fernet: MultiFernet, source: str) -> None:
-    canaries = session.exec(select(VaultEntry).where(VaultEntry.purpose == CANARY_PURPOSE)).all()
-    secret = session.exec(select(VaultEntry).where(VaultEntry.purpose != CANARY_PURPOSE).limit(1)).first()
-    if canaries:
-        witness = [c.ciphertext for c in canaries]
-    elif secret is not None:  # secrets stored before any canary: one of them stands in
-        witness = [secret.ciphertext]
-    else:
-        witness = []
-    if not witness or any(_decrypts(fernet, ciphertext) for ciphertext in witness):
-        if not canaries:
-            session.add(_canary(fernet))
-            session.flush()
-        return
-    if secret is None:
-        # Only a canary from another key and no secret: nothing can be lost, start afresh.
-        for canary in canaries:
-            session.delete(canary)
-        session.add(_canary(fernet))
-        session.flush()
-        return
-    raise ConfigurationError(
-        f"The vault key does not match the secrets in the database (key from {source}). "
-        "Restore the key that encrypted them (GLANEUR_VAULT_KEY / GLANEUR_VAULT_KEY_FILE) or, if it is lost "
-        "for good, delete the vault entries and enter every channel's credentials again (resend the invitations)."
-    )
+def _opener(keys: list[Fernet], ciphertext: bytes) -> Fernet | None:
+    """The first key that decrypts this ciphertext."""
+    for key in keys:
+        if _decrypts(key, ciphertext):
+            return key
+    return None
+
+
+def _current_key(session: Session, keys: list[Fernet], source: str) -> Fernet:
+    """The key the vault's entries are under (it encrypts from now on); refuses a key that opens nothing.
+
+    The newest canary that one of the keys opens decides. Failing that, a secret the keys open
+    proves the key right and the canary damaged (or missing): the canary is rewritten under that
+    secret's key, in the caller's transaction, and work goes on. Keys that open neither, while
+    secrets exist, are the wrong key: nothing may be written under them.
+    """
+    canaries = session.exec(
+        select(VaultEntry).where(VaultEntry.purpose == CANARY_PURPOSE).order_by(VaultEntry.id.desc())
+    ).all()
+    for canary in canaries:
+        key = _opener(keys, canary.ciphertext)
+        if key is not None:
+            return key
+    key, secrets_exist = _key_of_newest_readable_secret(session, keys)
+    if key is None and secrets_exist:
+        raise ConfigurationError(
+            f"The vault key does not match the secrets in the database (key from {source}): it opens neither the "
+            "vault's canary nor any stored secret. Restore the key that encrypted them (GLANEUR_VAULT_KEY / "
+            "GLANEUR_VAULT_KEY_FILE) or, if it is lost for good, delete the vault entries and enter every "
+            "channel's credentials again (resend the invitations)."
+        )
+    key = key or keys[0]
+    if canaries and secrets_exist:
+        logger.warning(
+            "The vault canary (entr%s %s) cannot be decrypted, but the vault key (from %s) opens the stored "
+            "secrets: the canary was damaged and is rewritten under that key.",
+            "y" if len(canaries) == 1 else "ies",
+            ", ".join(str(c.id) for c in canaries),
+            source,
+        )
+    # Without secrets, a canary from another key guards nothing: start afresh.
+    for canary in canaries:
+        session.delete(canary)
+    session.add(_canary(key))
+    session.flush()
+    return key
+
+
+def _key_of_newest_readable_secret(
+    session: Session, keys: list[Fernet], batch: int = 500
+) -> tuple[Fernet | None, bool]:
+    """(the key opening the newest secret that any key opens, whether any secret exists); reads in batches."""
+    last_id: int | None = None
+    seen = False
+    while True:
+        query = select(VaultEntry.id, VaultEntry.ciphertext).where(VaultEntry.purpose != CANARY_PURPOSE)
+        if last_id is not None:
+            query = query.where(VaultEntry.id < last_id)
+        rows = session.exec(query.order_by(VaultEntry.id.desc()).limit(batch)).all()
+        if not rows:
+            return None, seen
+        seen = True
+        for entry_id, ciphertext in rows:
+            key = _opener(keys, ciphertext)
+            if key is not None:
+                return key, True
+            last_id = entry_id
 
 
 def _clear_references(session: Session, entry_id: int | None) -> None:

@@ -28,6 +28,25 @@ def glaneur_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the session (tests/pg.py); skipped where no server binaries exist."""
+    from tests.pg import PostgresCluster, PostgresUnavailable, find_binaries
+
+    try:
+        find_binaries()
+    except PostgresUnavailable as missing:
+        pytest.skip(str(missing))
+    with PostgresCluster.start() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster, request):
+    """A fresh, empty database on the session's cluster: its SQLAlchemy URL (postgresql+psycopg://)."""
+    return pg_cluster.create_database(request.node.name)
+
+
+@pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real Prefect server (a temporary one, on SQLite) for the whole session."""
     from prefect.testing.utilities import prefect_test_harness

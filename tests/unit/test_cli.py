@@ -408,8 +408,15 @@ def test_vault_rotate_key_configured(acme, monkeypatch):
     add_channel("--login", "one", input=f"{PASSWORD}\n")
     refused("vault", "rotate-key", expect="GLANEUR_VAULT_KEY")
     refused("vault", "rotate-key", "--new-key-stdin", input="not-a-key\n", expect="not a valid Fernet key")
+    # The new key alone on stdin, the setting still OLD: refused, or every process on OLD could read nothing.
+    refused("vault", "rotate-key", "--new-key-stdin", input=f"{new_key}\n", expect="set GLANEUR_VAULT_KEY to OLD,NEW")
+    with session() as s:
+        account = s.exec(select(Account)).one()
+        assert Vault(s, key=old_key).get(account.secret_ref) == PASSWORD
+    monkeypatch.setenv("GLANEUR_VAULT_KEY", f"{old_key},{new_key}")  # the order the help gives
+    reset_settings()
     result = ok("vault", "rotate-key", "--new-key-stdin", input=f"{new_key}\n")
-    assert new_key not in result.output
+    assert new_key not in result.output and "set GLANEUR_VAULT_KEY to the new key alone" in result.output
     with session() as s:
         account = s.exec(select(Account)).one()
         assert Vault(s, key=new_key).get(account.secret_ref) == PASSWORD

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -14,9 +15,10 @@ from sqlmodel import Session, select
 
 from glaneur import vault as vault_module
 from glaneur.db import get_engine, migrate
-from glaneur.errors import ConfigurationError
+from glaneur.errors import ConfigurationError, GlaneurError, SecretUnreadable
 from glaneur.models import Account, Binder, Channel, Organization, User, VaultEntry
 from glaneur.settings import get_settings, reset_settings
+from glaneur.statuses import Status
 from glaneur.vault import Vault, generate_key, load_key, rotate_key
 
 SECRET = "p4ssw0rd-Été-🔑"
@@ -267,8 +269,66 @@ def test_entry_encrypted_with_another_key_fails_clearly(session: Session) -> Non
     )
     session.add(alien)
     session.flush()
-    with pytest.raises(ConfigurationError, match=f"Vault entry {alien.id} cannot be decrypted"):
+    with pytest.raises(SecretUnreadable, match=f"Vault entry {alien.id} \\(password\\) cannot be decrypted") as caught:
         vault.get(alien.id)
+    assert isinstance(caught.value, GlaneurError) and caught.value.status == Status.SECRET_UNREADABLE
+    assert "GLANEUR_VAULT_KEY" in str(caught.value) and "Enter this secret again" in str(caught.value)
+
+
+def damage(session: Session, entry_id: int) -> None:
+    """Flip one byte in the middle of an entry's ciphertext, as a bad disk or a bad restore would."""
+    entry = session.get(VaultEntry, entry_id)
+    ciphertext = bytearray(entry.ciphertext)
+    ciphertext[len(ciphertext) // 2] ^= 0x01
+    entry.ciphertext = bytes(ciphertext)
+    session.add(entry)
+    session.commit()
+
+
+def canary_id(session: Session) -> int:
+    return session.exec(select(VaultEntry.id).where(VaultEntry.purpose == "canary")).one()
+
+
+def test_a_damaged_entry_fails_alone_with_a_typed_error(session: Session) -> None:
+    vault = Vault(session)
+    damaged, intact = vault.put("password", SECRET), vault.put("partner_secret", "other")
+    session.commit()
+    damage(session, damaged)
+
+    with pytest.raises(SecretUnreadable) as caught:
+        Vault(session).get(damaged)
+    assert SECRET not in str(caught.value) and load_key() not in str(caught.value)
+    assert Vault(session).get(intact) == "other"  # the rest of the vault still works
+    Vault(session).replace(damaged, "entered again")  # and entering the secret again repairs it
+    assert Vault(session).get(damaged) == "entered again"
+
+
+def test_a_damaged_canary_is_rewritten_and_stops_nothing(session: Session, caplog: pytest.LogCaptureFixture) -> None:
+    entry_id = Vault(session).put("password", SECRET)
+    session.commit()
+    damaged_canary = canary_id(session)
+    damage(session, damaged_canary)
+
+    with caplog.at_level(logging.WARNING, logger="glaneur.vault"):
+        assert Vault(session).get(entry_id) == SECRET
+        new_id = Vault(session).put("password", "added after")
+    session.commit()
+
+    assert "canary" in caplog.text and "rewritten" in caplog.text
+    assert SECRET not in caplog.text and load_key() not in caplog.text
+    assert canary_id(session) != damaged_canary  # one canary, a fresh one, readable by the key
+    canary = session.get(VaultEntry, canary_id(session))
+    assert vault_module._multi(load_key()).decrypt(canary.ciphertext) == vault_module._CANARY_PLAINTEXT
+    assert Vault(session).get(new_id) == "added after"
+
+
+def test_a_damaged_canary_does_not_let_a_wrong_key_in(session: Session) -> None:
+    Vault(session).put("password", SECRET)
+    session.commit()
+    damage(session, canary_id(session))
+    with pytest.raises(ConfigurationError, match="does not match the secrets"):
+        Vault(session, key=generate_key()).put("password", "x")
+    assert count(session) == 2
 
 
 def test_unknown_entry(session: Session) -> None:
@@ -411,15 +471,18 @@ def test_rotation_with_the_embedded_key(session: Session) -> None:
     old = load_key()
     ciphertexts = {e.id: e.ciphertext for e in session.exec(select(VaultEntry))}
 
-    new = rotate_key(session)
+    rotation = rotate_key(session)
+    new = rotation.new_key
 
+    assert (rotation.rotated, rotation.unreadable) == (len(secrets), ())
+    assert new not in repr(rotation) and new not in str(rotation)
     assert new != old and vault_module._valid(new)
     assert key_file().read_text().strip() == new
     assert key_file().with_name("vault.key.previous").read_text().strip() == old
     assert stat.S_IMODE(key_file().stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file().with_name("vault.key.previous").stat().st_mode) == 0o600
     assert not key_file().with_name("vault.key.next").exists()
-    assert all(e.ciphertext != ciphertexts[e.id] for e in session.exec(select(VaultEntry)))
+    assert all(e.ciphertext != ciphertexts.get(e.id) for e in session.exec(select(VaultEntry)))
     reset_settings()
     assert load_key() == new
     assert_readable(session, secrets)
@@ -427,13 +490,29 @@ def test_rotation_with_the_embedded_key(session: Session) -> None:
     assert_unreadable(session, secrets, key=old)
 
 
-def test_rotation_with_a_key_from_the_environment_writes_nothing(session: Session, env: pytest.MonkeyPatch) -> None:
-    old = generate_key()
+def test_rotation_refuses_a_new_key_the_setting_does_not_list(session: Session, env: pytest.MonkeyPatch) -> None:
+    """Issue 20: with only OLD configured, a rotation would leave every process on OLD unable to read."""
+    old, new = generate_key(), generate_key()
     configure(env, vault_key=old)
     secrets = fill(session)
+    ciphertexts = {e.id: e.ciphertext for e in session.exec(select(VaultEntry))}
+    for given in (new, None):
+        with pytest.raises(ConfigurationError, match="GLANEUR_VAULT_KEY") as caught:
+            rotate_key(session, new_key=given)
+        assert "Nothing was rotated" in str(caught.value) and new not in str(caught.value)
+        session.rollback()
+    assert {e.id: e.ciphertext for e in session.exec(select(VaultEntry))} == ciphertexts
+    assert_readable(session, secrets, key=old)
+
+
+def test_rotation_with_a_key_from_the_environment_writes_nothing(session: Session, env: pytest.MonkeyPatch) -> None:
+    old, new = generate_key(), generate_key()
+    configure(env, vault_key=old)
+    secrets = fill(session)
+    configure(env, vault_key=f"{old},{new}")
     before = sorted(p.name for p in home().iterdir())
 
-    new = rotate_key(session)
+    assert rotate_key(session, new_key=new).new_key == new
 
     assert sorted(p.name for p in home().iterdir()) == before
     assert "vault.key" not in before
@@ -443,48 +522,96 @@ def test_rotation_with_a_key_from_the_environment_writes_nothing(session: Sessio
     assert_readable(session, secrets)
 
 
-def test_rotation_to_a_given_key_without_downtime(session: Session, env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("order", ["OLD,NEW", "NEW,OLD"])
+def test_rotation_without_downtime_in_either_order(session: Session, env: pytest.MonkeyPatch, order: str) -> None:
+    """Add NEW everywhere, rotate, drop OLD: at each step every process reads every secret."""
     old, new = generate_key(), generate_key()
+    both = order.replace("OLD", old).replace("NEW", new)
     configure(env, vault_key=old)
     secrets = fill(session)
-    configure(env, vault_key=f"{new},{old}")  # deployed first, newest first: workers read both
-    assert_readable(session, secrets)
+
+    configure(env, vault_key=both)  # step 1, deployed process by process: some still run with OLD alone
     secrets[Vault(session).put("password", "before")] = "before"
     session.commit()
-    assert rotate_key(session, new_key=new) == new
-    assert_readable(session, secrets)  # still deployed with "new,old"
-    secrets[Vault(session).put("password", "after")] = "after"
+    assert_readable(session, secrets)
+    assert_readable(session, secrets, key=old)  # a process not yet redeployed reads what the others wrote
+
+    rotation = rotate_key(session, new_key=new)  # step 2
+    assert (rotation.new_key, rotation.rotated, rotation.unreadable) == (new, len(secrets), ())
+    assert_readable(session, secrets)  # processes with both keys
+    secrets[Vault(session).put("password", "after")] = "after"  # written by a process still on both keys...
     session.commit()
+    assert_readable(session, secrets, key=new)  # ...under NEW, so nothing is lost when OLD goes
     assert_unreadable(session, secrets, key=old)
-    configure(env, vault_key=new)
+
+    configure(env, vault_key=new)  # step 3
     assert_readable(session, secrets)
 
 
-def test_rotation_refuses_the_new_key_listed_second(session: Session, env: pytest.MonkeyPatch) -> None:
+def test_rotating_again_catches_a_secret_written_under_the_old_key(session: Session, env: pytest.MonkeyPatch) -> None:
     old, new = generate_key(), generate_key()
-    configure(env, vault_key=old)
-    secrets = fill(session)
     configure(env, vault_key=f"{old},{new}")
-    with pytest.raises(ConfigurationError, match=r"must come first in GLANEUR_VAULT_KEY \(NEW,OLD\)"):
-        rotate_key(session, new_key=new)
-    session.rollback()
-    assert_readable(session, secrets, key=old)
-
-
-def test_rotation_refuses_a_vault_it_cannot_read(session: Session) -> None:
     secrets = fill(session)
-    session.add(
-        VaultEntry(purpose="password", ciphertext=vault_module._multi(generate_key()).encrypt(b"z"), created_at=now())
-    )
+    rotate_key(session, new_key=new)
+    # A process that checked the canary just before the rotation committed writes under OLD.
+    late = VaultEntry(purpose="password", ciphertext=vault_module._multi(old).encrypt(b"late"), created_at=now())
+    session.add(late)
     session.commit()
+    secrets[late.id] = "late"
+
+    assert rotate_key(session, new_key=new).rotated == len(secrets)
+
+    assert_readable(session, secrets, key=new)
+
+
+def test_rotation_uses_multifernet_rotate_and_keeps_each_token_timestamp(session: Session) -> None:
+    secrets = fill(session)
+    stamps = {e.id: vault_module.Fernet(load_key().encode()).extract_timestamp(e.ciphertext)
+              for e in session.exec(select(VaultEntry).where(VaultEntry.purpose != "canary"))}
+    new = rotate_key(session).new_key
+    assert {e.id: vault_module.Fernet(new.encode()).extract_timestamp(e.ciphertext)
+            for e in session.exec(select(VaultEntry).where(VaultEntry.purpose != "canary"))} == stamps
+    assert set(stamps) == set(secrets)
+
+
+def test_rotation_refuses_a_wrong_key(session: Session, env: pytest.MonkeyPatch) -> None:
+    secrets = fill(session)
     old = load_key()
     ciphertexts = {e.id: e.ciphertext for e in session.exec(select(VaultEntry))}
-    with pytest.raises(ConfigurationError, match="nothing was rotated"):
-        rotate_key(session)
+    wrong, new = generate_key(), generate_key()
+    configure(env, vault_key=f"{wrong},{new}")
+    with pytest.raises(ConfigurationError, match="does not match the secrets"):
+        rotate_key(session, new_key=new)
     session.rollback()
     assert {e.id: e.ciphertext for e in session.exec(select(VaultEntry))} == ciphertexts
+    env.delenv("GLANEUR_VAULT_KEY")
+    reset_settings()
     assert load_key() == old
     assert_readable(session, secrets)
+
+
+def test_rotation_leaves_an_unreadable_entry_as_it_was_and_names_it(session: Session) -> None:
+    secrets = fill(session)
+    alien_key = vault_module._multi(generate_key())
+    alien = VaultEntry(purpose="password", ciphertext=alien_key.encrypt(b"z"), created_at=now())
+    session.add(alien)
+    session.commit()
+    alien_ciphertext = alien.ciphertext
+
+    rotation = rotate_key(session)
+
+    assert rotation.unreadable == (alien.id,) and rotation.rotated == len(secrets)
+    assert session.get(VaultEntry, alien.id).ciphertext == alien_ciphertext  # no worse: its own key still opens it
+    assert_readable(session, secrets, key=rotation.new_key)
+
+
+def test_rotation_with_a_damaged_canary(session: Session) -> None:
+    secrets = fill(session)
+    damage(session, canary_id(session))
+    rotation = rotate_key(session)
+    assert rotation.unreadable == ()
+    assert count(session, "canary") == 1
+    assert_readable(session, secrets, key=rotation.new_key)
 
 
 def test_rotation_refuses_an_invalid_new_key(session: Session) -> None:
@@ -495,7 +622,7 @@ def test_rotation_refuses_an_invalid_new_key(session: Session) -> None:
 
 
 def test_rotation_of_an_empty_vault_creates_the_canary(session: Session) -> None:
-    new = rotate_key(session)
+    new = rotate_key(session).new_key
     assert count(session, "canary") == 1
     assert Vault(session, key=new).put("password", "x")
 
@@ -515,7 +642,7 @@ def test_crash_before_the_commit_leaves_the_old_key_working(session: Session, mo
     assert_readable(session, secrets)
     assert_readable(session, secrets, key=old)
     # The stale next key is dropped by the next rotation, which then works normally.
-    new = rotate_key(session)
+    new = rotate_key(session).new_key
     assert not key_file().with_name("vault.key.next").exists()
     assert key_file().with_name("vault.key.previous").read_text().strip() == old
     assert_readable(session, secrets, key=new)
@@ -541,7 +668,7 @@ def test_crash_after_the_commit_loses_no_secret(session: Session, monkeypatch: p
     session.commit()
     assert_readable(session, secrets)
 
-    newest = rotate_key(session)  # completes the interrupted rotation first, then rotates
+    newest = rotate_key(session).new_key  # completes the interrupted rotation first, then rotates
 
     assert key_file().read_text().strip() == newest
     assert key_file().with_name("vault.key.previous").read_text().strip() == new
