@@ -7,7 +7,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from glaneur.cli import app
+from cli.main import app
 from glaneur.errors import ConfigurationError
 from glaneur.settings import get_settings, normalise_database_url, reset_settings
 from tests.pg import free_port
