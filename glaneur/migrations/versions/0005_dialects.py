@@ -28,7 +28,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('money_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column('warnings', sqlmodel.sql.sqltypes.AutoString(), nullable=False,
                                       server_default='[]'))
-        batch_op.add_column(sa.Column('reviewed_at', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('reviewed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.create_index(batch_op.f('ix_statement_money_key'), ['money_key'], unique=False)
     with op.batch_alter_table('statement') as batch_op:
         batch_op.alter_column('warnings', server_default=None)
