@@ -108,6 +108,7 @@ class ListQuirks(BaseModel):
 
     loop: bool = False  # the last page's "next" link goes back to page 1
     slow_redirect: float = Field(default=0, ge=0, le=120)  # list pages: a "loading" page whose script moves to a page this slow
+    late_render: float = Field(default=0, ge=0, le=120)  # list pages: the table shows this long after the page loaded
 
 
 @dataclass
@@ -633,7 +634,7 @@ def papeterie_dupont_app() -> FastAPI:
         if state.accounts[session.login].scenario is Scenario.CHANGED_LAYOUT:
             return _pd_invoice_cards(shown, page, more)
         odd = misbehaviour(state).invoices
-        return _pd_invoice_table(
+        response = _pd_invoice_table(
             shown,
             page,
             more,
@@ -641,6 +642,14 @@ def papeterie_dupont_app() -> FastAPI:
             links={i.number: odd[i.number].link for i in shown if i.number in odd and odd[i.number].link},
             next_page=1 if quirks.loop and not more else None,
         )
+        if listing and quirks.late_render:  # the page is loaded at once; its script shows the table later
+            later = int(quirks.late_render * 1000)
+            script = (f"<script>setTimeout(() => document.querySelector('main').append("
+                      f"document.getElementById('plus-tard').content.cloneNode(true)), {later});</script>")
+            body = response.body.decode().replace('<table id="factures">', '<template id="plus-tard"><table id="factures">')
+            body = body.replace("</table>", "</table></template>" + script)
+            return HTMLResponse(body)
+        return response
 
     @app.get("/factures/{number:path}/pdf")
     async def invoice_download(request: Request, number: str) -> Response:

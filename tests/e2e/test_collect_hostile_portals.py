@@ -272,6 +272,19 @@ def test_a_slow_page_within_the_navigation_timeout_is_collected(glaneur_home, po
     assert summary["new"] == 5
 
 
+def test_content_shown_late_within_the_navigation_timeout_is_collected(glaneur_home, portals, monkeypatch):
+    """The page has loaded; its script shows the list later (what used to hit the fixed 5 s as portal_changed)."""
+    monkeypatch.setenv("GLANEUR_NAVIGATION_TIMEOUT_SECONDS", "40")
+    reset_settings()
+    slug = make_channel(PD, ("acme-bis", None))
+    control(portals, "/accounts/acme-bis/list", {"late_render": 15})
+
+    summary = run(slug)
+
+    assert summary["status"] == "ok", summary
+    assert summary["new"] == 5
+
+
 def test_a_page_still_loading_after_the_timeout_is_unavailable_and_retried(glaneur_home, portals, monkeypatch):
     monkeypatch.setenv("GLANEUR_NAVIGATION_TIMEOUT_SECONDS", "2")
     monkeypatch.setenv("GLANEUR_RETRIES", "1")
