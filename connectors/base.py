@@ -11,10 +11,20 @@ A supplier connector is one small module that says only what is specific to its 
   A portal with a login form (most of them) subclasses :class:`FormPortalConnector` and says
   only its forms and its parsing; login, second factor and the session check come with it.
 
-Navigation checks it is on the page it expects with :meth:`PortalConnector.expect_page`;
-anything else raises :class:`~glaneur.errors.PortalChanged`, and the task layer keeps a
-screenshot and a trace. Connectors raise only the typed errors of :mod:`glaneur.errors`.
-Downloads go through the logged-in context's HTTP client (``page.request``), not clicks.
+Navigation checks it is on the page it expects with :meth:`PortalConnector.expect_page`,
+waiting up to ``GLANEUR_NAVIGATION_TIMEOUT_SECONDS``: a page still loading then is
+:class:`~glaneur.errors.PortalUnavailable` (retried), a loaded page that is not the one expected
+is :class:`~glaneur.errors.PortalChanged`, and the task layer keeps a screenshot and a trace.
+A 429 or 503 with ``Retry-After`` makes every later request of the connector wait that long
+(up to ``GLANEUR_MAX_RETRY_AFTER_SECONDS``). Connectors raise only the typed errors of
+:mod:`glaneur.errors`. Lists that span pages go through :class:`Pagination`, which stops on a
+page already seen and after ``GLANEUR_MAX_LIST_PAGES`` pages.
+
+Downloads (:meth:`PortalConnector.fetch`) are streamed to a temporary file with the logged-in
+context's cookies, never held whole in memory before their size is known: a
+``Content-Length`` over ``GLANEUR_MAX_DOCUMENT_BYTES`` is refused before reading, and reading
+stops at the limit. They are fetched only from the portal's own origin (or the
+``document_origins`` the connector declares), redirects included.
 Connectors are listed explicitly in :mod:`connectors.catalog`.
 
 Second factor
@@ -51,26 +61,35 @@ for the rest.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+import tempfile
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar
+from urllib.parse import urljoin, urlsplit
+
+import httpx
 
 from glaneur.errors import (
     ActionNeeded,
     CredentialsExpired,
     GlaneurError,
+    InvalidDocument,
     PortalChanged,
     PortalUnavailable,
     RateLimited,
     WrongSecondFactor,
 )
+from glaneur.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from playwright.sync_api import APIResponse, Page, Response
+    from playwright.sync_api import APIResponse, Frame, Page, Request, Response
 
 
 class SecondFactorKind(StrEnum):
@@ -150,10 +169,23 @@ class PortalConnector:
 
     provider: ClassVar[Provider]
     pages: ClassVar[dict[str, PageSpec]] = {}
+    # Origins other than the portal's own that may serve its documents (a CDN): "https://cdn.example.com".
+    document_origins: ClassVar[tuple[str, ...]] = ()
+    max_redirects: ClassVar[int] = 5
 
-    def __init__(self, page: Page, base_url: str) -> None:
+    def __init__(self, page: Page, base_url: str, settings: Settings | None = None) -> None:
+        settings = settings or get_settings()
         self.page = page
         self.base_url = base_url.rstrip("/")
+        self.page_timeout_ms = settings.navigation_timeout_seconds * 1000
+        self.max_document_bytes = settings.max_document_bytes
+        self.max_list_pages = settings.max_list_pages
+        self.max_retry_after = settings.max_retry_after_seconds
+        self._not_before = 0.0  # time.monotonic() before which the portal asked not to be called again
+        self._navigating: Request | None = None  # the main frame's navigation request, not committed yet
+        page.on("request", self._on_request)
+        page.on("requestfailed", self._on_request_done)
+        page.on("framenavigated", self._on_frame_navigated)
 
     # -- the contract (see the module docstring) ------------------------------------------
     def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
@@ -178,22 +210,112 @@ class PortalConnector:
         raise NotImplementedError
 
     def fetch(self, document: RemoteDocument) -> FetchedDocument:
-        """Download one document through the logged-in context."""
-        response = self.page.request.get(self.url(document.download_url))
-        self.check_response(response, what=f"download of {document.reference}")
-        return FetchedDocument(document, response.body(), response.headers.get("content-type", ""))
+        """Download one document with the logged-in context's cookies, streamed under the size limit.
+
+        Refused with :class:`InvalidDocument` (that document only; nothing else is stopped): a link or
+        redirect outside the portal's origins, a document over ``GLANEUR_MAX_DOCUMENT_BYTES``.
+        """
+        with tempfile.TemporaryFile(prefix="glaneur-download-") as spool:
+            try:
+                content_type = self._download(self.url(document.download_url), spool, document.reference)
+            except httpx.TimeoutException as exc:
+                raise PortalUnavailable(
+                    f"{self.provider.name} did not answer in time during the download of {document.reference}."
+                ) from exc
+            except httpx.TransportError as exc:  # the class name says enough; the message may repeat the URL
+                raise PortalUnavailable(
+                    f"{self.provider.name} could not be reached during the download of {document.reference} "
+                    f"({type(exc).__name__})."
+                ) from exc
+            spool.seek(0)
+            content = spool.read()  # at most max_document_bytes: checked while streaming
+        return FetchedDocument(document, content, content_type)
+
+    def _download(self, url: str, spool: IO[bytes], reference: str) -> str:
+        what = f"the download of {reference}"
+        limit = self.max_document_bytes
+        timeout = httpx.Timeout(self.page_timeout_ms / 1000)
+        # trust_env=False: go to the portal the way the browser does, not through a proxy it does not use.
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            for _ in range(self.max_redirects + 1):
+                self._check_origin(url, reference)
+                self.wait_for_portal()
+                with client.stream("GET", url, headers=self._request_headers(url)) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    self._check_status(response.status_code, response.headers, what=what)
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise self._too_big(reference, f"announced {int(declared)} bytes")
+                    received = 0
+                    for chunk in response.iter_bytes(64 * 1024):
+                        received += len(chunk)
+                        if received > limit:
+                            raise self._too_big(reference, f"sent more than {limit} bytes")
+                        spool.write(chunk)
+                    if received == 0:
+                        raise InvalidDocument(
+                            f"{self.provider.name} sent an empty file for invoice {reference}; nothing was filed."
+                        )
+                    return response.headers.get("content-type", "")
+        raise InvalidDocument(
+            f"{self.provider.name}: the download of invoice {reference} redirected more than "
+            f"{self.max_redirects} times; nothing was filed."
+        )
+
+    def _too_big(self, reference: str, how: str) -> InvalidDocument:
+        return InvalidDocument(
+            f"Invoice {reference}: {self.provider.name} {how}, over the {self.max_document_bytes}-byte limit "
+            "(GLANEUR_MAX_DOCUMENT_BYTES); it was not downloaded further and nothing was filed."
+        )
+
+    def allowed_origins(self) -> set[tuple[str, str, int]]:
+        return {_origin(self.base_url), *(_origin(o) for o in self.document_origins)}
+
+    def _check_origin(self, url: str, reference: str) -> None:
+        if _origin(url) not in self.allowed_origins():
+            parts = urlsplit(url)
+            shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never a user-info part
+            raise InvalidDocument(
+                f"Invoice {reference}: {self.provider.name} sends its download to {shown}, outside the portal's "
+                f"own origin ({self.base_url}); it was not fetched. If the supplier really serves its documents "
+                "there, the connector must declare that origin (document_origins)."
+            )
+
+    def _request_headers(self, url: str) -> dict[str, str]:
+        """The browser's identity and the cookies the logged-in context would send to this URL."""
+        cookies = self.page.context.cookies([url])
+        headers = {"User-Agent": self._user_agent(), "Accept": "application/pdf,*/*;q=0.8"}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
+        return headers
+
+    def _user_agent(self) -> str:
+        if not hasattr(self, "_agent"):
+            self._agent = str(self.page.evaluate("navigator.userAgent"))
+        return self._agent
 
     # -- helpers shared by every connector -----------------------------------------------
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
     def goto(self, path: str) -> Response | None:
+        self.wait_for_portal()
         response = self.page.goto(self.url(path))
         self.check_response(response, what=path)
         return response
 
+    def api_get(self, path: str, *, what: str) -> APIResponse:
+        """A request of the portal's own API through the logged-in context (HTTP failures mapped as in goto)."""
+        self.wait_for_portal()
+        response = self.page.request.get(self.url(path))
+        self.check_response(response, what=what)
+        return response
+
     def submit(self, selector: str, *, what: str) -> None:
         """Click a form's button and wait for the page it leads to (HTTP failures mapped as in goto)."""
+        self.wait_for_portal()
         with self.page.expect_navigation() as navigation:
             self.page.click(selector)
         self.check_response(navigation.value, what=what)
@@ -207,39 +329,83 @@ class PortalConnector:
         return code
 
     def check_response(self, response: Response | APIResponse | None, *, what: str) -> None:
-        """Map HTTP failures onto statuses: 429 rate limited, 5xx unavailable (both retried)."""
+        """Map HTTP failures onto statuses: 429 rate limited, 5xx unavailable (both retried), other 4xx changed."""
         if response is None:
             return
-        status = response.status
+        self._check_status(response.status, response.headers, what=what)
+
+    def _check_status(self, status: int, headers: Mapping[str, str], *, what: str) -> None:
+        if status != 429 and status < 500:
+            if status >= 400:
+                raise PortalChanged(f"{self.provider.name} answered HTTP {status} to {what}.")
+            return
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        asked = ""
+        if retry_after is not None:
+            asked = f" and asked to wait {retry_after:g} s"
+            if retry_after > self.max_retry_after:
+                asked += (
+                    f", longer than a run waits (GLANEUR_MAX_RETRY_AFTER_SECONDS = {self.max_retry_after:g} s): "
+                    "the next run tries again"
+                )
+            else:  # every later request of this connector waits: the retry, and any other step
+                self._not_before = max(self._not_before, time.monotonic() + retry_after)
         if status == 429:
-            raise RateLimited(f"{self.provider.name} answered 429 to {what}.")
-        if status >= 500:
-            raise PortalUnavailable(f"{self.provider.name} answered HTTP {status} to {what}.")
-        if status >= 400:
-            raise PortalChanged(f"{self.provider.name} answered HTTP {status} to {what}.")
+            raise RateLimited(f"{self.provider.name} answered 429 to {what}{asked}.", retry_after=retry_after)
+        raise PortalUnavailable(
+            f"{self.provider.name} answered HTTP {status} to {what}{asked}.", retry_after=retry_after
+        )
+
+    def wait_for_portal(self) -> None:
+        """Sleep until the time the portal's last Retry-After asked for (at once when it asked nothing)."""
+        remaining = self._not_before - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
 
     def expect_page(self, *names: str, timeout_ms: float | None = None) -> str:
         """Wait until the browser shows one of the named pages and return its name.
 
-        Anything else, after the timeout, means the portal changed (PortalChanged).
+        After the timeout (``GLANEUR_NAVIGATION_TIMEOUT_SECONDS`` unless given): a page still loading is
+        PortalUnavailable (retried: the portal is slow), a loaded page that is none of them PortalChanged.
         """
         specs = {name: self.pages[name] for name in names}
         timeout_ms = timeout_ms if timeout_ms is not None else self.page_timeout_ms
-        waited = 0.0
+        deadline = time.monotonic() + timeout_ms / 1000
         while True:
             path = self.page_path()
             for name, spec in specs.items():
                 if re.fullmatch(spec.url, path.split("?")[0]) and self._has(spec.marker):
                     return name
-            if waited >= timeout_ms:
-                raise PortalChanged(
-                    f"{self.provider.name}: expected the {' or '.join(names)} page, found {path} "
-                    f"without the expected content."
-                )
+            if time.monotonic() >= deadline:
+                break
             self.page.wait_for_timeout(100)
-            waited += 100
+        expected = " or ".join(names)
+        if self._still_loading():
+            raise PortalUnavailable(
+                f"{self.provider.name}: the {expected} page had not finished loading after {timeout_ms / 1000:g} s "
+                f"(at {path}; GLANEUR_NAVIGATION_TIMEOUT_SECONDS)."
+            )
+        raise PortalChanged(f"{self.provider.name}: expected the {expected} page, found {path} without the expected content.")
 
-    page_timeout_ms: ClassVar[float] = 5000
+    def _on_request(self, request: Request) -> None:
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self._navigating = request
+
+    def _on_request_done(self, request: Request) -> None:
+        if request is self._navigating:
+            self._navigating = None
+
+    def _on_frame_navigated(self, frame: Frame) -> None:
+        if frame == self.page.main_frame:  # committed: what is left of loading shows in readyState
+            self._navigating = None
+
+    def _still_loading(self) -> bool:
+        if self._navigating is not None:
+            return True
+        try:
+            return self.page.evaluate("document.readyState") != "complete"
+        except Exception:  # the document went away mid-call: a navigation is under way
+            return True
 
     def _has(self, selector: str) -> bool:
         try:
@@ -249,6 +415,69 @@ class PortalConnector:
 
     def page_path(self) -> str:
         return re.sub(r"^https?://[^/]+", "", self.page.url) or "/"
+
+
+class Pagination:
+    """Bounds a walk through a paginated list: a page seen before, or too many pages, is PortalChanged.
+
+    A "next" link back to an earlier page (or a portal that always offers one more) would otherwise
+    hold a browser forever. A page is "seen" by its address or by its rows (the same rows under
+    another address is the same page).
+    """
+
+    def __init__(self, provider: str, max_pages: int) -> None:
+        self.provider = provider
+        self.max_pages = max_pages
+        self.visited: list[str] = []
+        self._seen: dict[str, str] = {}
+
+    def visit(self, url: str, rows: list[RemoteDocument]) -> None:
+        address = re.sub(r"^https?://[^/]+", "", url) or "/"
+        fingerprint = hashlib.sha256(
+            "\n".join(f"{r.reference}|{r.document_date}|{r.download_url}" for r in rows).encode()
+        ).hexdigest()
+        walked = " → ".join([*self.visited[-5:], address])  # the last pages say enough
+        for key in (f"url:{address}", f"rows:{fingerprint}" if rows else None):
+            if key is not None and key in self._seen:
+                raise PortalChanged(
+                    f"{self.provider}: the invoice list came back to a page already read ({address}, "
+                    f"first seen at {self._seen[key]}); pages read: {walked}. Stopped instead of looping."
+                )
+        if len(self.visited) >= self.max_pages:
+            raise PortalChanged(
+                f"{self.provider}: the invoice list goes on past {self.max_pages} pages (GLANEUR_MAX_LIST_PAGES); "
+                f"stopped at {address}. The pagination may have changed."
+            )
+        self.visited.append(address)
+        self._seen[f"url:{address}"] = address
+        if rows:
+            self._seen[f"rows:{fingerprint}"] = address
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    except ValueError:  # a port that is not a number: an origin nothing matches
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
 
 
 class FormPortalConnector(PortalConnector):

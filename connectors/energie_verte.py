@@ -139,6 +139,5 @@ class EnergieVerte(FormPortalConnector):
         self.goto("/espace-client")
         self.expect_page("invoices")
         query = f"?depuis={since.isoformat()}" if since else ""
-        response = self.page.request.get(self.url(f"/api/factures{query}"))
-        self.check_response(response, what="the invoice list API")
+        response = self.api_get(f"/api/factures{query}", what="the invoice list API")
         return [doc for doc in parse_invoices_json(response.text()) if since is None or doc.document_date >= since]

@@ -19,6 +19,7 @@ from bs4 import BeautifulSoup
 from connectors.base import (
     FormPortalConnector,
     PageSpec,
+    Pagination,
     Provider,
     RemoteDocument,
     SecondFactorChallenge,
@@ -161,11 +162,13 @@ class PapeterieDupont(FormPortalConnector):
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
         documents: list[RemoteDocument] = []
+        pagination = Pagination(self.provider.name, self.max_list_pages)
         self.goto("/factures?page=1")
         while True:
             self.expect_page("invoices")
             html = self.page.content()
             rows = parse_invoice_rows(html)
+            pagination.visit(self.page.url, rows)
             documents += [row for row in rows if since is None or row.document_date >= since]
             next_url = next_page_url(html)
             if next_url is None or (since is not None and any(row.document_date < since for row in rows)):

@@ -17,9 +17,10 @@ from connectors.base import SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
 from glaneur import collection
 from glaneur.db import migrate, session_scope
-from glaneur.errors import GlaneurError, NotCompatible, PortalChanged, WrongSecondFactor
+from glaneur.errors import GlaneurError, InvalidDocument, NotCompatible, PortalChanged, WrongSecondFactor
 from glaneur.settings import get_settings
 from glaneur.statuses import Status, describe
+from glaneur.storage import StorageConflict
 from tasks.browser import launch_browser, portal_session
 from tasks.collect import transient_steps
 from tasks.history import publish_history
@@ -84,23 +85,24 @@ def _collect_account(plan, account, browser, steps, settings, today) -> dict:
                 portal.start_trace()
                 documents = steps["list_documents"](connector, account.since)
                 for document in documents:
-                    newest = max(newest or document.document_date, document.document_date)
                     with session_scope() as session:
-                        if collection.is_filed(session, plan.channel_id, document.reference):
-                            already += 1
+                        filed = collection.is_filed(session, plan.channel_id, document.reference)
+                    if not filed:
+                        try:
+                            fetched = steps["download_document"](connector, document)
+                            outcome = steps["file_document"](plan, account.id, run_id, fetched)
+                        except (InvalidDocument, StorageConflict) as error:  # this document only: file the others
+                            invalid.append(error)
                             continue
-                    fetched = steps["download_document"](connector, document)
-                    try:
-                        outcome = steps["file_document"](plan, account.id, run_id, fetched)
-                    except PortalChanged as error:  # not a PDF, empty, too big: file the others
-                        invalid.append(error)
-                        continue
-                    new, already = (new + 1, already) if outcome.new else (new, already + 1)
+                    newest = max(newest or document.document_date, document.document_date)
+                    new, already = (new + 1, already) if not filed and outcome.new else (new, already + 1)
             except PortalChanged:
                 evidence = steps["keep_evidence"](plan, run_id, portal.evidence())
                 raise
         if invalid:
-            raise invalid[0]
+            with session_scope() as session:  # what was filed counts: the next run starts after it
+                collection.advance_cursor(session, account.id, newest)
+            raise collection.documents_not_filed(invalid)
     except GlaneurError as error:
         status, message = error.status, error.user_message
     except Exception as error:  # a bug: recorded, logged in full for support, never shown to users raw

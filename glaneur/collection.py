@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from connectors.base import Credentials, FetchedDocument
-from glaneur.errors import AwaitingCredentials, ConfigurationError, InvalidDocument, SecretUnreadable
+from glaneur.errors import AwaitingCredentials, ConfigurationError, GlaneurError, InvalidDocument, SecretUnreadable
 from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings
 from glaneur.statuses import Status, describe
@@ -219,12 +219,28 @@ def finish_run(
     return run
 
 
+def documents_not_filed(errors: list[GlaneurError]) -> GlaneurError:
+    """One error for the documents a run could not file (each named), with the first one's status."""
+    first = errors[0]
+    if len(errors) == 1:
+        return first
+    return type(first)(f"{len(errors)} documents were not filed: " + " ".join(e.detail or str(e) for e in errors))
+
+
+def advance_cursor(session: Session, account_id: int, newest: date | None) -> None:
+    """Move the listing cursor up to the newest document handled; never back."""
+    account = session.get(Account, account_id)
+    if newest and (account.cursor is None or newest > account.cursor):
+        account.cursor = newest
+        session.add(account)
+        session.commit()
+
+
 def record_success(session: Session, account_id: int, newest: date | None, full_pass: bool, today: date) -> None:
+    advance_cursor(session, account_id, newest)
     account = session.get(Account, account_id)
     account.status = Status.OK
     account.last_success_at = utcnow()
-    if newest and (account.cursor is None or newest > account.cursor):
-        account.cursor = newest
     if full_pass:
         account.last_full_pass = today
     session.add(account)

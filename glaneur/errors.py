@@ -74,11 +74,19 @@ class PortalChanged(GlaneurError):
     status = Status.PORTAL_CHANGED
 
 
-class PortalUnavailable(GlaneurError):
+class _Paced(GlaneurError):
+    """A refusal that may say when to come back (``Retry-After``, in seconds; None when it did not say)."""
+
+    def __init__(self, detail: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class PortalUnavailable(_Paced):
     status = Status.PORTAL_UNAVAILABLE
 
 
-class RateLimited(GlaneurError):
+class RateLimited(_Paced):
     status = Status.RATE_LIMITED
 
 

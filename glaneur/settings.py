@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     chromium_path: str | None = Field(default=None, description="Chromium executable; auto-detected.")
     browser_headless: bool = True
     navigation_timeout_seconds: float = 20.0
+    # Invoice lists: a "next" link that never ends (or loops) stops here, as portal_changed.
+    max_list_pages: int = 100
+    # A portal's Retry-After (429, 503) is honoured up to this; asked for longer, the run does not retry.
+    max_retry_after_seconds: float = 300.0
 
     # Retries of transient portal failures (Prefect task retries, exponential backoff).
     retries: int = 3

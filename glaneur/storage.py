@@ -3,11 +3,14 @@
 Both backends lay out the same keys and return the same metadata, so a deployment can move
 from the embedded local folder to S3 (or MinIO) without changing anything else:
 
-    {org}/{binder}/{channel}/{yyyy}/{mm}/{yyyy-mm-dd}_{provider}_{reference}.pdf
+    {org}/{binder}/{channel}/{yyyy}/{mm}/{yyyy-mm-dd}_{provider}_{reference}_{hash}.pdf
 
-Writes are idempotent and never overwrite: filing the same bytes at the same key twice is one
-object (``created=False`` the second time); different bytes at an existing key raise
-:class:`StorageConflict`. Nothing is ever half-written (see :meth:`LocalStorage.put`).
+``{hash}`` is a short hash of the raw reference: sanitising merges ``FA/001`` and ``FA-001``,
+the hash keeps them apart. Writes are idempotent and never overwrite: filing the same bytes at
+the same key twice is one object (``created=False`` the second time); different bytes at an
+existing key raise :class:`StorageConflict`, even on an S3-compatible store that ignores
+conditional writes (see :meth:`S3Storage.put`). Nothing is ever half-written (see
+:meth:`LocalStorage.put`).
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ __all__ = [
     "UnsafeKey",
     "document_key",
     "get_storage",
+    "reference_hash",
     "safe_part",
 ]
 
 MAX_PART_LENGTH = 80
+REFERENCE_HASH_LENGTH = 8
 MAX_KEY_LENGTH = 1024
 SIDECAR_SUFFIX = ".meta.json"
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
@@ -134,6 +139,11 @@ def safe_part(text: str) -> str:
     return part or "_"
 
 
+def reference_hash(reference: str) -> str:
+    """A short hash of the raw reference, as it appears at the end of a document's file name."""
+    return hashlib.sha256(str(reference).encode("utf-8")).hexdigest()[:REFERENCE_HASH_LENGTH]
+
+
 def document_key(
     *,
     organization: str,
@@ -144,12 +154,16 @@ def document_key(
     reference: str,
     extension: str = "pdf",
 ) -> str:
-    """``{org}/{binder}/{channel}/{yyyy}/{mm}/{yyyy-mm-dd}_{provider}_{reference}.{extension}``."""
+    """``{org}/{binder}/{channel}/{yyyy}/{mm}/{yyyy-mm-dd}_{provider}_{reference}_{hash}.{extension}``.
+
+    ``{hash}`` is :func:`reference_hash` of the raw reference, so two distinct references never share
+    a key even when they sanitise alike (``FA/001``, ``FA-001``, ``FA 001``).
+    """
     ext = extension.lower().lstrip(".")
     if not _EXTENSION.fullmatch(ext):
         raise ValueError(f"Unsupported file extension {extension!r}: use 1 to 10 letters or digits.")
     day = document_date.strftime("%Y-%m-%d")
-    name = f"{day}_{safe_part(provider)}_{safe_part(reference)}.{ext}"
+    name = f"{day}_{safe_part(provider)}_{safe_part(reference)}_{reference_hash(reference)}.{ext}"
     return "/".join(
         [
             safe_part(organization),
@@ -428,8 +442,7 @@ def _redacted(url: str | None) -> str:
 class S3Storage:
     """Objects in an S3 bucket (AWS, MinIO, any S3-compatible store) under an optional prefix.
 
-    Conditional writes (``If-None-Match: *``) make a put atomic and refuse overwrites on the
-    server side, even between concurrent workers.
+    A put never replaces an object, even on a store that ignores conditional writes: see :meth:`put`.
     """
 
     def __init__(
@@ -488,8 +501,21 @@ class S3Storage:
     def put(
         self, key: str, content: bytes, *, metadata: dict[str, str], content_type: str = "application/pdf"
     ) -> PutResult:
+        """File ``content`` at ``key`` unless an object is there; never replace an object with other bytes.
+
+        The store is not trusted to refuse an overwrite: several S3-compatible servers ignore
+        ``If-None-Match`` and replace silently. So the key is read first (an object there is
+        compared by sha256, never written over), the write is conditional (a conforming server
+        settles a race between workers), and the object is read back: if another writer's bytes
+        are there, this put reports a conflict instead of ``created``. Only on a store that ignores
+        conditional writes, two writers of different bytes at one key in the same instant can both
+        pass the first read; the read back then tells the loser, whose document is not recorded.
+        """
         full = self._full(key)
         meta = _clean_metadata(metadata, content)
+        existing = self._stored_sha256(key)
+        if existing is not None:
+            return self._same_or_conflict(key, existing, meta["sha256"])
         try:
             self._client.put_object(
                 Bucket=self.bucket,
@@ -502,13 +528,30 @@ class S3Storage:
         except Exception as exc:  # noqa: BLE001 - sorted below
             if _error_code(exc) not in {"PreconditionFailed", "412"}:
                 raise self._error("file", key, exc) from None
-            existing = self.metadata(key).get("sha256")
-            if existing is None:  # put there by something else than Glaneur: the content is the truth
-                existing = hashlib.sha256(self.get(key)).hexdigest()
-            if existing != meta["sha256"]:
-                raise _conflict(key, existing, meta["sha256"]) from None
-            return PutResult(key=key, created=False)
+            return self._same_or_conflict(key, self._stored_sha256(key), meta["sha256"])
+        stored = self._stored_sha256(key)
+        if stored != meta["sha256"]:
+            raise _conflict(key, stored, meta["sha256"])
         return PutResult(key=key, created=True)
+
+    def _stored_sha256(self, key: str) -> str | None:
+        """The sha256 of the object at ``key`` (None when there is none)."""
+        try:
+            stored = self.metadata(key).get("sha256")
+        except ObjectNotFound:
+            return None
+        if stored is None:  # put there by something else than Glaneur: the content is the truth
+            try:
+                stored = hashlib.sha256(self.get(key)).hexdigest()
+            except ObjectNotFound:
+                return None
+        return stored
+
+    @staticmethod
+    def _same_or_conflict(key: str, existing: str | None, new_sha256: str) -> PutResult:
+        if existing != new_sha256:
+            raise _conflict(key, existing, new_sha256)
+        return PutResult(key=key, created=False)
 
     def get(self, key: str) -> bytes:
         full = self._full(key)

@@ -613,8 +613,13 @@ class PortalState:
                     return login, invoice
         return None
 
-    def add_invoice(self, login: str, issued: date | None = None, amount: Decimal | None = None) -> Invoice:
-        """A new invoice: next month after the newest by default; one line when the amount is imposed."""
+    def add_invoice(
+        self, login: str, issued: date | None = None, amount: Decimal | None = None, number: str | None = None
+    ) -> Invoice:
+        """A new invoice: next month after the newest by default; one line when the amount is imposed.
+
+        ``number`` imposes the invoice's number, as portals with their own numbering show it (``FA/001``).
+        """
         account = self.accounts[login]
         existing = self._invoices[login]
         seq = len(existing) + 1
@@ -626,9 +631,12 @@ class PortalState:
         else:
             total_ttc = amount.quantize(CENT, ROUND_HALF_UP)
             total_ht = (total_ttc / (1 + VAT_RATE)).quantize(CENT, ROUND_HALF_UP)
-            number = self.supplier.number_format.format(code=account.code, seq=seq)
             line = InvoiceLine("Facture complémentaire", Decimal(1), total_ht)
-            invoice = Invoice(number, issued, account.customer, (line,), total_ttc)
+            invoice = Invoice(
+                self.supplier.number_format.format(code=account.code, seq=seq), issued, account.customer, (line,), total_ttc
+            )
+        if number is not None:
+            invoice = Invoice(number, invoice.issued, invoice.customer, invoice.lines, invoice.total_ttc)
         existing.append(invoice)
         return invoice
 

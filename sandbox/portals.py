@@ -36,14 +36,17 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from html import escape
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from sandbox.data import (
@@ -76,10 +79,82 @@ RETRY_AFTER_SECONDS = 30
 class NewInvoice(BaseModel):
     date: dt.date | None = None
     amount: Decimal | None = Field(default=None, gt=0, le=1_000_000)
+    number: str | None = Field(default=None, min_length=1, max_length=200)  # the portal's own numbering
+    # What real portals get wrong (see OddInvoice):
+    size: int | None = Field(default=None, ge=16, le=4 * 1024**3)
+    announce_size: bool = True
+    link: str | None = None
+    redirect: str | None = None
 
 
 class RateLimit(BaseModel):
     enabled: bool = True
+    retry_after: int = Field(default=RETRY_AFTER_SECONDS, ge=0)
+    requests: int | None = Field(default=None, ge=1)  # refuse only this many requests, then serve again
+
+
+@dataclass
+class OddInvoice:
+    """An invoice the portal serves badly, as some do."""
+
+    size: int | None = None  # a PDF this many bytes long, streamed (never built in memory)
+    announce_size: bool = True  # with a Content-Length; False: chunked, the size shows only while reading
+    link: str | None = None  # the list links there instead of to the portal's own download
+    redirect: str | None = None  # the portal's download answers a redirect there
+
+
+class ListQuirks(BaseModel):
+    """How an account's invoice list misbehaves (Papeterie Dupont's paginated list)."""
+
+    loop: bool = False  # the last page's "next" link goes back to page 1
+    slow_redirect: float = Field(default=0, ge=0, le=120)  # list pages: a "loading" page whose script moves to a page this slow
+    late_render: float = Field(default=0, ge=0, le=120)  # list pages: the table shows this long after the page loaded
+
+
+@dataclass
+class Misbehaviour:
+    """What tests asked a portal to get wrong, until the next reset; and the requests it served."""
+
+    invoices: dict[str, OddInvoice] = field(default_factory=dict)  # by invoice number
+    lists: dict[str, ListQuirks] = field(default_factory=dict)  # by login
+    rate_limit_left: int | None = None  # refusals left (None: every request while rate limited)
+    retry_after: int = RETRY_AFTER_SECONDS
+    served: list[dict[str, object]] = field(default_factory=list)  # {"at", "path", "status"}: what tests time
+
+
+_MISBEHAVIOUR: "weakref.WeakKeyDictionary[PortalState, Misbehaviour]" = weakref.WeakKeyDictionary()
+
+
+def misbehaviour(state: PortalState) -> Misbehaviour:
+    return _MISBEHAVIOUR.setdefault(state, Misbehaviour())
+
+
+def download_path(prefix: str, number: str) -> str:
+    """The portal's own download address of an invoice; numbers like ``FA/001`` are escaped whole."""
+    return f"{prefix}/{quote(number, safe='')}/pdf"
+
+
+def odd_download(state: PortalState, number: str) -> Response | None:
+    """The bad answer of an odd invoice's download, or None to serve it normally."""
+    odd = misbehaviour(state).invoices.get(number)
+    if odd is None:
+        return None
+    if odd.redirect:
+        return RedirectResponse(odd.redirect, 302)
+    if odd.size:
+        size = odd.size
+
+        def chunks() -> Iterator[bytes]:
+            head = b"%PDF-1.4\n% padding\n"
+            yield head
+            left, block = size - len(head), b"0" * (256 * 1024)
+            while left > 0:
+                yield block[: min(left, len(block))]
+                left -= len(block)
+
+        headers = {"Content-Length": str(size)} if odd.announce_size else {}
+        return StreamingResponse(chunks(), media_type="application/pdf", headers=headers)
+    return None
 
 
 class ExpireSessions(BaseModel):
@@ -101,6 +176,7 @@ def control_router(state: PortalState) -> APIRouter:
     @router.post("/reset")
     async def reset() -> dict[str, str]:
         state.reset()
+        _MISBEHAVIOUR[state] = Misbehaviour()
         return {"reset": state.supplier.slug}
 
     @router.get("/accounts")
@@ -111,13 +187,33 @@ def control_router(state: PortalState) -> APIRouter:
     async def add_invoice(login: str, body: NewInvoice | None = None) -> dict[str, str]:
         if login not in state.accounts:
             raise HTTPException(404, f"Unknown account {login!r}; known: {', '.join(state.accounts)}.")
-        invoice = state.add_invoice(login, body.date if body else None, body.amount if body else None)
+        body = body or NewInvoice()
+        if body.number is not None and state.find_invoice(body.number) is not None:
+            raise HTTPException(409, f"Invoice {body.number!r} exists already.")
+        invoice = state.add_invoice(login, body.date, body.amount, body.number)
+        if body.size or body.link or body.redirect:
+            misbehaviour(state).invoices[invoice.number] = OddInvoice(
+                body.size, body.announce_size, body.link, body.redirect
+            )
         return {"number": invoice.number, "date": invoice.issued.isoformat(), "amount": str(invoice.total_ttc)}
+
+    @router.post("/accounts/{login}/list")
+    async def list_quirks(login: str, body: ListQuirks) -> dict[str, object]:
+        misbehaviour(state).lists[known(login)] = body
+        return body.model_dump()
 
     @router.post("/rate-limit")
     async def rate_limit(body: RateLimit | None = None) -> dict[str, bool]:
-        state.rate_limited = body.enabled if body else True
+        body = body or RateLimit()
+        state.rate_limited = body.enabled
+        misbehaviour(state).rate_limit_left = body.requests
+        misbehaviour(state).retry_after = body.retry_after
         return {"rate_limited": state.rate_limited}
+
+    @router.get("/served")
+    async def served() -> list[dict[str, object]]:
+        """The portal requests served since the last reset, with their time (``at``, epoch seconds) and status."""
+        return misbehaviour(state).served
 
     def known(login: str) -> str:
         if login not in state.accounts:
@@ -206,9 +302,19 @@ def rate_limiter(
     """While the control flag is on, every portal request answers 429, as a throttling front end does."""
 
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if not state.rate_limited or request.url.path.startswith("/_sandbox"):
+        if request.url.path.startswith("/_sandbox"):
             return await call_next(request)
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        odd = misbehaviour(state)
+        at = time.time()
+        if not state.rate_limited:
+            response = await call_next(request)
+            odd.served.append({"at": at, "path": request.url.path, "status": response.status_code})
+            return response
+        if odd.rate_limit_left is not None:
+            odd.rate_limit_left -= 1
+            state.rate_limited = odd.rate_limit_left > 0
+        odd.served.append({"at": at, "path": request.url.path, "status": 429})
+        headers = {"Retry-After": str(odd.retry_after)}
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": "Trop de requêtes, réessayez plus tard."}, 429, headers=headers)
         body = "<h1>Trop de requêtes</h1><p>Merci de patienter avant de réessayer.</p>"
@@ -309,15 +415,21 @@ def _pd_second_factor_page(state: PortalState, pending: PendingLogin, alert: str
     )
 
 
-def _pd_invoice_table(invoices: list[Invoice], page: int, more: bool, customer: str) -> HTMLResponse:
+def _pd_invoice_table(
+    invoices: list[Invoice], page: int, more: bool, customer: str, *, links: dict[str, str] | None = None,
+    next_page: int | None = None,
+) -> HTMLResponse:
+    """``links`` replaces some invoices' download links; ``next_page`` where "next" goes (default: page + 1)."""
+    links = links or {}
     rows = "\n".join(
         f'<tr><td>{escape(i.number)}</td><td>{i.issued:%d/%m/%Y}</td><td class="montant">{french_amount(i.total_ttc)}</td>'
-        f'<td><a class="pdf" href="/factures/{escape(i.number)}/pdf">Télécharger</a></td></tr>'
+        f'<td><a class="pdf" href="{escape(links.get(i.number) or download_path("/factures", i.number))}">Télécharger</a></td></tr>'
         for i in invoices
     )
     empty = '<p class="vide">Aucune facture.</p>' if not invoices else ""
     previous = f'<a class="prev" href="/factures?page={page - 1}">Page précédente</a>' if page > 1 else ""
-    following = f'<a class="next" href="/factures?page={page + 1}">Page suivante</a>' if more else ""
+    next_page = next_page or (page + 1 if more else None)
+    following = f'<a class="next" href="/factures?page={next_page}">Page suivante</a>' if next_page else ""
     return _pd_page(
         "Mes factures",
         f"""<h1>Mes factures</h1>
@@ -504,6 +616,13 @@ def papeterie_dupont_app() -> FastAPI:
         if redirect := detour(session.login):
             return redirect
         await pace(state, session.login)
+        quirks = misbehaviour(state).lists.get(session.login, ListQuirks())
+        listing = "page" in request.query_params  # the list itself, not the landing page after login
+        if listing and quirks.slow_redirect and "suite" not in request.query_params:  # a "loading" page first
+            script = f"addEventListener('load', () => setTimeout(() => location.replace('/factures?page={page}&suite=1'), 50));"
+            return _pd_page("Chargement", f"<p class='chargement'>Chargement de vos factures…</p><script>{script}</script>")
+        if listing and quirks.slow_redirect:
+            await asyncio.sleep(quirks.slow_redirect)
         if state.list_request_fails(session.login):
             body = "<h1>Maintenance en cours</h1><p>Le site est momentanément indisponible. Réessayez dans quelques instants.</p>"
             response = _pd_page("Maintenance", body, status=503)
@@ -514,9 +633,25 @@ def papeterie_dupont_app() -> FastAPI:
         more = len(invoices) > page * PAGE_SIZE
         if state.accounts[session.login].scenario is Scenario.CHANGED_LAYOUT:
             return _pd_invoice_cards(shown, page, more)
-        return _pd_invoice_table(shown, page, more, state.accounts[session.login].customer.name)
+        odd = misbehaviour(state).invoices
+        response = _pd_invoice_table(
+            shown,
+            page,
+            more,
+            state.accounts[session.login].customer.name,
+            links={i.number: odd[i.number].link for i in shown if i.number in odd and odd[i.number].link},
+            next_page=1 if quirks.loop and not more else None,
+        )
+        if listing and quirks.late_render:  # the page is loaded at once; its script shows the table later
+            later = int(quirks.late_render * 1000)
+            script = (f"<script>setTimeout(() => document.querySelector('main').append("
+                      f"document.getElementById('plus-tard').content.cloneNode(true)), {later});</script>")
+            body = response.body.decode().replace('<table id="factures">', '<template id="plus-tard"><table id="factures">')
+            body = body.replace("</table>", "</table></template>" + script)
+            return HTMLResponse(body)
+        return response
 
-    @app.get("/factures/{number}/pdf")
+    @app.get("/factures/{number:path}/pdf")
     async def invoice_download(request: Request, number: str) -> Response:
         session = session_of(request)
         if session is None:
@@ -530,7 +665,7 @@ def papeterie_dupont_app() -> FastAPI:
         if owner != session.login:
             return _pd_page("Accès refusé", "<h1>Accès refusé</h1>", logged_in=True, status=403)
         await pace(state, session.login)
-        return pdf_response(state, owner, invoice)
+        return odd_download(state, number) or pdf_response(state, owner, invoice)
 
     @app.get("/cgv")
     async def terms(request: Request) -> Response:
@@ -752,7 +887,9 @@ def _ev_shell(account: Account, default_since: dt.date) -> HTMLResponse:
     return _ev_page("Espace client", body, script=_EV_SHELL_SCRIPT)
 
 
-def _ev_invoices_json(account: Account, invoices: list[Invoice]) -> JSONResponse:
+def _ev_invoices_json(account: Account, invoices: list[Invoice], links: dict[str, str] | None = None) -> JSONResponse:
+    """``links`` replaces some invoices' download links."""
+    links = links or {}
     if account.scenario is Scenario.CHANGED_LAYOUT:
         bills = [
             {
@@ -770,7 +907,7 @@ def _ev_invoices_json(account: Account, invoices: list[Invoice]) -> JSONResponse
             "date": i.issued.isoformat(),
             "montant_ttc": float(i.total_ttc),  # a JSON number, as the real API sends it
             "devise": "EUR",
-            "pdf": f"/api/factures/{i.number}/pdf",
+            "pdf": links.get(i.number) or download_path("/api/factures", i.number),
         }
         for i in invoices
     ]
@@ -995,15 +1132,17 @@ def energie_verte_app() -> FastAPI:
     @api.get("/factures")
     async def invoices(account: Annotated[Account, Depends(api_client)], depuis: dt.date | None = None) -> Response:
         await pace(state, account.login)
-        return _ev_invoices_json(account, state.invoices(account.login, since=depuis))
+        odd = misbehaviour(state).invoices
+        links = {number: quirk.link for number, quirk in odd.items() if quirk.link}
+        return _ev_invoices_json(account, state.invoices(account.login, since=depuis), links)
 
-    @api.get("/factures/{number}/pdf")
+    @api.get("/factures/{number:path}/pdf")
     async def invoice_download(number: str, account: Annotated[Account, Depends(api_client)]) -> Response:
         found = state.find_invoice(number)
         if found is None or found[0] != account.login:  # someone else's invoice is as good as missing
             raise HTTPException(404, "Facture introuvable.")
         await pace(state, account.login)
-        return pdf_response(state, account.login, found[1])
+        return odd_download(state, number) or pdf_response(state, account.login, found[1])
 
     app.include_router(pages)
     app.include_router(api)

@@ -32,10 +32,18 @@ if TYPE_CHECKING:
 
 
 def is_transient(task: Task, task_run: TaskRun, state: State) -> bool:
-    """Retry only what the status table marks as retried."""
+    """Retry only what the status table marks as retried, and never sooner than the portal asked.
+
+    A ``Retry-After`` within ``GLANEUR_MAX_RETRY_AFTER_SECONDS`` is honoured by the connector (its
+    next request waits until then, so the retry comes after both Prefect's backoff and the portal's
+    delay); a longer one is not retried in this run: holding a browser that long helps nobody.
+    """
     try:
         state.result()
     except GlaneurError as error:
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > get_settings().max_retry_after_seconds:
+            return False
         return error.retried
     except Exception:
         return False

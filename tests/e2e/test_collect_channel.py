@@ -20,7 +20,7 @@ from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.models import Channel, CollectionRun, Document, Right
 from glaneur.settings import get_settings
-from glaneur.storage import get_storage
+from glaneur.storage import get_storage, reference_hash
 from sandbox.data import SUPPLIERS, accounts_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -95,7 +95,9 @@ def test_two_accounts_are_collected_filed_and_not_downloaded_again(glaneur_home,
         assert hashlib.sha256(content).hexdigest() == document.sha256 == storage.metadata(document.storage_key)["sha256"]
         assert document.size == len(content)
         assert document.storage_key.startswith(f"org/factures/{slug}/{document.document_date:%Y/%m}/")
-        assert document.storage_key.endswith(f"_papeterie-dupont_{document.provider_reference}.pdf")
+        assert document.storage_key.endswith(
+            f"_papeterie-dupont_{document.provider_reference}_{reference_hash(document.provider_reference)}.pdf"
+        )
     files = [p for p in (glaneur_home / "documents").rglob("*.pdf")]
     assert len(files) == 28
     assert [r.status for r in runs()] == ["ok", "ok"]

@@ -30,6 +30,7 @@ from glaneur.storage import (
     document_key,
     get_storage,
 )
+from tests.e2e.s3_servers import store_ignoring_conditional_writes
 
 ACCESS_KEY = "AKIAGLANEURTESTING00"
 SECRET_KEY = "glaneur-test-secret-never-printed"
@@ -175,22 +176,63 @@ def test_s3_idempotent_and_never_overwrites(s3_env: str) -> None:
     assert len(versions) == 1
 
 
-def test_the_server_refuses_the_overwrite_itself(s3_env: str) -> None:
-    """The refusal does not rest on a check-then-write in Glaneur: the server answers 412."""
+def test_the_write_is_conditional_and_read_back(s3_env: str) -> None:
+    """Read first (never write over an object), write with If-None-Match (a race), read back (a lax store)."""
     s3 = get_storage()
     key, content, metadata = documents()[0]
     calls: list[str] = []
+    conditions: list[object] = []
     client = s3._client
     client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    client.meta.events.register(
+        "provide-client-params.s3.PutObject", lambda params, **_: conditions.append(params.get("IfNoneMatch"))
+    )
 
     s3.put(key, content, metadata=metadata)
-    assert calls == ["PutObject"]  # no HEAD before writing
+    assert calls == ["HeadObject", "PutObject", "HeadObject"]
+    assert conditions == ["*"]
     s3.put(key, content, metadata=metadata)
-    assert calls == ["PutObject", "PutObject", "HeadObject"]  # 412, then compare the sha256
+    assert calls[3:] == ["HeadObject"]  # there already, same sha256: nothing written
 
     with pytest.raises(ClientError) as caught:
         raw_client().put_object(Bucket=s3_env, Key=key, Body=b"other", IfNoneMatch="*")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_a_store_that_ignores_conditional_writes_never_has_an_object_replaced(
+    s3_env: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 2: through a store that ignores If-None-Match, a put used to replace the object silently."""
+    direct = raw_client()  # straight to moto, to see what is really stored
+    with store_ignoring_conditional_writes(s3_endpoint) as lax_endpoint:
+        lax = boto3.session.Session().client("s3", endpoint_url=lax_endpoint, region_name=REGION)
+        lax.put_object(Bucket=s3_env, Key="probe", Body=b"first")
+        lax.put_object(Bucket=s3_env, Key="probe", Body=b"second", IfNoneMatch="*")  # the store ignores it
+        assert direct.get_object(Bucket=s3_env, Key="probe")["Body"].read() == b"second"
+
+        monkeypatch.setenv("GLANEUR_S3_ENDPOINT_URL", lax_endpoint)
+        reset_settings()
+        s3 = get_storage()
+        key, content, metadata = documents()[0]
+        other = content + b"% another invoice\n"
+
+        assert s3.put(key, content, metadata=metadata) == PutResult(key, True)
+        with pytest.raises(StorageConflict, match="not overwritten"):
+            s3.put(key, other, metadata={**metadata, "run": "2"})
+        assert s3.put(key, content, metadata={**metadata, "run": "3"}) == PutResult(key, False)
+
+        planted = documents()[1][0]  # an object some other tool put there, without Glaneur's metadata
+        direct.put_object(Bucket=s3_env, Key=planted, Body=b"%PDF-1.4 not ours")
+        with pytest.raises(StorageConflict):
+            s3.put(planted, other, metadata=metadata)
+
+    def stored(k: str) -> tuple[bytes, dict[str, str]]:
+        found = direct.get_object(Bucket=s3_env, Key=k)
+        return found["Body"].read(), found["Metadata"]
+
+    body, meta = stored(key)
+    assert body == content and meta["run"] == metadata["run"] and meta["sha256"] == hashlib.sha256(content).hexdigest()
+    assert stored(planted)[0] == b"%PDF-1.4 not ours"
 
 
 def test_object_filed_by_something_else_is_compared_by_content(s3_env: str) -> None:

@@ -25,6 +25,7 @@ from glaneur.storage import (
     UnsafeKey,
     document_key,
     get_storage,
+    reference_hash,
     safe_part,
 )
 
@@ -130,7 +131,17 @@ def test_safe_part_caps_length_and_keeps_long_parts_distinct() -> None:
 
 
 def test_document_key_layout() -> None:
-    assert a_key() == "Acme-SARL/Achats/papeterie-dupont/2024/03/2024-03-05_papeterie-dupont_F-2024-001.pdf"
+    assert a_key() == "Acme-SARL/Achats/papeterie-dupont/2024/03/2024-03-05_papeterie-dupont_F-2024-001_289ebf70.pdf"
+    assert reference_hash("F-2024-001") == hashlib.sha256(b"F-2024-001").hexdigest()[:8]
+
+
+def test_references_that_sanitise_alike_get_distinct_keys() -> None:
+    """Issue 14 item 1: FA/001 and FA-001 (same day) used to share a key; each blocked the other."""
+    references = ["FA/001", "FA-001", "FA 001", "FA:001", "fa-001", "FA-001 "]
+    keys = [a_key(reference) for reference in references]
+    assert len(set(keys)) == len(references)
+    assert {key.rsplit("_", 2)[1] for key in keys[:4]} == {"FA-001"}  # still readable: the sanitised reference
+    assert a_key("FA/001") == a_key("FA/001")  # deterministic: the same document gets the same key
 
 
 def test_document_key_sanitises_every_part() -> None:
@@ -143,7 +154,7 @@ def test_document_key_sanitises_every_part() -> None:
         reference="../../../passwd",
         extension=".PNG",
     )
-    assert key == "etc/_/e/2024/12/2024-12-31_Fournisseur-Cie_passwd.png"
+    assert key == "etc/_/e/2024/12/2024-12-31_Fournisseur-Cie_passwd_9bc39a87.png"
     storage_module._check_key(key)
 
 
@@ -156,7 +167,7 @@ def test_document_key_takes_only_the_date_of_a_datetime() -> None:
         provider="p",
         reference="r",
     )
-    assert key == "o/b/c/2024/01/2024-01-02_p_r.pdf"
+    assert key == "o/b/c/2024/01/2024-01-02_p_r_454349e4.pdf"
 
 
 @pytest.mark.parametrize("extension", ["", "p/df", "../pdf", "x" * 11, "pd f"])
