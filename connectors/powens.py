@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -257,13 +257,14 @@ def _date(value: Any, name: str, what: str, *, required: bool = True) -> date | 
 
 
 def _datetime(value: Any, name: str, what: str) -> datetime | None:
-    """Powens writes ``YYYY-MM-DD HH:MM:SS`` (documented), sometimes ISO with a 'T'."""
+    """Powens writes ``YYYY-MM-DD HH:MM:SS`` in UTC (documented), sometimes ISO with a 'T': always aware, UTC."""
     if value in (None, ""):
         return None
     try:
-        return datetime.fromisoformat(str(value).replace(" ", "T"))
+        moment = datetime.fromisoformat(str(value).replace(" ", "T"))
     except ValueError:
         raise _malformed(what, f"'{name}' is not a date-time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _decimal(value: Any, name: str, what: str, *, required: bool = True) -> Decimal | None:
@@ -602,7 +603,8 @@ class PowensClient:
         if min_date is not None:
             params["min_date"] = min_date.isoformat()
         if last_update is not None:
-            params["last_update"] = last_update.strftime("%Y-%m-%d %H:%M:%S")
+            utc = last_update.astimezone(UTC) if last_update.tzinfo else last_update
+            params["last_update"] = utc.strftime("%Y-%m-%d %H:%M:%S")
         path = f"/users/me/accounts/{account_id}/transactions" if account_id else "/users/me/transactions"
         return parse_transactions_page(self._request("GET", path, params=params))
 

@@ -881,6 +881,7 @@ def vault_rotate_key(
 from glaneur.cli_firm import register as _register_firm_commands  # noqa: E402  (uses the helpers above)
 
 _register_firm_commands(app)
+__import__("glaneur.cli_bank").cli_bank.register(app)  # glaneur bank ...
 
 
 def main() -> None:  # pragma: no cover - console script convenience
