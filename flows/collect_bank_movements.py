@@ -65,7 +65,7 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
     try:
         remote = with_retries(steps.sync_connection, settings)(plan.channel_id)
         if remote.status != Status.OK:
-            raise steps.status_error(remote)
+            raise steps.status_error(remote, plan.channel)
         with_retries(steps.list_accounts, settings)(plan.channel_id)
         fetched = with_retries(steps.fetch_movements, settings)(plan.channel_id, run_id)
         new, already = fetched.new + fetched.updated, fetched.unchanged

@@ -120,14 +120,15 @@ def _read_line(from_stdin: bool, prompt: str) -> str:
 
 
 def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: str, login: str, password: str,
-                   from_stdin: bool):
+                   from_stdin: bool, connection_id: int | None = None):
     from connectors.powens import webview_url
     from connectors.powens_webview import drive
     from glaneur.settings import get_settings
     from tasks.browser import launch_browser
 
-    url = webview_url(settings.webview_url, "connect", domain=client.domain, client_id=client.client_id,
-                      redirect_uri=settings.redirect_uri, code=code)
+    flow = "connect" if connection_id is None else "reconnect"
+    url = webview_url(settings.webview_url, flow, domain=client.domain, client_id=client.client_id,
+                      redirect_uri=settings.redirect_uri, code=code, connection_id=connection_id)
 
     def ask_code(prompt: str) -> str:
         base._say(f"The bank asks: {prompt}", style="yellow")
@@ -140,6 +141,47 @@ def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: 
                          password=password, ask_code=ask_code, decoupled_timeout=settings.webview_timeout_seconds)
         finally:
             context.close()
+
+
+@bank_app.command("reconnect")
+def bank_reconnect(
+    channel: str,
+    login: str = typer.Option(..., "--login", help="The bank login; the password is asked."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Password on stdin's first line, the bank's codes on the next lines."),
+    no_collect: bool = typer.Option(False, "--no-collect", help="Do not collect now."),
+) -> None:
+    """Answer the bank's second factor (SCARequired, decoupled...) or a new password: the POWENS reconnect page."""
+    from connectors.powens import PowensClient
+
+    settings = bank.powens_settings()
+    api_url, client_id, _ = settings.require()
+    with base._session() as session:
+        found, connection = bank.get_connection(session, channel)
+        org = bank.admin.organization_of(session, found)
+        bank.admin.require_right(base._actor(session, org), org, bank.RIGHT)
+        token = bank.read_token(session, connection)
+        powens_id, bank_name = connection.powens_connection_id, session.get(bank.Bank, connection.bank_id).name
+    password = _read_line(password_stdin, "Bank password")
+    try:
+        with PowensClient(api_url, client_id=client_id, token=token) as client:
+            code = client.temporary_code()
+            _drive_webview(client, settings, code, bank_name, login, password, password_stdin, connection_id=powens_id)
+    except GlaneurError as error:
+        base._error(f"{error.status.value}: {error.user_message}")
+        raise typer.Exit(base.FAILED_EXIT) from None
+    finally:
+        del password
+    with base._session() as session:
+        found, _ = bank.get_connection(session, channel)
+        bank.admin.audit_log_entry(session, bank.admin.organization_of(session, found), base._actor(session, org),
+                                   "bank.reconnect", channel)
+    base._say(f"Reconnected: {channel}.")
+    if not no_collect:
+        from flows.collect_bank_movements import run_bank_channel
+
+        summary = run_bank_channel(channel)
+        base._say(f"Collection: {summary['status']}: {summary['message']}", style="default")
 
 
 @bank_app.command("run")

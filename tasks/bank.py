@@ -185,15 +185,15 @@ def _utc(moment):
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def status_error(connection: Connection) -> GlaneurError:
+def status_error(connection: Connection, channel: str) -> GlaneurError:
     """The typed error of a connection's state, saying what to do next."""
     from connectors.powens import _ERROR_CLASSES, RECONNECT_STATES
 
     cls = _ERROR_CLASSES.get(connection.status, GlaneurError)
     said = f"POWENS: {connection.error_message or connection.state}."
     if connection.state in RECONNECT_STATES:
-        said += " The account holder must reconnect the bank (second factor or new password in the bank's page): " \
-                "glaneur bank reconnect CHANNEL, or the link sent to them."
+        said += (" The account holder must reconnect the bank (the bank's second factor, or a new password, in the "
+                 f"POWENS page): glaneur bank reconnect {channel}.")
     error = cls(said)
     if cls is GlaneurError:
         error.status = connection.status

@@ -193,6 +193,8 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
         assert_no_secret(glaneur_home, flow_run_id, [token, SECRET])
     show = ok("bank", "show", SLUG)
     assert "Consent: given by anne@acme.example" in " ".join(show.output.split())
+    doctor = ok("doctor", SLUG)
+    assert "given by anne@acme.example" in " ".join(doctor.output.split()) and "No check failed" in doctor.output
 
 
 EXPECTED = {
@@ -221,7 +223,14 @@ def test_every_state_leads_to_its_status_and_failures_lose_nothing(powens, glane
             assert "reconnect" in summary["message"]
     assert not movements()  # nothing recorded from a connection in error
 
-    remote.state = None
+    # The next action for a second factor: the holder reconnects (the bank's SMS code in the reconnect page).
+    remote.state = "SCARequired"
+    assert run_bank()["status"] == Status.AWAITING_SECOND_FACTOR.value
+    reconnected = glaneur("--as", ANNE, "bank", "reconnect", SLUG, "--login", "ok", "--password-stdin",
+                          "--no-collect", input="1234\n123456\n")
+    assert reconnected.exit_code == 0, (reconnected.output, reconnected.exception)
+    assert remote.state is None and len(world.connections) == 1
+
     monkeypatch.setenv("GLANEUR_RETRIES", "0")
     from glaneur.settings import reset_settings
 
@@ -241,7 +250,7 @@ def test_every_state_leads_to_its_status_and_failures_lose_nothing(powens, glane
     assert revoked["status"] == Status.AWAITING_CREDENTIALS.value and "connect the bank again" in revoked["message"]
 
 
-def test_decoupled_approval_then_revoking_consent_purges(powens, glaneur_home):
+def test_decoupled_approval_dispatch_then_revoking_consent_purges(powens, glaneur_home, deployments):
     world = powens
     world.decoupled_seconds = 1.5  # the holder approves in the bank's app
     ok("--as", ANNE, "bank", "add", "acme", BANK)
@@ -250,6 +259,23 @@ def test_decoupled_approval_then_revoking_consent_purges(powens, glaneur_home):
     [remote] = world.connections.values()
     assert remote.state is None
     assert run_bank()["status"] == "ok"
+    # The daily dispatch: one collect-bank-movements run per bank channel and day (twice: still one).
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from flows.dispatch import dispatch_daily
+    from tests.e2e.conftest import prefect_call
+
+    bank_deployment = deployments("collect-bank-movements")
+    for _ in range(2):
+        dispatch_daily(day=DAY1)
+
+    async def read(client):
+        return await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[bank_deployment])))
+
+    (scheduled,) = prefect_call(read)
+    assert scheduled.parameters == {"channel": SLUG, "day": DAY1.isoformat()} and scheduled.state.is_scheduled()
+
     with session() as s:
         token_ref = s.exec(select(BankConnection)).one().token_ref
     ok("--as", ANNE, "bank", "revoke", SLUG, "--yes")
@@ -261,3 +287,5 @@ def test_decoupled_approval_then_revoking_consent_purges(powens, glaneur_home):
     assert not channel().active
     shown = ok("bank", "show", SLUG)
     assert "revoked" in shown.output
+    doctor = glaneur("doctor", SLUG)
+    assert doctor.exit_code == 1 and "consent of anne@acme.example revoked" in " ".join(doctor.output.split())
