@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from prefect import flow, get_run_logger, runtime
 from prefect.states import Completed, Failed, State
 
+from connectors.powens import RECONNECT_STATES
 from glaneur import bank, collection
 from glaneur.db import migrate, session_scope
 from glaneur.errors import GlaneurError
@@ -62,6 +63,7 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
         run_id = collection.start_run(session, plan, None, _flow_run_id())
     new = already = 0
     keys: list[str] = []
+    remote = None
     try:
         remote = with_retries(steps.sync_connection, settings)(plan.channel_id)
         if remote.status != Status.OK:
@@ -81,8 +83,14 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
 
     with session_scope() as session:
         collection.finish_run(session, run_id, status=status, message=message, new=new, already_had=already)
-        collection.update_channel_status(session, plan.channel_id, status, message)
+        changed = collection.update_channel_status(session, plan.channel_id, status, message)
         notify_channel_status(session, plan.channel_id, link=flow_run_link(_flow_run_id()))
+        if changed and remote is not None and remote.state in RECONNECT_STATES:
+            from glaneur.serve import reconnect_link
+
+            channel_row, connection = bank.get_connection(session, plan.channel)
+            bank.tell_holder_to_reconnect(session, channel_row, connection,
+                                          reconnect_link(bank.powens_settings(), plan.channel))
     get_run_logger().info("%s: %s, %d new or updated, %d already had, %d file(s)", plan.channel, status, new, already,
                           len(keys))
     publish_history(plan)

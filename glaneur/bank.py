@@ -83,6 +83,8 @@ class PowensSettings(BaseSettings):
     redirect_uri: str = "http://127.0.0.1:8707/powens/callback"  # the callback service (glaneur serve)
     first_movements_hours: tuple[float, float] = (48.0, 72.0)  # "débutera 48-72 heures après la connexion"
     webview_timeout_seconds: float = 300.0  # how long a decoupled approval is waited for in the webview
+    public_url: str = "http://127.0.0.1:8707"  # where `glaneur serve` is reached (links sent to holders)
+    webhook_secret: SecretStr | None = None  # set in Powens' console for webhooks
 
     def require(self) -> tuple[str, str, str]:
         if not self.api_url or not self.client_id or self.client_secret is None:
@@ -429,6 +431,21 @@ def connection_accounts(session: Session, connection: BankConnection) -> list[Ba
 def movements(session: Session, account: BankAccount) -> list[BankMovement]:
     return list(session.exec(select(BankMovement).where(BankMovement.bank_account_id == account.id)
                              .order_by(BankMovement.booking_date, BankMovement.powens_id)).all())
+
+
+def tell_holder_to_reconnect(session: Session, channel: Channel, connection: BankConnection, link: str) -> bool:
+    """The holder (a user of the organisation, by the consent's address) gets the reconnect link: bell and mail."""
+    from glaneur.notify import notify_user
+
+    consent = session.get(BankConsent, connection.consent_id) if connection.consent_id else None
+    holder = session.get(User, consent.holder_user_id) if consent and consent.holder_user_id else None
+    if holder is None:
+        return False
+    notify_user(session, holder, kind="bank_reconnect", subject=f"[Glaneur] {channel.label}: la banque demande une validation",
+                body=("Votre banque demande une nouvelle validation (double authentification ou mot de passe) pour "
+                      "continuer la récupération des mouvements. Ouvrez le lien, puis suivez la page POWENS."),
+                link=link)
+    return True
 
 
 @dataclass(frozen=True)

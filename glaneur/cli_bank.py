@@ -24,6 +24,17 @@ bank_app = typer.Typer(no_args_is_help=True, help="Banks (référentiel comptabl
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bank_app, name="bank")
+    app.command("serve")(serve)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8707, "--port"),
+) -> None:
+    """Run the callback service POWENS talks to (webview return, webhooks, reconnect links). See glaneur/serve.py."""
+    from glaneur.serve import serve as run
+
+    run(host=host, port=port)
 
 
 @bank_app.command("add")

@@ -177,7 +177,8 @@ class PowensWorld:
     rate_limit: int | None = None  # calls a minute; None: unlimited (Powens' sandbox allows 30)
     first_movements_delay: float = 0.0
     decoupled_seconds: float | None = None  # the demo's "approved in the app" after this long
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # where CONNECTION_SYNCED / CONNECTION_DELETED are posted, signed
+    webhook_secret: str | None = None
     today: date = field(default_factory=date.today)
     lock: threading.RLock = field(default_factory=threading.RLock)
     tokens: dict[str, int] = field(default_factory=dict)
@@ -188,6 +189,8 @@ class PowensWorld:
     calls: deque = field(default_factory=deque)
     truncate_next: int = 0
     requests_seen: list[str] = field(default_factory=list)  # paths only: what the client asked
+    day_cache: dict = field(default_factory=dict)
+    webhooks_sent: list = field(default_factory=list)
     _next_user: int = 1
     _next_connection: int = 100
     _next_account: int = 1000
@@ -279,6 +282,36 @@ class PowensWorld:
         """A synchronisation: a connection in an error state stays in it; otherwise ``last_update`` moves."""
         if connection.state is None:
             connection.last_update = self.now()
+            self.send_webhook("CONNECTION_SYNCED", {"connection": connection.payload()})
+
+    def send_webhook(self, event: str, payload: dict) -> None:
+        """POST a signed webhook (``BI-Signature``: base64 HMAC-SHA256 of METHOD.PATH.DATE.BODY) in the background."""
+        if not self.webhook_url or not self.webhook_secret:
+            return
+        import base64
+        import hmac
+        import json
+        import threading
+        from urllib.parse import urlsplit
+
+        import httpx
+
+        body = json.dumps(payload).encode()
+        date = datetime.now().astimezone().isoformat()
+        path = urlsplit(self.webhook_url).path
+        message = f"POST.{path}.{date}.".encode() + body
+        signature = base64.b64encode(hmac.new(self.webhook_secret.encode(), message, hashlib.sha256).digest()).decode()
+        headers = {"BI-Signature": signature, "BI-Signature-Date": date, "BI-Event": event,
+                   "Content-Type": "application/json"}
+
+        def post() -> None:
+            try:
+                self.webhooks_sent.append((event, httpx.post(self.webhook_url, content=body, headers=headers,
+                                                             timeout=30).status_code))
+            except httpx.HTTPError as error:
+                self.webhooks_sent.append((event, type(error).__name__))
+
+        threading.Thread(target=post, daemon=True).start()
 
     def delete_connection(self, connection_id: int) -> None:
         with self.lock:
@@ -316,6 +349,14 @@ class PowensWorld:
         return f"{total / 100:.2f}"
 
     def _day_movements(self, account: Account, day: date) -> list[dict]:
+        """The movements of ``account`` dated ``day``, as seen on the clock's day (computed once per clock day)."""
+        key = (account.id, day, self.today)
+        found = self.day_cache.get(key)
+        if found is None:
+            found = self.day_cache[key] = self._compute_day(account, day)
+        return found
+
+    def _compute_day(self, account: Account, day: date) -> list[dict]:
         seed = int(hashlib.sha256(f"{account.id}:{day.isoformat()}".encode()).hexdigest()[:8], 16)
         count = 1 + seed % account.per_day if account.per_day > 1 else 1
         if account.per_day > 3:
