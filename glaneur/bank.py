@@ -278,7 +278,9 @@ def get_connection(session: Session, channel: Channel | str, *, deleted_ok: bool
     channel = admin.get_channel(session, channel, deleted_ok=deleted_ok)
     if channel.kind != ChannelKind.BANK:
         raise UsageError(f"channel '{channel.slug}' is not a bank channel.")
-    connection = session.exec(select(BankConnection).where(BankConnection.channel_id == channel.id)).one()
+    connection = session.exec(select(BankConnection).where(BankConnection.channel_id == channel.id)).first()
+    if connection is None:
+        raise UsageError(f"bank channel '{channel.slug}' has no POWENS connection: connect it with 'glaneur bank connect'.")
     return channel, connection
 
 
@@ -364,10 +366,11 @@ def upsert_movements(session: Session, accounts: dict[int, BankAccount], transac
     The caller commits per page; a crash mid-way leaves whole pages, and the next run (same cursor)
     reads them again and finds them unchanged.
     """
-    by_account: dict[int, list] = {}
-    for item in transactions:
-        by_account.setdefault(item.id_account, []).append(item)
-    for powens_account, items in by_account.items():
+    by_account: dict[int, dict[int, object]] = {}
+    for item in transactions:  # an item repeated within a page (offset pages shift as movements arrive): the last wins
+        by_account.setdefault(item.id_account, {})[item.id] = item
+    for powens_account, unique in by_account.items():
+        items = list(unique.values())
         account = accounts.get(powens_account)
         if account is None:
             continue  # an account of another connection of the same Powens user

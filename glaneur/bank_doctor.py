@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from glaneur import bank
 from glaneur.doctor import Check, Verdict, _last_run, _status
+from glaneur.errors import UsageError
 from glaneur.models import BankConsentState, Channel, CollectionRun
 from glaneur.statuses import Status, describe
 
@@ -21,8 +22,12 @@ from glaneur.statuses import Status, describe
 def diagnose_bank(session: Session, channel: Channel, now: datetime) -> list[Check]:
     from sqlmodel import col, select
 
-    _, connection = bank.get_connection(session, channel, deleted_ok=True)
     checks = [_status(session, channel)]
+    try:
+        _, connection = bank.get_connection(session, channel, deleted_ok=True)
+    except UsageError as error:
+        return [*checks, Check("connection", Verdict.FAIL, str(error),
+                               "Add the bank to the referential, then connect it (glaneur bank add, bank connect).")]
     state = connection.state
     if connection.powens_connection_id is None:
         checks.append(Check("connection", Verdict.FAIL, "no POWENS connection",

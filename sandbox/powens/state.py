@@ -371,7 +371,7 @@ class PowensWorld:
             label = _LABELS[h % len(_LABELS)]
             updated = datetime.combine(day + timedelta(days=1 if booked else 0), datetime.min.time()) + timedelta(hours=8)
             items.append({
-                "id": account.id * 10_000_000 + (day.toordinal() - 730000) * 100 + k,
+                "id": (account.id * 100_000 + day.toordinal() - 730_000) * 10_000 + k,  # unique for up to 10,000 a day
                 "id_account": account.id,
                 "application_date": day.isoformat(),
                 "date": day.isoformat(),
