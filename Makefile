@@ -31,6 +31,7 @@ bench: setup
 	$(PY) bench/collect_bench.py
 	$(PY) bench/resume_latency.py
 	$(PY) bench/statements_bench.py
+	$(PY) bench/bank_sync_bench.py
 
 clean:
 	rm -rf var/
