@@ -32,6 +32,7 @@ bench: setup
 	$(PY) bench/resume_latency.py
 	$(PY) bench/statements_bench.py
 	$(PY) bench/cli_startup.py
+	$(PY) bench/bank_sync_bench.py
 
 clean:
 	rm -rf var/

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cli import channels, common, doctor, firm, history, notifications, requests, setup, statements, vault
+from cli import bank, channels, common, doctor, firm, history, notifications, requests, setup, statements, vault
 
 app = typer.Typer(
     cls=common.Root,
@@ -86,6 +86,8 @@ app.add_typer(firm.partner_app, name="partner")
 app.add_typer(firm.firm_app, name="firm")
 app.add_typer(firm.iban_app, name="iban")
 app.add_typer(statements.statements_app, name="statements")
+app.add_typer(bank.bank_app, name="bank")
+app.command("serve")(bank.serve)
 
 
 def main() -> None:  # pragma: no cover - console script convenience

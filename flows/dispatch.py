@@ -21,6 +21,7 @@ from glaneur.settings import get_settings
 
 COLLECT_DEPLOYMENT = "collect-channel/collect-channel"
 ROUTE_DEPLOYMENT = "route-statements/route-statements"
+BANK_DEPLOYMENT = "collect-bank-movements/collect-bank-movements"
 
 
 def slot_time(day: date, slot: str, timezone: str) -> datetime:
@@ -30,7 +31,8 @@ def slot_time(day: date, slot: str, timezone: str) -> datetime:
 
 @flow(name="dispatch-daily", flow_run_name="dispatch-{day}")
 def dispatch_daily(
-    day: date | None = None, deployment: str = COLLECT_DEPLOYMENT, route_deployment: str = ROUTE_DEPLOYMENT
+    day: date | None = None, deployment: str = COLLECT_DEPLOYMENT, route_deployment: str = ROUTE_DEPLOYMENT,
+    bank_deployment: str = BANK_DEPLOYMENT,
 ) -> list[str]:
     """Schedule today's collection of every active supplier channel, and each firm's statements routing
     (once: idempotent per channel or firm, and day)."""
@@ -45,6 +47,9 @@ def dispatch_daily(
             )
         ).all()
         firm_slugs = [org.slug for org in firms(session)]
+        bank_channels = session.exec(
+            select(Channel.slug, Channel.time_slot).where(Channel.active == True, Channel.kind == ChannelKind.BANK)  # noqa: E712
+        ).all()
     scheduled = []
     for slug, slot in channels:
         run = run_deployment(
@@ -52,6 +57,15 @@ def dispatch_daily(
             parameters={"channel": slug},
             scheduled_time=slot_time(day, slot, settings.timezone),
             idempotency_key=f"collect-{slug}-{day.isoformat()}",
+            timeout=0,
+        )
+        scheduled.append(str(run.id))
+    for slug, slot in bank_channels:  # one collect-bank-movements run per bank channel and day
+        run = run_deployment(
+            bank_deployment,
+            parameters={"channel": slug, "day": day.isoformat()},
+            scheduled_time=slot_time(day, slot, settings.timezone),
+            idempotency_key=f"bank-{slug}-{day.isoformat()}",
             timeout=0,
         )
         scheduled.append(str(run.id))

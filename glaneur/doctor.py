@@ -142,6 +142,10 @@ def diagnose(
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     found = admin.get_channel(session, channel, deleted_ok=True)
+    if found.kind == ChannelKind.BANK:
+        from glaneur.bank_doctor import diagnose_bank  # the POWENS page's checklist
+
+        return diagnose_bank(session, found, now)
     if admin.is_deleted(found):
         return [_deleted(session, found)]
     accounts = admin.channel_accounts(session, found)

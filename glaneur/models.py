@@ -380,3 +380,110 @@ class Statement(SQLModel, table=True):
     delivery_key: str | None = None  # the copy under the partner's prefix
     delivered_at: datetime | None = None
     last_delivery_error: str = ""
+
+
+# --- Bank side: the bank referential, Powens connections, consent, accounts, movements ----------------
+
+
+class Bank(SQLModel, table=True):
+    """A bank of the organisation's accounting referential ("Référentiel comptable > Banque").
+
+    It must exist before any connection ("cette étape doit être réalisée avant toute tentative de connexion").
+    """
+
+    __table_args__ = (UniqueConstraint("organization_id", "name_key", name="uq_bank_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    name: str
+    name_key: str  # folded name: "Banque Exemple" and "banque  exemple" are one bank
+    created_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BankConsentState(StrEnum):
+    GIVEN = "given"
+    REFUSED = "refused"
+    REVOKED = "revoked"
+
+
+class BankConsent(SQLModel, table=True):
+    """The account holder's explicit consent (GDPR), recorded before any connection: who, when, the text shown."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    bank_id: int = Field(foreign_key="bank.id", index=True)
+    holder_email: str
+    holder_user_id: int | None = Field(default=None, foreign_key="user.id")
+    recorded_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+    text: str  # exactly what was shown
+    text_sha256: str
+    state: BankConsentState = BankConsentState.GIVEN
+    given_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    revoked_by_user_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class BankConnection(SQLModel, table=True):
+    """A bank channel's Powens connection. The Powens user token is in the vault (``token_ref``)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    bank_id: int = Field(foreign_key="bank.id", index=True)
+    channel_id: int = Field(foreign_key="channel.id", unique=True)
+    consent_id: int | None = Field(default=None, foreign_key="bankconsent.id")
+    powens_user_id: int | None = None
+    token_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
+    powens_connection_id: int | None = Field(default=None, index=True)
+    powens_connector_id: int | None = None
+    state: str | None = None  # Powens' own state, as last read (null: synchronised)
+    error_message: str = ""
+    connected_at: datetime | None = None
+    first_movements_expected_at: datetime | None = None  # connection + 48 h ("débutera 48-72 heures après")
+    last_sync_at: datetime | None = None
+    cursor: datetime | None = None  # newest Powens last_update seen: the next sync asks what changed since
+    deleted_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BankAccount(SQLModel, table=True):
+    """One account of a connection (Powens account)."""
+
+    __table_args__ = (UniqueConstraint("connection_id", "powens_id", name="uq_bankaccount_powens"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="bankconnection.id", index=True)
+    powens_id: int
+    name: str
+    number: str | None = None
+    iban: str | None = Field(default=None, index=True)
+    currency: str = "EUR"
+    balance: str | None = None  # decimal as text, exact
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BankMovement(SQLModel, table=True):
+    """A bank movement, unique by its Powens id on its account; an update from Powens updates the row."""
+
+    __table_args__ = (UniqueConstraint("bank_account_id", "powens_id", name="uq_bankmovement_powens"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bank_account_id: int = Field(foreign_key="bankaccount.id", index=True)
+    powens_id: int
+    booking_date: date = Field(index=True)
+    value_date: date | None = None
+    real_date: date | None = None
+    amount: str  # decimal as text, exact
+    currency: str = "EUR"
+    wording: str
+    original_wording: str = ""
+    kind: str = ""
+    coming: bool = False  # not booked yet
+    deleted: bool = False
+    powens_last_update: datetime | None = None
+    version: int = 1  # incremented by each update from Powens
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    run_id: int | None = Field(default=None, foreign_key="collectionrun.id")
+    filed_version: int = 0  # the version last written to a daily file; below ``version``: to file

@@ -504,11 +504,12 @@ def test_a_failing_path_falls_back_or_reports(home, fake_prefect, monkeypatch):
     assert get_settings().home == home
 
 
-def test_bank_channels_are_not_dispatched_daily(world):
+def test_a_bank_channel_gets_the_powens_checklist(world):
+    # Bank channels have their own checks (glaneur/bank_doctor.py); one without a POWENS connection says so.
     with session() as s:
         channel = s.exec(select(Channel)).one()
         channel.kind = "bank"
         s.add(channel)
         s.commit()
-    check = diagnose()["next run"]
-    assert check.verdict == Verdict.WARN and "supplier-portal channels only" in check.detail
+    check = diagnose()["connection"]
+    assert check.verdict == Verdict.FAIL and "has no POWENS connection" in check.detail

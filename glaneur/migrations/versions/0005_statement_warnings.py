@@ -1,6 +1,6 @@
 """statements: warnings, money key (same statement across formats), review hold (route HELD)
 
-Revision ID: 0005_dialects
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02 00:30:00
 """
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0005_dialects'
+revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None

@@ -1,0 +1,272 @@
+"""``glaneur bank``: the bank side ("Paramétrage POWENS"), in a terminal.
+
+The same rules as the other command groups (thin commands, one red line for bad input, secrets from a
+hidden prompt or stdin, changes made ``--as`` a user holding "Autoriser l'accès au paramétrage de
+la comptabilité"); the plumbing is :mod:`cli.common`'s.
+
+    glaneur bank add ORG "Banque Exemple"                       # the referential comes first
+    glaneur bank connect ORG "Banque Exemple" --holder EMAIL --binder B --recipient EMAIL --login LOGIN
+    glaneur bank run CHANNEL | show CHANNEL | revoke CHANNEL
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+
+from cli import common
+
+if TYPE_CHECKING:
+    from glaneur import bank
+from glaneur.errors import GlaneurError, UsageError
+
+bank_app = common.group("Banks (référentiel comptable) and their POWENS connections.")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8707, "--port"),
+) -> None:
+    """Run the callback service POWENS talks to (webview return, webhooks, reconnect links). See glaneur/serve.py."""
+    from glaneur.serve import serve as run
+
+    run(host=host, port=port)
+
+
+@bank_app.command("add")
+def bank_add(org: str, name: str) -> None:
+    """Add a bank to the organisation's referential (before any connection)."""
+    from glaneur import bank
+
+    with common.session() as session:
+        found = bank.add_bank(session, org, name, actor=common.actor(session, org))
+        common.say(f"Bank '{found.name}' added to the referential of {org}. Connect it with 'glaneur bank connect'.")
+
+
+@bank_app.command("list")
+def bank_list(org: str) -> None:
+    """The banks of the organisation's referential."""
+    from glaneur import bank
+
+    with common.session() as session:
+        table = common.table(f"Banks of {org}", "bank", "added")
+        for found in bank.list_banks(session, org):
+            table.add_row(common.cell(found.name), common.when(found.created_at))
+    common.out().print(table)
+
+
+@bank_app.command("connect")
+def bank_connect(
+    org: str,
+    bank_name: str = typer.Argument(..., metavar="BANK"),
+    holder: str = typer.Option(..., "--holder", help="E-mail of the account holder whose consent is recorded."),
+    binder: str = typer.Option(..., "--binder", help="Binder where the daily movement files land."),
+    recipient: str = typer.Option(..., "--recipient", help="Recipient user of the movements."),
+    login: str = typer.Option(..., "--login", help="The bank login (not secret); the password is asked."),
+    label: str | None = typer.Option(None, "--label"),
+    slug: str | None = typer.Option(None, "--slug"),
+    holder_consents: bool | None = typer.Option(
+        None, "--holder-consents/--holder-refuses",
+        help="The holder's answer to the consent text (shown first); without it, asked interactively."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Password on stdin's first line, the bank's codes on the next lines."),
+    no_collect: bool = typer.Option(False, "--no-collect", help="Do not run the first collection now."),
+) -> None:
+    """Option 1: connect the bank with its credentials, through the POWENS webview driven for you."""
+    from glaneur import bank
+
+    settings = bank.powens_settings()
+    api_url, client_id, client_secret = settings.require()
+    from connectors.powens import PowensApiError, PowensClient
+
+    with common.session() as session:
+        new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
+                                        actor=common.actor(session, org), label=label, slug=slug)
+        text = bank.consent_text(new.org, new.bank)
+    with PowensClient(api_url, client_id=client_id, client_secret=client_secret) as client:
+        try:
+            connector = bank.match_connector(new.bank, client.connectors())
+        except (GlaneurError, PowensApiError) as error:
+            raise UsageError(str(error)) from None
+        common.out().print(text, markup=False, highlight=False, soft_wrap=True)
+        if holder_consents is None:
+            holder_consents = typer.confirm(f"Does the account holder {holder} give this consent?", default=False)
+        with common.session() as session:
+            consent = bank.record_consent(session, org, new.bank, holder_email=holder, given=holder_consents,
+                                          actor=common.actor(session, org), text=text)
+        if not holder_consents:
+            common.error_line(f"The holder {holder} refused the consent (recorded): nothing was connected.")
+            raise typer.Exit(common.FAILED_EXIT)
+        password = _read_line(password_stdin, "Bank password")
+        try:
+            token, powens_user = client.init_user()
+            code = client.temporary_code()
+            outcome = _drive_webview(client, settings, code, new.bank.name, login, password, password_stdin)
+        except GlaneurError as error:
+            common.error_line(f"{error.status.value}: {error.user_message} Nothing was stored but the consent record.")
+            raise typer.Exit(common.FAILED_EXIT) from None
+        finally:
+            del password
+    with common.session() as session:
+        session.add(consent)
+        channel, _ = bank.create_connection(
+            session, new, consent=consent, powens_user_id=powens_user, token=token,
+            powens_connection_id=outcome.connection_id, powens_connector_id=connector.id, settings=settings)
+        common.say(f"Connected: channel {channel.slug} (POWENS connection {outcome.connection_id}). "
+                  f"{channel.status_message}")
+        slug_created = channel.slug
+    if not no_collect:
+        from flows.collect_bank_movements import run_bank_channel
+
+        summary = run_bank_channel(slug_created)
+        common.say(f"First collection: {summary['status']}: {summary['message']}", style="default")
+
+
+def _read_line(from_stdin: bool, prompt: str) -> str:
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    else:
+        value = typer.prompt(prompt, hide_input=True)
+    if not value:
+        raise UsageError(f"{prompt.lower()} is empty.")
+    return value
+
+
+def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: str, login: str, password: str,
+                   from_stdin: bool, connection_id: int | None = None):
+    from connectors.powens import webview_url
+    from connectors.powens_webview import drive
+    from glaneur.settings import get_settings
+    from tasks.browser import launch_browser
+
+    flow = "connect" if connection_id is None else "reconnect"
+    url = webview_url(settings.webview_url, flow, domain=client.domain, client_id=client.client_id,
+                      redirect_uri=settings.redirect_uri, code=code, connection_id=connection_id)
+
+    def ask_code(prompt: str) -> str:
+        common.say(f"The bank asks: {prompt}", style="yellow")
+        return _read_line(from_stdin, "Code")
+
+    with launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        try:
+            return drive(context.new_page(), url, redirect_uri=settings.redirect_uri, bank_name=bank_name, login=login,
+                         password=password, ask_code=ask_code, decoupled_timeout=settings.webview_timeout_seconds)
+        finally:
+            context.close()
+
+
+@bank_app.command("reconnect")
+def bank_reconnect(
+    channel: str,
+    login: str = typer.Option(..., "--login", help="The bank login; the password is asked."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Password on stdin's first line, the bank's codes on the next lines."),
+    no_collect: bool = typer.Option(False, "--no-collect", help="Do not collect now."),
+) -> None:
+    """Answer the bank's second factor (SCARequired, decoupled...) or a new password: the POWENS reconnect page."""
+    from glaneur import bank
+
+    from connectors.powens import PowensClient
+
+    settings = bank.powens_settings()
+    api_url, client_id, _ = settings.require()
+    with common.session() as session:
+        found, connection = bank.get_connection(session, channel)
+        org = bank.admin.organization_of(session, found)
+        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
+        token = bank.read_token(session, connection)
+        powens_id, bank_name = connection.powens_connection_id, session.get(bank.Bank, connection.bank_id).name
+    password = _read_line(password_stdin, "Bank password")
+    try:
+        with PowensClient(api_url, client_id=client_id, token=token) as client:
+            code = client.temporary_code()
+            _drive_webview(client, settings, code, bank_name, login, password, password_stdin, connection_id=powens_id)
+    except GlaneurError as error:
+        common.error_line(f"{error.status.value}: {error.user_message}")
+        raise typer.Exit(common.FAILED_EXIT) from None
+    finally:
+        del password
+    with common.session() as session:
+        found, _ = bank.get_connection(session, channel)
+        bank.admin.audit_log_entry(session, bank.admin.organization_of(session, found), common.actor(session, org),
+                                   "bank.reconnect", channel)
+    common.say(f"Reconnected: {channel}.")
+    if not no_collect:
+        from flows.collect_bank_movements import run_bank_channel
+
+        summary = run_bank_channel(channel)
+        common.say(f"Collection: {summary['status']}: {summary['message']}", style="default")
+
+
+@bank_app.command("run")
+def bank_run(channel: str) -> None:
+    """Collect the bank channel's movements now (else daily)."""
+    from glaneur import bank
+
+    from flows.collect_bank_movements import run_bank_channel
+
+    with common.session() as session:
+        bank.get_connection(session, channel)
+    summary = run_bank_channel(channel)
+    common.out().print(common.status_and_message(summary["status"], summary["message"]))
+    if summary["status"] not in ("ok", "new"):
+        raise typer.Exit(common.FAILED_EXIT)
+
+
+@bank_app.command("show")
+def bank_show(channel: str) -> None:
+    """The connection, the holder's consent, the accounts: what support checks first."""
+    from glaneur import bank
+
+    with common.session() as session:
+        found, connection = bank.get_connection(session, channel, deleted_ok=True)
+        consent = bank.consent_of(session, connection)
+        out = common.out()
+        out.print(common.status_and_message(found.status, found.status_message))
+        out.print(f"POWENS connection: {connection.powens_connection_id or '-'}, state: {connection.state or 'synced'}"
+                  f"{' (' + connection.error_message + ')' if connection.error_message else ''}", markup=False)
+        if consent is None:
+            out.print("Consent: none recorded", markup=False)
+        else:
+            revoked = f", revoked {common.when(consent.revoked_at)}" if consent.revoked_at else ""
+            out.print(f"Consent: {consent.state} by {consent.holder} on {common.when(consent.given_at)} "
+                      f"(recorded by {consent.recorded_by}, text sha256 {consent.text_sha256[:12]}{revoked})",
+                      markup=False)
+        table = common.table("Accounts", "account", "iban", "balance", "movements")
+        for account in bank.connection_accounts(session, connection):
+            table.add_row(common.cell(account.name), common.cell(account.iban or "-"), common.cell(account.balance or "-"),
+                          str(len(bank.movements(session, account))))
+        out.print(table)
+
+
+@bank_app.command("revoke")
+def bank_revoke(channel: str, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+    """The holder withdraws consent: the connection is deleted at POWENS and the token purged."""
+    from glaneur import bank
+
+    from connectors.powens import PowensApiError, PowensClient
+
+    if not yes and not typer.confirm(f"Delete the POWENS connection of {channel} and purge its access?"):
+        raise typer.Exit(common.FAILED_EXIT)
+    api_url, client_id, _ = bank.powens_settings().require()
+    with common.session() as session:
+        found, connection = bank.get_connection(session, channel)
+        org = bank.admin.organization_of(session, found)
+        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)  # refused before anything is deleted
+        token = bank.read_token(session, connection) if connection.token_ref else None
+        powens_id = connection.powens_connection_id
+    if token and powens_id:
+        try:
+            with PowensClient(api_url, client_id=client_id, token=token) as client:
+                client.delete_connection(powens_id)
+        except (PowensApiError, GlaneurError) as error:
+            if getattr(error, "http_status", None) not in (401, 403):  # a revoked token: nothing left there
+                raise UsageError(f"POWENS did not delete the connection ({error}); nothing was changed: try again.")
+    with common.session() as session:
+        found, _ = bank.get_connection(session, channel)
+        bank.revoke_consent(session, channel, actor=common.actor(session, bank.admin.organization_of(session, found)))
+    common.say(f"Consent revoked: the POWENS connection of {channel} was deleted and its access purged. "
+              "Movements already filed are kept (accounting records).")

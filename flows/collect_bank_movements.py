@@ -1,0 +1,129 @@
+"""Collect one bank channel's movements through Powens: the "récupération automatique" of the POWENS page.
+
+One run per bank channel per day (named after the channel and the day, like supplier channels):
+synchronise the connection and read its state; a state that needs the holder (second factor,
+password) ends the run with its status and tells the owner and the holder what to do; otherwise
+record the accounts, read what changed since the last run (``last_update``) page by page, and
+file each account's new or updated movements as the day's CSV and OFX. Before the first
+movements (48 to 72 hours after the connection) the status says when they are expected.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from prefect import flow, get_run_logger, runtime
+from prefect.states import Completed, Failed, State
+
+from connectors.powens import RECONNECT_STATES
+from glaneur import bank, collection
+from glaneur.db import migrate, session_scope
+from glaneur.errors import GlaneurError
+from glaneur.models import Binder, Organization, utcnow
+from glaneur.statuses import Status, describe
+from tasks import bank as steps
+from tasks.collect import with_retries
+from tasks.history import publish_history
+
+
+def _run_name() -> str:
+    parameters = runtime.flow_run.parameters
+    return f"{parameters['channel']}-{parameters.get('day') or date.today().isoformat()}"
+
+
+def _flow_run_id() -> str | None:
+    return str(runtime.flow_run.id) if runtime.flow_run.id else None
+
+
+def load_plan(channel: str) -> collection.CollectionPlan:
+    with session_scope() as session:
+        found, _ = bank.get_connection(session, channel)
+        if not found.active:
+            from glaneur.errors import ConfigurationError
+
+            raise ConfigurationError(f"Channel {channel!r} was deleted; it no longer collects.")
+        org = session.get(Organization, found.organization_id)
+        binder = session.get(Binder, found.binder_id)
+        return collection.CollectionPlan(found.id, found.slug, found.label, found.provider, org.slug, binder.slug)
+
+
+@flow(name="collect-bank-movements", flow_run_name=_run_name)
+def collect_bank_movements(channel: str, day: date | None = None) -> State:
+    """Collect the bank channel whose slug is given; ``day`` (default today) names the day's files.
+
+    Ends Completed when the movements are in (or not due yet), Failed with the status's message otherwise.
+    """
+    from glaneur.settings import get_settings
+
+    migrate()
+    settings = get_settings()
+    day = day or date.today()
+    plan = load_plan(channel)
+    with session_scope() as session:
+        run_id = collection.start_run(session, plan, None, _flow_run_id())
+    new = already = 0
+    keys: list[str] = []
+    remote = None
+    try:
+        remote = with_retries(steps.sync_connection, settings)(plan.channel_id)
+        if remote.status != Status.OK:
+            raise steps.status_error(remote, plan.channel)
+        with_retries(steps.list_accounts, settings)(plan.channel_id)
+        fetched = with_retries(steps.fetch_movements, settings)(plan.channel_id, run_id)
+        new, already = fetched.new + fetched.updated, fetched.unchanged
+        keys = with_retries(steps.file_movements, settings)(
+            plan.channel_id, plan.organization, plan.binder, plan.channel, run_id, day)
+        status, message = _outcome(plan, fetched)
+    except GlaneurError as error:
+        status, message = error.status, error.user_message
+    except Exception as error:  # a bug: logged in full for support, never shown raw
+        get_run_logger().exception("Bank collection of %s failed unexpectedly", plan.channel)
+        status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
+    from glaneur.notify import flow_run_link, notify_channel_status
+
+    with session_scope() as session:
+        collection.finish_run(session, run_id, status=status, message=message, new=new, already_had=already)
+        changed = collection.update_channel_status(session, plan.channel_id, status, message)
+        notify_channel_status(session, plan.channel_id, link=flow_run_link(_flow_run_id()))
+        if changed and remote is not None and remote.state in RECONNECT_STATES:
+            from glaneur.serve import reconnect_link
+
+            channel_row, connection = bank.get_connection(session, plan.channel)
+            bank.tell_holder_to_reconnect(session, channel_row, connection,
+                                          reconnect_link(bank.powens_settings(), plan.channel))
+    get_run_logger().info("%s: %s, %d new or updated, %d already had, %d file(s)", plan.channel, status, new, already,
+                          len(keys))
+    publish_history(plan)
+    summary = {"channel": plan.channel, "status": status.value, "message": message, "new": new,
+               "already_had": already, "files": keys}
+    if status in (Status.OK, Status.NEW):
+        return Completed(message=message, data=summary)
+    return Failed(message=message, data=summary)
+
+
+def _outcome(plan: collection.CollectionPlan, fetched: steps.FetchOutcome) -> tuple[Status, str]:
+    """Before the first movements (up to 72 hours after the connection), the status says when they are expected."""
+    settings = bank.powens_settings()
+    with session_scope() as session:
+        _, connection = bank.get_connection(session, plan.channel)
+        if not bank.has_movements(session, connection):
+            connected = connection.connected_at
+            latest = None if connected is None else _aware(connected) + timedelta(hours=settings.first_movements_hours[1])
+            if latest is None or utcnow() < latest:
+                return Status.NEW, bank.first_movements_message(connection, settings)
+    if fetched.new or fetched.updated:
+        return Status.OK, f"{fetched.new} new and {fetched.updated} updated movement(s) filed."
+    return Status.OK, "No new movement since the last run."
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run_bank_channel(channel: str, day: date | None = None) -> dict:
+    """Run now, in this process, as its own flow run; the summary (the flow ends Failed on a problem)."""
+    state = collect_bank_movements(channel=channel, day=day, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result

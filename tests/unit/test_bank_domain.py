@@ -1,0 +1,117 @@
+"""The bank side's domain: referential and rights, consent, movements bookkeeping, the daily files."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from connectors.powens import BankAccount as RemoteAccount
+from connectors.powens import Transaction
+from glaneur import admin, bank, bank_files
+from glaneur.db import session_scope
+from glaneur.errors import UsageError
+from sqlmodel import select
+
+from glaneur.models import AuditLog, BankConsentState, VaultEntry
+
+
+@pytest.fixture
+def acme(glaneur_home):
+    with session_scope() as session:
+        admin.create_organization(session, "acme", "ACME")
+        anne = admin.create_user(session, "acme", "anne@acme.example", "Anne", ["configure_accounting"])
+        admin.create_user(session, "acme", "bob@acme.example", "Bob", [], actor=anne)
+        admin.create_binder(session, "acme", "banque", "Banque", actor=anne)
+    return glaneur_home
+
+
+def _user(session, email):
+    return admin.get_user(session, "acme", email)
+
+
+def test_the_referential_comes_first_and_needs_the_accounting_right(acme):
+    with session_scope() as session:
+        with pytest.raises(UsageError, match="Autoriser l'accès au paramétrage de la comptabilité"):
+            bank.add_bank(session, "acme", "Banque Exemple", actor=_user(session, "bob@acme.example"))
+        with pytest.raises(UsageError, match="Add it first, before any connection"):
+            bank.check_new_connection(session, "acme", "Banque Exemple", binder="banque",
+                                      recipient="anne@acme.example", actor=_user(session, "anne@acme.example"))
+        bank.add_bank(session, "acme", "Banque Exemple", actor=_user(session, "anne@acme.example"))
+        with pytest.raises(UsageError, match="already in the referential"):
+            bank.add_bank(session, "acme", "banque  EXEMPLE", actor=_user(session, "anne@acme.example"))
+        assert bank.get_bank(session, "acme", "BANQUE exemple").name == "Banque Exemple"
+        assert [a.action for a in session.exec(select(AuditLog)).all()][-1] == "bank.add"
+
+
+def test_consent_records_the_exact_text_and_refuses_another(acme):
+    with session_scope() as session:
+        anne = _user(session, "anne@acme.example")
+        found = bank.add_bank(session, "acme", "Banque Exemple", actor=anne)
+        org = admin.get_organization(session, "acme")
+        text = bank.consent_text(org, found)
+        assert bank.GDPR_WARNING in text and "Banque Exemple" in text
+        with pytest.raises(UsageError, match="not the current one"):
+            bank.record_consent(session, org, found, holder_email="anne@acme.example", given=True, actor=anne,
+                                text=text + " ")
+        consent = bank.record_consent(session, org, found, holder_email="Anne@Acme.example", given=True, actor=anne,
+                                      text=text)
+        assert consent.state == BankConsentState.GIVEN and consent.holder_user_id == anne.id
+        assert consent.holder_email == "anne@acme.example" and len(consent.text_sha256) == 64
+
+
+def _transaction(id_: int, value: str, coming: bool, wording: str = "Boulangerie") -> Transaction:
+    return Transaction(id=id_, id_account=7, date=date(2026, 11, 20), rdate=None, vdate=None, value=Decimal(value),
+                       wording=wording, original_wording=wording.upper(), type="card", coming=coming, deleted=False,
+                       last_update=datetime(2026, 11, 20, 8, tzinfo=UTC))
+
+
+def test_movements_are_unique_by_powens_id_and_updates_bump_the_version(acme):
+    with session_scope() as session:
+        anne = _user(session, "anne@acme.example")
+        found = bank.add_bank(session, "acme", "Connecteur de test", actor=anne)
+        org = admin.get_organization(session, "acme")
+        consent = bank.record_consent(session, org, found, holder_email=anne.email, given=True, actor=anne,
+                                      text=bank.consent_text(org, found))
+        new = bank.check_new_connection(session, "acme", "Connecteur de test", binder="banque",
+                                        recipient=anne.email, actor=anne)
+        _, connection = bank.create_connection(session, new, consent=consent, powens_user_id=1, token="tok-secret",
+                                               powens_connection_id=5, powens_connector_id=40,
+                                               settings=bank.PowensSettings())
+        accounts = bank.record_accounts(session, connection, [RemoteAccount(7, 5, "Compte", "001", "FR7630004000010000000000100",
+                                                                            Decimal("10.00"), "EUR", False)])
+        tally = bank.Tally()
+        page = [_transaction(1, "-12.5", True), _transaction(2, "30", False), _transaction(1, "-12.5", True)]
+        bank.upsert_movements(session, accounts, page, None, tally)
+        assert (tally.new, tally.updated, tally.unchanged) == (2, 0, 0)  # the repeated item counted once
+        tally = bank.Tally()
+        bank.upsert_movements(session, accounts, [_transaction(1, "-12.5", False), _transaction(2, "30", False)],
+                              None, tally)
+        assert (tally.new, tally.updated, tally.unchanged) == (0, 1, 1)
+        account = accounts[7]
+        pending = bank.movements_to_file(session, account)
+        assert {(m.powens_id, m.version) for m in pending} == {(1, 2), (2, 1)}
+        bank.mark_filed(session, pending)
+        assert bank.movements_to_file(session, account) == []
+        assert connection.token_ref and bank.read_token(session, connection) == "tok-secret"
+        assert all(b"tok-secret" not in entry.ciphertext for entry in session.exec(select(VaultEntry)).all())
+
+
+def test_daily_files_are_deterministic_and_safe_in_a_spreadsheet(acme):
+    from glaneur.models import BankAccount, BankMovement
+
+    account = BankAccount(connection_id=1, powens_id=7, name="Compte", iban="FR7630004000010000000000100",
+                          balance="10.00")
+    movements = [BankMovement(bank_account_id=1, powens_id=1, booking_date=date(2026, 11, 20), amount="-12.50",
+                              wording="=HYPERLINK(\"http://x\")", original_wording="CB <X>", kind="card")]
+    csv_bytes = bank_files.to_csv(movements)
+    assert csv_bytes == bank_files.to_csv(movements)
+    assert "'=HYPERLINK" in csv_bytes.decode() and ";-12.50;" in csv_bytes.decode()
+    ofx = bank_files.to_ofx(account, movements, date(2026, 11, 20)).decode()
+    assert "<TRNAMT>-12.50</TRNAMT>" in ofx and "CB &lt;X&gt;" in ofx and "<FITID>1-1</FITID>" in ofx
+    keys = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
+                                day=date(2026, 11, 20))
+    assert keys["csv"] == "acme/banque/acme-c/2026/11/2026-11-20_powens_FR7630004000010000000000100-movements.csv"
+    assert bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
+                                day=date(2026, 11, 20), part=2)["ofx"].endswith("-movements-part2.ofx")
