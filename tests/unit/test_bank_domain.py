@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -112,6 +114,11 @@ def test_daily_files_are_deterministic_and_safe_in_a_spreadsheet(acme):
     assert "<TRNAMT>-12.50</TRNAMT>" in ofx and "CB &lt;X&gt;" in ofx and "<FITID>1-1</FITID>" in ofx
     keys = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
                                 day=date(2026, 11, 20))
-    assert keys["csv"] == "acme/banque/acme-c/2026/11/2026-11-20_powens_FR7630004000010000000000100-movements.csv"
-    assert bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
-                                day=date(2026, 11, 20), part=2)["ofx"].endswith("-movements-part2.ofx")
+    # The storage layout of every document: the sanitised reference, then a short hash of the raw one.
+    assert re.fullmatch(
+        r"acme/banque/acme-c/2026/11/2026-11-20_powens_FR7630004000010000000000100-movements_[0-9a-f]{8}\.csv",
+        keys["csv"],
+    )
+    second = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
+                                  day=date(2026, 11, 20), part=2)["ofx"]
+    assert re.search(r"-movements-part2_[0-9a-f]{8}\.ofx$", second) and second != keys["ofx"]
