@@ -90,13 +90,26 @@ def summary_of(state: State) -> dict | BaseException:
 # -- runs whose process died ----------------------------------------------------------------------------
 
 
-def ended_message(state_name: str, detail: str | None) -> str:
+_ENDINGS = {
+    "CANCELLED": "it was cancelled",
+    "CANCELLING": "it was cancelled",
+    "CRASHED": "its process crashed",
+    "FAILED": "it failed",
+    "COMPLETED": "its flow run completed without recording the outcome",
+}
+
+
+def ended_message(ending: str, detail: str | None) -> str:
+    """What the history says of a run that never finished: what happened, then what it means."""
     said = f" ({detail.strip().rstrip('.')})" if detail and detail.strip() else ""
     return (
-        f"The collection stopped before it finished: its Prefect flow run ended {state_name}{said}. "
-        "Invoices filed before that are kept; the next run collects the rest. "
-        + describe(Status.INTERNAL_ERROR).message
+        f"The collection stopped before it finished: {ending}{said}. Invoices filed before that are kept; "
+        "the next run collects the rest. The run's log in the Prefect UI has the details."
     )
+
+
+def ending_of(state: State) -> str:
+    return _ENDINGS.get(state.type.value, f"its flow run ended {state.name}")
 
 
 def close_runs(closing: dict[int, str]) -> list[int]:
@@ -126,7 +139,7 @@ def close_runs_of_ended_flow_run(flow, flow_run, state: State) -> None:
         open_ids = [run.id for run in collection.open_runs(session, flow_run_id=str(flow_run.id))]
     if not open_ids:
         return
-    message = ended_message(state.name, state.message)
+    message = ended_message(ending_of(state), state.message)
     closed = close_runs({run_id: message for run_id in open_ids})
     get_logger("glaneur.lifecycle").warning(
         "Flow run %s ended %s: closed %d collection row(s) left running", flow_run.id, state.name, len(closed)
@@ -153,15 +166,15 @@ def close_stale_runs(channel_id: int | None = None) -> list[int]:
         for run_id, flow_run_id, started_at in candidates:
             if flow_run_id is None:
                 if utcnow() - _aware(started_at) > STALE_WITHOUT_FLOW_RUN:
-                    closing[run_id] = ended_message("without a flow run", "none was recorded")
+                    closing[run_id] = ended_message("no flow run recorded it", None)
                 continue
             try:
                 state = client.read_flow_run(UUID(flow_run_id)).state
             except ObjectNotFound:
-                closing[run_id] = ended_message("deleted", "the flow run no longer exists")
+                closing[run_id] = ended_message("its flow run was deleted", None)
                 continue
             if state is not None and state.is_final():
-                closing[run_id] = ended_message(state.name, state.message)
+                closing[run_id] = ended_message(ending_of(state), state.message)
     return close_runs(closing) if closing else []
 
 
