@@ -131,6 +131,7 @@ def _say(message: str, style: str = "green") -> None:
 STATUS_STYLES = {
     Status.OK: "green",
     Status.NEW: "cyan",
+    Status.RUNNING: "cyan",
     Status.AWAITING_CREDENTIALS: "yellow",
     Status.AWAITING_SECOND_FACTOR: "yellow",
     Status.PORTAL_UNAVAILABLE: "yellow",
