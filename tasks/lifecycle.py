@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Crashed, Failed, State
 
 from glaneur import collection
 from glaneur.db import session_scope
@@ -152,9 +152,11 @@ def close_stale_runs(channel_id: int | None = None) -> list[int]:
 
     A process killed outright (SIGKILL, out of memory, a lost machine) runs no hook; the worker
     marks its flow run Crashed, and this closes the row the next time a run of the channel (or
-    the daily dispatch) starts.
+    the daily dispatch) starts. A flow run still Running after ``GLANEUR_RUN_LOST_AFTER_HOURS``
+    lost its process where no worker watched: it is marked Crashed first, so it does not stay Running.
     """
     own = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    lost_after = timedelta(hours=get_settings().run_lost_after_hours)
     with session_scope() as session:
         candidates = [
             (run.id, run.flow_run_id, run.started_at)
@@ -169,12 +171,19 @@ def close_stale_runs(channel_id: int | None = None) -> list[int]:
                     closing[run_id] = ended_message("no flow run recorded it", None)
                 continue
             try:
-                state = client.read_flow_run(UUID(flow_run_id)).state
+                found = client.read_flow_run(UUID(flow_run_id))
             except ObjectNotFound:
                 closing[run_id] = ended_message("its flow run was deleted", None)
                 continue
+            state = found.state
             if state is not None and state.is_final():
                 closing[run_id] = ended_message(ending_of(state), state.message)
+            elif state is not None and state.is_running() and utcnow() - _aware(found.start_time or utcnow()) > lost_after:
+                # Nobody will end it: its process died where no worker watched (`glaneur run` killed, a lost host).
+                hours = lost_after.total_seconds() / 3600
+                lost = Crashed(message=f"still Running after {hours:g} hour(s): the process running it was lost")
+                client.set_flow_run_state(found.id, lost, force=True)
+                closing[run_id] = ended_message(ending_of(lost), lost.message)
     return close_runs(closing) if closing else []
 
 
