@@ -11,7 +11,7 @@ import time
 from datetime import date, timedelta
 
 from prefect import flow, get_run_logger, runtime
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from connectors.base import SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
@@ -25,6 +25,15 @@ from tasks.browser import launch_browser, portal_session
 from tasks.collect import transient_steps
 from tasks.history import publish_history
 from tasks.human import ask_approver, flow_run_link, totp_code
+from tasks.lifecycle import (
+    close_runs_of_ended_flow_run,
+    close_stale_runs,
+    final_state,
+    run_day,
+    run_tags,
+    summary_of,
+    tag_this_flow_run,
+)
 
 
 def _flow_run_id() -> str | None:
@@ -32,20 +41,30 @@ def _flow_run_id() -> str | None:
 
 
 def _run_name() -> str:
-    parameters = runtime.flow_run.parameters
-    return f"{parameters['channel']}-{date.today().isoformat()}"
+    """The channel and the day the run is for (its scheduled start in GLANEUR_TIMEZONE, not the worker's clock)."""
+    return f"{runtime.flow_run.parameters['channel']}-{run_day().isoformat()}"
 
 
-@flow(name="collect-channel", flow_run_name=_run_name, log_prints=False)
+@flow(
+    name="collect-channel",
+    flow_run_name=_run_name,
+    log_prints=False,
+    on_failure=[close_runs_of_ended_flow_run],
+    on_crashed=[close_runs_of_ended_flow_run],
+    on_cancellation=[close_runs_of_ended_flow_run],
+)
 def collect_channel(channel: str) -> State:
-    """Collect the channel whose slug is given. Ends Completed when every account collected."""
+    """Collect the channel whose slug is given. Ends Completed when every account collected, else Failed,
+    the state named after the status ("Wrong credentials", "Portal changed")."""
     settings = get_settings()
     logger = get_run_logger()
     migrate()
-    today = date.today()
+    today = run_day(settings.timezone)
     with session_scope() as session:
         plan = collection.load_plan(session, channel, settings, today)
     provider = get_provider(plan.provider)
+    tag_this_flow_run(run_tags(plan.organization, plan.provider, provider.kind))
+    close_stale_runs(plan.channel_id)  # an earlier run of this channel killed outright left its row running
 
     results = []
     if not provider.compatible:
@@ -62,9 +81,7 @@ def collect_channel(channel: str) -> State:
 
     summary = _summarize(plan, results)
     publish_history(plan)
-    if summary["status"] == Status.OK:
-        return Completed(message=summary["message"], data=summary)
-    return Failed(message=summary["message"], data=summary)
+    return final_state(Status(summary["status"]), summary["message"], summary)
 
 
 def _collect_account(plan, account, browser, steps, settings, today) -> dict:
@@ -191,7 +208,7 @@ def run_channel(channel: str) -> dict:
     so the summary is read from the final state rather than from the call's return value.
     """
     state = collect_channel(channel=channel, return_state=True)
-    result = state.result(raise_on_failure=False)
+    result = summary_of(state)
     if isinstance(result, BaseException):
         raise result
     return result

@@ -9,15 +9,16 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, runtime
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
 from glaneur import invitations
 from glaneur.db import migrate, session_scope
 from glaneur.firm import firms
-from glaneur.models import Channel, ChannelKind
+from glaneur.models import Channel, ChannelKind, Organization
 from glaneur.settings import get_settings
+from tasks.lifecycle import close_stale_runs, run_day, run_tags
 
 COLLECT_DEPLOYMENT = "collect-channel/collect-channel"
 ROUTE_DEPLOYMENT = "route-statements/route-statements"
@@ -29,34 +30,42 @@ def slot_time(day: date, slot: str, timezone: str) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(timezone))
 
 
-@flow(name="dispatch-daily", flow_run_name="dispatch-{day}")
+def _run_name() -> str:
+    """The day dispatched: given, else the day of the run's scheduled start in GLANEUR_TIMEZONE."""
+    return f"dispatch-{runtime.flow_run.parameters.get('day') or run_day()}"
+
+
+@flow(name="dispatch-daily", flow_run_name=_run_name)
 def dispatch_daily(
     day: date | None = None, deployment: str = COLLECT_DEPLOYMENT, route_deployment: str = ROUTE_DEPLOYMENT,
     bank_deployment: str = BANK_DEPLOYMENT,
 ) -> list[str]:
-    """Schedule today's collection of every active supplier channel, and each firm's statements routing
-    (once: idempotent per channel or firm, and day)."""
+    """Schedule the day's collection of every active supplier channel, and each firm's statements routing
+    (once: idempotent per channel or firm, and day). The day is the one the run was scheduled for, in
+    GLANEUR_TIMEZONE: the 00:05 Paris schedule is still yesterday on a worker's UTC clock."""
     settings = get_settings()
-    day = day or date.today()
+    day = day or run_day(settings.timezone)
     migrate()
+    close_stale_runs()  # collection rows left running by a process killed outright
     with session_scope() as session:
         expired = invitations.expire_overdue(session)
         channels = session.exec(
-            select(Channel.slug, Channel.time_slot).where(
-                Channel.active == True, Channel.kind == ChannelKind.SUPPLIER_PORTAL  # noqa: E712
-            )
+            select(Channel.slug, Channel.time_slot, Channel.provider, Channel.kind, Organization.slug)
+            .join(Organization, Channel.organization_id == Organization.id)
+            .where(Channel.active == True, Channel.kind == ChannelKind.SUPPLIER_PORTAL)  # noqa: E712
         ).all()
         firm_slugs = [org.slug for org in firms(session)]
         bank_channels = session.exec(
             select(Channel.slug, Channel.time_slot).where(Channel.active == True, Channel.kind == ChannelKind.BANK)  # noqa: E712
         ).all()
     scheduled = []
-    for slug, slot in channels:
+    for slug, slot, provider, kind, organization in channels:
         run = run_deployment(
             deployment,
             parameters={"channel": slug},
             scheduled_time=slot_time(day, slot, settings.timezone),
             idempotency_key=f"collect-{slug}-{day.isoformat()}",
+            tags=run_tags(organization, provider, ChannelKind(kind).value),
             timeout=0,
         )
         scheduled.append(str(run.id))
@@ -76,6 +85,7 @@ def dispatch_daily(
             parameters={"firm": firm, "day": day.isoformat()},
             scheduled_time=slot_time(day, settings.statements_time_slot, settings.timezone),
             idempotency_key=f"statements-{firm}-{day.isoformat()}",
+            tags=run_tags(firm, "statements", "statements"),
             timeout=0,
         )
         scheduled.append(str(run.id))

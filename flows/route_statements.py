@@ -27,6 +27,7 @@ from glaneur.firm import require_firm, statement_sources
 from glaneur.models import StatementRoute
 from glaneur.settings import get_settings
 from tasks.collect import with_retries
+from tasks.lifecycle import run_day
 from tasks.statements import (
     DeliveryReport,
     PullReport,
@@ -41,9 +42,9 @@ from tasks.statements import (
 
 
 def _run_name() -> str:
+    """The firm and the day: given, else the day of the run's scheduled start in GLANEUR_TIMEZONE."""
     parameters = runtime.flow_run.parameters
-    day = parameters.get("day") or date.today()
-    return f"statements-{parameters['firm']}-{day}"
+    return f"statements-{parameters['firm']}-{parameters.get('day') or run_day()}"
 
 
 @flow(name="route-statements", flow_run_name=_run_name)
@@ -52,7 +53,7 @@ def route_statements(firm: str, day: date | None = None) -> State:
     settings = get_settings()
     logger = get_run_logger()
     migrate()
-    day = day or date.today()
+    day = day or run_day(settings.timezone)
     with firm_lock(firm):
         return _route(firm, day, settings, logger)
 

@@ -190,10 +190,48 @@ def file_document(
 
 
 def start_run(session: Session, plan: CollectionPlan, account_id: int | None, flow_run_id: str | None) -> int:
-    run = CollectionRun(channel_id=plan.channel_id, account_id=account_id, flow_run_id=flow_run_id)
+    """A run starts as ``running``: until :func:`finish_run` (or :func:`close_open_runs`) says what happened."""
+    run = CollectionRun(
+        channel_id=plan.channel_id, account_id=account_id, flow_run_id=flow_run_id, status=Status.RUNNING
+    )
     session.add(run)
     session.commit()
     return run.id
+
+
+def open_runs(
+    session: Session, *, channel_id: int | None = None, flow_run_id: str | None = None
+) -> list[CollectionRun]:
+    """Runs still ``running``, oldest first: under way, or left behind by a process that died."""
+    query = select(CollectionRun).where(CollectionRun.status == Status.RUNNING)
+    if channel_id is not None:
+        query = query.where(CollectionRun.channel_id == channel_id)
+    if flow_run_id is not None:
+        query = query.where(CollectionRun.flow_run_id == flow_run_id)
+    return list(session.exec(query.order_by(col(CollectionRun.id))).all())
+
+
+def close_open_runs(session: Session, run_ids: list[int], message: str) -> list[int]:
+    """Close runs that will never finish (process killed, crashed, cancelled) as ``internal_error``.
+
+    Only rows still ``running`` change, so a run that finished meanwhile keeps its outcome. The
+    channel's status follows, since its newest run failed. Returns the ids closed.
+    """
+    closed = []
+    for run_id in run_ids:
+        run = session.get(CollectionRun, run_id)
+        if run is None or run.status != Status.RUNNING:
+            continue
+        run.finished_at = utcnow()
+        run.status = Status.INTERNAL_ERROR
+        run.error_code = Status.INTERNAL_ERROR.value
+        run.message = message
+        session.add(run)
+        closed.append(run)
+    session.commit()
+    for channel_id in {run.channel_id for run in closed}:
+        update_channel_status(session, channel_id, Status.INTERNAL_ERROR, message)
+    return [run.id for run in closed]
 
 
 def finish_run(

@@ -130,7 +130,7 @@ class CollectionRun(SQLModel, table=True):
     account_id: int | None = Field(default=None, foreign_key="account.id")
     started_at: datetime = Field(default_factory=utcnow, index=True)
     finished_at: datetime | None = None
-    status: Status = Status.OK
+    status: Status = Status.RUNNING  # until the run says what happened: never "ok" by default
     new_documents: int = 0
     already_had: int = 0
     error_code: str | None = None

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     pause_poll_seconds: float = 1.0
     session_ttl_hours: float = 24 * 7
     invitation_ttl_hours: float = 24 * 7
+    # A collection still Running after this long has lost its process (killed with no worker to notice):
+    # the sweep marks its flow run Crashed and closes its row. Paused runs wait in Paused, not Running.
+    run_lost_after_hours: float = 6.0
 
     @field_validator("portal_urls")
     @classmethod

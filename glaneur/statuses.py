@@ -34,126 +34,129 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class StatusInfo:
     status: Status
+    title: str  # a few words: the name of the run's final state in the Prefect UI (runs list)
     message: str  # what the user reads, in plain words, saying what to do next
     retried: bool  # transient: Prefect retries the step with backoff
     needs_person: bool  # the channel's owner is told (once per change of state)
 
 
 _TABLE = [
-    StatusInfo(Status.OK, "Collection works. New invoices are filed as they appear.", False, False),
+    StatusInfo(Status.OK, "Collected", "Collection works. New invoices are filed as they appear.", False, False),
     StatusInfo(
-        Status.RUNNING,
+        Status.RUNNING, "Collecting",
         "A collection is under way. Its run in the Prefect UI shows each step as it happens.",
         False,
         False,
     ),
-    StatusInfo(Status.NEW, "Not collected yet: the first collection starts within the hour.", False, False),
     StatusInfo(
-        Status.AWAITING_CREDENTIALS,
+        Status.NEW, "Not collected yet", "Not collected yet: the first collection starts within the hour.", False, False
+    ),
+    StatusInfo(
+        Status.AWAITING_CREDENTIALS, "Awaiting credentials",
         "Waiting for the account holder to enter the credentials: check the invitation's e-mail address, "
         "or resend the invitation.",
         False,
         True,
     ),
     StatusInfo(
-        Status.AWAITING_SECOND_FACTOR,
+        Status.AWAITING_SECOND_FACTOR, "Awaiting second factor",
         "The portal asked for a second factor: the approver must type the code or approve in the app "
         "(Prefect UI, run's Resume action).",
         False,
         True,
     ),
     StatusInfo(
-        Status.SECOND_FACTOR_TIMEOUT,
+        Status.SECOND_FACTOR_TIMEOUT, "Second factor timed out",
         "Nobody answered the second factor in time. The next daily run asks again; store a TOTP seed "
         "to make it automatic.",
         False,
         True,
     ),
     StatusInfo(
-        Status.SECOND_FACTOR_REFUSED,
+        Status.SECOND_FACTOR_REFUSED, "Second factor refused",
         "The portal refused every second-factor code it was given, so this run is over and nothing "
         "was collected. Check the codes come from the right device or app; the next daily run asks again.",
         False,
         True,
     ),
     StatusInfo(
-        Status.SECOND_FACTOR_DECLINED,
+        Status.SECOND_FACTOR_DECLINED, "Login declined",
         "The approver declined this login, so Glaneur did not log in. If nobody on your side started it, "
         "change the portal password; otherwise the next daily run asks again.",
         False,
         True,
     ),
     StatusInfo(
-        Status.WRONG_CREDENTIALS,
+        Status.WRONG_CREDENTIALS, "Wrong credentials",
         "The portal refused the login or password (identifiants refusés). Update the credentials with "
         "'Modifier'; Glaneur does not retry, so the supplier does not lock the account.",
         False,
         True,
     ),
     StatusInfo(
-        Status.ACCOUNT_LOCKED,
+        Status.ACCOUNT_LOCKED, "Account locked",
         "The supplier has blocked logins to this account. Unlock it on the portal (or call the supplier), "
         "then update the credentials; Glaneur does not retry until then.",
         False,
         True,
     ),
     StatusInfo(
-        Status.CREDENTIALS_EXPIRED,
+        Status.CREDENTIALS_EXPIRED, "Password expired",
         "The password has expired (identifiants expirés). Change it on the supplier's portal, then enter "
         "the new one in Glaneur.",
         False,
         True,
     ),
     StatusInfo(
-        Status.ACTION_NEEDED,
+        Status.ACTION_NEEDED, "Action needed on portal",
         "The portal asks for something only you can do (accept new terms, confirm details). Log in to the "
         "portal once and complete it; collection resumes at the next run.",
         False,
         True,
     ),
     StatusInfo(
-        Status.PORTAL_CHANGED,
+        Status.PORTAL_CHANGED, "Portal changed",
         "The supplier's portal changed (interface fournisseur modifiée): the connector must be updated. "
         "Our team has a screenshot and a trace; nothing needs doing on your side.",
         False,
         True,
     ),
     StatusInfo(
-        Status.PORTAL_UNAVAILABLE,
+        Status.PORTAL_UNAVAILABLE, "Portal unavailable",
         "The supplier's portal did not answer. Glaneur retries by itself; if it lasts several days, "
         "check the portal in a browser.",
         True,
         False,
     ),
     StatusInfo(
-        Status.RATE_LIMITED,
+        Status.RATE_LIMITED, "Rate limited",
         "The portal asked us to slow down. Glaneur retries later by itself.",
         True,
         False,
     ),
     StatusInfo(
-        Status.NOT_COMPATIBLE,
+        Status.NOT_COMPATIBLE, "Not compatible",
         "This supplier is not compatible with automatic collection. Check the catalogue or ask for a new "
         "collector ('Demander l'ajout d'un collecteur').",
         False,
         False,
     ),
     StatusInfo(
-        Status.STORAGE_ERROR,
+        Status.STORAGE_ERROR, "Storage error",
         "Filing to storage failed; nothing was half-written. Glaneur retries; if it lasts, check the "
         "storage settings and credentials.",
         True,
         False,
     ),
     StatusInfo(
-        Status.SECRET_UNREADABLE,
+        Status.SECRET_UNREADABLE, "Secret unreadable",
         "A stored secret could not be read (vault key changed or entry damaged): enter the credentials "
         "again ('Modifier'). Other channels are not affected.",
         False,
         True,
     ),
     StatusInfo(
-        Status.INTERNAL_ERROR,
+        Status.INTERNAL_ERROR, "Internal error",
         "Glaneur failed unexpectedly. The run's log in the Prefect UI has the details for support.",
         False,
         False,

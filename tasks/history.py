@@ -60,19 +60,34 @@ def history_markdown(plan: collection.CollectionPlan, rows: list[tuple], links: 
     return "\n".join(lines)
 
 
-@task(name="publish-history", cache_policy=NO_CACHE)
-def publish_history(plan: collection.CollectionPlan) -> str:
+def md_link(url: str) -> str:
+    """A link target safe in ``[text](<url>)``: only our own schemes, nothing that closes the brackets."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in {"file", "s3", "http", "https"}:
+        return ""
+    return re.sub(r"[<>()\s\\`]", lambda match: f"%{ord(match.group()):02X}", url)
+
+
+def write_history(plan: collection.CollectionPlan) -> str:
+    """Publish the channel's history artifact (a plain function: the crash hooks call it outside a task)."""
     storage = get_storage(get_settings())
     with session_scope() as session:
         rows = collection.recent_runs(session, plan.channel_id)
     links = {
-        key: storage.link(key)
+        key: md_link(storage.link(key))
         for run, _ in rows
         for key in run.evidence_keys.split(",")
         if key and re.fullmatch(r"[A-Za-z0-9._/-]+", key)
     }
     key = artifact_key(plan.channel)
     create_markdown_artifact(
-        key=key, markdown=history_markdown(plan, rows, links), description=f"Collection history of {plan.label}"
+        key=key,
+        markdown=history_markdown(plan, rows, {k: link for k, link in links.items() if link}),
+        description=f"Collection history of {md_escape(plan.label)}",
     )
     return key
+
+
+@task(name="publish-history", cache_policy=NO_CACHE)
+def publish_history(plan: collection.CollectionPlan) -> str:
+    return write_history(plan)

@@ -333,7 +333,7 @@ def publish_history(firm: str, day: date, pulls: list[PullReport], deliveries: l
             f"{md_escape(entry.destination)} |"
         )
     key = artifact_key(firm)
-    create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"Statements routing of {org.name}")
+    create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"Statements routing of {md_escape(org.name)}")
     return key
 
 

@@ -1,0 +1,193 @@
+"""A flow run's life as people see it: its day, its tags, the name of its final state, and runs that died.
+
+* The day of a run is the day of its **scheduled** start in ``GLANEUR_TIMEZONE``, never the
+  worker's clock: ``dispatch-daily`` runs at 00:05 Paris, which is still yesterday in UTC.
+* Runs carry ``org:``, ``provider:`` and ``kind:`` tags, so the Prefect runs list filters by them.
+* A failed run's state is named after its status (``describe(status).title``: "Wrong credentials",
+  "Portal changed"), and carries an exception, never a dict: Prefect must resolve a Failed state's
+  data into an exception, and a dict makes the worker log a ``TypeError`` traceback.
+* A collection row is ``running`` until the run says what happened. When the process dies, the
+  hooks (:func:`close_runs_of_ended_flow_run`) or, if the process was killed outright, the sweep
+  (:func:`close_stale_runs`) close it as ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from prefect import runtime, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_logger
+from prefect.states import Completed, Crashed, Failed, State
+
+from glaneur import collection
+from glaneur.db import session_scope
+from glaneur.errors import ConfigurationError
+from glaneur.models import Channel, CollectionRun, utcnow
+from glaneur.settings import get_settings
+from glaneur.statuses import Status, describe
+
+STALE_WITHOUT_FLOW_RUN = timedelta(days=1)  # a row no flow run owns (run outside Prefect): closed after this
+
+
+def day_of(moment: datetime, timezone: str) -> date:
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def run_day(timezone: str | None = None) -> date:
+    """The day this flow run is for: its scheduled start, in ``GLANEUR_TIMEZONE`` (now, outside a flow run)."""
+    return day_of(runtime.flow_run.scheduled_start_time, timezone or get_settings().timezone)
+
+
+def run_tags(organization: str, provider: str, kind: str) -> list[str]:
+    """The tags of a run, to filter the Prefect runs list by organisation, provider and kind."""
+    return [f"org:{organization}", f"provider:{provider}", f"kind:{kind}"]
+
+
+def tag_this_flow_run(tags: list[str]) -> None:
+    """Add the tags to the current flow run, whoever created it (dispatch, the CLI, the UI)."""
+    flow_run_id = runtime.flow_run.id
+    if not flow_run_id:
+        return
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(UUID(str(flow_run_id))).tags
+        if not set(tags) <= set(current):
+            client.update_flow_run(UUID(str(flow_run_id)), tags=[*current, *(t for t in tags if t not in current)])
+
+
+class RunFailed(Exception):
+    """A run that ended with a status other than ok: its summary travels with the Failed state."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message, summary)
+        self.message = message
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def final_state(status: Status, message: str, summary: dict) -> State:
+    """Completed or Failed, named after the status (the runs list then says what happened)."""
+    title = describe(status).title
+    if status == Status.OK:
+        return Completed(message=message, name=title, data=summary)
+    return Failed(message=message, name=title, data=RunFailed(message, summary))
+
+
+def summary_of(state: State) -> dict | BaseException:
+    """The summary a collect or routing run ended with; the exception when it ended otherwise."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, RunFailed):
+        return result.summary
+    return result
+
+
+# -- runs whose process died ----------------------------------------------------------------------------
+
+
+_ENDINGS = {
+    "CANCELLED": "it was cancelled",
+    "CANCELLING": "it was cancelled",
+    "CRASHED": "its process crashed",
+    "FAILED": "it failed",
+    "COMPLETED": "its flow run completed without recording the outcome",
+}
+
+
+def ended_message(ending: str, detail: str | None) -> str:
+    """What the history says of a run that never finished: what happened, then what it means."""
+    said = f" ({detail.strip().rstrip('.')})" if detail and detail.strip() else ""
+    return (
+        f"The collection stopped before it finished: {ending}{said}. Invoices filed before that are kept; "
+        "the next run collects the rest. The run's log in the Prefect UI has the details."
+    )
+
+
+def ending_of(state: State) -> str:
+    return _ENDINGS.get(state.type.value, f"its flow run ended {state.name}")
+
+
+def close_runs(closing: dict[int, str]) -> list[int]:
+    """Close the given rows (id -> message) still ``running``, then republish their channels' history."""
+    from tasks.history import write_history
+
+    closed: list[int] = []
+    with session_scope() as session:
+        for run_id, message in closing.items():
+            closed += collection.close_open_runs(session, [run_id], message)
+        channels = {session.get(CollectionRun, run_id).channel_id for run_id in closed}
+        slugs = [session.get(Channel, channel_id).slug for channel_id in channels]
+    settings = get_settings()
+    for slug in slugs:
+        try:
+            with session_scope() as session:
+                plan = collection.load_plan(session, slug, settings, run_day(settings.timezone))
+        except ConfigurationError:  # deleted meanwhile: its history stays in the database
+            continue
+        write_history(plan)
+    return closed
+
+
+def close_runs_of_ended_flow_run(flow, flow_run, state: State) -> None:
+    """Flow hook (on_failure, on_crashed, on_cancellation): the rows this flow run left ``running``."""
+    with session_scope() as session:
+        open_ids = [run.id for run in collection.open_runs(session, flow_run_id=str(flow_run.id))]
+    if not open_ids:
+        return
+    message = ended_message(ending_of(state), state.message)
+    closed = close_runs({run_id: message for run_id in open_ids})
+    get_logger("glaneur.lifecycle").warning(
+        "Flow run %s ended %s: closed %d collection row(s) left running", flow_run.id, state.name, len(closed)
+    )
+
+
+@task(name="close-stale-runs", cache_policy=NO_CACHE)
+def close_stale_runs(channel_id: int | None = None) -> list[int]:
+    """The sweep: rows still ``running`` whose Prefect flow run has ended (or is gone) are closed.
+
+    A process killed outright (SIGKILL, out of memory, a lost machine) runs no hook; the worker
+    marks its flow run Crashed, and this closes the row the next time a run of the channel (or
+    the daily dispatch) starts. A flow run still Running after ``GLANEUR_RUN_LOST_AFTER_HOURS``
+    lost its process where no worker watched: it is marked Crashed first, so it does not stay Running.
+    """
+    own = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    lost_after = timedelta(hours=get_settings().run_lost_after_hours)
+    with session_scope() as session:
+        candidates = [
+            (run.id, run.flow_run_id, run.started_at)
+            for run in collection.open_runs(session, channel_id=channel_id)
+            if run.flow_run_id != own or own is None
+        ]
+    closing: dict[int, str] = {}
+    with get_client(sync_client=True) as client:
+        for run_id, flow_run_id, started_at in candidates:
+            if flow_run_id is None:
+                if utcnow() - _aware(started_at) > STALE_WITHOUT_FLOW_RUN:
+                    closing[run_id] = ended_message("no flow run recorded it", None)
+                continue
+            try:
+                found = client.read_flow_run(UUID(flow_run_id))
+            except ObjectNotFound:
+                closing[run_id] = ended_message("its flow run was deleted", None)
+                continue
+            state = found.state
+            if state is not None and state.is_final():
+                closing[run_id] = ended_message(ending_of(state), state.message)
+            elif state is not None and state.is_running() and utcnow() - _aware(found.start_time or utcnow()) > lost_after:
+                # Nobody will end it: its process died where no worker watched (`glaneur run` killed, a lost host).
+                hours = lost_after.total_seconds() / 3600
+                lost = Crashed(message=f"still Running after {hours:g} hour(s): the process running it was lost")
+                client.set_flow_run_state(found.id, lost, force=True)
+                closing[run_id] = ended_message(ending_of(lost), lost.message)
+    return close_runs(closing) if closing else []
+
+
+def _aware(moment):
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
