@@ -27,7 +27,7 @@ from glaneur.firm import require_firm, statement_sources
 from glaneur.models import StatementRoute
 from glaneur.settings import get_settings
 from tasks.collect import with_retries
-from tasks.lifecycle import run_day
+from tasks.lifecycle import RunFailed, run_day, summary_of
 from tasks.statements import (
     DeliveryReport,
     PullReport,
@@ -138,18 +138,20 @@ def _route(firm: str, day: date, settings, logger) -> State:
     if aside:
         problems.append(f"{aside} statement(s) of unknown IBANs kept aside")
     new = sum(p.new_statements for p in pulls)
-    message = f"{new} new statement(s); {summary['delivered']} delivered to partners; routes {routes or 'none'}"
+    routed = ", ".join(f"{count} {way}" for way, count in sorted(routes.items())) if routes else "none"
+    message = f"{new} new statement(s); {summary['delivered']} delivered to partners; routed: {routed}"
     summary["message"] = message + ("; " + "; ".join(problems) if problems else "")
     logger.info(summary["message"])
     if summary["not_delivered"] or summary["rejected_files"] or summary["unread_files"] or failed_sources:
-        return Failed(message=summary["message"], data=summary)
-    return Completed(message=summary["message"], data=summary)
+        # An exception, not the dict itself: a Failed state's data must resolve to one (worker TypeError otherwise).
+        return Failed(message=summary["message"], name="Needs attention", data=RunFailed(summary["message"], summary))
+    return Completed(message=summary["message"], name="Routed", data=summary)
 
 
 def run_firm(firm: str, day: date | None = None) -> dict:
     """Route the firm's statements now, in this process, as its own flow run; return the summary."""
     state = route_statements(firm=firm, day=day, return_state=True)
-    result = state.result(raise_on_failure=False)
+    result = summary_of(state)
     if isinstance(result, BaseException):
         raise result
     return result
