@@ -1,7 +1,8 @@
 """In-app notifications (the bell, ``glaneur notifications``) and the mails sent alongside them.
 
 Free of Prefect: flows call :func:`notify_channel_status` after recording a channel's status, and
-pass a link to the run (:func:`flow_run_link`). Functions flush; the caller commits.
+pass a link to the run (``tasks.human.flow_run_link``, which falls back on Prefect's UI URL).
+Functions flush; the caller commits.
 """
 
 from __future__ import annotations
@@ -171,8 +172,8 @@ def mark_read(session: Session, user: User | int, ids: list[int] | None = None) 
     return changed
 
 
-def flow_run_link(flow_run_id: str | None, settings: Settings | None = None) -> str | None:
-    """The flow run's page in the Prefect UI, when both the id and ``GLANEUR_PREFECT_UI_URL`` are known."""
+def configured_run_link(flow_run_id: str | None, settings: Settings | None = None) -> str | None:
+    """The run's page under ``GLANEUR_PREFECT_UI_URL`` (None when unset); mails use ``tasks.human.flow_run_link``."""
     settings = settings or get_settings()
     if not flow_run_id or not settings.prefect_ui_url:
         return None
