@@ -212,6 +212,7 @@ def _schedule_expiry(channel: str, invitee: str, flow_run_id: str, timeout: int)
             parameters={"channel": channel, "invitee": invitee, "expiry_of": flow_run_id},
             state=Scheduled(scheduled_time=when),
             tags=["invitation-expiry"],
+            idempotency_key=f"invitation-expiry-{flow_run_id}",
         )
 
 

@@ -100,15 +100,25 @@ def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, gl
                              parameters={"channel": "org-ui", "invitee": "holder@org.example"}, timeout=0)
         _wait(run.id, lambda state: state.is_paused())
 
+        seen = {}
+
         def fill(dialog):  # the form's fields in the RunInput's order: login, password, optional TOTP seed
-            fields = dialog.locator("input:not([type=checkbox]):not([type=hidden]), textarea")
+            dialog.get_by_text("Papeterie Dupont").first.wait_for()
+            seen["text"] = dialog.inner_text()
+            # The password and the TOTP seed are masked: <input type=password>, nothing readable on screen.
+            secrets = dialog.locator("input[type=password]")
+            seen["masked"] = secrets.count()
+            fields = dialog.locator("input:not([type=checkbox]):not([type=hidden]):not([type=password]), textarea")
             fields.nth(0).fill("acme")
-            fields.nth(1).fill("papier-acme")
+            secrets.nth(0).fill("papier-acme")
 
         with browser_page() as page:
             resume_in_ui(page, ui_server.ui_url, run.id, fill)
             page.wait_for_timeout(1000)
         finished = _wait(run.id, lambda state: state.is_final())
+    assert seen["masked"] == 2, seen  # password and TOTP seed
+    assert portals.urls["papeterie-dupont"] in seen["text"]  # the supplier's portal address, named
+    assert "None" not in seen["text"]  # the optional seed is a plain optional field, no "None" switch
     assert finished.state.is_completed(), finished.state.message
     with session_scope() as session:
         assert session.exec(select(Account)).one().login == "acme"
