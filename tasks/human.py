@@ -184,13 +184,23 @@ def delete_input(key: str, flow_run_id: str) -> None:
     _retried(delete, f"deleting flow run input {key!r} of flow run {flow_run_id}")
 
 
+def _logger():
+    """The run's logger inside a flow (the message reaches the Prefect UI), else this module's."""
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+
 def _retried(call, what: str):
     for attempt in range(1, DELETE_ATTEMPTS + 1):
         try:
             return call()
         except Exception as error:
             # The exception's text is Prefect's (URL, status), never the input's value.
-            log.warning("%s failed (attempt %d of %d): %s: %s", what, attempt, DELETE_ATTEMPTS,
+            _logger().warning("%s failed (attempt %d of %d): %s: %s", what, attempt, DELETE_ATTEMPTS,
                         type(error).__name__, error)
             if attempt == DELETE_ATTEMPTS:
                 raise RuntimeError(
