@@ -54,12 +54,12 @@ def flow_run_link(flow_run_id: str | None) -> str | None:
     """
     from prefect.settings import PREFECT_UI_URL
 
-    from glaneur.notify import configured_run_link
+    from glaneur.notify import configured_run_link, run_page
 
     link = configured_run_link(flow_run_id)
     base = PREFECT_UI_URL.value()
     if link is None and base and flow_run_id:
-        link = f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
+        link = run_page(base, flow_run_id)
     return link
 
 

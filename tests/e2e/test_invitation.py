@@ -292,4 +292,4 @@ def test_resend_invitation_includes_the_link_from_prefect_ui_url(glaneur_home, p
     mails = sorted((glaneur_home / "outbox").glob("*.eml"), key=lambda path: path.stat().st_mtime)
     reminder = email.message_from_bytes(mails[-1].read_bytes())
     assert "Reminder" in reminder["Subject"]
-    assert f"{PREFECT_UI_URL.value().rstrip('/')}/runs/flow-run/{run.id}" in reminder.get_payload(decode=True).decode()
+    assert f"{PREFECT_UI_URL.value().rstrip('/')}/v2/runs/flow-run/{run.id}" in reminder.get_payload(decode=True).decode()

@@ -19,7 +19,7 @@ from glaneur.settings import Settings, get_settings, reset_settings
 from glaneur.statuses import Status, describe
 
 RUN_ID = "8d4c2b1e-0000-4000-8000-000000000001"
-LINK = f"http://127.0.0.1:4200/runs/flow-run/{RUN_ID}"
+LINK = f"http://127.0.0.1:4200/v2/runs/flow-run/{RUN_ID}"  # the UI that masks password fields
 
 
 class Collector:
@@ -278,6 +278,6 @@ def test_configured_run_link(glaneur_home, monkeypatch):
     assert configured_run_link(RUN_ID) == LINK
     assert configured_run_link(None) is None
     assert configured_run_link(RUN_ID, Settings(prefect_ui_url="https://prefect.example.com")) == (
-        f"https://prefect.example.com/runs/flow-run/{RUN_ID}"
+        f"https://prefect.example.com/v2/runs/flow-run/{RUN_ID}"
     )
     assert get_settings().prefect_ui_url == "http://127.0.0.1:4200/"
