@@ -166,13 +166,18 @@ def _form_description(channel: Channel, refusal: str) -> str:
     provider = get_provider(channel.provider)
     parts = [
         f"**Credentials requested** for the collector **{md_escape(channel.label)}** ({md_escape(channel.slug)}): "
-        f"your customer area at **{md_escape(provider.name)}**, {md_escape(portal_url(channel.provider))}.",
+        f"your customer area at **{md_escape(provider.name)}**, {_code(portal_url(channel.provider))}.",
         "Enter the login and password of that customer area. They are encrypted in Glaneur's vault at once and "
         "removed from this form's record.",
     ]
     if refusal:
         parts.insert(0, f"**Your previous answer was not saved:** {md_escape(refusal)} Please submit the form again.")
     return "\n\n".join(parts)
+
+
+def _code(text: str) -> str:
+    """A Markdown code span: shown as typed (an address with its dots), never a link or markup."""
+    return "`" + " ".join(text.replace("`", "").split()) + "`"
 
 
 def _send(session, invitation: Invitation, channel: Channel) -> None:
