@@ -168,6 +168,18 @@ def channel_delete(
         f"{deletion.accounts} account(s) purged from the vault; {deletion.documents_kept} document(s) and "
         f"{deletion.runs_kept} run(s) of history kept."
     )
+    if deletion.invitation_runs:
+        from tasks.human import cancel_invitation_runs
+
+        try:
+            cancel_invitation_runs(deletion.invitation_runs, f"The channel {deletion.channel.slug} was deleted.")
+        except Exception as error:  # noqa: BLE001  the channel is deleted; the waiting runs must be ended by hand
+            common.error_line(
+                f"the invitation run(s) {', '.join(deletion.invitation_runs)} could not be cancelled ({error}): "
+                f"cancel them in the Prefect UI. An answer sent meanwhile is refused and deleted."
+            )
+            raise typer.Exit(common.FAILED_EXIT) from None
+        common.say(f"{len(deletion.invitation_runs)} waiting invitation run(s) cancelled.")
 
 
 @channel_app.command("invite")
@@ -220,31 +232,38 @@ def channel_invite(
 def channel_resend_invitation(channel: str) -> None:
     """Send the pending invitation's mail and notification again (same link, same expiry)."""
     from glaneur import admin, invitations
-    from glaneur.models import Invitation, InvitationState
-    from glaneur.notify import flow_run_link, notify_user
+    from glaneur.models import Invitation
+    from glaneur.notify import notify_user
+    from tasks.human import flow_run_link
 
     with common.session() as session:
         found = admin.get_channel(session, channel)
         org = admin.organization_of(session, found)
         admin.require_right(common.actor(session, org), org, admin.right_for_kind(found.kind))
-        waiting = [
-            i
-            for i in invitations.pending_for(session, found.id)
-            if i.state in (InvitationState.PENDING, InvitationState.UNDELIVERABLE)
-        ]
+        waiting = [i for i in invitations.pending_for(session, found.id) if i.state in invitations.WAITING]
         if not waiting:
             raise UsageError(f"channel '{found.slug}' has no pending invitation: send one with 'glaneur channel invite'.")
         invitation: Invitation = waiting[0]
-        if invitations.seconds_left(invitation) <= 1:
+        if not invitations.is_open(invitation):
+            invitations.expire(session, invitation)
+            session.commit()
             raise UsageError("the invitation has expired: send a new one with 'glaneur channel invite'.")
+        _check_invitation_run_waits(invitation.flow_run_id)
+        link = flow_run_link(invitation.flow_run_id)
+        if link is None:
+            raise UsageError(
+                "no link to the invitation's run can be built: set GLANEUR_PREFECT_UI_URL (or PREFECT_UI_URL) to "
+                "the Prefect UI address the account holder can open."
+            )
         delivery = notify_user(
             session,
             invitation.invitee_user_id,
             kind="invitation",
             subject=f"[Glaneur] Reminder: credentials requested for {found.label}",
             body=f"You are asked to enter the credentials of the supplier account collected by '{found.label}'. "
-            f"Open the link, choose Resume and fill in the form.",
-            link=flow_run_link(invitation.flow_run_id),
+            f"Open the link, choose Resume and fill in the form. The request expires on "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
+            link=link,
         )
         invitations.record_sent(session, invitation, delivered=delivery.delivered, error=delivery.error)
         session.commit()
@@ -253,6 +272,25 @@ def channel_resend_invitation(channel: str) -> None:
     else:
         common.error_line(f"the invitation could not be delivered to {invitation.email}: {delivery.error}")
         raise typer.Exit(common.FAILED_EXIT)
+
+
+def _check_invitation_run_waits(flow_run_id: str | None) -> None:
+    """A reminder is only worth sending while the invitation's Prefect run still waits for the form."""
+    from prefect.client.orchestration import get_client
+
+    if not flow_run_id:
+        raise UsageError("the invitation has no Prefect run: send a new one with 'glaneur channel invite'.")
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+    except Exception as error:  # noqa: BLE001
+        raise UsageError(f"cannot check the invitation's run in Prefect ({error}): is the Prefect API reachable?") from None
+    if state is None or not state.is_paused():
+        name = state.name if state else "unknown"
+        raise UsageError(
+            f"the invitation's run no longer waits for an answer (state {name}): send a new one with "
+            f"'glaneur channel invite'."
+        )
 
 
 def channels(org: str | None = typer.Option(None, "--org", help="Only this organisation's channels.")) -> None:

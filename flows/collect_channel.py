@@ -17,7 +17,15 @@ from connectors.base import SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
 from glaneur import collection
 from glaneur.db import migrate, session_scope
-from glaneur.errors import GlaneurError, InvalidDocument, NotCompatible, PortalChanged, WrongSecondFactor
+from glaneur.errors import (
+    AwaitingSecondFactor,
+    GlaneurError,
+    InvalidDocument,
+    NotCompatible,
+    PortalChanged,
+    SecondFactorRefused,
+    WrongSecondFactor,
+)
 from glaneur.settings import get_settings
 from glaneur.statuses import Status, describe
 from glaneur.storage import StorageConflict
@@ -152,7 +160,10 @@ def _log_in(plan, account, connector, portal, credentials, remembered, steps, se
     while challenge is not None:
         attempt += 1
         if attempt > settings.second_factor_attempts:
-            raise WrongSecondFactor(f"The portal refused {settings.second_factor_attempts} second-factor answers.")
+            # The run is over: its own status (not "awaiting"), so the owner is told and nobody types a code.
+            raise SecondFactorRefused(
+                f"The portal refused {settings.second_factor_attempts} second-factor answers ({refused})."
+            )
         if challenge.kind == SecondFactorKind.TOTP and credentials.totp_seed:
             answer = totp_code(credentials.totp_seed)
         else:
@@ -163,6 +174,8 @@ def _log_in(plan, account, connector, portal, credentials, remembered, steps, se
             refused = error.detail
             if challenge.kind == SecondFactorKind.TOTP and credentials.totp_seed:
                 time.sleep(30 - time.time() % 30 + 1)  # the code was at the edge of its window: use the next one
+        except AwaitingSecondFactor as error:  # the portal dropped the login after too many wrong codes
+            raise SecondFactorRefused(error.detail) from error
     with session_scope() as session:
         collection.remember_session(
             session, account.id, portal.context.storage_state(), timedelta(hours=settings.session_ttl_hours)

@@ -795,6 +795,7 @@ class Deletion:
     cancelled_invitations: int
     documents_kept: int
     runs_kept: int
+    invitation_runs: tuple[str, ...] = ()  # the suspended Prefect runs of the cancelled invitations, to cancel too
 
 
 def check_deletion(session: Session, channel: Channel | str, *, actor: User) -> Channel:
@@ -821,7 +822,10 @@ def delete_channel(session: Session, channel: Channel | str, *, actor: User) -> 
     accounts = channel_accounts(session, found)
     purged = sum(_purge_secrets(session, account) for account in accounts)
     pending = session.exec(
-        select(Invitation).where(Invitation.channel_id == found.id, Invitation.state == InvitationState.PENDING)
+        select(Invitation).where(
+            Invitation.channel_id == found.id,
+            col(Invitation.state).in_([InvitationState.PENDING, InvitationState.UNDELIVERABLE]),
+        )
     ).all()
     for invitation in pending:
         invitation.state = InvitationState.CANCELLED
@@ -844,7 +848,10 @@ def delete_channel(session: Session, channel: Channel | str, *, actor: User) -> 
         f"{len(pending)} pending invitation(s) cancelled; {documents} document(s) and {runs} run(s) kept",
     )
     session.flush()
-    return Deletion(found, len(accounts), purged, len(pending), documents, runs)
+    return Deletion(
+        found, len(accounts), purged, len(pending), documents, runs,
+        tuple(invitation.flow_run_id for invitation in pending if invitation.flow_run_id),
+    )
 
 
 def _purge_secrets(session: Session, account: Account) -> int:

@@ -52,6 +52,18 @@ class SecondFactorTimeout(GlaneurError):
     status = Status.SECOND_FACTOR_TIMEOUT
 
 
+class SecondFactorRefused(GlaneurError):
+    """The portal refused the last second-factor answer allowed (or dropped the login): this run is over."""
+
+    status = Status.SECOND_FACTOR_REFUSED
+
+
+class SecondFactorDeclined(GlaneurError):
+    """The approver declined the login in the form: Glaneur did not log in."""
+
+    status = Status.SECOND_FACTOR_DECLINED
+
+
 class WrongCredentials(GlaneurError):
     status = Status.WRONG_CREDENTIALS
 

@@ -80,19 +80,64 @@ def mark(session: Session, invitation: Invitation, state: InvitationState) -> No
     session.flush()
 
 
-def expire_overdue(session: Session) -> int:
-    """Invitations past their expiry become expired (the daily dispatch calls this)."""
-    now = utcnow()
-    overdue = [
-        invitation
-        for invitation in session.exec(
-            select(Invitation).where(col(Invitation.state).in_([InvitationState.PENDING, InvitationState.UNDELIVERABLE]))
-        ).all()
-        if _aware(invitation.expires_at) <= now
-    ]
-    for invitation in overdue:
+WAITING = (InvitationState.PENDING, InvitationState.UNDELIVERABLE)  # states of an invitation still open
+
+
+def for_run(session: Session, flow_run_id: str) -> Invitation | None:
+    """The invitation a flow run waits for, whatever became of its channel since."""
+    return session.exec(select(Invitation).where(Invitation.flow_run_id == flow_run_id)).first()
+
+
+def is_overdue(invitation: Invitation) -> bool:
+    return _aware(invitation.expires_at) <= utcnow()
+
+
+def is_open(invitation: Invitation) -> bool:
+    """Still waiting for the holder's answer: neither answered, cancelled nor past its expiry."""
+    return invitation.state in WAITING and not is_overdue(invitation)
+
+
+def expire(session: Session, invitation: Invitation) -> bool:
+    """Mark an unanswered invitation expired and tell the channel's owner, once; True when this call did it."""
+    from glaneur.notify import notify_user
+
+    if invitation.state in WAITING:
         invitation.state = InvitationState.EXPIRED
         session.add(invitation)
+    if invitation.state != InvitationState.EXPIRED or invitation.owner_told_at is not None:
+        session.flush()
+        return False
+    channel = session.get(Channel, invitation.channel_id)
+    owner_id = channel.owner_user_id or channel.recipient_user_id
+    invitation.owner_told_at = utcnow()
+    session.add(invitation)
+    session.flush()
+    if owner_id is not None and channel.deleted_at is None:
+        notify_user(
+            session,
+            owner_id,
+            kind="invitation_expired",
+            subject=f"[Glaneur] {channel.label}: invitation expired / invitation expirée",
+            body=(
+                f"{invitation.email} did not enter the credentials of the collector '{channel.label}' "
+                f"({channel.slug}) before the invitation expired on {_aware(invitation.expires_at):%Y-%m-%d %H:%M} UTC.\n"
+                f"Nothing is collected until credentials are entered: enter them yourself ('Modifier'), or send "
+                f"a new invitation with 'glaneur channel invite {channel.slug} --invitee {invitation.email}'."
+            ),
+        )
+    return True
+
+
+def expire_overdue(session: Session) -> int:
+    """Invitations past their expiry become expired and their owners are told (the daily dispatch calls this,
+    as a backstop to the expiry run each invitation schedules for itself)."""
+    overdue = [
+        invitation
+        for invitation in session.exec(select(Invitation).where(col(Invitation.state).in_(list(WAITING)))).all()
+        if is_overdue(invitation)
+    ]
+    for invitation in overdue:
+        expire(session, invitation)
     session.flush()
     return len(overdue)
 

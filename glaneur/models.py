@@ -231,6 +231,9 @@ class Invitation(SQLModel, table=True):
     delivery_error: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     answered_at: datetime | None = None
+    refused_answers: int = 0  # answers the flow refused (a TOTP seed it cannot use); the form asks again
+    refusal: str = ""  # why the last answer was refused, shown above the form (never the answer itself)
+    owner_told_at: datetime | None = None  # when the channel's owner was told the invitation ended unanswered
 
 
 # --- Firm side: partner connectors, client IBANs, mandates, statements -----------------------------

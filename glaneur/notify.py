@@ -1,7 +1,8 @@
 """In-app notifications (the bell, ``glaneur notifications``) and the mails sent alongside them.
 
 Free of Prefect: flows call :func:`notify_channel_status` after recording a channel's status, and
-pass a link to the run (:func:`flow_run_link`). Functions flush; the caller commits.
+pass a link to the run (``tasks.human.flow_run_link``, which falls back on Prefect's UI URL).
+Functions flush; the caller commits.
 """
 
 from __future__ import annotations
@@ -171,12 +172,21 @@ def mark_read(session: Session, user: User | int, ids: list[int] | None = None) 
     return changed
 
 
-def flow_run_link(flow_run_id: str | None, settings: Settings | None = None) -> str | None:
-    """The flow run's page in the Prefect UI, when both the id and ``GLANEUR_PREFECT_UI_URL`` are known."""
+# A run's page in Prefect 3.8's current UI. Deep links outside ``/v2/`` open the legacy UI, whose
+# forms show ``format: password`` fields (an invitation's password, a TOTP seed) as plain text.
+RUN_PAGE = "/v2/runs/flow-run/{flow_run_id}"
+
+
+def run_page(base_url: str, flow_run_id: str) -> str:
+    return base_url.rstrip("/") + RUN_PAGE.format(flow_run_id=flow_run_id)
+
+
+def configured_run_link(flow_run_id: str | None, settings: Settings | None = None) -> str | None:
+    """The run's page under ``GLANEUR_PREFECT_UI_URL`` (None when unset); mails use ``tasks.human.flow_run_link``."""
     settings = settings or get_settings()
     if not flow_run_id or not settings.prefect_ui_url:
         return None
-    return f"{settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+    return run_page(settings.prefect_ui_url, flow_run_id)
 
 
 def _one_line(text: str) -> str:

@@ -7,6 +7,9 @@ process and continues once the approver submits. Prefect stores what was submitt
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pyotp
 from prefect import get_run_logger, runtime
 from prefect.exceptions import FlowPauseTimeout
@@ -18,7 +21,7 @@ from pydantic import Field
 from connectors.base import SecondFactorKind
 from glaneur import collection
 from glaneur.db import session_scope
-from glaneur.errors import SecondFactorTimeout
+from glaneur.errors import SecondFactorDeclined, SecondFactorTimeout
 from glaneur.models import Channel
 from glaneur.settings import Settings
 from glaneur.statuses import Status, describe
@@ -32,9 +35,12 @@ class SecondFactorCode(RunInput):
 
 
 class AppApproval(RunInput):
-    """A single confirmation: the login was approved in the supplier's app."""
+    """A single confirmation: the login was approved in the supplier's app; unticked declines it."""
 
-    approved: bool = Field(description="I approved the login in the app")
+    approved: bool = Field(
+        default=False,
+        description="I approved the login in the app. Leave unticked to decline it: Glaneur will not log in.",
+    )
 
 
 def totp_code(seed: str) -> str:
@@ -42,16 +48,31 @@ def totp_code(seed: str) -> str:
 
 
 def flow_run_link(flow_run_id: str | None) -> str | None:
-    """The run's page in the Prefect UI, for mails: GLANEUR_PREFECT_UI_URL, else Prefect's own UI URL."""
+    """The run's page in the Prefect UI, for mails: GLANEUR_PREFECT_UI_URL, else Prefect's own UI URL.
+
+    The one link builder of flows and CLI alike (the README promises the fallback).
+    """
     from prefect.settings import PREFECT_UI_URL
 
-    from glaneur.notify import flow_run_link as configured_link
+    from glaneur.notify import configured_run_link, run_page
 
-    link = configured_link(flow_run_id)
+    link = configured_run_link(flow_run_id)
     base = PREFECT_UI_URL.value()
     if link is None and base and flow_run_id:
-        link = f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
+        link = run_page(base, flow_run_id)
     return link
+
+
+def duration(seconds: float) -> str:
+    """Plain words for a wait: "45 s", "1 min", "2 h 30 min" (never "0 min")."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def ask_approver(
@@ -67,8 +88,11 @@ def ask_approver(
     flow_run_id = str(runtime.flow_run.id)
     link = flow_run_link(flow_run_id)
     app = challenge.kind == SecondFactorKind.APP
-    what = "Approve the login in the supplier's app, then tick the box and submit." if app else (
-        "Type the code the portal sent, then submit.")
+    what = (
+        "Approve the login in the supplier's app, then tick the box and submit. **If nobody on your side "
+        "started this login, leave the box unticked and submit: Glaneur declines it and does not log in.**"
+        if app else "Type the code the portal sent, then submit."
+    )
     description = "\n\n".join(
         part for part in (
             f"**Second factor needed** for channel **{md_escape(plan.label)}** "
@@ -97,11 +121,14 @@ def ask_approver(
         _back_to_running(flow_run_id)
         raise SecondFactorTimeout(
             f"Nobody answered the second factor of {account.login} within "
-            f"{settings.second_factor_timeout_seconds / 60:.0f} min."
+            f"{duration(settings.second_factor_timeout_seconds)}."
         ) from None
     finally:
         delete_inputs(f"paused-{key}", flow_run_id)
     if app:
+        if not answer.approved:
+            logger.warning("The approver declined the login of account %s", account.login)
+            raise SecondFactorDeclined(f"The approver declined the login of {account.login}.")
         return None
     return answer.code.strip()
 
@@ -114,15 +141,73 @@ def _back_to_running(flow_run_id: str) -> None:
         client.set_flow_run_state(flow_run_id, Running(message="Second factor not answered in time"), force=True)
 
 
+DELETE_ATTEMPTS = 4
+log = logging.getLogger(__name__)
+
+
 def delete_inputs(base_key: str, flow_run_id: str) -> None:
     """Remove what the approver submitted (and the form) from Prefect's flow run inputs."""
-    from prefect.input.actions import delete_flow_run_input
-
     for key in keyset_from_base_key(base_key).values():
+        delete_input(key, flow_run_id)
+
+
+def delete_run_inputs(flow_run_id: str, prefix: str = "") -> int:
+    """Remove every flow run input of the run whose key starts with ``prefix``; how many were found."""
+    from prefect.client.orchestration import get_client
+
+    def keys() -> list[str]:
+        with get_client(sync_client=True) as client:
+            return [found.key for found in client.filter_flow_run_input(flow_run_id, prefix, 200, set())]
+
+    found = _retried(keys, f"listing the inputs of flow run {flow_run_id}")
+    for key in found:
+        delete_input(key, flow_run_id)
+    return len(found)
+
+
+def delete_input(key: str, flow_run_id: str) -> None:
+    """Delete one flow run input. Nothing stored is fine; any other failure is retried, logged, then raised:
+    a password left in Prefect's database must never go unnoticed."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    def delete() -> None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.delete_flow_run_input(flow_run_id, key)
+            except ObjectNotFound:
+                pass
+            except PrefectHTTPStatusError as error:
+                if error.response.status_code != 404:
+                    raise
+
+    _retried(delete, f"deleting flow run input {key!r} of flow run {flow_run_id}")
+
+
+def _logger():
+    """The run's logger inside a flow (the message reaches the Prefect UI), else this module's."""
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+
+def _retried(call, what: str):
+    for attempt in range(1, DELETE_ATTEMPTS + 1):
         try:
-            delete_flow_run_input(key, flow_run_id=flow_run_id)
-        except Exception:  # nothing stored under that key (the pause timed out before any answer)
-            pass
+            return call()
+        except Exception as error:
+            # The exception's text is Prefect's (URL, status), never the input's value.
+            _logger().warning("%s failed (attempt %d of %d): %s: %s", what, attempt, DELETE_ATTEMPTS,
+                        type(error).__name__, error)
+            if attempt == DELETE_ATTEMPTS:
+                raise RuntimeError(
+                    f"{what} failed {DELETE_ATTEMPTS} times; delete it by hand (Prefect API DELETE "
+                    f"/flow_runs/{{id}}/input/{{key}}) before anyone reads the database."
+                ) from error
+            time.sleep(0.5 * 2 ** (attempt - 1))
 
 
 def _tell_approver(plan, account, link: str | None, challenge, attempt: int) -> None:
@@ -151,3 +236,22 @@ def _tell_approver(plan, account, link: str | None, challenge, attempt: int) -> 
             link=link,
         )
         session.commit()
+
+
+def cancel_invitation_runs(flow_run_ids: tuple[str, ...] | list[str], reason: str) -> None:
+    """Cancel suspended invitation runs (their channel was deleted) and delete whatever the holder submitted.
+
+    A run the holder already answered but that did not start yet would otherwise keep the password
+    in its inputs. Failures are retried and logged, then raised.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    for flow_run_id in flow_run_ids:
+        def cancel(flow_run_id=flow_run_id) -> None:
+            with get_client(sync_client=True) as client:
+                if not client.read_flow_run(flow_run_id).state.is_final():
+                    client.set_flow_run_state(flow_run_id, Cancelled(message=reason), force=True)
+
+        _retried(cancel, f"cancelling invitation run {flow_run_id}")
+        delete_run_inputs(flow_run_id)

@@ -53,6 +53,39 @@ def deployments():
     prefect_call(delete)
 
 
+def run_inputs(flow_run_id, api_url: str | None = None) -> dict[str, str]:
+    """Every flow run input Prefect holds for the run, key -> stored value, read two ways: through the API
+    (every key, not a guessed list) and, when the server's database is a SQLite file, with SQL on it."""
+    import sqlite3
+    from contextlib import closing
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    api_url = api_url or PREFECT_API_URL.value()
+    response = httpx.post(f"{api_url}/flow_runs/{flow_run_id}/input/filter",
+                          json={"prefix": "", "limit": 200, "exclude_keys": []}, timeout=30)
+    response.raise_for_status()
+    found = {row["key"]: row["value"] for row in response.json()}
+    database = PREFECT_SERVER_DATABASE_CONNECTION_URL.value() or ""
+    if database.startswith("sqlite") and api_url == PREFECT_API_URL.value():
+        path = database.split(":///", 1)[1]
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as connection:
+            rows = connection.execute(
+                "SELECT key, value FROM flow_run_input WHERE replace(flow_run_id, '-', '') = ?",
+                (str(flow_run_id).replace("-", ""),),
+            ).fetchall()
+        assert len(rows) == len(found), "the API and the server's database disagree on the run's inputs"
+        found.update({key: value for key, value in rows})
+    return found
+
+
+def assert_no_secret_in_inputs(flow_run_id, secrets: list[str], api_url: str | None = None) -> None:
+    stored = " ".join(f"{key}={value}" for key, value in run_inputs(flow_run_id, api_url).items())
+    for secret in secrets:
+        assert secret not in stored, "a secret stayed in Prefect's flow run inputs"
+
+
 def assert_no_secret(home, flow_run_id, secrets: list[str]) -> None:
     """Not in Prefect's logs, artifacts, parameters or inputs; not in clear in Glaneur's database."""
     from prefect.client.orchestration import get_client
@@ -69,6 +102,7 @@ def assert_no_secret(home, flow_run_id, secrets: list[str]) -> None:
     prefect_text = " ".join(log.message for log in logs) + " ".join(str(a.data) for a in artifacts) + json.dumps(
         run.parameters, default=str) + str(run.state.message)
     database = b"".join(path.read_bytes() for path in home.glob("glaneur.db*"))
+    assert_no_secret_in_inputs(flow_run_id, secrets)
     for secret in secrets:
         assert secret not in prefect_text
         assert secret.encode() not in database

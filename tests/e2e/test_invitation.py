@@ -21,6 +21,7 @@ from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.models import Account, Document, Invitation, InvitationState, Notification, Right, VaultEntry
 from glaneur.settings import PROJECT_ROOT
+from tests.e2e.conftest import assert_no_secret_in_inputs, run_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -51,12 +52,13 @@ def _deploy(entrypoint: str, name: str) -> None:
 
 
 @contextmanager
-def worker(home):
+def worker(home, **settings: str):
     environment = {
         **os.environ,
         "PREFECT_API_URL": _api_url(),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "GLANEUR_HOME": str(home),
+        **settings,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
@@ -133,3 +135,161 @@ def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, p
         assert session.exec(select(Invitation)).one().state == InvitationState.ANSWERED
         assert len(session.exec(select(Document)).all()) == 23
     assert read_flow_run_input(f"suspended-invitation-{invitation.id}-response", flow_run_id=run.id) is None
+    assert run_inputs(run.id) == {}  # every key, read from Prefect's API and its database
+
+
+# -- what happens to an answer on the paths that do not end in a collection -------------------------------
+SEED_16 = "JBSWY3DPEHPK3PXP"  # the most common length, 80 bits: too short for the TOTP library
+
+
+def _org_with_channels(*slugs: str) -> None:
+    with session_scope() as session:
+        admin.create_organization(session, "org", "Org")
+        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
+        admin.create_user(session, "org", "holder@org.example", "Holder", actor=owner)
+        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
+        for slug in slugs:
+            admin.add_channel(session, "org", label=f"Papeterie {slug}", provider="papeterie-dupont",
+                              binder="factures", recipient="owner@org.example", slug=slug, actor=owner)
+
+
+def _invite(slug: str):
+    from prefect.deployments import run_deployment
+
+    run = run_deployment("request-credentials/request-credentials",
+                         parameters={"channel": slug, "invitee": "holder@org.example"}, timeout=0)
+    return _wait(run.id, lambda state: state.is_paused())
+
+
+def _pauses(flow_run_id) -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return sum(1 for state in client.read_flow_run_states(flow_run_id) if state.is_paused())
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    return CliRunner().invoke(app, ["--as", "owner@org.example", *args], env={"COLUMNS": "250"})
+
+
+def test_an_answer_never_stays_in_prefect_whatever_the_path(glaneur_home, portals):
+    from prefect.flow_runs import resume_flow_run
+
+    _org_with_channels("org-deleted", "org-cli-deleted", "org-seed")
+    _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
+    with worker(glaneur_home):
+        deleted, cli_deleted, seed = _invite("org-deleted"), _invite("org-cli-deleted"), _invite("org-seed")
+
+        # The channel is deleted while the invitation waits, and its run is not cancelled (Prefect was down,
+        # say): the holder's answer makes the run fail, and the answer is deleted all the same.
+        with session_scope() as session:
+            admin.delete_channel(session, "org-deleted", actor=admin.get_user(session, "org", "owner@org.example"))
+        resume_flow_run(deleted.id, run_input={"login": "acme", "password": "deleted-pass-1"})
+        finished = _wait(deleted.id, lambda state: state.is_final())
+        assert finished.state.is_failed() and "deleted" in finished.state.message
+        assert run_inputs(deleted.id) == {}
+
+        # Deleting the channel with the command cancels its waiting invitation run.
+        result = _cli("channel", "delete", "org-cli-deleted", "--yes")
+        assert result.exit_code == 0, result.output
+        assert "1 waiting invitation run(s) cancelled" in result.output
+        assert _flow_run(cli_deleted.id).state.is_cancelled()
+        assert run_inputs(cli_deleted.id) == {}
+
+        # A 16-character TOTP seed passes the form; the run refuses it, says why, and asks again.
+        resume_flow_run(seed.id, run_input={"login": "acme", "password": "seed-pass-2", "totp_seed": SEED_16})
+        _wait(seed.id, lambda state: state.is_paused() and _pauses(seed.id) >= 2)
+        inputs = run_inputs(seed.id)
+        assert not any(key.endswith("-response") for key in inputs), inputs
+        assert_no_secret_in_inputs(seed.id, ["seed-pass-2", SEED_16])
+        description = next(value for key, value in inputs.items() if key.endswith("-description"))
+        assert "previous answer was not saved" in description and "too short" in description
+        assert "Papeterie Dupont" in description  # the supplier and its portal address, named
+        assert portals.urls["papeterie-dupont"] in description.replace("\\", "")  # Markdown-escaped
+        with session_scope() as session:
+            assert session.exec(select(Account)).all() == []
+        resume_flow_run(seed.id, run_input={"login": "acme", "password": PASSWORD})
+        finished = _wait(seed.id, lambda state: state.is_final())
+    assert finished.state.is_completed(), finished.state.message
+    assert run_inputs(seed.id) == {}
+    with session_scope() as session:
+        states = {i.flow_run_id: i.state for i in session.exec(select(Invitation)).all()}
+    assert states[str(deleted.id)] == states[str(cli_deleted.id)] == InvitationState.CANCELLED
+    assert states[str(seed.id)] == InvitationState.ANSWERED
+
+
+def test_a_vault_error_leaves_no_answer_in_prefect(glaneur_home, portals):
+    from prefect.flow_runs import resume_flow_run
+
+    _org_with_channels("org-vault")
+    _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
+    with worker(glaneur_home, GLANEUR_VAULT_KEY="not-a-fernet-key"):
+        run = _invite("org-vault")
+        resume_flow_run(run.id, run_input={"login": "acme", "password": "vault-pass-3"})
+        finished = _wait(run.id, lambda state: state.is_final())
+    assert finished.state.is_failed()
+    assert run_inputs(run.id) == {}
+
+
+def test_an_expired_invitation_is_marked_and_the_owner_told(glaneur_home, portals, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from glaneur.settings import reset_settings
+
+    _org_with_channels("org-expiry")
+    _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
+    with worker(glaneur_home, GLANEUR_INVITATION_TTL_HOURS="0.003"):  # about 11 s
+        run = _invite("org-expiry")
+        failed = _wait(run.id, lambda state: state.is_final(), timeout=120)
+        assert failed.state.is_failed()
+
+        def expired(_state) -> bool:
+            with session_scope() as session:
+                return session.exec(select(Invitation)).one().state == InvitationState.EXPIRED
+
+        _wait(run.id, expired, timeout=120)
+        # Nothing else runs here (no dispatch): the invitation's own expiry run did it.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _flow_run(run.id).state.name != "Expired":
+            time.sleep(1)
+        assert _flow_run(run.id).state.name == "Expired"
+        mails = [email.message_from_bytes(path.read_bytes()) for path in (glaneur_home / "outbox").glob("*.eml")]
+        told = [m for m in mails if m["To"] == "owner@org.example"]
+        assert len(told) == 1 and "expired" in told[0]["Subject"]
+        assert "glaneur channel invite org-expiry" in told[0].get_payload(decode=True).decode()
+
+        # A dead invitation is never sent again.
+        monkeypatch.setenv("GLANEUR_HOME", str(glaneur_home))
+        reset_settings()
+        result = _cli("channel", "resend-invitation", "org-expiry")
+        assert result.exit_code != 0 and "send one with 'glaneur channel invite'" in result.output, result.output
+
+        # Retry in the UI: the run starts again from the top and ends as expired, not with a 409.
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Scheduled(), force=True)
+        _wait(run.id, lambda state: state.is_running() or state.is_final(), timeout=120)
+        retried = _wait(run.id, lambda state: state.is_final(), timeout=120)
+    assert retried.state.name == "Expired", (retried.state.name, retried.state.message)
+    assert "expired" in retried.state.message
+    assert len([m for m in (glaneur_home / "outbox").glob("*.eml")]) == len(mails)  # told once
+
+
+def test_resend_invitation_includes_the_link_from_prefect_ui_url(glaneur_home, portals, monkeypatch):
+    from prefect.settings import PREFECT_UI_URL
+
+    _org_with_channels("org-resend")
+    _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
+    with worker(glaneur_home):
+        run = _invite("org-resend")
+        monkeypatch.delenv("GLANEUR_PREFECT_UI_URL", raising=False)
+        result = _cli("channel", "resend-invitation", "org-resend")
+    assert result.exit_code == 0, result.output
+    mails = sorted((glaneur_home / "outbox").glob("*.eml"), key=lambda path: path.stat().st_mtime)
+    reminder = email.message_from_bytes(mails[-1].read_bytes())
+    assert "Reminder" in reminder["Subject"]
+    assert f"{PREFECT_UI_URL.value().rstrip('/')}/v2/runs/flow-run/{run.id}" in reminder.get_payload(decode=True).decode()

@@ -5,6 +5,7 @@ The same for an invitation answered by the account holder in the UI.
 
 from __future__ import annotations
 
+import email
 import socket
 from contextlib import contextmanager
 
@@ -100,15 +101,37 @@ def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, gl
                              parameters={"channel": "org-ui", "invitee": "holder@org.example"}, timeout=0)
         _wait(run.id, lambda state: state.is_paused())
 
-        def fill(dialog):  # the form's fields in the RunInput's order: login, password, optional TOTP seed
-            fields = dialog.locator("input:not([type=checkbox]):not([type=hidden]), textarea")
-            fields.nth(0).fill("acme")
-            fields.nth(1).fill("papier-acme")
+        seen = {}
 
+        def fill(dialog):  # the form's fields in the RunInput's order: login, password, optional TOTP seed
+            dialog.get_by_text("Papeterie Dupont").first.wait_for()
+            dialog.locator("textarea").first.wait_for()  # the login box: the form is drawn once its schema loads
+            page_settle = dialog.page.wait_for_timeout
+            page_settle(500)
+            seen["text"] = dialog.inner_text()
+            # The password and the TOTP seed are masked: <input type=password>, nothing readable on screen.
+            secrets = dialog.locator("input[type=password]")
+            seen["masked"] = secrets.count()
+            fields = dialog.locator("input:not([type=checkbox]):not([type=hidden]):not([type=password]), textarea")
+            fields.nth(0).fill("acme")
+            secrets.nth(0).fill("papier-acme")
+
+        # The holder follows the link of the invitation mail.
+        mail = email.message_from_bytes(next((glaneur_home / "outbox").glob("*.eml")).read_bytes())
+        link = next(word for word in mail.get_payload(decode=True).decode().split() if f"/runs/flow-run/{run.id}" in word)
         with browser_page() as page:
-            resume_in_ui(page, ui_server.ui_url, run.id, fill)
+            page.goto(link)
+            page.get_by_role("button", name="Open menu").first.click()
+            page.get_by_role("menuitem", name="Resume").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_text("Resume Flow Run").wait_for()
+            fill(dialog)
+            dialog.get_by_role("button", name="Resume").click()
             page.wait_for_timeout(1000)
         finished = _wait(run.id, lambda state: state.is_final())
+    assert seen["masked"] == 2, seen  # password and TOTP seed
+    assert portals.urls["papeterie-dupont"] in seen["text"]  # the supplier's portal address, named
+    assert "None" not in seen["text"]  # the optional seed is a plain optional field, no "None" switch
     assert finished.state.is_completed(), finished.state.message
     with session_scope() as session:
         assert session.exec(select(Account)).one().login == "acme"

@@ -24,7 +24,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from glaneur import admin
-from glaneur.cli import app
+from cli.main import app
 from glaneur.db import session_scope
 from glaneur.models import Account, Channel, CollectionRun, OrganizationKind, Right
 from glaneur.settings import PROJECT_ROOT
@@ -346,7 +346,7 @@ def test_a_run_killed_where_no_worker_watches_is_crashed_and_closed_by_the_sweep
 
     make_channel("lent")
     environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "GLANEUR_HOME": str(glaneur_home)}
-    process = subprocess.Popen([sys.executable, "-c", "from glaneur.cli import app; app()", "run", SLUG],
+    process = subprocess.Popen([sys.executable, "-c", "from cli.main import app; app()", "run", SLUG],
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         row = wait_for("a running collection row", a_running_row)

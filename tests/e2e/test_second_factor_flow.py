@@ -21,7 +21,7 @@ from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.models import Account, Channel, Document, Right
 from glaneur.settings import get_settings, reset_settings
-from tests.e2e.conftest import assert_no_secret
+from tests.e2e.conftest import assert_no_secret, run_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 PROVIDER = "papeterie-dupont"
@@ -113,12 +113,8 @@ def sent_code(portals, login: str) -> str:
 
 
 def flow_run_inputs(flow_run_id) -> list:
-    """Every flow run input Prefect still holds for the run (API view)."""
-    from prefect.input.actions import read_flow_run_input
-
-    keys = [f"paused-second-factor-{n}-{attempt}-{part}" for n in range(1, 4) for attempt in range(1, 4)
-            for part in ("response", "description", "schema")]
-    return [value for key in keys if (value := read_flow_run_input(key, flow_run_id=flow_run_id)) is not None]
+    """Every flow run input Prefect still holds for the run (every key, API and server database)."""
+    return list(run_inputs(flow_run_id).values())
 
 
 def test_a_totp_seed_in_the_vault_answers_by_itself(glaneur_home, portals):
@@ -181,6 +177,46 @@ def test_an_app_approval_is_a_single_confirmation(glaneur_home, portals):
     assert summary["status"] == "ok", summary
 
 
+def test_an_unticked_app_approval_declines_the_login(glaneur_home, portals):
+    slug = make_channel(portals, "double-appli")
+    collection = Background(slug)
+    run = paused_run(slug)
+    # Even with the phone's approval given, the approver's "no" in the form wins: Glaneur does not log in.
+    httpx.post(f"{portals.urls[PROVIDER]}/_sandbox/approve/double-appli").raise_for_status()
+    resume_from_another_process(run.id, {"approved": False})
+    summary = collection.join()
+    assert summary["status"] == "second_factor_declined", summary
+    assert "declined this login" in summary["message"]
+    assert _documents() == []
+    with session_scope() as session:
+        assert session.exec(select(Channel)).one().status == "second_factor_declined"
+        account = session.exec(select(Account)).one()
+        assert account.status == "second_factor_declined" and account.session_ref is None
+    told = [path.read_text() for path in (glaneur_home / "outbox").glob("*.eml") if "second_factor_declined" in path.read_text()]
+    assert len(told) == 1, "the owner was not mailed about the declined login"
+    assert flow_run_inputs(run.id) == []
+
+
+def test_the_last_refused_code_ends_the_run_and_tells_the_owner(glaneur_home, portals, monkeypatch):
+    monkeypatch.setenv("GLANEUR_SECOND_FACTOR_ATTEMPTS", "2")
+    reset_settings()
+    slug = make_channel(portals, "double-code")
+    collection = Background(slug)
+    run = paused_run(slug)
+    resume_from_another_process(run.id, {"code": "000000"})
+    run = paused_run(slug, pause_number=2)
+    resume_from_another_process(run.id, {"code": "000001"})
+    summary = collection.join()
+    assert summary["status"] == "second_factor_refused", summary
+    assert "this run is over" in summary["message"] and "type the code" not in summary["message"]
+    with session_scope() as session:
+        assert session.exec(select(Channel)).one().status == "second_factor_refused"
+        assert session.exec(select(Account)).one().status == "second_factor_refused"
+    told = [path.read_text() for path in (glaneur_home / "outbox").glob("*.eml") if "second_factor_refused" in path.read_text()]
+    assert len(told) == 1, "the owner was not mailed when the run gave up"
+    assert flow_run_inputs(run.id) == []
+
+
 def test_no_answer_ends_the_run_cleanly_as_second_factor_timeout(glaneur_home, portals, monkeypatch):
     monkeypatch.setenv("GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS", "3")
     reset_settings()
@@ -189,6 +225,7 @@ def test_no_answer_ends_the_run_cleanly_as_second_factor_timeout(glaneur_home, p
     summary = Background(slug).join()
     assert summary["status"] == "second_factor_timeout"
     assert "next daily run asks again" in summary["message"]
+    assert "within 3 s" in summary["message"], summary["message"]  # not "within 0 min"
     with session_scope() as session:
         assert session.exec(select(Channel)).one().status == "second_factor_timeout"
     assert _documents() == []

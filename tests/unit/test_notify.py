@@ -14,12 +14,12 @@ from sqlmodel import Session, select
 from glaneur.db import get_engine
 from glaneur.errors import UsageError
 from glaneur.models import Binder, Channel, Notification, Organization, User
-from glaneur.notify import flow_run_link, list_notifications, mark_read, notify_channel_status, notify_user
+from glaneur.notify import configured_run_link, list_notifications, mark_read, notify_channel_status, notify_user
 from glaneur.settings import Settings, get_settings, reset_settings
 from glaneur.statuses import Status, describe
 
 RUN_ID = "8d4c2b1e-0000-4000-8000-000000000001"
-LINK = f"http://127.0.0.1:4200/runs/flow-run/{RUN_ID}"
+LINK = f"http://127.0.0.1:4200/v2/runs/flow-run/{RUN_ID}"  # the UI that masks password fields
 
 
 class Collector:
@@ -271,13 +271,13 @@ def test_unknown_user_or_channel_is_a_usage_error(session, world):
         notify_channel_status(session, 999)
 
 
-def test_flow_run_link(glaneur_home, monkeypatch):
-    assert flow_run_link(RUN_ID) is None  # no Prefect UI configured
+def test_configured_run_link(glaneur_home, monkeypatch):
+    assert configured_run_link(RUN_ID) is None  # no Prefect UI configured
     monkeypatch.setenv("GLANEUR_PREFECT_UI_URL", "http://127.0.0.1:4200/")
     reset_settings()
-    assert flow_run_link(RUN_ID) == LINK
-    assert flow_run_link(None) is None
-    assert flow_run_link(RUN_ID, Settings(prefect_ui_url="https://prefect.example.com")) == (
-        f"https://prefect.example.com/runs/flow-run/{RUN_ID}"
+    assert configured_run_link(RUN_ID) == LINK
+    assert configured_run_link(None) is None
+    assert configured_run_link(RUN_ID, Settings(prefect_ui_url="https://prefect.example.com")) == (
+        f"https://prefect.example.com/v2/runs/flow-run/{RUN_ID}"
     )
     assert get_settings().prefect_ui_url == "http://127.0.0.1:4200/"
