@@ -29,12 +29,12 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pyotp
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from connectors import catalog
 from connectors.base import Provider
+from glaneur import totp as portal_totp
 from glaneur.errors import UsageError
 from glaneur.models import (
     MAX_ACCOUNTS_PER_CHANNEL,
@@ -72,9 +72,6 @@ EMAIL_RE = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
 TIME_SLOT_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
-# pyotp (>= 2.10) refuses seeds under 112 bits (NIST SP 800-63B); storing one would only fail at collection time.
-TOTP_MIN_BYTES = 14
-TOTP_MIN_CHARS = 23  # base32 characters holding 112 bits
 
 _LIVE = (col(Channel.deleted_at).is_(None), col(Channel.active).is_(True))
 
@@ -135,12 +132,12 @@ def normalize_totp_seed(seed: str) -> str:
         valid = False
     if not valid:
         raise UsageError("the TOTP seed is not valid base32 (letters A-Z and digits 2-7): copy it again from the portal.")
-    if len(base64.b32decode(_padded(cleaned))) < TOTP_MIN_BYTES:
+    if len(base64.b32decode(_padded(cleaned))) * 8 < portal_totp.MIN_SEED_BITS:
         raise UsageError(
-            f"the TOTP seed is too short ({len(cleaned)} characters; pyotp needs at least {TOTP_MIN_CHARS}, "
-            "112 bits): copy the whole seed from the portal."
+            f"the TOTP seed is too short ({len(cleaned)} characters; a portal's seed has at least "
+            f"{portal_totp.MIN_SEED_CHARS}): copy the whole seed from the portal."
         )
-    pyotp.TOTP(cleaned).now()  # the collection computes codes with pyotp: it must accept the seed
+    portal_totp.code(cleaned)  # the collection computes codes from it: it must be usable now, not at collection time
     return cleaned
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-import pyotp
 from prefect import get_run_logger, runtime
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
@@ -20,6 +19,7 @@ from pydantic import Field
 
 from connectors.base import SecondFactorKind
 from glaneur import collection
+from glaneur import totp as portal_totp
 from glaneur.db import session_scope
 from glaneur.errors import SecondFactorDeclined, SecondFactorTimeout
 from glaneur.models import Channel
@@ -44,7 +44,7 @@ class AppApproval(RunInput):
 
 
 def totp_code(seed: str) -> str:
-    return pyotp.TOTP(seed).now()
+    return portal_totp.code(seed)
 
 
 def flow_run_link(flow_run_id: str | None) -> str | None:

@@ -273,7 +273,7 @@ def test_empty_login_is_refused(world):
 
 
 @pytest.mark.parametrize(
-    "seed", ["not base32!", "JBSWY3DP1", "ABC", "", "JBSWY3DPEHPK3PX0JBSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PXP"]
+    "seed", ["not base32!", "JBSWY3DP1", "ABC", "", "JBSWY3DPEHPK3PX0JBSWY3DPEHPK3PXP", "JBSWY3DPEHPK"]
 )
 def test_bad_totp_seed_is_refused_without_echoing_it(world, seed):
     created = channel(world)

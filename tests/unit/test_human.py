@@ -36,12 +36,31 @@ def test_the_invitation_form_masks_secrets_and_has_no_none_switch():
     assert "anyOf" not in properties["totp_seed"] and "default" not in properties["totp_seed"]
 
 
+def test_a_16_character_seed_gives_the_codes_of_rfc_6238():
+    from glaneur import totp
+
+    # RFC 6238 appendix B's SHA-1 key, cut to 80 bits, checked against an independent HMAC computation.
+    import base64
+    import hashlib
+    import hmac
+    import struct
+
+    seed = "GEZDGNBVGY3TQOJQ"  # base32 of "1234567890": 10 bytes, 80 bits
+    moment = 59
+    digest = hmac.new(base64.b32decode(seed), struct.pack(">Q", moment // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    expected = (struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 10**6
+    assert totp.code(seed, for_time=moment) == f"{expected:06d}"
+
+
 def test_a_seed_the_vault_refuses_is_refused_when_the_holder_submits():
     from flows.request_credentials import AccountCredentials, _checked
 
     with pytest.raises(UsageError, match="too short") as refused:
-        _checked(AccountCredentials(login="acme", password="p", totp_seed="JBSWY3DPEHPK3PXP"))
-    assert "JBSWY3DPEHPK3PXP" not in str(refused.value)
+        _checked(AccountCredentials(login="acme", password="p", totp_seed="JBSWY3DPEHPK"))
+    assert "JBSWY3DPEHPK" not in str(refused.value)
+    # 16 characters (80 bits), the length most portals issue, is a usable seed.
+    assert _checked(AccountCredentials(login="acme", password="p", totp_seed="jbsw y3dp ehpk 3pxp")) == "JBSWY3DPEHPK3PXP"
     assert _checked(AccountCredentials(login="acme", password="p")) is None
     assert _checked(AccountCredentials(login="acme", password="p", totp_seed=" ")) is None
     assert _checked(AccountCredentials(login="acme", password="p", totp_seed="jbsw y3dp ehpk 3pxp jbsw y3dp")) == (
