@@ -22,18 +22,18 @@ NO_COLLECT = typer.Option(
 INVITATION_DEPLOYMENT = "request-credentials/request-credentials"
 
 
-def _first_collection(slug: str, no_collect: bool) -> None:
+def _first_collection(slug: str, no_collect: bool, what: str = "First collection") -> None:
     """Start the first collection at once ("dans l'heure qui suit l'activation"), unless told not to."""
     if no_collect:
         common.say(
-            f"First collection not started (--no-collect): it runs at the daily time slot, or now with 'glaneur run {slug}'.",
+            f"{what} not started (--no-collect): it runs at the daily time slot, or now with 'glaneur run {slug}'.",
             style="yellow",
         )
         return
     from flows.activation import start_first_collection  # Prefect loads only when a collection starts
 
-    with common.out().status(f"Starting the first collection of {slug}…"):
-        line = start_first_collection(slug)
+    with common.out().status(f"Starting: {what.lower()} of {slug}…"):
+        line = start_first_collection(slug, what=what)
     common.say(line, style="default")
 
 
@@ -139,7 +139,7 @@ def channel_update_credentials(
         actor = _channel_actor(session, channel)
         admin.update_credentials(session, channel, login, password=password, totp_seed=seed, actor=actor)
     common.say(f"Updated the credentials of {login} on {channel}; the next collection uses them.")
-    _first_collection(channel, no_collect)
+    _first_collection(channel, no_collect, what="Collection with the new credentials")
 
 
 @channel_app.command("delete")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli import common
+from glaneur.vocabulary import MIN_SECRET_CHARS
 
 partner_app = common.group("Partner connectors (production tools) statements can go to.")
 firm_app = common.group("An accounting firm's connectors and statement sources.")
@@ -30,13 +31,15 @@ def partner_add(
     slug: str,
     name: str,
     url: str | None = typer.Option(None, "--url", help="Where the partner takes statements over HTTP (signed)."),
-    secret_stdin: bool = typer.Option(False, "--secret-stdin", help="Read the signing secret from stdin."),
+    secret_stdin: bool = typer.Option(
+        False, "--secret-stdin", help=f"Read the signing secret (at least {MIN_SECRET_CHARS} characters) from stdin."
+    ),
     support: str = typer.Option("", "--support", help="Whom firms contact when nothing arrives in the tool."),
 ) -> None:
     """Add a partner connector to the catalogue (the platform team's act). With --url, asks for its secret."""
     from glaneur import firm as firms
 
-    secret = common.read_secret(secret_stdin, "Signing secret") if url else None
+    secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if url else None
     with common.session() as session:
         partner = firms.create_partner(session, slug, name, delivery_url=url, secret=secret, support_contact=support)
         how = f"HTTP to {partner.delivery_url} and" if partner.delivery_url else "only"
@@ -53,7 +56,8 @@ def partner_update(
     """Change a partner's delivery address or signing secret."""
     from glaneur import firm as firms
 
-    secret = common.read_secret(secret_stdin, "Signing secret") if (secret_stdin or new_secret) else None
+    asked = secret_stdin or new_secret
+    secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if asked else None
     with common.session() as session:
         partner = firms.update_partner(session, slug, delivery_url=url, secret=secret)
         common.say(f"Updated partner connector {partner.slug}.")
@@ -139,13 +143,15 @@ def firm_source_add(
     org: str,
     slug: str,
     url: str | None = typer.Option(None, "--url", help="The statement API's address (asks for the firm's token)."),
-    token_stdin: bool = typer.Option(False, "--token-stdin", help="Read the API token from stdin."),
+    token_stdin: bool = typer.Option(
+        False, "--token-stdin", help=f"Read the API token (at least {MIN_SECRET_CHARS} characters) from stdin."
+    ),
     inbox: str | None = typer.Option(None, "--inbox", help="An inbox name: files dropped under ORG/inbox/NAME/."),
 ) -> None:
     """Add where the firm's statement files come from (supervisor or administrator)."""
     from glaneur import firm as firms
 
-    token = common.read_secret(token_stdin, "API token") if url else None
+    token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)") if url else None
     with common.session() as session:
         source = firms.add_statement_source(
             session, org, slug, url=url, token=token, inbox_prefix=inbox, actor=_firm_actor(session, org)
@@ -158,12 +164,14 @@ def firm_source_add(
 def firm_source_token(
     org: str,
     slug: str,
-    token_stdin: bool = typer.Option(False, "--token-stdin", help="Read the API token from stdin."),
+    token_stdin: bool = typer.Option(
+        False, "--token-stdin", help=f"Read the API token (at least {MIN_SECRET_CHARS} characters) from stdin."
+    ),
 ) -> None:
     """Enter a statement API's token again, e.g. when it can no longer be read (supervisor or administrator)."""
     from glaneur import firm as firms
 
-    token = common.read_secret(token_stdin, "API token")
+    token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)")
     with common.session() as session:
         firms.replace_source_token(session, org, slug, token, actor=_firm_actor(session, org))
         common.say(f"Token of statement source {slug} of {org} replaced: the next routing reads it.")

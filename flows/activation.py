@@ -19,19 +19,22 @@ from glaneur.errors import GlaneurError
 from glaneur.settings import get_settings
 
 
-def start_first_collection(slug: str) -> str:
-    """Start ``slug``'s first collection now; returns one line saying which path was taken and how it went."""
+def start_first_collection(slug: str, *, what: str = "First collection") -> str:
+    """Start ``slug``'s first collection now; returns one line saying which path was taken and how it went.
+
+    ``what`` names the run in that line ("First collection", or "Collection with the new credentials").
+    """
     lookup = lookup_deployment(COLLECT_DEPLOYMENT)
     reason = _why_in_process(lookup)
     if lookup.deployment is not None:
         try:
-            return _on_deployment(slug, lookup)
+            return _on_deployment(slug, lookup, what)
         except Exception as error:  # noqa: BLE001  the server answered a moment ago: run here rather than not at all
             reason = f"creating the flow run on {lookup.where} failed ({type(error).__name__}: {error})"
-    return _in_process(slug, reason)
+    return _in_process(slug, reason, what)
 
 
-def _on_deployment(slug: str, lookup) -> str:
+def _on_deployment(slug: str, lookup, what: str) -> str:
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(
@@ -42,20 +45,22 @@ def _on_deployment(slug: str, lookup) -> str:
         tags=["first-collection"],
     )
     line = (
-        f"First collection of {slug} started as flow run {flow_run.name} ({flow_run.id}) on deployment "
+        f"{what} of {slug} started as flow run {flow_run.name} ({flow_run.id}) on deployment "
         f"{COLLECT_DEPLOYMENT} of {lookup.where}; a worker picks it up, its invoices appear within the hour."
     )
-    ui = get_settings().prefect_ui_url
-    if ui:
-        line += f" Follow it at {ui.rstrip('/')}/runs/flow-run/{flow_run.id}."
+    from tasks.human import flow_run_link
+
+    link = flow_run_link(str(flow_run.id))
+    if link:
+        line += f" Follow it at {link}."
     if lookup.workers_online == 0:
         pool = lookup.deployment.get("work_pool_name")
         line += f" Warning: no worker is online in work pool '{pool}' yet; the run waits for one."
     return line
 
 
-def _in_process(slug: str, reason: str) -> str:
-    prefix = f"First collection of {slug} ran in this process ({reason}, so no worker would pick a run up)"
+def _in_process(slug: str, reason: str, what: str) -> str:
+    prefix = f"{what} of {slug} ran in this process ({reason}, so no worker would pick a run up)"
     try:
         from flows.collect_channel import run_channel
 

@@ -33,6 +33,7 @@ from glaneur.admin import (
     require_member,
 )
 from glaneur.errors import UsageError
+from glaneur.vocabulary import MIN_SECRET_CHARS
 from glaneur.models import (
     ClientIban,
     FirmConnector,
@@ -52,7 +53,6 @@ PARTNER_SECRET_PURPOSE = "partner_secret"
 SOURCE_TOKEN_PURPOSE = "statement_source_token"
 NO_CONNECTOR = "none"  # "Aucun connecteur"
 CONNECTOR_MANAGERS = (FirmRole.SUPERVISOR, FirmRole.ADMINISTRATOR)
-MIN_SECRET_CHARS = 16
 
 
 # -- checks ---------------------------------------------------------------------------------------

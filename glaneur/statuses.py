@@ -49,7 +49,12 @@ _TABLE = [
         False,
     ),
     StatusInfo(
-        Status.NEW, "Not collected yet", "Not collected yet: the first collection starts within the hour.", False, False
+        Status.NEW,
+        "Not collected yet",
+        "Not collected yet: the first collection starts as soon as credentials are entered, otherwise at the "
+        "channel's daily time slot ('glaneur run' collects now).",
+        False,
+        False,
     ),
     StatusInfo(
         Status.AWAITING_CREDENTIALS, "Awaiting credentials",
@@ -123,8 +128,8 @@ _TABLE = [
     ),
     StatusInfo(
         Status.PORTAL_UNAVAILABLE, "Portal unavailable",
-        "The supplier's portal did not answer. Glaneur retries by itself; if it lasts several days, "
-        "check the portal in a browser.",
+        "It did not answer (the detail names the portal, bank or statement source). Glaneur retries by "
+        "itself; if it lasts several days, check that address in a browser.",
         True,
         False,
     ),

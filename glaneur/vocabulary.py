@@ -30,3 +30,4 @@ class StatementRoute(StrEnum):
 
 
 MAX_ACCOUNTS_PER_CHANNEL = 2  # "jusqu'à deux comptes différents par collecteur"
+MIN_SECRET_CHARS = 16  # partners' signing secrets and statement API tokens: said before the prompt, checked after
