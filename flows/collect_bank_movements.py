@@ -79,7 +79,8 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
     except Exception as error:  # a bug: logged in full for support, never shown raw
         get_run_logger().exception("Bank collection of %s failed unexpectedly", plan.channel)
         status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
-    from glaneur.notify import flow_run_link, notify_channel_status
+    from glaneur.notify import notify_channel_status
+    from tasks.human import flow_run_link
 
     with session_scope() as session:
         collection.finish_run(session, run_id, status=status, message=message, new=new, already_had=already)
