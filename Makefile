@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glaneur-installed
 
-.PHONY: demo demo-stop test test-fast setup browser bench clean
+.PHONY: demo demo-stop test test-fast setup browser bench bench-scale deploy local-stack clean
 
 setup: $(STAMP) browser
 
@@ -33,6 +33,20 @@ bench: setup
 	$(PY) bench/statements_bench.py
 	$(PY) bench/cli_startup.py
 	$(PY) bench/bank_sync_bench.py
+
+# Deploy on the Prefect server PREFECT_API_URL names: work pool (when missing), provider limits, deployments.
+deploy: $(STAMP)
+	$(PY) -m infra.deploy
+
+# Prefect on PostgreSQL, Glaneur's database on the same cluster, N process workers (Ctrl-C stops all).
+WORKERS ?= 2
+local-stack: setup
+	$(PY) -m infra.local_stack --workers $(WORKERS)
+
+CHANNELS ?= 20
+INVOICES ?= 12
+bench-scale: setup
+	$(PY) bench/scale.py --channels $(CHANNELS) --invoices $(INVOICES) --workers $(WORKERS)
 
 clean:
 	rm -rf var/

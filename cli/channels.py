@@ -53,7 +53,9 @@ def channel_add(
     binder: str = typer.Option(..., "--binder", help="Binder slug of the organisation (classeur de dépôt)."),
     recipient: str = typer.Option(..., "--recipient", help="E-mail of the recipient user (utilisateur destinataire)."),
     slug: str | None = typer.Option(None, "--slug", help="Channel slug; default: ORG-LABEL, slugified."),
-    time_slot: str = typer.Option("06:00", "--time-slot", help="Daily collection time, HH:MM."),
+    time_slot: str | None = typer.Option(
+        None, "--time-slot", help="Daily collection time, HH:MM; default: the night slot least used by this provider."
+    ),
     login: str | None = typer.Option(None, "--login", help="Add a first account with this login (password asked)."),
     password_stdin: bool = PASSWORD_STDIN,
     with_totp: bool = WITH_TOTP,
@@ -77,6 +79,11 @@ def channel_add(
         "slug": slug,
         "time_slot": time_slot,
     }
+    if time_slot is None:
+        from glaneur.slots import slot_for_new_channel
+
+        with common.session() as session:
+            fields["time_slot"] = slot_for_new_channel(session, provider)
     with common.session() as session:  # every check before anyone types a secret
         admin.check_new_channel(session, org, actor=common.actor(session, org), **fields)
     password, seed = common.read_secrets(password_stdin, with_totp) if login is not None else (None, None)
@@ -91,6 +98,18 @@ def channel_add(
     )
     if login is not None:
         _first_collection(channel.slug, no_collect)
+
+
+@channel_app.command("set-slot")
+def channel_set_slot(
+    channel: str, time_slot: str = typer.Argument(..., metavar="HH:MM", help="New daily collection time.")
+) -> None:
+    """Move a channel's daily collection to another time slot (organisation's time zone)."""
+    from glaneur.slots import set_slot
+
+    with common.session() as session:
+        old, new = set_slot(session, channel, time_slot, actor=_channel_actor(session, channel))
+    common.say(f"Channel {channel} now collects daily at {new} (was {old}); from the next dispatch on.")
 
 
 @channel_app.command("account-add")
@@ -328,13 +347,20 @@ def providers(search: str | None = typer.Argument(None, help="Part of a provider
             style="yellow",
         )
         return
-    table = common.table("Providers", "Slug", "Name", "Login fields", "Second factor", "Compatible", "Notes")
+    from tasks.politeness import politeness_of
+
+    table = common.table(
+        "Providers", "Slug", "Name", "Login fields", "Second factor", "Compatible", "At once", "Per minute", "Notes"
+    )
     for entry in entries:
+        polite = politeness_of(entry.slug)
         factors = ", ".join(str(kind) for kind in entry.second_factor_kinds) or "-"
         compatible = Text("yes", style="green") if entry.compatible else Text("no", style="red")
         table.add_row(
             *map(common.cell, (entry.slug, entry.name, ", ".join(entry.login_fields), factors)),
             compatible,
+            common.cell(str(polite.concurrency)),
+            common.cell(f"{polite.per_minute:g}"),
             common.cell("" if entry.compatible else entry.description),  # why not, and what to do instead
         )
     common.out().print(table)

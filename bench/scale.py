@@ -1,0 +1,296 @@
+"""Benchmark of issue 20: a day of N channels on Prefect's distributed setup, against the sandbox portals.
+
+    .venv/bin/python bench/scale.py --channels 20 --invoices 12 [--workers 2] [--limit 2]
+    make bench-scale CHANNELS=20 INVOICES=12 WORKERS=2
+
+Everything real: the sandbox portals, PostgreSQL, a Prefect server on it, N process workers
+(infra/local_stack.py), ``dispatch-daily`` and ``collect-channel`` deployments, Chromium. Prints a table
+and writes ``var/bench/scale.json``:
+
+- ``first_day_seconds``: dispatch started -> every channel's first collection finished (files M each);
+- ``unchanged_day_seconds``: every channel collected again (nothing new): runs created at once;
+- ``floor_seconds``: the same PDFs fetched by a plain HTTP client (login + downloads, ``--workers`` threads);
+- ``no_prefect_seconds``: the same first collections (same connectors, browser, filing) called without
+  Prefect (no server, no worker, no task runs), ``--workers`` processes, on a fresh database;
+- ``documents_filed``, ``duplicates`` (documents or stored files beyond one per invoice and channel, or
+  a channel collected more than once on the first day), ``peak_rss_mib`` (whole stack: PostgreSQL,
+  Prefect server, workers, flow run processes, Chromium), the load average before and after.
+
+Asserts nothing: figures depend on the machine. Rerun on an idle machine for figures that mean something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tree_rss_mib(roots: list[int]) -> float:
+    """Resident memory of the processes ``roots`` and all their descendants."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            status = Path(f"/proc/{entry}/status").read_text()
+            found = re.search(r"VmRSS:\s+(\d+) kB", status)
+            rss[int(entry)] = int(found[1]) if found else 0
+        except (OSError, IndexError, ValueError):
+            continue
+    wanted, frontier = set(roots), list(roots)
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in wanted:
+                wanted.add(child)
+                frontier.append(child)
+    return sum(rss.get(pid, 0) for pid in wanted) / 1024
+
+
+class PeakRss(threading.Thread):
+    def __init__(self, roots: list[int]):
+        super().__init__(daemon=True)
+        self.roots, self.peak, self.done = roots, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak = max(self.peak, _tree_rss_mib(self.roots))
+            self.done.wait(0.5)
+
+
+def _runs(api: str, deployment: str) -> list[dict]:
+    found = httpx.get(f"{api}/deployments/name/{deployment}", timeout=60).json()
+    runs, offset = [], 0
+    while True:
+        page = httpx.post(f"{api}/flow_runs/filter", timeout=60, json={
+            "deployments": {"id": {"any_": [found["id"]]}}, "limit": 200, "offset": offset}).json()
+        runs += page
+        if len(page) < 200:
+            return runs
+        offset += 200
+
+
+def _wait(api: str, deployment: str, expected: int, timeout: float, ids: set[str] | None = None) -> list[dict]:
+    """The deployment's runs once final (only ``ids`` when given: its cron also schedules future runs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [r for r in _runs(api, deployment) if ids is None or r["id"] in ids]
+        final = [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")]
+        if len(final) >= expected and len(final) == len(runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(final)}/{expected} runs of {deployment} done after {timeout:.0f} s")
+        time.sleep(1)
+
+
+def _phases(api: str, runs: list[dict]) -> dict[str, float]:
+    """Mean seconds between state changes of the runs: due -> Pending (worker picked it up),
+    Pending -> Running (process start, imports, pull step, engine), Running -> final (the collection)."""
+    from datetime import datetime
+
+    sums: dict[str, list[float]] = {"due_to_pending": [], "pending_to_running": [], "running_to_final": []}
+    for run in runs:
+        states = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": run["id"]}, timeout=60).json()
+        at = {}
+        for state in sorted(states, key=lambda s: s["timestamp"]):
+            at.setdefault(state["type"], datetime.fromisoformat(state["timestamp"]))
+        final = next((at[t] for t in ("COMPLETED", "FAILED", "CRASHED") if t in at), None)
+        due = max(datetime.fromisoformat(run["expected_start_time"]), at.get("SCHEDULED", at.get("PENDING")))
+        if "PENDING" in at:
+            sums["due_to_pending"].append((at["PENDING"] - due).total_seconds())
+        if "PENDING" in at and "RUNNING" in at:
+            sums["pending_to_running"].append((at["RUNNING"] - at["PENDING"]).total_seconds())
+        if "RUNNING" in at and final:
+            sums["running_to_final"].append((final - at["RUNNING"]).total_seconds())
+    return {key: round(sum(values) / len(values), 1) for key, values in sums.items() if values}
+
+
+def _create_run(api: str, deployment: str, parameters: dict) -> str:
+    found = httpx.get(f"{api}/deployments/name/{deployment}", timeout=60).json()
+    answer = httpx.post(f"{api}/deployments/{found['id']}/create_flow_run", timeout=60, json={"parameters": parameters})
+    answer.raise_for_status()
+    return answer.json()["id"]
+
+
+def _fetch_plainly(base_url: str, provider: str, login: str, password: str, numbers: list[str]) -> int:
+    """Log in with a plain HTTP client and download the PDFs; returns bytes received."""
+    with httpx.Client(base_url=base_url, follow_redirects=True, timeout=60) as client:
+        if provider == "papeterie-dupont":
+            page = client.get("/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+            client.post("/login", data={"username": login, "password": password, "csrf_token": csrf})
+            paths = [f"/factures/{n}/pdf" for n in numbers]
+        else:
+            page = client.get("/connexion").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+            client.post("/connexion", data={"email": login, "mot_de_passe": password, "csrf": csrf})
+            paths = [f"/api/factures/{n}/pdf" for n in numbers]
+        received = 0
+        for path in paths:
+            answer = client.get(path)
+            answer.raise_for_status()
+            if not answer.content.startswith(b"%PDF"):
+                raise RuntimeError(f"{provider} {path}: not a PDF ({answer.headers.get('content-type')})")
+            received += len(answer.content)
+        return received
+
+
+def _collect_without_prefect(job: tuple[dict[str, str], str]) -> int:
+    """One channel's collection with the flow's own code, its Prefect tasks called as plain functions."""
+    env, slug = job
+    os.environ.update(env)
+    from datetime import date
+
+    from flows import collect_channel as flow_module
+    from glaneur import collection
+    from glaneur.db import session_scope
+    from glaneur.settings import get_settings, reset_settings
+    from tasks.browser import launch_browser
+    from tasks.collect import transient_steps
+
+    reset_settings()
+    settings = get_settings()
+    with session_scope() as session:
+        plan = collection.load_plan(session, slug, settings, date.today())
+    steps = {name: getattr(step, "fn", step) for name, step in transient_steps(settings).items()}
+    new = 0
+    with launch_browser(settings) as browser:
+        for account in plan.accounts:
+            new += flow_module._collect_account(plan, account, browser, steps, settings, date.today())["new"]
+    return new
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--channels", type=int, default=20)
+    parser.add_argument("--invoices", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=2, help="flow runs at once per worker")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "scale.json")
+    parser.add_argument("--skip-no-prefect", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+    from glaneur.settings import reset_settings
+    from infra.local_stack import local_stack, runs_by_worker, wait_for_workers
+    from sandbox.fleet import create_fleet, fleet_account, top_up_invoices
+    from sandbox.server import start_sandbox
+
+    n, m = args.channels, args.invoices
+    load_before = os.getloadavg()
+    home = Path(tempfile.mkdtemp(prefix="glaneur-scale-"))
+    result: dict[str, object] = {"channels": n, "invoices_per_channel": m, "workers": args.workers,
+                                 "runs_per_worker": args.limit, "cores": os.cpu_count()}
+    with start_sandbox() as portals:
+        top_up_invoices(portals.urls, m)
+        extra = {"GLANEUR_PORTAL_URLS": json.dumps(portals.urls)}
+        with local_stack(home / "stack", args.workers, extra_env=extra, worker_limit=args.limit) as stack:
+            for key, value in stack.env.items():
+                if key.startswith("GLANEUR_"):
+                    os.environ[key] = value
+            reset_settings()
+            slugs = create_fleet(n, time_slot="00:00")
+            wait_for_workers(stack)
+            pg_pid = int((stack.cluster.data / "postmaster.pid").read_text().split()[0])
+            peak = PeakRss([os.getpid(), pg_pid, stack.server.pid, *(w.pid for w in stack.workers)])
+            peak.start()
+            api = stack.api_url
+
+            started = time.perf_counter()
+            dispatch = _create_run(api, "dispatch-daily/dispatch-daily", {})
+            _wait(api, "dispatch-daily/dispatch-daily", 1, 600, ids={dispatch})
+            first = _wait(api, "collect-channel/collect-channel", n, 3600)
+            result["first_day_seconds"] = round(time.perf_counter() - started, 1)
+            placed = runs_by_worker(api, [r["id"] for r in first])
+            result["runs_by_worker"] = {w: sum(1 for v in placed.values() if v[0] == w) for w in stack.worker_names}
+            result["first_day_states"] = sorted({r["state_type"] for r in first})
+            per_run = [r["total_run_time"] for r in first if r.get("total_run_time")]
+            result["mean_run_seconds"] = round(sum(per_run) / len(per_run), 1) if per_run else None
+            result["first_day_phases_mean_seconds"] = _phases(api, first)
+
+            started = time.perf_counter()
+            for slug in slugs:
+                _create_run(api, "collect-channel/collect-channel", {"channel": slug})
+            both = _wait(api, "collect-channel/collect-channel", 2 * n, 3600)
+            result["unchanged_day_seconds"] = round(time.perf_counter() - started, 1)
+            first_ids = {r["id"] for r in first}
+            result["unchanged_day_phases_mean_seconds"] = _phases(api, [r for r in both if r["id"] not in first_ids])
+            peak.done.set()
+            peak.join()
+            result["peak_rss_mib"] = round(peak.peak)
+
+            from sqlmodel import func, select
+
+            from glaneur.db import session_scope
+            from glaneur.models import Channel, Document
+
+            with session_scope() as session:
+                rows = session.exec(select(Channel.slug, Channel.provider, Document.provider_reference).join(
+                    Document, Document.channel_id == Channel.id)).all()
+                filed = session.exec(select(func.count()).select_from(Document)).one()
+            stored = sum(1 for _ in (Path(stack.env["GLANEUR_HOME"]) / "documents").rglob("*.pdf"))
+            per_channel_first_day = {}
+            for run in first:
+                per_channel_first_day[run["parameters"]["channel"]] = per_channel_first_day.get(
+                    run["parameters"]["channel"], 0) + 1
+            result["documents_filed"] = filed
+            result["documents_stored"] = stored
+            result["duplicates"] = (max(0, filed - len({(s, r) for s, _, r in rows})) + max(0, stored - filed)
+                                    + sum(c - 1 for c in per_channel_first_day.values()))
+            result["missing"] = max(0, n * m - filed)
+
+            jobs = {}
+            for slug, provider, reference in rows:
+                jobs.setdefault((slug, provider), []).append(reference)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(args.workers) as pool:
+                received = sum(pool.map(lambda item: _fetch_plainly(
+                    portals.urls[item[0][1]], item[0][1], fleet_account(item[0][1]).login,
+                    fleet_account(item[0][1]).password, item[1]), jobs.items()))
+            result["floor_seconds"] = round(time.perf_counter() - started, 2)
+            result["floor_mib"] = round(received / 2**20, 2)
+
+            if not args.skip_no_prefect:
+                fresh = stack.cluster.create_database("noprefect")
+                env = {"GLANEUR_DATABASE_URL": fresh, "GLANEUR_HOME": str(home / "noprefect"),
+                       "GLANEUR_PORTAL_URLS": json.dumps(portals.urls)}
+                os.environ.update(env)
+                reset_settings()
+                plain = create_fleet(n, time_slot="00:00")
+                started = time.perf_counter()
+                with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    filed_plain = sum(pool.map(_collect_without_prefect, [(env, slug) for slug in plain]))
+                result["no_prefect_seconds"] = round(time.perf_counter() - started, 1)
+                result["no_prefect_documents_filed"] = filed_plain
+    result["load_average_before"] = [round(x, 2) for x in load_before]
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    width = max(len(k) for k in result)
+    print(f"{'figure':<{width}}  value")
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
