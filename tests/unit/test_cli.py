@@ -86,9 +86,9 @@ def first_collections(monkeypatch):
     module = types.ModuleType("flows.activation")
     calls: list[str] = []
 
-    def start_first_collection(slug: str) -> str:
+    def start_first_collection(slug: str, *, what: str = "First collection") -> str:
         calls.append(slug)
-        return f"First collection of {slug} ran in this process (test double)."
+        return f"{what} of {slug} ran in this process (test double)."
 
     module.start_first_collection = start_first_collection
     monkeypatch.setitem(sys.modules, "flows.activation", module)

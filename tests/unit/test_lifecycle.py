@@ -73,9 +73,9 @@ def first_collections(monkeypatch):
     module = types.ModuleType("flows.activation")
     calls: list[str] = []
 
-    def start_first_collection(slug: str) -> str:
+    def start_first_collection(slug: str, *, what: str = "First collection") -> str:
         calls.append(slug)
-        return f"First collection of {slug} ran in this process (test double)."
+        return f"{what} of {slug} ran in this process (test double)."
 
     module.start_first_collection = start_first_collection
     monkeypatch.setitem(sys.modules, "flows.activation", module)
@@ -518,7 +518,9 @@ def test_credentials_start_the_first_collection_at_once(acme, first_collections)
     out = ok(*channel_add_args("alice@acme.fr"), "--login", "one", input=f"{PASSWORD}\n").stdout
     assert "First collection of acme-papeterie ran in this process" in out
     ok("--as", "alice@acme.fr", "channel", "account-add", CHANNEL, "--login", "two", input="pw\n")
-    ok("--as", "alice@acme.fr", "channel", "update-credentials", CHANNEL, "--login", "one", input="pw2\n")
+    updated = ok("--as", "alice@acme.fr", "channel", "update-credentials", CHANNEL, "--login", "one", input="pw2\n")
+    assert "Collection with the new credentials of acme-papeterie" in updated.stdout
+    assert "First collection" not in updated.stdout
     assert first_collections == [CHANNEL, CHANNEL, CHANNEL]
 
 
