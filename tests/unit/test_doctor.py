@@ -475,7 +475,7 @@ def test_with_the_deployment_a_worker_runs_it(home, fake_prefect, collect_calls,
         "as_subflow": False, "tags": ["first-collection"],
     }]  # fmt: skip
     assert "started as flow run crimson-fox (6f1e-run) on deployment collect-channel/collect-channel" in line
-    assert "http://prefect.example/runs/flow-run/6f1e-run" in line and "Warning" not in line
+    assert "http://prefect.example/v2/runs/flow-run/6f1e-run" in line and "Warning" not in line
 
     fake_prefect.workers["glaneur"] = []
     assert "no worker is online in work pool 'glaneur' yet" in start_first_collection(SLUG)
