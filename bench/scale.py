@@ -220,7 +220,10 @@ def main() -> None:
             _wait(api, "dispatch-daily/dispatch-daily", 1, 600, ids={dispatch})
             first = _wait(api, "collect-channel/collect-channel", n, 3600)
             result["first_day_seconds"] = round(time.perf_counter() - started, 1)
-            placed = runs_by_worker(api, [r["id"] for r in first])
+            placed, deadline = {}, time.monotonic() + 60  # the workers' events arrive a little after the runs end
+            while len(placed) < len(first) and time.monotonic() < deadline:
+                placed = runs_by_worker(api, [r["id"] for r in first])
+                time.sleep(1)
             result["runs_by_worker"] = {w: sum(1 for v in placed.values() if v[0] == w) for w in stack.worker_names}
             result["first_day_states"] = sorted({r["state_type"] for r in first})
             per_run = [r["total_run_time"] for r in first if r.get("total_run_time")]
