@@ -209,7 +209,7 @@ def channel_invite(
     """Ask the account holder to enter the credentials (envoyez la demande à un utilisateur).
 
     The invitation is a Prefect run that waits, suspended, for the holder's answer; it needs the
-    deployments and a worker (prefect deploy --all; prefect worker start --pool glaneur).
+    deployments and a worker (make deploy; prefect worker start --pool glaneur).
     """
     from glaneur import admin
     from glaneur.doctor import lookup_deployment
@@ -225,7 +225,7 @@ def channel_invite(
         raise UsageError(
             f"nothing was sent. Invitations wait for days without holding a process, so they run on the Prefect "
             f"deployment '{INVITATION_DEPLOYMENT}', but {problem}. Deploy the flows "
-            f"(GLANEUR_PROJECT_DIR=$PWD prefect --no-prompt deploy --all), start a worker "
+            f"(make deploy: the work pool, the provider limits, then every deployment), start a worker "
             f"(prefect worker start --pool glaneur), then invite again."
         )
     from prefect.deployments import run_deployment

@@ -46,7 +46,7 @@ from glaneur.statuses import Status, describe
 DISPATCH_DEPLOYMENT = "dispatch-daily/dispatch-daily"
 COLLECT_DEPLOYMENT = "collect-channel/collect-channel"
 PREFECT_TIMEOUT_SECONDS = 5.0
-DEPLOY_HINT = "deploy Glaneur's flows (GLANEUR_PROJECT_DIR=$PWD prefect --no-prompt deploy --all) and start a worker"
+DEPLOY_HINT = "deploy Glaneur's flows (make deploy: the work pool, the provider limits, then every deployment) and start a worker"
 SPAM_ADVICE = (
     "check the address in their profile and the spam folder "
     "(« Vérifiez l'adresse mail renseignée dans son profil et consultez le dossier spam »)"

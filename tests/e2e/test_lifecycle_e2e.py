@@ -141,7 +141,7 @@ def test_doctor_names_the_cause_of_each_sandbox_failure(org, login, password, st
     if status == Status.PORTAL_CHANGED:
         assert "Screenshot and trace kept:" in cause.detail
     # The test server has no dispatch-daily deployment: said so, as a failure with its fix.
-    assert checks["next run"].verdict == "fail" and "prefect --no-prompt deploy --all" in checks["next run"].fix
+    assert checks["next run"].verdict == "fail" and "make deploy" in checks["next run"].fix
 
     result = glaneur("doctor", SLUG)
     assert result.exit_code == 1, result.output
