@@ -128,8 +128,8 @@ _TABLE = [
     ),
     StatusInfo(
         Status.PORTAL_UNAVAILABLE, "Portal unavailable",
-        "It did not answer (the detail names the portal, bank or statement source). Glaneur retries by "
-        "itself; if it lasts several days, check that address in a browser.",
+        "No answer from the other side (the portal, bank or statement source named above). Glaneur retries "
+        "by itself; if it lasts several days, open that address in a browser.",
         True,
         False,
     ),
