@@ -156,6 +156,7 @@ class PapeterieDupont(FormPortalConnector):
     second_factor_form = "form#double-authentification"
     home_path = "/factures"
     terms_name = "new terms (CGV)"
+    resumable_second_factor = True  # the pending login lives in its pd_double_auth cookie
     login_refusal = staticmethod(login_refusal)
     parse_second_factor = staticmethod(parse_second_factor)
     second_factor_refusal = staticmethod(second_factor_refusal)
