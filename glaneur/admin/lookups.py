@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from connectors import catalog
-from connectors.base import Provider
+from glaneur import providers
 from glaneur.errors import UsageError
 from glaneur.models import Account, Binder, Channel, Organization, User
 from glaneur.admin.checks import names_or_none, normalize_email
+
+if TYPE_CHECKING:
+    from connectors.base import Provider
 
 LIVE = (col(Channel.deleted_at).is_(None), col(Channel.active).is_(True))
 
@@ -127,7 +130,7 @@ def deleted_on(moment: datetime | None) -> str:
 
 def get_provider(slug: str) -> Provider:
     """A catalogue entry (unknown slugs raise the catalogue's UsageError)."""
-    return catalog.get_provider(slug.strip())
+    return providers.get_provider(slug.strip())
 
 
 def get_account(session: Session, channel: Channel | str, login: str) -> Account:

@@ -32,7 +32,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from glaneur.errors import ConfigurationError, GlaneurError, SecretUnreadable, UsageError
-from glaneur.firm import firm_connectors, require_firm
+from glaneur.statements.firm import firm_connectors, require_firm
 from glaneur.models import (
     ClientIban,
     DeliveryState,
