@@ -286,13 +286,7 @@ class LocalStorage:
         return meta
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(f"No document at {key}.") from None
-        except OSError as exc:
-            raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
+        return _read(self._path(key), key)
 
     def metadata(self, key: str) -> dict[str, str]:
         path = self._path(key)
@@ -329,12 +323,7 @@ class LocalStorage:
         real = os.path.realpath(path)
         if os.path.commonpath([real, str(self.root)]) != str(self.root) or real == str(self.root):
             raise UnsafeKey(f"Storage key {key!r} resolves outside the storage root; refused.")
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(f"No document at {key}.") from None
-        except OSError as exc:
-            raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
+        return _read(path, key)
 
     def _walk(self, start: Path) -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(start):
@@ -347,6 +336,15 @@ class LocalStorage:
 
     def link(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def _read(path: Path, key: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ObjectNotFound(f"No document at {key}.") from None
+    except OSError as exc:
+        raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
 
 
 # --- S3 ----------------------------------------------------------------------------------------
