@@ -66,16 +66,23 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import IO, TYPE_CHECKING, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from glaneur.contract import (
+    Credentials,
+    Engine,
+    FetchedDocument,
+    Provider,
+    RemoteDocument,
+    SecondFactorChallenge,
+    SecondFactorKind,
+)
 from glaneur.errors import (
     ActionNeeded,
     CredentialsExpired,
@@ -88,68 +95,23 @@ from glaneur.errors import (
 )
 from glaneur.settings import Settings, get_settings
 
+__all__ = [  # with the contract's types (from glaneur.contract), so that a connector imports all from here
+    "Credentials",
+    "Engine",
+    "FetchedDocument",
+    "FormPortalConnector",
+    "PageSpec",
+    "Pagination",
+    "PortalConnector",
+    "Provider",
+    "RemoteDocument",
+    "SecondFactorChallenge",
+    "SecondFactorKind",
+    "parse_retry_after",
+]
+
 if TYPE_CHECKING:
     from playwright.sync_api import APIResponse, Frame, Page, Request, Response
-
-
-class SecondFactorKind(StrEnum):
-    TOTP = "totp"
-    CODE = "code"  # one-time code sent by SMS or e-mail
-    APP = "app"  # approval in the supplier's mobile app
-
-
-class Engine(StrEnum):
-    PLAYWRIGHT = "playwright"
-    POWENS = "powens"
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A catalogue entry."""
-
-    slug: str
-    name: str
-    kind: str = "supplier_portal"
-    engine: Engine = Engine.PLAYWRIGHT
-    default_url: str = ""
-    login_fields: tuple[str, ...] = ("login", "password")
-    second_factor_kinds: tuple[SecondFactorKind, ...] = ()
-    compatible: bool = True
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class SecondFactorChallenge:
-    """What the portal asks after the password: the kind of answer, and its own words (no secret)."""
-
-    kind: SecondFactorKind
-    prompt: str  # e.g. "Un code à 6 chiffres vous a été envoyé par SMS au 06 •• •• •• 42."
-
-
-@dataclass(frozen=True)
-class Credentials:
-    login: str
-    password: str = field(repr=False)
-    totp_seed: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class RemoteDocument:
-    """A document as the portal lists it, before download."""
-
-    reference: str
-    document_date: date
-    download_url: str
-    amount: Decimal | None = None
-    currency: str = "EUR"
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class FetchedDocument:
-    document: RemoteDocument
-    content: bytes = field(repr=False)
-    content_type: str = ""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from connectors import catalog
-from connectors.base import Provider
+from glaneur.contract import Provider
 from glaneur import totp as portal_totp
 from glaneur.errors import UsageError
 from glaneur.models import (
