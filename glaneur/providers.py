@@ -10,12 +10,10 @@ before that is a programming error, reported as such.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from glaneur.contract import Provider
 from glaneur.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from connectors.base import Provider
 
 
 class Catalogue(Protocol):

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from glaneur import providers
+from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import ConnectorRequest, ConnectorRequestState, Organization, User
 from glaneur.settings import Settings
@@ -17,7 +18,6 @@ from glaneur.admin.lookups import get_organization, get_provider
 from glaneur.admin.rights import audit_log_entry, require_member
 
 if TYPE_CHECKING:
-    from connectors.base import Provider
     from glaneur.mail import Delivery
 
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from glaneur import providers
+from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import Account, Binder, Channel, Organization, User
 from glaneur.admin.checks import names_or_none, normalize_email
-
-if TYPE_CHECKING:
-    from connectors.base import Provider
 
 LIVE = (col(Channel.deleted_at).is_(None), col(Channel.active).is_(True))
 
