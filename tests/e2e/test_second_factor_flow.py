@@ -262,6 +262,7 @@ def _deployed_collection(glaneur_home, **settings: str):
     return worker(glaneur_home, glaneur_home.parent / "worker.log", GLANEUR_SECOND_FACTOR_HOLD_SECONDS="2", **settings)
 
 
+@pytest.mark.timeout(1200)  # two worker process starts: slow on a loaded 2-core machine
 def test_on_a_worker_an_unanswered_code_suspends_and_a_new_process_types_it_into_the_pending_login(glaneur_home, portals):
     from prefect.deployments import run_deployment
 
@@ -296,7 +297,7 @@ def test_on_a_worker_an_unanswered_code_suspends_and_a_new_process_types_it_into
         code = sent_code(portals, "double-code")
 
         resume_from_another_process(suspended.id, {"code": code})
-        finished = _wait(run.id, lambda state: state.is_final(), timeout=240)
+        finished = _wait(run.id, lambda state: state.is_final(), timeout=600)
 
     assert finished.state.is_completed(), finished.state.message
     assert len(_documents()) == 4
@@ -310,6 +311,7 @@ def test_on_a_worker_an_unanswered_code_suspends_and_a_new_process_types_it_into
     assert_no_secret(glaneur_home, run.id, [code, sandbox_account(portals, "double-code")["password"]])
 
 
+@pytest.mark.timeout(1200)
 def test_a_suspended_second_factor_nobody_answers_ends_second_factor_timeout(glaneur_home, portals):
     from prefect.deployments import run_deployment
 
