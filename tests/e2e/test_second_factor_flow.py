@@ -309,29 +309,3 @@ def test_on_a_worker_an_unanswered_code_suspends_and_a_new_process_types_it_into
         assert session.exec(select(VaultEntry).where(VaultEntry.purpose == "pending_login")).all() == []
     assert flow_run_inputs(run.id) == []
     assert_no_secret(glaneur_home, run.id, [code, sandbox_account(portals, "double-code")["password"]])
-
-
-@pytest.mark.timeout(1200)
-def test_a_suspended_second_factor_nobody_answers_ends_second_factor_timeout(glaneur_home, portals):
-    from prefect.deployments import run_deployment
-
-    from glaneur.models import CollectionRun
-    from tasks.lifecycle import close_stale_runs
-    from tests.e2e.test_invitation import _wait
-
-    slug = make_channel(portals, "double-code")
-    with _deployed_collection(glaneur_home, GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS="8"):
-        run = run_deployment("collect-channel/collect-channel", parameters={"channel": slug}, timeout=0)
-        _wait(run.id, lambda state: state.is_paused() and state.name == "Suspended", timeout=180)
-        failed = _wait(run.id, lambda state: state.is_final(), timeout=120)  # the server fails it at the timeout
-    assert failed.state.is_failed()
-    with session_scope() as session:
-        channel_id = session.exec(select(Channel)).one().id
-    close_stale_runs.fn(channel_id)  # what the next run of the channel, or the daily dispatch, does first
-    with session_scope() as session:
-        (row,) = session.exec(select(CollectionRun)).all()
-        assert row.status == "second_factor_timeout", row.message
-        assert "Nobody answered the second factor of double-code" in row.message
-        account = session.exec(select(Account)).one()
-        assert account.pending_login_ref is None and account.status == "second_factor_timeout"
-        assert session.exec(select(Channel)).one().status == "second_factor_timeout"

@@ -52,6 +52,30 @@ def test_closing_open_runs_leaves_finished_ones_alone_and_sets_the_channel_statu
         assert collection.open_runs(session) == []
 
 
+def test_a_run_suspended_for_a_second_factor_that_ended_unanswered_closes_as_second_factor_timeout(plan):
+    from datetime import timedelta
+
+    from glaneur.models import Account, User, utcnow
+
+    with session_scope() as session:
+        owner = session.exec(select(User).where(User.email == "owner@org.example")).one()
+        admin.add_account(session, "org-papeterie", login="acme", password="secret-password-1", actor=owner)
+        account = session.exec(select(Account)).one()
+        run_id = collection.start_run(session, plan, account.id, "flow-run-1")
+        collection.keep_pending_login(session, account.id, collection.PendingLogin(
+            flow_run_id="flow-run-1", run_id=run_id, url="https://portal.example/double-authentification",
+            storage_state={"cookies": [], "origins": []}, kind="code", prompt="Code?", attempt=1, refused="",
+            key="second-factor-1-1-suspended", deadline=utcnow() + timedelta(hours=1)))
+        assert collection.pending_login(session, account.id, "flow-run-1").run_id == run_id
+        assert collection.close_open_runs(session, [run_id], "it failed") == [run_id]
+        closed = session.get(CollectionRun, run_id)
+        assert closed.status == Status.SECOND_FACTOR_TIMEOUT
+        assert closed.message.startswith("Nobody answered the second factor of acme in time.")
+        account = session.get(Account, account.id)
+        assert account.pending_login_ref is None and account.status == Status.SECOND_FACTOR_TIMEOUT
+        assert session.exec(select(Channel)).one().status == Status.SECOND_FACTOR_TIMEOUT
+
+
 def test_every_status_has_a_short_distinct_title():
     titles = [info.title for info in STATUS_TABLE.values()]
     assert len(set(titles)) == len(titles) == len(Status)
