@@ -42,6 +42,7 @@ class CollectionPlan:
     organization: str
     binder: str
     accounts: list[AccountPlan] = field(default_factory=list)
+    portal_url: str | None = None  # the channel's own portal address (a platform provider's channel)
 
 
 def listing_since(account: Account, today: date, settings: Settings) -> date | None:
@@ -73,6 +74,7 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
         organization=organization.slug,
         binder=binder.slug,
         accounts=[AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings)) for a in accounts],
+        portal_url=channel.portal_url,
     )
 
 

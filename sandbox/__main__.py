@@ -1,5 +1,5 @@
-"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners) on their
-documented ports, in the foreground, until Ctrl-C."""
+"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners, and one
+supplier's Odoo portal) on their documented ports, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import sys
 import threading
 
 from sandbox.data import SUPPLIERS, PortalState
-from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, start_sandbox
+from sandbox.odoo import create_odoo_app
+from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, serve_app, start_sandbox
+
+ODOO_SUPPLIER, ODOO_PORT = "infogerance-martin", 8706  # the demo's Odoo supplier (sandbox/demo.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,14 +20,27 @@ def main(argv: list[str] | None = None) -> int:
     documented = {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS}
     for slug, port in documented.items():
         parser.add_argument(f"--{slug}-port", type=int, default=port, metavar="PORT", help=f"default: {port}")
+    parser.add_argument("--odoo-port", type=int, default=ODOO_PORT, metavar="PORT",
+                        help=f"{ODOO_SUPPLIER}'s Odoo portal (python -m sandbox.odoo for others); default: {ODOO_PORT}")
     args = parser.parse_args(argv)
     ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in documented}
+    odoo_app = create_odoo_app(ODOO_SUPPLIER)
     try:
-        handle = start_sandbox(args.host, ports)
+        odoo = serve_app(odoo_app, ODOO_SUPPLIER, "/_sandbox/accounts", host=args.host, port=args.odoo_port)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    with handle:
+    try:
+        handle = start_sandbox(args.host, ports)
+    except SandboxError as exc:
+        odoo.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with odoo, handle:
+        state = odoo_app.state.portal
+        print(f"\n{state.odoo.supplier.name} (Odoo {state.version}, provider odoo): {odoo.urls[ODOO_SUPPLIER]}")
+        for account in state.describe():
+            print(f"  {account['login']:<26} {account['password']:<30} {account['description']}")
         for slug, url in handle.urls.items():
             if slug not in SUPPLIERS:  # the statement source and the partners
                 print(f"\n{slug}: {url}")
