@@ -24,14 +24,9 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlmodel import Session, col, select
 
-from glaneur.admin import (
-    audit_log_entry,
-    check_name,
-    check_slug,
-    get_organization,
-    names_or_none,
-    require_member,
-)
+from glaneur.admin.checks import check_name, check_slug, names_or_none
+from glaneur.admin.lookups import get_organization
+from glaneur.admin.rights import audit_log_entry, require_member
 from glaneur.errors import UsageError
 from glaneur.vocabulary import MIN_SECRET_CHARS
 from glaneur.models import (
