@@ -37,6 +37,7 @@ from glaneur.admin.checks import (
 )
 from glaneur.admin.lookups import (
     channel_accounts,
+    check_portal_url,
     deleted_on,
     get_account,
     get_binder,
@@ -66,6 +67,7 @@ def check_new_channel(
     slug: str | None = None,
     time_slot: str = "06:00",
     actor: User,
+    portal_url: str | None = None,
 ) -> Channel:
     """Every check of :func:`add_channel`, without writing: returns the channel, not yet added.
 
@@ -102,6 +104,7 @@ def check_new_channel(
         label=label,
         kind=kind,
         provider=entry.slug,
+        portal_url=check_portal_url(entry.slug, portal_url),  # a platform's channel: its supplier's address
         binder_id=found_binder.id,
         recipient_user_id=found_recipient.id,
         owner_user_id=actor.id,  # who set it up is told when it needs a person
@@ -152,12 +155,14 @@ def add_channel(
     slug: str | None = None,
     time_slot: str = "06:00",
     actor: User,
+    portal_url: str | None = None,
 ) -> Channel:
     """Create a collection channel ("canal de collecte connecteur marchand", "collecteur").
 
     ``binder`` is a binder slug of ``org`` (classeur de dépôt), ``recipient`` the e-mail of a user
     of ``org`` (utilisateur destinataire). The slug defaults to ``{org}-{label}``, slugified.
     ``actor`` (a user of ``org`` with the right the provider's kind needs) becomes the owner.
+    ``portal_url``: the supplier's portal address, required for a platform provider (Odoo), refused otherwise.
     """
     channel = check_new_channel(
         session,
@@ -169,6 +174,7 @@ def add_channel(
         slug=slug,
         time_slot=time_slot,
         actor=actor,
+        portal_url=portal_url,
     )
     session.add(channel)
     session.flush()
@@ -180,7 +186,8 @@ def add_channel(
         actor,
         "channel.create",
         channel.slug,
-        f"provider {channel.provider}, binder {binder_slug}, recipient {recipient_email}, daily at {channel.time_slot}",
+        f"provider {channel.provider}, binder {binder_slug}, recipient {recipient_email}, daily at {channel.time_slot}"
+        + (f", portal {channel.portal_url}" if channel.portal_url else ""),
     )
     session.flush()
     return channel
