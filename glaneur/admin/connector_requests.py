@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from connectors import catalog
-from connectors.base import Provider
+from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import ConnectorRequest, ConnectorRequestState, Organization, User
 from glaneur.settings import Settings

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from connectors import catalog
-from connectors.base import Provider
+from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import Account, Binder, Channel, Organization, User
 from glaneur.admin.checks import names_or_none, normalize_email
