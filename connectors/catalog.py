@@ -12,7 +12,7 @@ import ipaddress
 import unicodedata
 from urllib.parse import urlsplit
 
-from connectors import energie_verte, papeterie_dupont
+from connectors import energie_verte, odoo, papeterie_dupont
 from connectors.base import PortalConnector, Provider
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import get_settings
@@ -27,11 +27,12 @@ TELECOM_OUEST = Provider(
 )
 
 PROVIDERS: dict[str, Provider] = {
-    provider.slug: provider for provider in (papeterie_dupont.provider, energie_verte.provider, TELECOM_OUEST)
+    provider.slug: provider for provider in (papeterie_dupont.provider, energie_verte.provider, odoo.provider, TELECOM_OUEST)
 }
 
 CONNECTORS: dict[str, type[PortalConnector]] = {
     papeterie_dupont.provider.slug: papeterie_dupont.PapeterieDupont,
+    odoo.provider.slug: odoo.Odoo,  # a platform: each channel gives its supplier's portal address
     energie_verte.provider.slug: energie_verte.EnergieVerte,
 }
 

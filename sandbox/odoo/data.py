@@ -128,6 +128,7 @@ _ACME = Customer("C-1001", "ACME Industries SARL", ("4 quai Rambaud", "69002 Lyo
 _ACCOUNTS = (
     ("acme", _ACME, 13, "13 monthly invoices (2 pages): the newest unpaid, the one before partly paid"),
     ("acme-bis", _ACME, 3, "second account of the same customer, 3 invoices"),
+    ("nouveau", Customer("C-1013", "Atelier Roux", ("11 rue Mercière", "69002 Lyon")), 0, "a new customer: no invoice yet"),
 )
 
 

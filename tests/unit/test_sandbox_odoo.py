@@ -48,10 +48,9 @@ def amount(text: str) -> Decimal:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_saved_pages_are_what_the_sandbox_renders(version):
-    folder = save_pages.HERE / version
     for name, text in save_pages.pages(version).items():
-        assert (folder / name).read_text(encoding="utf-8") == text, (
-            f"{version}/{name} differs from the sandbox: run python tests/fixtures/pages/odoo/save_pages.py"
+        assert (save_pages.HERE / f"{version}_{name}").read_text(encoding="utf-8") == text, (
+            f"{version}_{name} differs from the sandbox: run python tests/fixtures/pages/odoo/save_pages.py"
         )
 
 
