@@ -351,6 +351,11 @@ class HtmlTable:
     newest_first: bool = True
     total_on_detail: DetailTotal | None = None
 
+    def __post_init__(self) -> None:
+        names = {_field(spec)[0] for spec in self.columns.values()}
+        if missing := {"reference", "document_date"} - names:
+            raise TypeError(f"HtmlTable {self.table}: no column gives {', '.join(sorted(missing))}")
+
     def page(self) -> Page:
         return Page(self.path, self.table, self.pattern)
 
@@ -454,6 +459,12 @@ class JsonList:
     since_param: str = ""
     parsers: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     pattern: str = ""
+
+    def __post_init__(self) -> None:
+        for name in self.fields:
+            _field(name)
+        if missing := {"reference", "document_date", "download_url"} - set(self.fields):
+            raise TypeError(f"JsonList {self.url}: no key gives {', '.join(sorted(missing))}")
 
     def page(self) -> Page:
         return Page(self.path, self.marker, self.pattern)

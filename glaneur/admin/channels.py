@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -144,38 +145,16 @@ def _prerequisites(
     return found_binder, found_recipient
 
 
-def add_channel(
-    session: Session,
-    org: Organization | str,
-    *,
-    label: str,
-    provider: str,
-    binder: Binder | str,
-    recipient: User | str,
-    slug: str | None = None,
-    time_slot: str = "06:00",
-    actor: User,
-    portal_url: str | None = None,
-) -> Channel:
+def add_channel(session: Session, org: Organization | str, *, actor: User, **fields: Any) -> Channel:
     """Create a collection channel ("canal de collecte connecteur marchand", "collecteur").
 
-    ``binder`` is a binder slug of ``org`` (classeur de dépôt), ``recipient`` the e-mail of a user
-    of ``org`` (utilisateur destinataire). The slug defaults to ``{org}-{label}``, slugified.
-    ``actor`` (a user of ``org`` with the right the provider's kind needs) becomes the owner.
-    ``portal_url``: the supplier's portal address, required for a platform provider (Odoo), refused otherwise.
+    ``fields`` are those of :func:`check_new_channel`, which checks them all first: ``label``,
+    ``provider``, ``binder`` (a binder slug of ``org``, classeur de dépôt), ``recipient`` (the e-mail
+    of a user of ``org``, utilisateur destinataire), and optionally ``slug`` (defaults to
+    ``{org}-{label}``, slugified) and ``time_slot``. ``actor`` (a user of ``org`` with the right the
+    provider's kind needs) becomes the owner.
     """
-    channel = check_new_channel(
-        session,
-        org,
-        label=label,
-        provider=provider,
-        binder=binder,
-        recipient=recipient,
-        slug=slug,
-        time_slot=time_slot,
-        actor=actor,
-        portal_url=portal_url,
-    )
+    channel = check_new_channel(session, org, actor=actor, **fields)
     session.add(channel)
     session.flush()
     binder_slug = session.get(Binder, channel.binder_id).slug

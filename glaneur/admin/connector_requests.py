@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
-from connectors import catalog
+from glaneur import providers
 from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import ConnectorRequest, ConnectorRequestState, Organization, User
@@ -58,7 +58,7 @@ def portal_host(url: str) -> str:
 def provider_for_portal(url: str) -> Provider | None:
     """The compatible catalogue provider whose portal is at ``url``'s host, if any."""
     host = portal_host(url)
-    for provider in catalog.PROVIDERS.values():
+    for provider in providers.all_providers():
         if provider.compatible and provider.default_url and portal_host(provider.default_url) == host:
             return provider
     return None

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from connectors import catalog
+from glaneur import providers
 from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import Account, Binder, Channel, Organization, User
@@ -127,12 +127,12 @@ def deleted_on(moment: datetime | None) -> str:
 
 def get_provider(slug: str) -> Provider:
     """A catalogue entry (unknown slugs raise the catalogue's UsageError)."""
-    return catalog.get_provider(slug.strip())
+    return providers.get_provider(slug.strip())
 
 
 def check_portal_url(provider: str, url: str | None) -> str | None:
     """The portal address a channel of ``provider`` keeps (a platform's: required; any other's: refused)."""
-    return catalog.check_portal_url(provider, url)
+    return providers.check_portal_url(provider, url)
 
 
 def get_account(session: Session, channel: Channel | str, login: str) -> Account:

@@ -311,3 +311,12 @@ def test_a_listing_without_amount_leaves_it_empty() -> None:
     (document,) = Minimal.parse_listing(html)
 
     assert (document.reference, document.amount, document.download_url) == ("F1", None, "/f1.pdf")
+
+
+def test_a_listing_missing_a_required_field_is_refused_when_declared() -> None:
+    with pytest.raises(TypeError, match="no column gives document_date"):
+        HtmlTable("/", "table", columns={"No": "reference", "Total": "amount"}, link="a")
+    with pytest.raises(TypeError, match="unknown field 'montant'"):
+        HtmlTable("/", "table", columns={"No": "reference", "Date": "document_date", "Total": "montant"}, link="a")
+    with pytest.raises(TypeError, match="no key gives download_url"):
+        JsonList("/", "main", "/api", {"reference": "id", "document_date": "on"})

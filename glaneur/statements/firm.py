@@ -217,13 +217,19 @@ def _association(session: Session, org: Organization, partner: PartnerConnector)
     ).first()
 
 
+def _connector_change(
+    session: Session, org: Organization | str, partner: PartnerConnector | str, actor: User | None
+) -> tuple[Organization, User, PartnerConnector]:
+    """The firm, the actor (supervisor or administrator) and the partner of a change to the firm's connectors."""
+    org = require_firm(session, org)
+    return org, require_profile(actor, org, *CONNECTOR_MANAGERS), get_partner(session, partner)
+
+
 def associate_connector(
     session: Session, org: Organization | str, partner: PartnerConnector | str, *, actor: User | None
 ) -> FirmConnector:
     """Associate a partner connector with the firm (supervisor or administrator only; no limit in number)."""
-    org = require_firm(session, org)
-    actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
-    partner = get_partner(session, partner)
+    org, actor, partner = _connector_change(session, org, partner, actor)
     if _association(session, org, partner) is not None:
         raise UsageError(f"connector '{partner.slug}' is already associated with firm '{org.slug}'.")
     link = FirmConnector(
@@ -252,9 +258,7 @@ def remove_connector(
     session: Session, org: Organization | str, partner: PartnerConnector | str, *, actor: User | None
 ) -> None:
     """Remove a connector from the firm: refused while any IBAN of the firm is attached to it."""
-    org = require_firm(session, org)
-    actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
-    partner = get_partner(session, partner)
+    org, actor, partner = _connector_change(session, org, partner, actor)
     link = _association(session, org, partner)
     if link is None:
         raise UsageError(f"connector '{partner.slug}' is not associated with firm '{org.slug}': nothing to remove.")
