@@ -122,3 +122,42 @@ def test_daily_files_are_deterministic_and_safe_in_a_spreadsheet(acme):
     second = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
                                   day=date(2026, 11, 20), part=2)["ofx"]
     assert re.search(r"-movements-part2_[0-9a-f]{8}\.ofx$", second) and second != keys["ofx"]
+
+
+def test_the_camt053_file_reads_back_through_the_statement_parser():
+    """CAMT.053 beside CSV and OFX: well-formed, and the project's own CAMT reader (what routes banks'
+    statements) finds the account, the balances, every entry with its sign and reference, and no warning."""
+    from xml.etree import ElementTree
+
+    from glaneur.models import BankAccount, BankMovement
+    from glaneur.statements.parse import parse_statement_file
+    from sandbox.powens.state import _iban
+
+    iban = _iban("00100001000")
+    account = BankAccount(connection_id=1, powens_id=7, name="Compte", iban=iban, balance="1234.56", currency="EUR")
+    day = date(2026, 11, 20)
+    movements = [
+        BankMovement(bank_account_id=1, powens_id=11, booking_date=date(2026, 11, 19), value_date=date(2026, 11, 20),
+                     amount="-12.50", wording="Boulangerie <Martin> & fils", original_wording="CB BOULANGERIE",
+                     kind="card", version=2),
+        BankMovement(bank_account_id=1, powens_id=12, booking_date=day, amount="300.00", wording="Virement client",
+                     kind="transfer"),
+        BankMovement(bank_account_id=1, powens_id=13, booking_date=day, amount="-40.00", wording="Pas encore passé",
+                     kind="card", coming=True),
+        BankMovement(bank_account_id=1, powens_id=14, booking_date=day, amount="-99.00", wording="Supprimé",
+                     kind="card", deleted=True),
+    ]
+    data = bank_files.to_camt053(account, movements, day, created="2026-11-20T23:59:59")
+    assert data == bank_files.to_camt053(account, movements, day, created="2026-11-20T23:59:59")
+    root = ElementTree.fromstring(data)
+    assert root.tag == "{urn:iso:std:iso:20022:tech:xsd:camt.053.001.02}Document"
+    [statement] = parse_statement_file(data)
+    assert statement.format == "camt.053.001.02" and statement.iban == iban and statement.currency == "EUR"
+    assert statement.closing_balance == Decimal("1234.56")
+    assert statement.opening_balance == Decimal("1234.56") - Decimal("287.50")  # the booked entries only
+    assert statement.entries == 3 and not statement.warnings, statement.warnings
+    assert [(m.amount, m.reference) for m in statement.movements] == [
+        (Decimal("-12.50"), "11-2"), (Decimal("300.00"), "12-1"), (Decimal("-40.00"), "13-1")]
+    assert statement.period_start == date(2026, 11, 19) and statement.period_end == day
+    keys = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account, day=day)
+    assert set(keys) == {"csv", "ofx", "xml"} and keys["xml"].endswith(".xml")
