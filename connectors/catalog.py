@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import unicodedata
 
-from connectors import energie_verte, papeterie_dupont
+from connectors import energie_verte, papeterie_dupont, powens_billers
 from connectors.base import PortalConnector, Provider
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import get_settings
@@ -25,12 +25,16 @@ TELECOM_OUEST = Provider(
 )
 
 PROVIDERS: dict[str, Provider] = {
-    provider.slug: provider for provider in (papeterie_dupont.provider, energie_verte.provider, TELECOM_OUEST)
+    provider.slug: provider
+    for provider in (papeterie_dupont.provider, energie_verte.provider, powens_billers.EnergieVerteViaPowens.provider,
+                     TELECOM_OUEST)
 }
 
 CONNECTORS: dict[str, type[PortalConnector]] = {
     papeterie_dupont.provider.slug: papeterie_dupont.PapeterieDupont,
     energie_verte.provider.slug: energie_verte.EnergieVerte,
+    # Engine POWENS: a biller through the Powens client (connectors/powens_billers.py), same contract.
+    powens_billers.EnergieVerteViaPowens.provider.slug: powens_billers.EnergieVerteViaPowens,
 }
 
 

@@ -8,9 +8,10 @@ import re
 import pytest
 
 from connectors import catalog
-from connectors.base import PortalConnector, SecondFactorKind
+from connectors.base import Engine, PortalConnector, SecondFactorKind
 from connectors.energie_verte import EnergieVerte
 from connectors.papeterie_dupont import PapeterieDupont
+from connectors.powens_billers import EnergieVerteViaPowens
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import reset_settings
 from sandbox.server import DEFAULT_PORTS
@@ -25,14 +26,24 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_the_catalogue_lists_two_connectors_and_one_incompatible_provider() -> None:
-    assert set(catalog.PROVIDERS) == {"papeterie-dupont", "energie-verte", "telecom-ouest"}
-    assert catalog.CONNECTORS == {"papeterie-dupont": PapeterieDupont, "energie-verte": EnergieVerte}
+    assert set(catalog.PROVIDERS) == {"papeterie-dupont", "energie-verte", "energie-verte-powens", "telecom-ouest"}
+    assert catalog.CONNECTORS == {"papeterie-dupont": PapeterieDupont, "energie-verte": EnergieVerte,
+                                  "energie-verte-powens": EnergieVerteViaPowens}
     incompatible = catalog.PROVIDERS["telecom-ouest"]
     assert incompatible.name == "Télécom Ouest" and not incompatible.compatible
     assert "code sent by post" in incompatible.description
 
 
-@pytest.mark.parametrize("slug", sorted(catalog.CONNECTORS))
+def test_a_powens_biller_is_a_connector_of_engine_powens() -> None:
+    """Item 7 of issue 17: the same connector contract, the engine POWENS, the biller's code as a second factor."""
+    provider = catalog.PROVIDERS["energie-verte-powens"]
+    assert provider.engine == Engine.POWENS and provider.compatible
+    assert provider.second_factor_kinds == (SecondFactorKind.CODE,)
+    assert issubclass(EnergieVerteViaPowens, PortalConnector) and EnergieVerteViaPowens.provider is provider
+    assert EnergieVerteViaPowens.biller == "Énergie Verte"
+
+
+@pytest.mark.parametrize("slug", sorted(s for s, c in catalog.CONNECTORS.items() if c.provider.engine == Engine.PLAYWRIGHT))
 def test_each_connector_matches_its_catalogue_entry(slug: str) -> None:
     connector = catalog.CONNECTORS[slug]
     provider = catalog.PROVIDERS[slug]
@@ -61,7 +72,7 @@ def test_an_unknown_slug_names_the_close_match_and_every_known_slug() -> None:
     message = str(error.value)
     assert "'papeterie-dupond'" in message
     assert "Did you mean papeterie-dupont?" in message
-    assert "energie-verte, papeterie-dupont, telecom-ouest" in message
+    assert "energie-verte, energie-verte-powens, papeterie-dupont, telecom-ouest" in message
 
 
 def test_an_unknown_slug_without_close_match_still_lists_the_known_ones() -> None:
