@@ -1,5 +1,5 @@
-"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners) on their
-documented ports, in the foreground, until Ctrl-C."""
+"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners, Powens) on
+their documented ports, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     documented = {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS}
     for slug, port in documented.items():
         parser.add_argument(f"--{slug}-port", type=int, default=port, metavar="PORT", help=f"default: {port}")
+    parser.add_argument("--powens-port", type=int, default=8706, metavar="PORT", help="default: 8706")
     args = parser.parse_args(argv)
     ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in documented}
     try:
@@ -24,7 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    with handle:
+    from sandbox.powens import DEFAULT_PORT as POWENS_PORT
+    from sandbox.powens import SANDBOX_CLIENT_ID, PowensWorld, start_powens
+    from sandbox.powens.state import PASSWORD, SMS_CODE
+
+    try:  # the Powens sandbox (banks and billers), with a client known to the demo
+        powens = start_powens(PowensWorld(SANDBOX_CLIENT_ID, "glaneur-sandbox-secret", decoupled_seconds=5.0),
+                              host=args.host, port=args.powens_port)
+    except Exception as exc:  # noqa: BLE001 - a port taken: one line
+        handle.stop()
+        print(f"error: powens: {exc}", file=sys.stderr)
+        return 1
+    with handle, powens:
+        url = powens.urls["powens"]
+        print(f"\npowens: {url} (API {url}/2.0, webview {url}/connect). For Glaneur: GLANEUR_POWENS_API_URL={url} "
+              f"GLANEUR_POWENS_WEBVIEW_URL={url} GLANEUR_POWENS_CLIENT_ID={SANDBOX_CLIENT_ID} "
+              f"GLANEUR_POWENS_CLIENT_SECRET=glaneur-sandbox-secret. Test connector: password {PASSWORD}, login ok "
+              f"(SMS code {SMS_CODE}), decoupled, or a connection state name.")
         for slug, url in handle.urls.items():
             if slug not in SUPPLIERS:  # the statement source and the partners
                 print(f"\n{slug}: {url}")
