@@ -104,7 +104,7 @@ def request_bank_connection(channel: str, invitee: str, expiry_of: str | None = 
 
 
 def invitation_link(invitation: Invitation) -> str:
-    from glaneur.serve import invitation_link as link
+    from glaneur.signing import invitation_link as link
 
     return link(bank.powens_settings(), invitation.id, invitation.expires_at)
 

@@ -262,7 +262,7 @@ def create_invited_channel(session: Session, new: NewConnection, *, holder: User
     """Option 2: the bank channel waits for its holder, who consents and connects through the invitation.
 
     Nothing Powens-side exists yet (no user token, no connection): both come when the holder opens
-    the invitation link (:mod:`glaneur.serve`), after their consent is recorded.
+    the invitation link (:mod:`web.callbacks`), after their consent is recorded.
     """
     now = utcnow()
     channel = Channel(
