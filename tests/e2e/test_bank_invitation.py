@@ -56,7 +56,7 @@ def glaneur(*args: str):
 @pytest.fixture
 def invited(glaneur_home, monkeypatch):
     """The sandbox (first movements 2 minutes after a connection), glaneur serve, an organisation with its bank."""
-    from glaneur.serve import create_callback_app
+    from web.callbacks import create_callback_app
     from glaneur.settings import reset_settings
     from sandbox.powens import PowensWorld, start_powens
     from sandbox.server import serve_app
