@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from urllib.parse import urlsplit
 
-from connectors import energie_verte, odoo, papeterie_dupont
+from connectors import energie_verte, odoo, papeterie_dupont, powens_billers
 from connectors.base import PortalConnector, Provider
 from glaneur import providers
 from glaneur.errors import NotCompatible, UsageError
@@ -29,13 +29,17 @@ TELECOM_OUEST = Provider(
 )
 
 PROVIDERS: dict[str, Provider] = {
-    provider.slug: provider for provider in (papeterie_dupont.provider, energie_verte.provider, odoo.provider, TELECOM_OUEST)
+    provider.slug: provider
+    for provider in (papeterie_dupont.provider, energie_verte.provider, odoo.provider,
+                     powens_billers.EnergieVerteViaPowens.provider, TELECOM_OUEST)
 }
 
 CONNECTORS: dict[str, type[PortalConnector]] = {
     papeterie_dupont.provider.slug: papeterie_dupont.PapeterieDupont,
     odoo.provider.slug: odoo.Odoo,  # a platform: each channel gives its supplier's portal address
     energie_verte.provider.slug: energie_verte.EnergieVerte,
+    # Engine POWENS: a biller through the Powens client (connectors/powens_billers.py), same contract.
+    powens_billers.EnergieVerteViaPowens.provider.slug: powens_billers.EnergieVerteViaPowens,
 }
 
 

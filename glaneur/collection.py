@@ -289,6 +289,8 @@ def record_success(session: Session, account_id: int, newest: date | None, full_
 
 def record_account_status(session: Session, account_id: int, status: Status) -> None:
     account = session.get(Account, account_id)
+    if account is None:  # a bank channel's second-factor pause: no supplier account to mark
+        return
     account.status = status
     session.add(account)
     session.commit()

@@ -1,5 +1,5 @@
-"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners, and one
-supplier's Odoo portal) on their documented ports, in the foreground, until Ctrl-C."""
+"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners, Powens, and
+one supplier's Odoo portal) on their documented ports, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sandbox.data import SUPPLIERS, PortalState
 from sandbox.odoo import create_odoo_app
 from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, serve_app, start_sandbox
 
-ODOO_SUPPLIER, ODOO_PORT = "infogerance-martin", 8706  # the demo's Odoo supplier (sandbox/demo.py)
+ODOO_SUPPLIER, ODOO_PORT = "infogerance-martin", 8708  # the demo's Odoo supplier (sandbox/demo.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{slug}-port", type=int, default=port, metavar="PORT", help=f"default: {port}")
     parser.add_argument("--odoo-port", type=int, default=ODOO_PORT, metavar="PORT",
                         help=f"{ODOO_SUPPLIER}'s Odoo portal (python -m sandbox.odoo for others); default: {ODOO_PORT}")
+    parser.add_argument("--powens-port", type=int, default=8706, metavar="PORT", help="default: 8706")
     args = parser.parse_args(argv)
     ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in documented}
     odoo_app = create_odoo_app(ODOO_SUPPLIER)
@@ -36,7 +37,23 @@ def main(argv: list[str] | None = None) -> int:
         odoo.stop()
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    with odoo, handle:
+    from sandbox.powens import SANDBOX_CLIENT_ID, PowensWorld, start_powens
+    from sandbox.powens.state import PASSWORD, SMS_CODE
+
+    try:  # the Powens sandbox (banks and billers), with a client known to the demo
+        powens = start_powens(PowensWorld(SANDBOX_CLIENT_ID, "glaneur-sandbox-secret", decoupled_seconds=5.0),
+                              host=args.host, port=args.powens_port)
+    except Exception as exc:  # noqa: BLE001 - a port taken: one line
+        odoo.stop()
+        handle.stop()
+        print(f"error: powens: {exc}", file=sys.stderr)
+        return 1
+    with odoo, handle, powens:
+        url = powens.urls["powens"]
+        print(f"\npowens: {url} (API {url}/2.0, webview {url}/connect). For Glaneur: GLANEUR_POWENS_API_URL={url} "
+              f"GLANEUR_POWENS_WEBVIEW_URL={url} GLANEUR_POWENS_CLIENT_ID={SANDBOX_CLIENT_ID} "
+              f"GLANEUR_POWENS_CLIENT_SECRET=glaneur-sandbox-secret. Test connector: password {PASSWORD}, login ok "
+              f"(SMS code {SMS_CODE}), decoupled, or a connection state name.")
         state = odoo_app.state.portal
         print(f"\n{state.odoo.supplier.name} (Odoo {state.version}, provider odoo): {odoo.urls[ODOO_SUPPLIER]}")
         for account in state.describe():

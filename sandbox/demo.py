@@ -3,7 +3,7 @@
 Starts a local Prefect server (SQLite under ./var/prefect) and the sandbox supplier portals,
 creates a demo organisation whose channels cover a success, two accounts on one channel, a
 wrong password, a changed portal and a supplier's own Odoo portal (the ``odoo`` platform, its
-address on the channel; port 8706), runs each channel's collection as its own Prefect flow
+address on the channel; port 8708), runs each channel's collection as its own Prefect flow
 run, and prints a summary. Then an accounting firm's bank statements are taken from the sandbox
 statement source and routed per IBAN (to two sandbox partners, the global file, or kept aside),
 as one more flow run. Run again, it files nothing new and says so.
@@ -35,7 +35,7 @@ class DemoChannel:
     odoo: str | None = None  # an Odoo supplier of sandbox.odoo: the channel's portal is its own Odoo
 
 
-ODOO_DEMO_PORT = 8706  # Infogérance Martin's Odoo portal (the address is kept in the demo channel)
+ODOO_DEMO_PORT = 8708  # Infogérance Martin's Odoo portal (the address is kept in the demo channel)
 
 
 DEMO_CHANNELS = (

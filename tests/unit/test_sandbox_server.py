@@ -41,7 +41,7 @@ def _free(port: int) -> bool:
 
 @pytest.mark.skipif(
     not all(_free(p) for p in {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS, "odoo": ODOO_PORT}.values()),
-    reason="a sandbox (the demo's) already holds the documented ports 8701-8706",
+    reason="a sandbox (the demo's) already holds the documented ports 8701-8708",
 )
 def test_python_m_sandbox_serves_every_server_on_its_documented_port():
     process = subprocess.Popen(
