@@ -48,7 +48,7 @@ def parse_invoices_json(text: str) -> list[RemoteDocument]:
     """The ``/api/factures`` answer as documents, newest first."""
     try:
         data = json.loads(text, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise PortalChanged(f"{provider.name}: the invoice API did not answer JSON: {text[:80]!r}.") from None
     invoices = data.get("factures") if isinstance(data, dict) else None
     if not isinstance(invoices, list):
