@@ -2,8 +2,8 @@
 
 * statement files (every format :func:`parse_statement_file` reads), from mutated real and sample files:
   statements or a :class:`StatementFileError`, nothing else;
-* the registered connectors' parsing functions (found through the catalogue: each connector's module's
-  public ``parse_*``, ``*_refusal`` and ``next_page_url`` functions), on mutated saved pages: a result or a
+* the registered connectors' parsing functions (found through the catalogue: each connector class's
+  public ``parse_*`` and ``*_refusal`` functions), on mutated saved pages: a result or a
   :class:`GlaneurError`, nothing else;
 * storage keys: whatever the organisation, binder, channel, provider and reference, the key stays under
   its channel's prefix, is accepted by the store, and lands inside the store's folder.
@@ -15,7 +15,6 @@ module runs in well under a minute.
 from __future__ import annotations
 
 import inspect
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -98,17 +97,16 @@ def test_any_bytes_are_read_or_refused_with_a_reason(data: bytes) -> None:
 
 
 def parsing_functions() -> list[tuple[str, str, object]]:
-    """(provider, name, function): every public parsing function of every registered connector's module."""
+    """(provider, name, function): every public parsing function of every registered connector class
+    (``parse_*`` and ``*_refusal``: page text in, records or an error out)."""
     found = []
     for slug, connector in sorted(CONNECTORS.items()):
-        module = sys.modules[connector.__module__]
-        for name, function in sorted(vars(module).items()):
-            if not inspect.isfunction(function) or function.__module__ != module.__name__ or name.startswith("_"):
+        for name in sorted(dir(connector)):
+            if name.startswith("_") or not (name.startswith("parse_") or name.endswith("_refusal")):
                 continue
-            if name.startswith("parse_") or name.endswith("_refusal") or name.endswith("_url"):
-                parameters = list(inspect.signature(function).parameters.values())
-                if len(parameters) == 1:  # page text in, records or an error out
-                    found.append((slug, name, function))
+            function = getattr(connector, name)
+            if callable(function) and len(inspect.signature(function).parameters) == 1:
+                found.append((slug, name, function))
     return found
 
 
