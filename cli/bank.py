@@ -29,8 +29,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8707, "--port"),
 ) -> None:
-    """Run the callback service POWENS talks to (webview return, webhooks, reconnect links). See glaneur/serve.py."""
-    from glaneur.serve import serve as run
+    """Run the callback service POWENS talks to (webview return, webhooks, reconnect links). See web/callbacks.py."""
+    from web.callbacks import serve as run
 
     run(host=host, port=port)
 

@@ -212,7 +212,7 @@ def channel_invite(
     deployments and a worker (make deploy; prefect worker start --pool glaneur).
     """
     from glaneur import admin
-    from glaneur.doctor import lookup_deployment
+    from tasks.deployments import lookup_deployment
 
     with common.session() as session:
         found = admin.get_channel(session, channel)

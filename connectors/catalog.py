@@ -8,10 +8,12 @@ are shown so that a user searching for them learns why, and can ask for a connec
 from __future__ import annotations
 
 import difflib
+import sys
 import unicodedata
 
 from connectors import energie_verte, papeterie_dupont
 from connectors.base import PortalConnector, Provider
+from glaneur import providers
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import get_settings
 
@@ -73,3 +75,6 @@ def search(text: str) -> list[Provider]:
         if all(word in _folded(f"{provider.name} {provider.slug} {provider.description}") for word in words)
     ]
     return sorted(found, key=lambda provider: _folded(provider.name))
+
+
+providers.install(sys.modules[__name__])  # the domain looks providers up here, without importing connectors

@@ -87,7 +87,7 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
         changed = collection.update_channel_status(session, plan.channel_id, status, message)
         notify_channel_status(session, plan.channel_id, link=flow_run_link(_flow_run_id()))
         if changed and remote is not None and remote.state in RECONNECT_STATES:
-            from glaneur.serve import reconnect_link
+            from glaneur.signing import reconnect_link
 
             channel_row, connection = bank.get_connection(session, plan.channel)
             bank.tell_holder_to_reconnect(session, channel_row, connection,

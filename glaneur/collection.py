@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from connectors.base import Credentials, FetchedDocument
+from glaneur.contract import Credentials, FetchedDocument
 from glaneur.errors import AwaitingCredentials, ConfigurationError, GlaneurError, InvalidDocument, SecretUnreadable
 from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings

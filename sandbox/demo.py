@@ -56,6 +56,7 @@ def create_demo_organization() -> bool:
     """Create the demo organisation once; False when it exists already."""
     from sqlmodel import select
 
+    import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
     from glaneur import admin
     from glaneur.db import session_scope
     from glaneur.models import Organization, Right
@@ -121,7 +122,7 @@ def _route_demo_statements(urls: dict[str, str]):
     from datetime import date
 
     from flows.route_statements import run_firm
-    from glaneur import routing
+    from glaneur.statements import routing
     from glaneur.db import session_scope
     from sandbox.firm_setup import create_sandbox_firm
     from sandbox.statements_source import FIRM

@@ -1,5 +1,8 @@
 """``glaneur serve``: the small callback service POWENS talks to (FastAPI, run by uvicorn).
 
+An HTTP service, outside the domain: it starts Prefect runs and calls POWENS; the links it checks
+are signed by :mod:`glaneur.signing`.
+
 * ``GET /bank/reconnect/{channel}?exp=&sig=``: the link sent to the account holder when the bank
   asks a second factor or a new password. Signed and expiring, it carries no Powens code: the code
   (single-use, short-lived) is minted only when the holder opens it, then the holder is sent to the
@@ -21,15 +24,12 @@ base URL and ``GLANEUR_POWENS_WEBHOOK_SECRET`` to the secret set in Powens' cons
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import html
 import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -39,32 +39,11 @@ from sqlmodel import select
 from glaneur import bank
 from glaneur.db import session_scope
 from glaneur.models import BankConnection, Channel, utcnow
+from glaneur.signing import sign, webhook_signature
 from glaneur.statuses import Status
 
-LINK_TTL_SECONDS = 7 * 24 * 3600
 WEBHOOK_MAX_AGE_SECONDS = 300
 BANK_DEPLOYMENT = "collect-bank-movements/collect-bank-movements"
-
-
-def _key(settings: bank.PowensSettings) -> bytes:
-    """The key signing links and ``state``: derived from the client secret, never sent anywhere."""
-    _, _, secret = settings.require()
-    return hmac.new(secret.encode(), b"glaneur links", hashlib.sha256).digest()
-
-
-def sign(settings: bank.PowensSettings, text: str) -> str:
-    return hmac.new(_key(settings), text.encode(), hashlib.sha256).hexdigest()
-
-
-def reconnect_link(settings: bank.PowensSettings, channel: str, *, now: float | None = None) -> str:
-    expires = int((now or time.time()) + LINK_TTL_SECONDS)
-    return f"{settings.public_url.rstrip('/')}/bank/reconnect/{channel}?" + urlencode(
-        {"exp": expires, "sig": sign(settings, f"reconnect:{channel}:{expires}")})
-
-
-def webhook_signature(secret: str, method: str, path: str, date: str, body: bytes) -> str:
-    message = f"{method.upper()}.{path}.{date}.".encode() + body
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 
 
 def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
