@@ -101,9 +101,7 @@ def evidence_markdown(label: str, provider: str, links: dict[str, str], settings
 
 def publish_evidence(plan, keys: list[str]) -> None:
     """The screenshot as an image artifact and the links as a Markdown artifact, on the current flow run."""
-    from prefect.artifacts import create_image_artifact, create_markdown_artifact
-
-    from tasks.history import md_escape
+    from tasks.history import md_escape, run_artifact
 
     settings = get_settings()
     storage = get_storage(settings)
@@ -112,12 +110,7 @@ def publish_evidence(plan, keys: list[str]) -> None:
     key = artifact_key(plan.channel)
     screenshot = next((url for name, url in links.items() if name.endswith(".png")), None)
     if screenshot:
-        create_image_artifact(
-            image_url=screenshot, key=key,
-            description=f"**{title}**: {md_escape(plan.label)}, screenshot of the page the connector did not recognise",
-        )
-    create_markdown_artifact(
-        key=f"{key}-links",
-        markdown=evidence_markdown(plan.label, plan.provider, links, settings),
-        description=f"**{title}**: {md_escape(plan.label)}, screenshot and Playwright trace",
-    )
+        run_artifact("image", key, screenshot,
+                     f"**{title}**: {md_escape(plan.label)}, screenshot of the page the connector did not recognise")
+    run_artifact("markdown", f"{key}-links", evidence_markdown(plan.label, plan.provider, links, settings),
+                 f"**{title}**: {md_escape(plan.label)}, screenshot and Playwright trace")

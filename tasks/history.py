@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glaneur import collection
@@ -96,6 +95,19 @@ def md_link(url: str) -> str:
     return re.sub(r"[<>()\s\\`]", lambda match: f"%{ord(match.group()):02X}", url)
 
 
+def run_artifact(kind: str, key: str, data: str, description: str) -> None:
+    """An artifact of the flow run itself, not of the task that makes it: the run's Artifacts tab lists it
+    under "Flow run" (Prefect's own helpers tie it to the task, leaving "Flow run: None" at the top)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(key=key, type=kind, data=data, description=description, flow_run_id=flow_run.id)
+        )
+
+
 def write_history(plan: collection.CollectionPlan) -> str:
     """Publish the channel's history artifact (a plain function: the crash hooks call it outside a task)."""
     settings = get_settings()
@@ -110,10 +122,11 @@ def write_history(plan: collection.CollectionPlan) -> str:
     }
     zone = ZoneInfo(settings.timezone)
     key = artifact_key(plan.channel)
-    create_markdown_artifact(
-        key=key,
-        markdown=history_markdown(plan, rows, {k: link for k, link in links.items() if link}, zone),
-        description=history_description(plan, rows, zone),
+    run_artifact(
+        "markdown",
+        key,
+        history_markdown(plan, rows, {k: link for k, link in links.items() if link}, zone),
+        history_description(plan, rows, zone),
     )
     return key
 
