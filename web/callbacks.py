@@ -10,6 +10,9 @@ are signed by :mod:`glaneur.signing`.
 * ``GET /powens/callback``: where the webview sends the holder back (``connection_id``, ``state``,
   or ``error`` and ``error_description``). ``state`` is signed here, so a forged callback changes
   nothing. A success starts the channel's collection; a refusal or an abandon is recorded as such.
+* ``GET /evidence/{key}?exp=&sig=``: a changed portal's screenshot or trace on local storage, for the
+  links of the Prefect artifacts (``tasks.evidence``): signed with a key derived from the vault key,
+  expiring (``GLANEUR_EVIDENCE_LINK_TTL_SECONDS``), evidence keys only.
 * ``POST /powens/webhooks`` (or ``/powens/webhooks/connection-synced``, one URL per event as registered
   in the console): Powens' webhooks, checked before anything is read: ``BI-Signature`` is the base64
   HMAC-SHA256, under the webhook secret (an ``hmac_signature`` webhook auth of the domain), of
@@ -38,7 +41,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import select
 
 from glaneur import bank
@@ -95,6 +98,26 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
     @app.get("/healthz")
     async def healthz():
         return {"ok": True}
+
+    @app.get("/evidence/{key:path}")
+    def evidence(key: str, exp: int = 0, sig: str = ""):
+        """A portal-changed run's screenshot or trace on local storage, through a signed, expiring link."""
+        from glaneur.settings import get_settings
+        from glaneur.storage import ObjectNotFound, get_storage
+        from tasks.evidence import check_local_link
+
+        glaneur_settings = get_settings()
+        if not check_local_link(glaneur_settings, key, exp, sig):
+            return _page("Lien invalide", "Ce lien a expiré ou n'est pas valide : rouvrez-le depuis l'interface Prefect.", 403)
+        try:
+            content = get_storage(glaneur_settings).get(key)
+        except ObjectNotFound:
+            return _page("Introuvable", "Cette pièce n'existe plus dans le stockage.", 404)
+        name = key.rsplit("/", 1)[-1]
+        if name.endswith(".png"):
+            return Response(content, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(content, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/bank/reconnect/{channel}")
     def reconnect(channel: str, exp: int = 0, sig: str = ""):
