@@ -130,6 +130,10 @@ class PortalConnector:
     # Origins other than the portal's own that may serve its documents (a CDN): "https://cdn.example.com".
     document_origins: ClassVar[tuple[str, ...]] = ()
     max_redirects: ClassVar[int] = 5
+    # True when the portal keeps a login waiting for its second factor in its cookies and storage: a new
+    # browser given the saved state opens it again at the same address, so the run may suspend without a
+    # process while a person answers. False (the default): the answer must reach the same browser.
+    resumable_second_factor: ClassVar[bool] = False
 
     def __init__(self, page: Page, base_url: str, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
@@ -162,6 +166,12 @@ class PortalConnector:
     def is_logged_in(self) -> bool:
         """Open the portal's home: True on the logged-in page, False when sent to the login page."""
         raise NotImplementedError
+
+    def reopen_pending_login(self, url: str) -> bool:
+        """In a context restored from saved state (``resumable_second_factor``): open the page the login waited
+        on; True when the portal shows its second factor again, False when it dropped the pending login."""
+        self.goto(url)
+        return self.expect_page("second_factor", "login") == "second_factor"
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
         """Documents dated on or after ``since`` (all when None), newest first."""

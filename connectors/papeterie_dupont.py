@@ -20,6 +20,7 @@ provider = Provider(
 
 class PapeterieDupont(Connector):
     provider = provider
+    resumable_second_factor = True  # its pending login lives in its pd_double_auth cookie
     login_form = LoginForm(
         "/login",
         "form#login",

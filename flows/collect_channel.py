@@ -1,38 +1,42 @@
 """Collect one channel's new invoices: the "connecteur marchand" of the help pages.
 
-For each account of the channel (up to two): log in, list the invoices, download only those not
-already filed, file them, record the history. Each channel's collection is its own flow run,
-named after the channel and the day, so data ops see one row per channel per day.
+For each account of the channel (up to two): log in, list the invoices, download and file only
+those not already filed, record the history. Each channel's collection is its own flow run, named
+after the channel and the day, so data ops see one row per channel per day; its log says what the
+run does, one line per account at its start and end, one per invoice filed, and the summary.
+
+A second factor answered by a person may suspend the run (no process, no browser) where the portal
+allows it: the resumed run starts again from the top, skips the accounts it finished, and types the
+answer into the pending login it kept (see :mod:`tasks.human`).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from prefect import flow, get_run_logger, runtime
 from prefect.states import State
 
-from connectors.base import SecondFactorKind
+from connectors.base import SecondFactorChallenge, SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
 from glaneur import collection
-from glaneur.db import migrate, session_scope
+from glaneur.collection import AccountOutcome, AccountPlan, AccountStart, CollectionPlan, PendingLogin
+from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import (
     AwaitingSecondFactor,
     GlaneurError,
-    InvalidDocument,
     NotCompatible,
     PortalChanged,
     SecondFactorRefused,
     WrongSecondFactor,
 )
-from glaneur.settings import get_settings
+from glaneur.settings import Settings, get_settings
 from glaneur.statuses import Status, describe
-from glaneur.storage import StorageConflict
-from tasks.browser import launch_browser, portal_session
-from tasks.collect import transient_steps
+from tasks.browser import PortalSession, launch_browser, portal_session
+from tasks.collect import AccountSteps
 from tasks.history import publish_history
-from tasks.human import ask_approver, flow_run_link, totp_code
+from tasks.human import answer_after_suspension, ask_approver, flow_run_link, totp_code
 from tasks.lifecycle import (
     close_runs_of_ended_flow_run,
     close_stale_runs,
@@ -66,97 +70,111 @@ def collect_channel(channel: str) -> State:
     the state named after the status ("Wrong credentials", "Portal changed")."""
     settings = get_settings()
     logger = get_run_logger()
-    migrate()
+    require_current_schema()  # migrations run at start-up and deploy time (glaneur init, make deploy)
     today = run_day(settings.timezone)
     with session_scope() as session:
         plan = collection.load_plan(session, channel, settings, today)
+        finished = collection.finished_outcomes(session, _flow_run_id())
     provider = get_provider(plan.provider)
+    logger.info(
+        "Collecting %s (%s, provider %s) for %s: %d account(s)%s", plan.channel, plan.label, plan.provider,
+        today.isoformat(), len(plan.accounts), ", resumed after a second factor" if finished else "",
+    )
     tag_this_flow_run(run_tags(plan.organization, plan.provider, provider.kind))
     close_stale_runs(plan.channel_id)  # an earlier run of this channel killed outright left its row running
 
-    results = []
     if not provider.compatible:
-        results.append(_record_without_browser(plan, NotCompatible(f"{provider.name} is not compatible.")))
+        outcomes = [_record_without_browser(plan, NotCompatible(f"{provider.name} is not compatible."))]
     elif not plan.accounts:
-        results.append(_record_without_browser(plan, None))
+        outcomes = [_record_without_browser(plan, None)]
     else:
-        steps = transient_steps(settings)
+        steps = AccountSteps.configured(settings)
+        outcomes = []
         with launch_browser(settings) as browser:
             for account in plan.accounts:
-                results.append(_collect_account(plan, account, browser, steps, settings, today))
-    for result in results:
-        logger.info("%s: %s, %d new, %d already had", result["login"], result["status"], result["new"], result["already_had"])
+                done = finished.get(account.id)
+                outcomes.append(done or _collect_account(plan, account, browser, steps, settings, today))
 
-    summary = _summarize(plan, results)
+    summary = collection.summarize(plan.channel, outcomes)
+    logger.info("Summary: %s", summary.line())
+    _record_channel_status(plan, summary)
     publish_history(plan)
-    return final_state(Status(summary["status"]), summary["message"], summary)
+    # Completed: the one-line summary heads the run's page; Failed: the status message people are sent.
+    message = summary.line() if summary.status == Status.OK else summary.message
+    return final_state(summary.status, message, summary.as_dict())
 
 
-def _collect_account(plan, account, browser, steps, settings, today) -> dict:
+def _collect_account(
+    plan: CollectionPlan, account: AccountPlan, browser, steps: AccountSteps, settings: Settings, today: date
+) -> AccountOutcome:
+    logger = get_run_logger()
+    since = account.since.isoformat() if account.since else "the beginning (full pass)"
     with session_scope() as session:
-        run_id = collection.start_run(session, plan, account.id, _flow_run_id())
-    new = already = 0
-    newest: date | None = None
+        start = collection.begin_account(session, plan, account, _flow_run_id())
+    logger.info("%s: start, invoices since %s", account.login, since)
+    report = None
     evidence: list[str] = []
-    invalid: list[GlaneurError] = []
     try:
-        with session_scope() as session:
-            credentials = collection.read_credentials(session, account.id)
-            remembered = collection.remembered_session(session, account.id)
-        with portal_session(browser, settings, storage_state=remembered) as portal:
+        if start.error is not None:
+            raise start.error
+        storage_state = start.pending.storage_state if start.pending else start.remembered
+        with portal_session(browser, settings, storage_state=storage_state) as portal:
             connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider, plan.portal_url))
             try:
-                _log_in(plan, account, connector, portal, credentials, remembered, steps, settings)
+                _log_in(plan, account, start, connector, portal, steps, settings)
                 portal.start_trace()
-                documents = steps["list_documents"](connector, account.since)
-                for document in documents:
-                    with session_scope() as session:
-                        filed = collection.is_filed(session, plan.channel_id, document.reference)
-                    if not filed:
-                        try:
-                            fetched = steps["download_document"](connector, document)
-                            outcome = steps["file_document"](plan, account.id, run_id, fetched)
-                        except (InvalidDocument, StorageConflict) as error:  # this document only: file the others
-                            invalid.append(error)
-                            continue
-                    newest = max(newest or document.document_date, document.document_date)
-                    new, already = (new + 1, already) if not filed and outcome.new else (new, already + 1)
+                documents = steps.list_documents(connector, account.since)
+                logger.info("%s: %d invoice(s) listed", account.login, len(documents))
+                report = steps.download_and_file(connector, plan, account, start.run_id, documents)
             except PortalChanged:
-                evidence = steps["keep_evidence"](plan, run_id, portal.evidence())
+                evidence = steps.keep_evidence(plan, start.run_id, portal.evidence())
                 raise
-        if invalid:
-            with session_scope() as session:  # what was filed counts: the next run starts after it
-                collection.advance_cursor(session, account.id, newest)
-            raise collection.documents_not_filed(invalid)
+        if report.refused:
+            raise collection.documents_not_filed(list(report.refused))
     except GlaneurError as error:
         status, message = error.status, error.user_message
     except Exception as error:  # a bug: recorded, logged in full for support, never shown to users raw
-        get_run_logger().exception("Collection of %s failed unexpectedly", account.login)
+        logger.exception("Collection of %s failed unexpectedly", account.login)
         status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
     else:
         status, message = Status.OK, describe(Status.OK).message
+    outcome = AccountOutcome(
+        account.login, status, message, report.new if report else 0, report.already_had if report else 0
+    )
     with session_scope() as session:
-        if status == Status.OK:
-            collection.record_success(session, account.id, newest, full_pass=account.since is None, today=today)
-        else:
-            collection.record_account_status(session, account.id, status)
-        collection.finish_run(
-            session, run_id, status=status, message=message, new=new, already_had=already, evidence_keys=evidence
-        )
-    return {"login": account.login, "status": status, "message": message, "new": new, "already_had": already}
+        collection.end_account(session, account, start.run_id, outcome, newest=report.newest if report else None,
+                               today=today, evidence_keys=evidence)
+    (logger.info if status == Status.OK else logger.warning)(
+        "%s: end, %s, %d new, %d already had. %s", account.login, status.value, outcome.new, outcome.already_had, message
+    )
+    return outcome
 
 
-def _log_in(plan, account, connector, portal, credentials, remembered, steps, settings) -> None:
-    """Reuse a remembered session, else log in and answer the second factor (TOTP by itself, else a person)."""
-    if remembered is not None:
-        if steps["resume_session"](connector):
-            return
-        with session_scope() as session:  # expired or rejected by the portal: a normal login
-            collection.forget_session(session, account.id)
-    challenge = steps["authenticate"](connector, credentials)
-    if challenge is None:
-        return
+def _log_in(
+    plan: CollectionPlan,
+    account: AccountPlan,
+    start: AccountStart,
+    connector,
+    portal: PortalSession,
+    steps: AccountSteps,
+    settings: Settings,
+) -> None:
+    """Reuse a remembered session, else log in and answer the second factor (TOTP by itself, else a person).
+
+    A run resumed after a suspension opens the pending login it kept and types the answer given meanwhile.
+    """
+    credentials = start.credentials
     attempt, refused = 0, ""
+    if start.pending is not None:
+        challenge, attempt, refused = _resume_pending(plan, account, start.pending, connector, steps)
+    else:
+        if start.remembered is not None:
+            if steps.resume_session(connector):
+                return
+            with session_scope() as session:  # expired or rejected by the portal: a normal login
+                collection.forget_session(session, account.id)
+        challenge = steps.authenticate(connector, credentials)
+    by_itself = credentials.totp_seed is not None
     while challenge is not None:
         attempt += 1
         if attempt > settings.second_factor_attempts:
@@ -164,54 +182,82 @@ def _log_in(plan, account, connector, portal, credentials, remembered, steps, se
             raise SecondFactorRefused(
                 f"The portal refused {settings.second_factor_attempts} second-factor answers ({refused})."
             )
-        if challenge.kind == SecondFactorKind.TOTP and credentials.totp_seed:
+        if challenge.kind == SecondFactorKind.TOTP and by_itself:
             answer = totp_code(credentials.totp_seed)
         else:
-            answer = ask_approver(plan, account, challenge, attempt=attempt, settings=settings, previous_error=refused)
-        try:
-            challenge = steps["answer_second_factor"](connector, challenge, answer)
-        except WrongSecondFactor as error:
-            refused = error.detail
-            if challenge.kind == SecondFactorKind.TOTP and credentials.totp_seed:
-                time.sleep(30 - time.time() % 30 + 1)  # the code was at the edge of its window: use the next one
-        except AwaitingSecondFactor as error:  # the portal dropped the login after too many wrong codes
-            raise SecondFactorRefused(error.detail) from error
+            keep = _pending_keeper(plan, account, start.run_id, connector, portal, challenge, attempt, refused)
+            answer = ask_approver(plan, account, challenge, attempt=attempt, settings=settings,
+                                  previous_error=refused, keep_pending=keep)
+        challenge, refused = _answer(steps, connector, challenge, answer, by_itself)
     with session_scope() as session:
         collection.remember_session(
             session, account.id, portal.context.storage_state(), timedelta(hours=settings.session_ttl_hours)
         )
 
 
-def _record_without_browser(plan, error: GlaneurError | None) -> dict:
+def _answer(steps: AccountSteps, connector, challenge: SecondFactorChallenge, answer: str | None, by_itself: bool):
+    """The next challenge (None: logged in) and the portal's complaint when it refused the answer."""
+    try:
+        return steps.answer_second_factor(connector, challenge, answer), ""
+    except WrongSecondFactor as error:
+        if challenge.kind == SecondFactorKind.TOTP and by_itself:
+            time.sleep(30 - time.time() % 30 + 1)  # the code was at the edge of its window: use the next one
+        return challenge, error.detail
+    except AwaitingSecondFactor as error:  # the portal dropped the login after too many wrong codes
+        raise SecondFactorRefused(error.detail) from error
+
+
+def _pending_keeper(plan, account, run_id, connector, portal: PortalSession, challenge, attempt: int, refused: str):
+    """What keeps the pending login before the run suspends; None when the portal needs the same browser."""
+    if not getattr(connector, "resumable_second_factor", False):
+        return None
+
+    def keep(key: str, deadline: datetime) -> None:
+        pending = PendingLogin(
+            flow_run_id=_flow_run_id(), run_id=run_id, url=portal.page.url, storage_state=portal.context.storage_state(),
+            kind=challenge.kind.value, prompt=challenge.prompt, attempt=attempt, refused=refused, key=key,
+            deadline=deadline,
+        )
+        with session_scope() as session:
+            collection.keep_pending_login(session, account.id, pending)
+
+    return keep
+
+
+def _resume_pending(plan, account, pending: PendingLogin, connector, steps: AccountSteps):
+    """The run resumed after a suspension: the answer given, typed into the pending login opened again."""
+    kind = SecondFactorKind(pending.kind)
+    challenge = SecondFactorChallenge(kind, pending.prompt)
+    try:
+        answer = answer_after_suspension(account.login, kind, pending.key)
+    finally:
+        with session_scope() as session:  # used once: the state of the pending login goes from the vault
+            collection.forget_pending_login(session, account.id)
+    get_run_logger().info("%s: the approver answered; opening the pending login again", account.login)
+    if not steps.reopen_pending_login(connector, pending.url):
+        raise SecondFactorRefused(
+            f"{plan.provider} dropped the pending login of {account.login} while the run waited for its second factor."
+        )
+    challenge, refused = _answer(steps, connector, challenge, answer, by_itself=False)
+    return challenge, pending.attempt, refused
+
+
+def _record_without_browser(plan: CollectionPlan, error: GlaneurError | None) -> AccountOutcome:
     status = error.status if error else Status.AWAITING_CREDENTIALS
     message = error.user_message if error else describe(Status.AWAITING_CREDENTIALS).message
     with session_scope() as session:
         run_id = collection.start_run(session, plan, None, _flow_run_id())
         collection.finish_run(session, run_id, status=status, message=message, new=0, already_had=0)
-    return {"login": "-", "status": status, "message": message, "new": 0, "already_had": 0}
+    return AccountOutcome("-", status, message)
 
 
-def _summarize(plan, results: list[dict]) -> dict:
-    failing = [r for r in results if r["status"] != Status.OK]
-    status = failing[0]["status"] if failing else Status.OK
-    if failing:
-        message = " ".join(f"{r['login']}: {r['message']}" for r in failing) if len(results) > 1 else failing[0]["message"]
-    else:
-        message = describe(Status.OK).message
+def _record_channel_status(plan: CollectionPlan, summary: collection.CollectionSummary) -> None:
     from glaneur.notify import notify_channel_status
 
     with session_scope() as session:
-        collection.update_channel_status(session, plan.channel_id, status, message)
+        collection.update_channel_status(session, plan.channel_id, summary.status, summary.message)
         # One mail per change of state that needs a person, not one a day.
         notify_channel_status(session, plan.channel_id, link=flow_run_link(_flow_run_id()))
-    return {
-        "channel": plan.channel,
-        "status": status.value,
-        "message": message,
-        "new": sum(r["new"] for r in results),
-        "already_had": sum(r["already_had"] for r in results),
-        "accounts": [{**r, "status": r["status"].value} for r in results],
-    }
 
 
 def run_channel(channel: str) -> dict:

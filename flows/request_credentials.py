@@ -5,7 +5,7 @@ exits, so days of waiting hold nothing). When the invitee submits the form, the 
 run again **from the top**: the invitation row in the database says what was done already. The
 secrets go straight to the vault, Prefect's copy of the input is deleted whatever happens next
 (deleted channel, refused answer, vault error, crash), and the first collection starts at once
-(it checks the credentials by logging in).
+(it checks the credentials by logging in) the way the CLI starts it (:mod:`flows.activation`).
 
 Expiry: Prefect fails a suspended run itself when its timeout passes, and no code of the run
 runs then. So the first execution also schedules, on the same deployment, a run of this flow at
@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr, WithJsonSchema
 from connectors.catalog import get_provider, portal_url
 from glaneur import admin, collection
 from glaneur import invitations as invites
-from glaneur.db import migrate, session_scope
+from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import UsageError
 from glaneur.models import Channel, Invitation, InvitationState, User
 from glaneur.settings import get_settings
@@ -71,7 +71,7 @@ def _forget_answers(flow, flow_run, state) -> None:
 @flow(name="request-credentials", flow_run_name=_run_name, on_crashed=[_forget_answers])
 def request_credentials(channel: str, invitee: str, expiry_of: str | None = None) -> State:
     """Invite ``invitee`` to enter the credentials of ``channel``; with ``expiry_of``, expire that invitation run."""
-    migrate()
+    require_current_schema()  # migrations run at start-up and deploy time, not per flow run
     if expiry_of:
         return _expire(expiry_of)
     flow_run_id = str(runtime.flow_run.id)
@@ -130,15 +130,13 @@ def _invite(channel: str, invitee: str, flow_run_id: str) -> State:
         invitation.refusal = ""
         invites.mark(session, invitation, InvitationState.ANSWERED)
     logger.info("Credentials received for %s; first collection starts now", channel)
-    from flows.collect_channel import collect_channel
+    # The one way a first collection starts (as from the CLI): on the collect-channel deployment when the
+    # server has it, its own flow run that a worker picks up; else here, and the line says so.
+    from flows.activation import start_first_collection
 
-    first_run = collect_channel(channel=channel, return_state=True).result(raise_on_failure=False)
-    if isinstance(first_run, dict) and first_run.get("status") == "ok":
-        return Completed(
-            message=f"Credentials stored; first collection filed {first_run['new']} document(s).", data=first_run
-        )
-    message = first_run.get("message") if isinstance(first_run, dict) else str(first_run)
-    return Failed(message=f"Credentials stored, but the first collection failed: {message}", data=first_run)
+    line = start_first_collection(channel)
+    logger.info("%s", line)
+    return Completed(message=f"Credentials stored. {line}")
 
 
 def _checked(answer: AccountCredentials) -> str | None:

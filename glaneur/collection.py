@@ -1,16 +1,19 @@
-"""Collection bookkeeping: what to collect, what is already filed, filing, the history.
+"""Collection bookkeeping: what to collect, what is already filed, filing, the history, the outcomes.
 
-Free of Prefect and of the browser: :mod:`tasks.collect` calls these functions inside its steps.
-Filing is idempotent by construction (lesson 7): a unique (channel, provider reference), a
-unique (channel, sha256), and a storage write that never overwrites.
+Free of Prefect and of the browser: :mod:`tasks.collect` calls these functions inside its steps,
+each step in one database unit of work. Filing is idempotent by construction (lesson 7): a unique
+(channel, provider reference), a unique (channel, sha256), and a storage write that never overwrites.
+
+What a collection says it did is typed: an :class:`AccountOutcome` per account, a
+:class:`CollectionSummary` per run (its :meth:`~CollectionSummary.as_dict` is the flow's result).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -131,6 +134,89 @@ class FilingOutcome:
     sha256: str
 
 
+@dataclass(frozen=True)
+class AccountOutcome:
+    """What one account's collection did: its status, the message for people, and the counts."""
+
+    login: str
+    status: Status
+    message: str
+    new: int = 0
+    already_had: int = 0
+
+    def line(self) -> str:
+        return f"{self.login}: {self.status.value}, {self.new} new, {self.already_had} already had"
+
+    def as_dict(self) -> dict:
+        return {"login": self.login, "status": self.status.value, "message": self.message, "new": self.new,
+                "already_had": self.already_had}
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    """What a run of a channel did: the first failing account's status (ok when none failed)."""
+
+    channel: str
+    status: Status
+    message: str
+    accounts: tuple[AccountOutcome, ...]
+
+    @property
+    def new(self) -> int:
+        return sum(outcome.new for outcome in self.accounts)
+
+    @property
+    def already_had(self) -> int:
+        return sum(outcome.already_had for outcome in self.accounts)
+
+    def line(self) -> str:
+        """The run in one line, for the top of its log."""
+        accounts = "; ".join(outcome.line() for outcome in self.accounts)
+        return (f"{self.channel}: {self.status.value}, {self.new} new, {self.already_had} already had "
+                f"({len(self.accounts)} account{'s' if len(self.accounts) != 1 else ''}: {accounts})")
+
+    def as_dict(self) -> dict:
+        """The flow's result, as the CLI, the demo and the tests read it."""
+        return {"channel": self.channel, "status": self.status.value, "message": self.message, "new": self.new,
+                "already_had": self.already_had, "accounts": [outcome.as_dict() for outcome in self.accounts]}
+
+
+def summarize(channel: str, outcomes: list[AccountOutcome]) -> CollectionSummary:
+    failing = [outcome for outcome in outcomes if outcome.status != Status.OK]
+    if not failing:
+        return CollectionSummary(channel, Status.OK, describe(Status.OK).message, tuple(outcomes))
+    message = (" ".join(f"{outcome.login}: {outcome.message}" for outcome in failing) if len(outcomes) > 1
+               else failing[0].message)
+    return CollectionSummary(channel, failing[0].status, message, tuple(outcomes))
+
+
+@dataclass(frozen=True)
+class FilingReport:
+    """What the download-and-file step of one account did."""
+
+    new: int
+    already_had: int
+    newest: date | None  # the newest document date handled (filed now or before): the cursor moves up to it
+    refused: tuple[GlaneurError, ...] = ()
+
+
+def filed_references(session: Session, channel_id: int, references: list[str]) -> set[str]:
+    """Which of these provider references the channel has filed already (one query)."""
+    found: set[str] = set()
+    for start in range(0, len(references), 500):
+        chunk = references[start:start + 500]
+        found.update(session.exec(
+            select(Document.provider_reference).where(
+                Document.channel_id == channel_id, col(Document.provider_reference).in_(chunk))
+        ).all())
+    return found
+
+
+def filed_by_run(session: Session, run_id: int) -> int:
+    """How many documents this collection row filed (new ones: rows it created)."""
+    return len(session.exec(select(Document.id).where(Document.run_id == run_id)).all())
+
+
 def file_document(
     session: Session,
     storage: Storage,
@@ -224,15 +310,24 @@ def close_open_runs(session: Session, run_ids: list[int], message: str) -> list[
         run = session.get(CollectionRun, run_id)
         if run is None or run.status != Status.RUNNING:
             continue
+        status, said = Status.INTERNAL_ERROR, message
+        account = session.get(Account, run.account_id) if run.account_id else None
+        if account is not None and account.pending_login_ref is not None:
+            # Suspended for a second factor and ended without an answer (the server fails it at the timeout).
+            forget_pending_login(session, account.id)
+            status = Status.SECOND_FACTOR_TIMEOUT
+            said = f"Nobody answered the second factor of {account.login} in time. {describe(status).message}"
+            account.status = status
+            session.add(account)
         run.finished_at = utcnow()
-        run.status = Status.INTERNAL_ERROR
-        run.error_code = Status.INTERNAL_ERROR.value
-        run.message = message
+        run.status = status
+        run.error_code = status.value
+        run.message = said
         session.add(run)
         closed.append(run)
     session.commit()
-    for channel_id in {run.channel_id for run in closed}:
-        update_channel_status(session, channel_id, Status.INTERNAL_ERROR, message)
+    for run in closed:
+        update_channel_status(session, run.channel_id, run.status, run.message)
     return [run.id for run in closed]
 
 
@@ -367,6 +462,142 @@ def forget_session(session: Session, account_id: int) -> None:
     account = session.get(Account, account_id)
     if account.session_ref is not None:
         ref, account.session_ref = account.session_ref, None
+        session.add(account)
+        session.flush()
+        Vault(session).delete(ref)
+        session.commit()
+
+
+# -- one unit of work at the start and at the end of an account's collection ------------------------------
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """A login waiting for its second factor while its flow run is suspended (no process, no browser).
+
+    Kept encrypted in the vault: the portal's cookies and storage (``storage_state``) and the page the
+    login waits on (``url``) let a new process open the same pending login and type the answer.
+    """
+
+    flow_run_id: str
+    run_id: int  # the collection row, still running: the resumed run finishes it
+    url: str
+    storage_state: dict = field(repr=False)
+    kind: str
+    prompt: str
+    attempt: int
+    refused: str  # the portal's complaint about the previous answer, if any
+    key: str  # the suspend key: the resumed run asks Prefect for the input submitted under it
+    deadline: datetime  # when nobody answering becomes second_factor_timeout
+
+
+@dataclass(frozen=True)
+class AccountStart:
+    """What an account's collection needs, read in one unit of work; ``error`` when it cannot log in."""
+
+    run_id: int
+    credentials: Credentials | None = None
+    remembered: dict | None = field(default=None, repr=False)
+    pending: PendingLogin | None = None
+    error: GlaneurError | None = None
+
+
+def begin_account(session: Session, plan: CollectionPlan, account: AccountPlan, flow_run_id: str | None) -> AccountStart:
+    """Open (or, for a suspended login resumed, take back) the account's collection row; read what it needs."""
+    pending = pending_login(session, account.id, flow_run_id)
+    run_id = pending.run_id if pending else start_run(session, plan, account.id, flow_run_id)
+    try:
+        credentials = read_credentials(session, account.id)
+    except GlaneurError as error:
+        return AccountStart(run_id, error=error)
+    remembered = None if pending else remembered_session(session, account.id)
+    return AccountStart(run_id, credentials, remembered, pending)
+
+
+def end_account(
+    session: Session,
+    account: AccountPlan,
+    run_id: int,
+    outcome: AccountOutcome,
+    *,
+    newest: date | None,
+    today: date,
+    evidence_keys: list[str] | None = None,
+) -> None:
+    """Record the account's outcome: its status, cursor and the history row, in one unit of work."""
+    if outcome.status == Status.OK:
+        record_success(session, account.id, newest, full_pass=account.since is None, today=today)
+    else:
+        advance_cursor(session, account.id, newest)  # what was filed counts: the next run starts after it
+        record_account_status(session, account.id, outcome.status)
+    finish_run(session, run_id, status=outcome.status, message=outcome.message, new=outcome.new,
+               already_had=outcome.already_had, evidence_keys=evidence_keys)
+
+
+def finished_outcomes(session: Session, flow_run_id: str | None) -> dict[int, AccountOutcome]:
+    """Accounts this flow run already collected (account id -> outcome).
+
+    A suspended run starts again from the top when resumed: what it finished before is not done twice.
+    """
+    if flow_run_id is None:
+        return {}
+    rows = session.exec(
+        select(CollectionRun, Account.login).join(Account)
+        .where(CollectionRun.flow_run_id == flow_run_id, CollectionRun.status != Status.RUNNING)
+    ).all()
+    return {
+        run.account_id: AccountOutcome(login, run.status, run.message, run.new_documents, run.already_had)
+        for run, login in rows
+    }
+
+
+# -- a pending login kept while the run is suspended ---------------------------------------------------------
+
+PENDING_LOGIN_PURPOSE = "pending_login"
+
+
+def keep_pending_login(session: Session, account_id: int, pending: PendingLogin) -> None:
+    """Keep the pending login encrypted until its deadline (the vault purges it after)."""
+    from glaneur.vault import Vault
+
+    value = json.dumps({**asdict(pending), "deadline": pending.deadline.isoformat()})
+    vault = Vault(session)
+    account = session.get(Account, account_id)
+    if account.pending_login_ref is not None:
+        vault.replace(account.pending_login_ref, value, expires_at=pending.deadline)
+    else:
+        account.pending_login_ref = vault.put(PENDING_LOGIN_PURPOSE, value, expires_at=pending.deadline)
+        session.add(account)
+    session.commit()
+
+
+def pending_login(session: Session, account_id: int, flow_run_id: str | None) -> PendingLogin | None:
+    """This flow run's pending login for the account; one another flow run left behind is forgotten."""
+    from glaneur.vault import Vault
+
+    account = session.get(Account, account_id)
+    if account.pending_login_ref is None:
+        return None
+    try:
+        stored = Vault(session).get(account.pending_login_ref)
+    except LookupError:
+        stored = None
+    found = None
+    if stored is not None:
+        values = json.loads(stored)
+        found = PendingLogin(**{**values, "deadline": datetime.fromisoformat(values["deadline"])})
+    if found is None or found.flow_run_id != flow_run_id:
+        forget_pending_login(session, account_id)
+        return None
+    return found
+
+
+def forget_pending_login(session: Session, account_id: int) -> None:
+    from glaneur.vault import Vault
+
+    account = session.get(Account, account_id)
+    if account.pending_login_ref is not None:
+        ref, account.pending_login_ref = account.pending_login_ref, None
         session.add(account)
         session.flush()
         Vault(session).delete(ref)

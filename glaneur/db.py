@@ -76,6 +76,9 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+_current: set[str] = set()  # database URLs whose schema is known current in this process
+
+
 def migrate() -> None:
     """Bring the database schema to the latest migration (idempotent)."""
     config = alembic_config()
@@ -84,6 +87,7 @@ def migrate() -> None:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        _current.add(get_settings().resolved_database_url)
     except OperationalError as error:
         if error.statement is not None:  # a statement failed: not a connection problem
             raise
@@ -92,6 +96,38 @@ def migrate() -> None:
             f"Cannot connect to the database {engine.url.render_as_string(hide_password=True)} "
             f"(GLANEUR_DATABASE_URL): {reason}"
         ) from None
+
+
+def require_current_schema() -> None:
+    """Refuse to run on a database whose schema is behind the code (cheap: one query, once per process).
+
+    Migrations run at start-up or deploy time (``glaneur init``, ``make deploy``, the demo), never at the
+    top of every flow run: a flow run on an old schema fails at once and says what to do.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = get_settings().resolved_database_url
+    if url in _current:
+        return
+    engine = get_engine()
+    try:
+        with engine.connect() as connection:
+            found = set(MigrationContext.configure(connection).get_current_heads())
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        raise ConfigurationError(
+            f"Cannot connect to the database {engine.url.render_as_string(hide_password=True)} "
+            f"(GLANEUR_DATABASE_URL): {reason}"
+        ) from None
+    expected = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    if found != expected:
+        where = engine.url.render_as_string(hide_password=True)
+        raise ConfigurationError(
+            f"The database {where} is at schema {', '.join(sorted(found)) or 'none (empty)'}, the code needs "
+            f"{', '.join(sorted(expected))}: run glaneur init (or make deploy) to migrate it, then run again."
+        )
+    _current.add(url)
 
 
 @contextmanager

@@ -106,6 +106,8 @@ class Account(SQLModel, table=True):
     secret_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
     totp_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
     session_ref: int | None = Field(default=None, foreign_key="vaultentry.id")  # remembered portal session
+    # A login waiting for its second factor while its flow run is suspended (cookies and page, encrypted).
+    pending_login_ref: int | None = Field(default=None, foreign_key="vaultentry.id")
     status: Status = Status.NEW
     cursor: date | None = None  # newest document date seen; listing looks back from it
     last_full_pass: date | None = None

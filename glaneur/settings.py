@@ -81,6 +81,9 @@ class Settings(BaseSettings):
 
     # Human in the loop (issue 4)
     second_factor_timeout_seconds: float = 3600.0
+    # On a worker, how long a second factor waits with the browser open before the run suspends
+    # (portals whose pending login can be opened again) or ends second_factor_timeout (the others).
+    second_factor_hold_seconds: float = Field(default=180.0, gt=0)
     second_factor_attempts: int = 3
     pause_poll_seconds: float = 1.0
     session_ttl_hours: float = 24 * 7

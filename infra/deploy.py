@@ -7,7 +7,9 @@
 2. creates or updates each provider's politeness limits (``provider:<slug>``, ``provider-rate:<slug>``,
    see tasks/politeness.py);
 3. runs ``prefect --no-prompt deploy --all`` in the project folder with ``GLANEUR_PROJECT_DIR`` set,
-   so the workers' pull step finds the code.
+   so the workers' pull step finds the code;
+4. migrates Glaneur's database (``GLANEUR_DATABASE_URL``): flow runs only check that its schema is
+   current ("run glaneur init"), they never migrate it themselves.
 
 The Prefect server is the one the environment names (``PREFECT_API_URL``, ``PREFECT_API_AUTH_STRING``).
 """
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work pool '{WORK_POOL}': {'created' if created else 'already there'}")
     print(f"provider limits written: {len(limits)} ({', '.join(limits[:4])}{', ...' if len(limits) > 4 else ''})")
     deploy_all(args.project_dir.resolve())
+    from glaneur.db import migrate
+
+    migrate()
+    print("Glaneur's database: schema up to date")
     return 0
 
 

@@ -4,28 +4,33 @@ Only transient failures are retried (``retry_condition_fn``): an unavailable or 
 rate limit, a storage hiccup. A wrong or expired password, a locked account or an action needed
 on the portal is never retried: retrying a wrong password locks accounts at the supplier.
 The tasks take live browser objects, so they are never cached (``NO_CACHE``).
+
+One task run per step of an account (log in, list, download and file, ...), never one per
+invoice: the Prefect server records each task run, and a log of one line per invoice filed
+reads better than two "Finished in state Completed()" lines per invoice.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from connectors.base import Credentials, FetchedDocument, PortalConnector, RemoteDocument
+from connectors.base import Credentials, PortalConnector, RemoteDocument
 from glaneur import collection
 from glaneur.db import session_scope
-from glaneur.errors import GlaneurError, PortalUnavailable
+from glaneur.errors import GlaneurError, InvalidDocument, PortalUnavailable
 from glaneur.settings import Settings, get_settings
-from glaneur.storage import get_storage, safe_part
+from glaneur.storage import StorageConflict, get_storage, safe_part
 from tasks.evidence import publish_evidence
 
 if TYPE_CHECKING:
@@ -85,6 +90,13 @@ def answer_second_factor(
         return connector.answer_second_factor(challenge, answer)
 
 
+@_step(name="reopen-pending-login")
+def reopen_pending_login(connector: PortalConnector, url: str) -> bool:
+    """In a new browser restored from the saved state: whether the portal still shows the pending second factor."""
+    with portal_errors(connector.provider.name, "the pending login"):
+        return connector.reopen_pending_login(url)
+
+
 @_step(name="resume-session")
 def resume_session(connector: PortalConnector) -> bool:
     """Whether a remembered portal session is still logged in (then no login, no second factor)."""
@@ -98,21 +110,51 @@ def list_documents(connector: PortalConnector, since: date | None) -> list[Remot
         return connector.list_documents(since)
 
 
-@_step(name="download-document")
-def download_document(connector: PortalConnector, document: RemoteDocument) -> FetchedDocument:
-    with portal_errors(connector.provider.name, f"the download of {document.reference}"):
-        return connector.fetch(document)
+@_step(name="download-and-file")
+def download_and_file(
+    connector: PortalConnector,
+    plan: collection.CollectionPlan,
+    account: collection.AccountPlan,
+    run_id: int,
+    documents: list[RemoteDocument],
+) -> collection.FilingReport:
+    """Download and file the listed invoices not filed yet: one step (one task run) for the account, not one per invoice.
 
-
-@_step(name="file-document")
-def file_document(
-    plan: collection.CollectionPlan, account_id: int, run_id: int, fetched: FetchedDocument
-) -> collection.FilingOutcome:
+    A retry starts the step again and skips what the first attempt filed. A document refused
+    (not a PDF, too big, a storage conflict) is that document only: the others are filed.
+    """
+    logger = get_run_logger()
     settings = get_settings()
+    storage = get_storage(settings)
+    refused: list[GlaneurError] = []
+    newest: date | None = None
     with session_scope() as session:
-        return collection.file_document(
-            session, get_storage(settings), plan, account_id=account_id, run_id=run_id, fetched=fetched, settings=settings
-        )
+        filed = collection.filed_references(session, plan.channel_id, [d.reference for d in documents])
+        for document in documents:
+            if document.reference not in filed:
+                try:
+                    with portal_errors(connector.provider.name, f"the download of {document.reference}"):
+                        fetched = connector.fetch(document)
+                    outcome = collection.file_document(
+                        session, storage, plan, account_id=account.id, run_id=run_id, fetched=fetched, settings=settings
+                    )
+                except (InvalidDocument, StorageConflict) as error:
+                    logger.warning("%s: invoice %s not filed: %s", account.login, document.reference, error.user_message)
+                    refused.append(error)
+                    continue
+                if outcome.new:
+                    logger.info(
+                        "%s: filed invoice %s dated %s, %s: %s", account.login, document.reference,
+                        document.document_date.isoformat(), _amount(document), outcome.storage_key,
+                    )
+            newest = max(newest or document.document_date, document.document_date)
+        new = collection.filed_by_run(session, run_id)
+    handled = len(documents) - len(refused)
+    return collection.FilingReport(new=new, already_had=handled - new, newest=newest, refused=tuple(refused))
+
+
+def _amount(document: RemoteDocument) -> str:
+    return "no amount" if document.amount is None else f"{document.amount} {document.currency}"
 
 
 @_step(name="keep-evidence")
@@ -137,13 +179,26 @@ def with_retries(step: Task, settings: Settings) -> Task:
     )
 
 
-def transient_steps(settings: Settings) -> dict[str, Any]:
-    return {
-        "authenticate": with_retries(authenticate, settings),
-        "answer_second_factor": with_retries(answer_second_factor, settings),
-        "resume_session": with_retries(resume_session, settings),
-        "list_documents": with_retries(list_documents, settings),
-        "download_document": with_retries(download_document, settings),
-        "file_document": with_retries(file_document, settings),
-        "keep_evidence": keep_evidence,
-    }
+@dataclass(frozen=True)
+class AccountSteps:
+    """The steps of one account's collection, each a task run with the configured retries (keep_evidence: none)."""
+
+    authenticate: Task
+    answer_second_factor: Task
+    resume_session: Task
+    reopen_pending_login: Task
+    list_documents: Task
+    download_and_file: Task
+    keep_evidence: Task
+
+    @classmethod
+    def configured(cls, settings: Settings) -> AccountSteps:
+        return cls(
+            authenticate=with_retries(authenticate, settings),
+            answer_second_factor=with_retries(answer_second_factor, settings),
+            resume_session=with_retries(resume_session, settings),
+            reopen_pending_login=with_retries(reopen_pending_login, settings),
+            list_documents=with_retries(list_documents, settings),
+            download_and_file=with_retries(download_and_file, settings),
+            keep_evidence=keep_evidence,
+        )

@@ -1,7 +1,10 @@
 """Asking a person: the second factor, typed or approved by an approver in the Prefect UI.
 
 The run pauses (``pause_flow_run``) with a typed form; the same browser session waits in this
-process and continues once the approver submits. Prefect stores what was submitted in clear
+process and continues once the approver submits. On a worker the browser waits a short while only
+(``GLANEUR_SECOND_FACTOR_HOLD_SECONDS``); then, for a portal whose pending login can be opened
+again from saved state, the run is suspended (``suspend_flow_run``: no process, no browser) and the
+resumed run types the answer in a new browser. Prefect stores what was submitted in clear
 (a flow run input), so it is read once and deleted at once.
 """
 
@@ -9,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from prefect import get_run_logger, runtime
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 from pydantic import Field
@@ -22,7 +27,7 @@ from glaneur import collection
 from glaneur import totp as portal_totp
 from glaneur.db import session_scope
 from glaneur.errors import SecondFactorDeclined, SecondFactorTimeout
-from glaneur.models import Channel
+from glaneur.models import Channel, utcnow
 from glaneur.settings import Settings
 from glaneur.statuses import Status, describe
 from tasks.history import md_escape
@@ -83,17 +88,90 @@ def ask_approver(
     attempt: int,
     settings: Settings,
     previous_error: str = "",
+    keep_pending: Callable[[str, datetime], None] | None = None,
 ) -> str | None:
-    """Pause the run until the approver answers; return the code (None for an app approval)."""
+    """Pause the run until the approver answers; return the code (None for an app approval).
+
+    Run by a worker (from a deployment), the browser waits only ``GLANEUR_SECOND_FACTOR_HOLD_SECONDS``.
+    Then, when ``keep_pending`` is given (the portal's pending login can be opened again from saved
+    state), it is called with the suspend key and the deadline, and the run is **suspended**: its
+    process exits (browser closed), and the resumed run opens the pending login again
+    (:func:`answer_after_suspension`). Without ``keep_pending`` the short pause is all: nobody
+    answering then is ``second_factor_timeout``. A run outside a deployment (``glaneur run``, the
+    demo) cannot be suspended and pauses up to ``GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS``.
+    """
     flow_run_id = str(runtime.flow_run.id)
     link = flow_run_link(flow_run_id)
     app = challenge.kind == SecondFactorKind.APP
+    description = _form_description(plan, account, challenge, previous_error)
+    _tell_approver(plan, account, link, challenge, attempt)
+    model = AppApproval if app else SecondFactorCode
+    key = f"second-factor-{account.id}-{attempt}"
+    logger = get_run_logger()
+    timeout = settings.second_factor_timeout_seconds
+    on_worker = runtime.deployment.id is not None  # a worker runs it: it may suspend
+    hold = min(settings.second_factor_hold_seconds, timeout) if on_worker else timeout
+    deadline = utcnow() + timedelta(seconds=timeout)
+    logger.info("Waiting for the approver (%s second factor, account %s), the browser open for %s",
+                challenge.kind.value, account.login, duration(hold))
+    try:
+        answer = pause_flow_run(
+            wait_for_input=model.with_initial_data(description=description),
+            timeout=max(1, int(hold)),
+            poll_interval=int(max(1, settings.pause_poll_seconds)),
+            key=key,
+        )
+    except FlowPauseTimeout:
+        # The server failed the paused run at the timeout; take it back to Running so the run
+        # records its own outcome (second_factor_timeout) or suspends, and ends with its own state.
+        _back_to_running(flow_run_id)
+        left = (deadline - utcnow()).total_seconds()
+        if keep_pending is None or not on_worker or left < 1:
+            raise SecondFactorTimeout(
+                f"Nobody answered the second factor of {account.login} within {duration(hold)}."
+            ) from None
+        suspended_key = f"{key}-suspended"
+        keep_pending(suspended_key, deadline)
+        logger.info(
+            "Nobody answered within %s: the browser is closed and the run suspended (no process) until %s UTC; "
+            "the approver can still answer with Resume", duration(hold), f"{deadline:%Y-%m-%d %H:%M}",
+        )
+        answer = suspend_flow_run(
+            wait_for_input=model.with_initial_data(description=description), timeout=int(left), key=suspended_key
+        )  # raises Pause (the process ends) the first time; a resumed run is started again from the top
+        delete_inputs(f"suspended-{suspended_key}", flow_run_id)
+    finally:
+        delete_inputs(f"paused-{key}", flow_run_id)
+    return _read_answer(answer, app, account.login)
+
+
+def answer_after_suspension(account_login: str, kind: SecondFactorKind, key: str) -> str | None:
+    """In the resumed run: the answer submitted to the suspended run (Prefect's copy deleted at once)."""
+    flow_run_id = str(runtime.flow_run.id)
+    app = kind == SecondFactorKind.APP
+    try:
+        answer = suspend_flow_run(wait_for_input=AppApproval if app else SecondFactorCode, key=key)
+    finally:
+        delete_inputs(f"suspended-{key}", flow_run_id)
+    return _read_answer(answer, app, account_login)
+
+
+def _read_answer(answer, app: bool, login: str) -> str | None:
+    if app:
+        if not answer.approved:
+            get_run_logger().warning("The approver declined the login of account %s", login)
+            raise SecondFactorDeclined(f"The approver declined the login of {login}.")
+        return None
+    return answer.code.strip()
+
+
+def _form_description(plan, account, challenge, previous_error: str) -> str:
     what = (
         "Approve the login in the supplier's app, then tick the box and submit. **If nobody on your side "
         "started this login, leave the box unticked and submit: Glaneur declines it and does not log in.**"
-        if app else "Type the code the portal sent, then submit."
+        if challenge.kind == SecondFactorKind.APP else "Type the code the portal sent, then submit."
     )
-    description = "\n\n".join(
+    return "\n\n".join(
         part for part in (
             f"**Second factor needed** for channel **{md_escape(plan.label)}** "
             f"({md_escape(plan.channel)}), account **{md_escape(account.login)}**, portal "
@@ -103,34 +181,6 @@ def ask_approver(
             what,
         ) if part
     )
-    _tell_approver(plan, account, link, challenge, attempt)
-    model = AppApproval if app else SecondFactorCode
-    key = f"second-factor-{account.id}-{attempt}"
-    logger = get_run_logger()
-    logger.info("Waiting for the approver (%s second factor, account %s)", challenge.kind.value, account.login)
-    try:
-        answer = pause_flow_run(
-            wait_for_input=model.with_initial_data(description=description),
-            timeout=int(settings.second_factor_timeout_seconds),
-            poll_interval=int(max(1, settings.pause_poll_seconds)),
-            key=key,
-        )
-    except FlowPauseTimeout:
-        # The server failed the paused run at the timeout; take it back to Running so the run
-        # records its own outcome (second_factor_timeout) and ends with its own state.
-        _back_to_running(flow_run_id)
-        raise SecondFactorTimeout(
-            f"Nobody answered the second factor of {account.login} within "
-            f"{duration(settings.second_factor_timeout_seconds)}."
-        ) from None
-    finally:
-        delete_inputs(f"paused-{key}", flow_run_id)
-    if app:
-        if not answer.approved:
-            logger.warning("The approver declined the login of account %s", account.login)
-            raise SecondFactorDeclined(f"The approver declined the login of {account.login}.")
-        return None
-    return answer.code.strip()
 
 
 def _back_to_running(flow_run_id: str) -> None:

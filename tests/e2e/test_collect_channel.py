@@ -79,7 +79,36 @@ def task_run_counts(flow_run_id: str) -> dict[str, int]:
     return counts
 
 
-def test_two_accounts_are_collected_filed_and_not_downloaded_again(glaneur_home, portals):
+def flow_run_logs(flow_run_id: str) -> list[str]:
+    """The run's log lines as the Prefect UI shows them (flow and task runs), oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    from prefect.logging.handlers import APILogHandler
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC)
+
+    APILogHandler().flush()  # the handler sends logs in batches: what the run logged, all of it
+    return [log.message for log in asyncio.run(read())]
+
+
+@pytest.fixture
+def info_logs():
+    """Run logs at INFO, as a worker sends them (the test session keeps Prefect at WARNING)."""
+    from prefect.logging.configuration import setup_logging
+    from prefect.settings import PREFECT_LOGGING_LEVEL, temporary_settings
+
+    with temporary_settings({PREFECT_LOGGING_LEVEL: "INFO"}):
+        setup_logging()
+        yield
+    setup_logging()
+
+
+def test_two_accounts_are_collected_filed_and_not_downloaded_again(glaneur_home, portals, info_logs):
     slug = make_channel("papeterie-dupont", ("acme", None), ("acme-bis", None))
 
     summary = run(slug)
@@ -102,6 +131,26 @@ def test_two_accounts_are_collected_filed_and_not_downloaded_again(glaneur_home,
     assert len(files) == 28
     assert [r.status for r in runs()] == ["ok", "ok"]
     assert channel_state(slug).status == "ok"
+
+    # Issue 15 item 8: the log as data ops read it; one task run per step of an account, none per invoice.
+    flow_run_id = runs()[-1].flow_run_id
+    counts = task_run_counts(flow_run_id)
+    assert "download-document" not in counts and "file-document" not in counts
+    assert counts["download-and-file"] == 1
+    lines = flow_run_logs(flow_run_id)
+    assert lines[0].startswith("Beginning flow run") and lines[1].startswith(f"Collecting {slug} (Test, provider papeterie-dupont)")
+    assert sum("Finished in state" in line for line in lines) <= 10  # per step, not two per invoice (28 filed)
+    for login, new in (("acme", 23), ("acme-bis", 5)):
+        assert any(line.startswith(f"{login}: start, invoices since") for line in lines)
+        assert any(line.startswith(f"{login}: end, ok, {new} new, 0 already had") for line in lines)
+    filed = [line for line in lines if ": filed invoice " in line]
+    assert len(filed) == 28
+    document = documents[0]
+    assert any(document.provider_reference in line and document.document_date.isoformat() in line
+               and line.endswith(document.storage_key) and (document.amount or "no amount") in line for line in filed)
+    summary_lines = [line for line in lines if line.startswith("Summary: ")]
+    assert summary_lines == [f"Summary: {slug}: ok, 28 new, 0 already had (2 accounts: acme: ok, 23 new, "
+                             "0 already had; acme-bis: ok, 5 new, 0 already had)"]
 
     again = run(slug)
 

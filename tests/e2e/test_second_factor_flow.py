@@ -234,3 +234,104 @@ def test_no_answer_ends_the_run_cleanly_as_second_factor_timeout(glaneur_home, p
 def _documents():
     with session_scope() as session:
         return list(session.exec(select(Document)).all())
+
+
+# -- issue 19 item 8: on a worker, a wait holds a browser briefly, then the run suspends without a process ------
+
+
+def _processes_of(flow_run_id) -> list[int]:
+    """Process ids running this flow run (the worker's flow-run processes carry its id in their environment)."""
+    from pathlib import Path
+
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone, or another user's
+            continue
+    return found
+
+
+def _deployed_collection(glaneur_home, **settings: str):
+    """The collect-channel deployment and a process worker (its output, and its runs', in worker.log)."""
+    from tests.e2e.test_run_lifecycle import deploy, worker
+
+    deploy("flows/collect_channel.py:collect_channel", "collect-channel")
+    return worker(glaneur_home, glaneur_home.parent / "worker.log", GLANEUR_SECOND_FACTOR_HOLD_SECONDS="2", **settings)
+
+
+@pytest.mark.timeout(1200)  # two worker process starts: slow on a loaded 2-core machine
+def test_on_a_worker_an_unanswered_code_suspends_and_a_new_process_types_it_into_the_pending_login(glaneur_home, portals):
+    from prefect.deployments import run_deployment
+
+    from glaneur.models import CollectionRun, VaultEntry
+    from tests.e2e.test_invitation import _wait
+
+    slug = make_channel(portals, "double-code")
+    with _deployed_collection(glaneur_home):
+        run = run_deployment("collect-channel/collect-channel", parameters={"channel": slug}, timeout=0)
+        suspended = _wait(run.id, lambda state: state.is_paused() and state.name == "Suspended" or state.is_final(),
+                          timeout=180)
+        assert suspended.state.name == "Suspended", (glaneur_home.parent / "worker.log").read_text()[-4000:]
+        # The run holds nothing: no process (so no Chromium); the pending login waits in the vault, encrypted.
+        deadline = time.monotonic() + 30
+        while _processes_of(run.id) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_of(run.id) == [], "a process still holds the suspended run"
+        with session_scope() as session:
+            account = session.exec(select(Account)).one()
+            assert account.pending_login_ref is not None and account.status == "awaiting_second_factor"
+            entry = session.get(VaultEntry, account.pending_login_ref)
+            assert entry.purpose == "pending_login" and b"pd_double_auth" not in entry.ciphertext
+            from glaneur.vault import Vault
+
+            kept = json.loads(Vault(session).get(entry.id))
+            assert kept["url"].endswith("/double-authentification") and kept["flow_run_id"] == str(run.id)
+            assert "pd_double_auth" in {cookie["name"] for cookie in kept["storage_state"]["cookies"]}
+            (row,) = session.exec(select(CollectionRun)).all()
+            assert row.status == "running" and row.flow_run_id == str(run.id)
+        mails = [path.read_text() for path in (glaneur_home / "outbox").glob("*.eml")]
+        assert sum(f"/runs/flow-run/{run.id}" in mail for mail in mails) == 1  # told once, not again at the suspend
+        code = sent_code(portals, "double-code")
+
+        resume_from_another_process(suspended.id, {"code": code})
+        finished = _wait(run.id, lambda state: state.is_final(), timeout=600)
+
+    assert finished.state.is_completed(), finished.state.message
+    assert len(_documents()) == 4
+    with session_scope() as session:
+        (row,) = session.exec(select(CollectionRun)).all()  # the same row, finished by the resumed process
+        assert row.status == "ok" and row.new_documents == 4
+        account = session.exec(select(Account)).one()
+        assert account.pending_login_ref is None and account.session_ref is not None  # used once, then gone
+        assert session.exec(select(VaultEntry).where(VaultEntry.purpose == "pending_login")).all() == []
+    assert flow_run_inputs(run.id) == []
+    assert_no_secret(glaneur_home, run.id, [code, sandbox_account(portals, "double-code")["password"]])
+
+
+@pytest.mark.timeout(1200)
+def test_a_suspended_second_factor_nobody_answers_ends_second_factor_timeout(glaneur_home, portals):
+    from prefect.deployments import run_deployment
+
+    from glaneur.models import CollectionRun
+    from tasks.lifecycle import close_stale_runs
+    from tests.e2e.test_invitation import _wait
+
+    slug = make_channel(portals, "double-code")
+    with _deployed_collection(glaneur_home, GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS="8"):
+        run = run_deployment("collect-channel/collect-channel", parameters={"channel": slug}, timeout=0)
+        _wait(run.id, lambda state: state.is_paused() and state.name == "Suspended", timeout=180)
+        failed = _wait(run.id, lambda state: state.is_final(), timeout=120)  # the server fails it at the timeout
+    assert failed.state.is_failed()
+    with session_scope() as session:
+        channel_id = session.exec(select(Channel)).one().id
+    close_stale_runs.fn(channel_id)  # what the next run of the channel, or the daily dispatch, does first
+    with session_scope() as session:
+        (row,) = session.exec(select(CollectionRun)).all()
+        assert row.status == "second_factor_timeout", row.message
+        assert "Nobody answered the second factor of double-code" in row.message
+        account = session.exec(select(Account)).one()
+        assert account.pending_login_ref is None and account.status == "second_factor_timeout"
+        assert session.exec(select(Channel)).one().status == "second_factor_timeout"

@@ -32,3 +32,26 @@ def test_downgrade_to_base_and_upgrade_again(glaneur_home):
         assert MigrationContext.configure(connection).get_current_revision() == ScriptDirectory.from_config(
             config
         ).get_current_head()
+
+
+def test_a_flow_run_on_a_schema_behind_the_code_says_run_glaneur_init(tmp_path, monkeypatch):
+    """Flow runs never migrate (start-up and deploy time do); they check, cheaply, and say what to do."""
+    import pytest
+
+    from glaneur import db
+    from glaneur.errors import ConfigurationError
+    from glaneur.settings import reset_settings
+
+    monkeypatch.setenv("GLANEUR_HOME", str(tmp_path / "var"))
+    reset_settings()
+    config = db.alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    previous = ScriptDirectory.from_config(config).get_revision(head).down_revision
+    with db.get_engine().begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, previous)
+    with pytest.raises(ConfigurationError, match=f"at schema {previous}.*needs {head}: run glaneur init"):
+        db.require_current_schema()
+    db.migrate()
+    db.require_current_schema()  # current now: no error
+    reset_settings()
