@@ -1,6 +1,6 @@
 """channel: the portal address of a platform provider's channel (one Odoo per supplier)
 
-Revision ID: 0008_odoo_portal_url
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 03:45:00
 """
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0008_odoo_portal_url'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None
