@@ -151,7 +151,7 @@ def evidence_service(port: int):
 
     import uvicorn
 
-    from glaneur.serve import create_callback_app
+    from web.callbacks import create_callback_app
 
     server = uvicorn.Server(uvicorn.Config(create_callback_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -50,7 +50,7 @@ def test_a_local_evidence_link_opens_until_it_expires_and_only_for_its_key(glane
 def test_glaneur_serve_opens_a_signed_evidence_link_and_refuses_the_rest(glaneur_home, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from glaneur.serve import create_callback_app
+    from web.callbacks import create_callback_app
     from glaneur.settings import get_settings
     from glaneur.storage import get_storage
 
