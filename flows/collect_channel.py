@@ -42,6 +42,7 @@ from tasks.lifecycle import (
     summary_of,
     tag_this_flow_run,
 )
+from tasks.politeness import provider_slot
 
 
 def _flow_run_id() -> str | None:
@@ -103,7 +104,7 @@ def _collect_account(plan, account, browser, steps, settings, today) -> dict:
         with session_scope() as session:
             credentials = collection.read_credentials(session, account.id)
             remembered = collection.remembered_session(session, account.id)
-        with portal_session(browser, settings, storage_state=remembered) as portal:
+        with provider_slot(plan.provider), portal_session(browser, settings, storage_state=remembered) as portal:
             connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider))
             try:
                 _log_in(plan, account, connector, portal, credentials, remembered, steps, settings)
