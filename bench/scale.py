@@ -127,6 +127,11 @@ def _phases(api: str, runs: list[dict]) -> dict[str, float]:
     return {key: round(sum(values) / len(values), 1) for key, values in sums.items() if values}
 
 
+def _save(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**result, "load_average_now": [round(x, 2) for x in os.getloadavg()]}, indent=2) + "\n")
+
+
 def _create_run(api: str, deployment: str, parameters: dict) -> str:
     found = httpx.get(f"{api}/deployments/name/{deployment}", timeout=60).json()
     answer = httpx.post(f"{api}/deployments/{found['id']}/create_flow_run", timeout=60, json={"parameters": parameters})
@@ -208,7 +213,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="glaneur-scale-"))
     result: dict[str, object] = {"channels": n, "invoices_per_channel": m, "workers": args.workers,
                                  "worker_kind": args.worker_kind, "runs_per_worker": args.limit,
-                                 "cores": os.cpu_count()}
+                                 "cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before]}
     with start_sandbox() as portals:
         top_up_invoices(portals.urls, m)
         polite = {"concurrency": args.provider_concurrency, "per_minute": args.provider_per_minute}
@@ -241,6 +246,7 @@ def main() -> None:
             per_run = [r["total_run_time"] for r in first if r.get("total_run_time")]
             result["mean_run_seconds"] = round(sum(per_run) / len(per_run), 1) if per_run else None
             result["first_day_phases_mean_seconds"] = _phases(api, first)
+            _save(args.out, result)  # a long run stopped later still leaves its first day
 
             started = time.perf_counter()
             for slug in slugs:
@@ -249,6 +255,7 @@ def main() -> None:
             result["unchanged_day_seconds"] = round(time.perf_counter() - started, 1)
             first_ids = {r["id"] for r in first}
             result["unchanged_day_phases_mean_seconds"] = _phases(api, [r for r in both if r["id"] not in first_ids])
+            _save(args.out, result)
             peak.done.set()
             peak.join()
             result["peak_rss_mib"] = round(peak.peak)
@@ -296,10 +303,8 @@ def main() -> None:
                     filed_plain = sum(pool.map(_collect_without_prefect, [(env, slug) for slug in plain]))
                 result["no_prefect_seconds"] = round(time.perf_counter() - started, 1)
                 result["no_prefect_documents_filed"] = filed_plain
-    result["load_average_before"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _save(args.out, result)
     width = max(len(k) for k in result)
     print(f"{'figure':<{width}}  value")
     for key, value in result.items():
