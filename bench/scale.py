@@ -220,7 +220,7 @@ def main() -> None:
         extra = {"GLANEUR_PORTAL_URLS": json.dumps(portals.urls),
                  "GLANEUR_PROVIDER_LIMITS": json.dumps({slug: polite for slug in portals.urls})}
         with local_stack(home / "stack", args.workers, extra_env=extra, worker_limit=args.limit,
-                         worker_kind=args.worker_kind) as stack:
+                         worker_kind=args.worker_kind, timeout=900) as stack:  # a loaded machine deploys slowly
             for key, value in stack.env.items():
                 if key.startswith("GLANEUR_"):
                     os.environ[key] = value
