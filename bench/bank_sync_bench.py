@@ -32,6 +32,7 @@ def main() -> None:
     os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
     os.environ.setdefault("GLANEUR_NAVIGATION_TIMEOUT_SECONDS", "120")  # the sandbox computes 10,000 movements on a shared machine
 
+    import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
     from glaneur import admin, bank, collection
     from glaneur.db import migrate, session_scope
     from glaneur.settings import reset_settings

@@ -33,6 +33,7 @@ def main() -> None:
 
     from prefect.testing.utilities import prefect_test_harness
 
+    import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
     from glaneur import admin
     from glaneur.db import migrate, session_scope
     from glaneur.models import Right

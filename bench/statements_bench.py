@@ -66,7 +66,9 @@ def measure_intake(data: bytes) -> None:
     os.environ["GLANEUR_HOME"] = str(home)
     from sqlmodel import Session
 
-    from glaneur import admin, routing
+    from glaneur import admin
+
+    from glaneur.statements import routing
     from glaneur.db import get_engine, migrate
     from glaneur.settings import reset_settings
     from glaneur.storage import LocalStorage

@@ -74,6 +74,7 @@ def ensure_schema() -> None:
 
 @contextmanager
 def session() -> Iterator[Session]:
+    import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
     from glaneur import db
 
     ensure_schema()

@@ -27,13 +27,14 @@ def doctor(
     with common.session() as session:
         with common.out().status(f"Checking {common.clean(subject)}…"):
             if iban is not None:
-                from glaneur.firm_doctor import diagnose_iban
+                from glaneur.statements.doctor import diagnose_iban
 
                 checks = diagnose_iban(session, iban, org)
             else:
                 from glaneur.doctor import diagnose
+                from tasks.deployments import lookup_deployment
 
-                checks = diagnose(session, channel)
+                checks = diagnose(session, channel, deployments=lookup_deployment)
         session.rollback()  # reading only: the vault's first use may have written its canary
     table = common.table(f"Diagnosis of {subject}", "Check", "Verdict", "What was found", "Fix")
     for check in checks:

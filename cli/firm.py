@@ -18,7 +18,7 @@ iban_app = common.group("A firm's client IBANs: connector and mandate.")
 
 def _firm_actor(session, org: str):
     """The acting user, once ``org`` is known to be a firm (the firm's error comes first)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     return common.actor(session, firms.require_firm(session, org))
 
@@ -37,7 +37,7 @@ def partner_add(
     support: str = typer.Option("", "--support", help="Whom firms contact when nothing arrives in the tool."),
 ) -> None:
     """Add a partner connector to the catalogue (the platform team's act). With --url, asks for its secret."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if url else None
     with common.session() as session:
@@ -54,7 +54,7 @@ def partner_update(
     new_secret: bool = typer.Option(False, "--new-secret", help="Ask for a new signing secret (hidden prompt)."),
 ) -> None:
     """Change a partner's delivery address or signing secret."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     asked = secret_stdin or new_secret
     secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if asked else None
@@ -66,7 +66,7 @@ def partner_update(
 @partner_app.command("list")
 def partner_list() -> None:
     """The catalogue of partner connectors."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         partners = firms.list_partners(session)
@@ -86,7 +86,7 @@ def partner_list() -> None:
 @firm_app.command("connectors")
 def firm_connectors(org: str) -> None:
     """The connectors associated with the firm."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         found = firms.firm_connectors(session, org)
@@ -103,7 +103,7 @@ def firm_connectors(org: str) -> None:
 @firm_app.command("connector-add")
 def firm_connector_add(org: str, partner: str) -> None:
     """Associate a connector with the firm (supervisor or administrator)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         firms.associate_connector(session, org, partner, actor=_firm_actor(session, org))
@@ -113,7 +113,7 @@ def firm_connector_add(org: str, partner: str) -> None:
 @firm_app.command("connector-remove")
 def firm_connector_remove(org: str, partner: str) -> None:
     """Remove a connector from the firm (supervisor or administrator; refused while IBANs are attached to it)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         firms.remove_connector(session, org, partner, actor=_firm_actor(session, org))
@@ -128,7 +128,7 @@ def firm_hold_warnings(
     ),
 ) -> None:
     """Whether statements read with warnings wait for review (supervisor or administrator)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         firms.set_hold_statements_with_warnings(session, org, hold, actor=_firm_actor(session, org))
@@ -149,7 +149,7 @@ def firm_source_add(
     inbox: str | None = typer.Option(None, "--inbox", help="An inbox name: files dropped under ORG/inbox/NAME/."),
 ) -> None:
     """Add where the firm's statement files come from (supervisor or administrator)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)") if url else None
     with common.session() as session:
@@ -169,7 +169,7 @@ def firm_source_token(
     ),
 ) -> None:
     """Enter a statement API's token again, e.g. when it can no longer be read (supervisor or administrator)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)")
     with common.session() as session:
@@ -180,7 +180,7 @@ def firm_source_token(
 @firm_app.command("sources")
 def firm_sources(org: str) -> None:
     """The firm's statement sources, with their last poll and error."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         found = firms.statement_sources(session, org)
@@ -204,7 +204,7 @@ def iban_add(
     mandate_reference: str = typer.Option("", "--mandate-ref", help="The mandate's reference."),
 ) -> None:
     """Register a client's IBAN (any firm profile). Its mandate starts pending."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         row = firms.add_iban(session, org, iban, client, bic=bic, mandate_reference=mandate_reference,
@@ -215,7 +215,7 @@ def iban_add(
 @iban_app.command("attach")
 def iban_attach(org: str, iban: str, connector: str = typer.Argument(..., help="A connector slug, or 'none'.")) -> None:
     """Attach an IBAN to one of the firm's connectors, or to 'none' (Aucun connecteur). Any firm profile."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         row = firms.attach_iban(session, org, iban, connector, actor=_firm_actor(session, org))
@@ -237,7 +237,7 @@ def iban_mandate(
     reference: str | None = typer.Option(None, "--reference", help="The mandate's reference."),
 ) -> None:
     """Record an IBAN's mandate status (supervisor or administrator). Only an approved mandate makes it active."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         row = firms.set_mandate(session, org, iban, status, reference=reference, actor=_firm_actor(session, org))
@@ -247,7 +247,7 @@ def iban_mandate(
 @iban_app.command("list")
 def iban_list(org: str) -> None:
     """The firm's client IBANs with their connector and mandate."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         rows = firms.list_ibans(session, org)

@@ -41,7 +41,7 @@ def statements_import(
     source: str | None = typer.Option(None, "--source", help="The inbox source (default: the firm's only inbox)."),
 ) -> None:
     """Drop files into one of the firm's inboxes; the next routing takes them in (any firm profile)."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
     from glaneur.models import StatementSourceKind
     from glaneur.storage import get_storage, safe_part
 
@@ -70,7 +70,7 @@ def statements_route(
     day: str | None = typer.Option(None, "--day", help="The day whose global file receives statements (default today)."),
 ) -> None:
     """Take in and route the firm's statements now, in this process, as its own flow run."""
-    from glaneur import firm as firms
+    from glaneur.statements import firm as firms
 
     with common.session() as session:
         firms.require_firm(session, org)
@@ -105,8 +105,8 @@ def statements_list(
     limit: int = typer.Option(100, "--limit", min=1),
 ) -> None:
     """The statements history: what arrived and where each one went."""
-    from glaneur import firm as firms
-    from glaneur import routing
+    from glaneur.statements import firm as firms
+    from glaneur.statements import routing
 
     with common.session() as session:
         compact = firms.normalize_iban(iban) if iban else None
@@ -141,8 +141,8 @@ def statements_list(
 @statements_app.command("release")
 def statements_release(org: str, statement_id: int) -> None:
     """Route a statement held for review because of its warnings (any firm profile); the next routing sends it."""
-    from glaneur import firm as firms
-    from glaneur import routing
+    from glaneur.statements import firm as firms
+    from glaneur.statements import routing
 
     with common.session() as session:
         org_row = firms.require_firm(session, org)
@@ -161,7 +161,7 @@ def statements_download(
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the zip."),
 ) -> None:
     """Download the firm's global statements file of a day (Relevés > Télécharger): a zip with a manifest."""
-    from glaneur import routing
+    from glaneur.statements import routing
 
     from glaneur.admin import parse_date
     from glaneur.storage import get_storage

@@ -8,8 +8,8 @@ A supplier connector is one small module that says only what is specific to its 
 * **navigation** (a :class:`PortalConnector` subclass): ``login``, ``answer_second_factor``,
   ``is_logged_in``, ``list_documents(since)`` and ``fetch(document)``, driven through a
   Playwright ``Page`` that :mod:`tasks.browser` opens.
-  A portal with a login form (most of them) subclasses :class:`FormPortalConnector` and says
-  only its forms and its parsing; login, second factor and the session check come with it.
+  A portal with a login form (most of them) is declared with the kit (:mod:`connectors.kit`):
+  its pages as data; login, second factor, listing and the session check come with it.
 
 Navigation checks it is on the page it expects with :meth:`PortalConnector.expect_page`,
 waiting up to ``GLANEUR_NAVIGATION_TIMEOUT_SECONDS``: a page still loading then is
@@ -65,21 +65,25 @@ import hashlib
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import IO, TYPE_CHECKING, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from glaneur.contract import (
+    Credentials,
+    Engine,
+    FetchedDocument,
+    Provider,
+    RemoteDocument,
+    SecondFactorChallenge,
+    SecondFactorKind,
+)
 from glaneur.errors import (
-    ActionNeeded,
-    CredentialsExpired,
-    GlaneurError,
     InvalidDocument,
     PortalChanged,
     PortalUnavailable,
@@ -88,68 +92,22 @@ from glaneur.errors import (
 )
 from glaneur.settings import Settings, get_settings
 
+__all__ = [  # with the contract's types (from glaneur.contract), so that a connector imports all from here
+    "Credentials",
+    "Engine",
+    "FetchedDocument",
+    "PageSpec",
+    "Pagination",
+    "PortalConnector",
+    "Provider",
+    "RemoteDocument",
+    "SecondFactorChallenge",
+    "SecondFactorKind",
+    "parse_retry_after",
+]
+
 if TYPE_CHECKING:
     from playwright.sync_api import APIResponse, Frame, Page, Request, Response
-
-
-class SecondFactorKind(StrEnum):
-    TOTP = "totp"
-    CODE = "code"  # one-time code sent by SMS or e-mail
-    APP = "app"  # approval in the supplier's mobile app
-
-
-class Engine(StrEnum):
-    PLAYWRIGHT = "playwright"
-    POWENS = "powens"
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A catalogue entry."""
-
-    slug: str
-    name: str
-    kind: str = "supplier_portal"
-    engine: Engine = Engine.PLAYWRIGHT
-    default_url: str = ""
-    login_fields: tuple[str, ...] = ("login", "password")
-    second_factor_kinds: tuple[SecondFactorKind, ...] = ()
-    compatible: bool = True
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class SecondFactorChallenge:
-    """What the portal asks after the password: the kind of answer, and its own words (no secret)."""
-
-    kind: SecondFactorKind
-    prompt: str  # e.g. "Un code à 6 chiffres vous a été envoyé par SMS au 06 •• •• •• 42."
-
-
-@dataclass(frozen=True)
-class Credentials:
-    login: str
-    password: str = field(repr=False)
-    totp_seed: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class RemoteDocument:
-    """A document as the portal lists it, before download."""
-
-    reference: str
-    document_date: date
-    download_url: str
-    amount: Decimal | None = None
-    currency: str = "EUR"
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class FetchedDocument:
-    document: RemoteDocument
-    content: bytes = field(repr=False)
-    content_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -367,8 +325,12 @@ class PortalConnector:
 
         After the timeout (``GLANEUR_NAVIGATION_TIMEOUT_SECONDS`` unless given): a page still loading is
         PortalUnavailable (retried: the portal is slow), a loaded page that is none of them PortalChanged.
+        Names the portal does not declare in ``pages`` are left out: a portal without a terms page never shows one.
         """
-        specs = {name: self.pages[name] for name in names}
+        specs = {name: self.pages[name] for name in names if name in self.pages}
+        if not specs:
+            raise TypeError(f"{type(self).__name__} declares none of the pages {names}.")
+        names = tuple(specs)
         timeout_ms = timeout_ms if timeout_ms is not None else self.page_timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
@@ -478,74 +440,3 @@ def _origin(url: str) -> tuple[str, str, int]:
     except ValueError:  # a port that is not a number: an origin nothing matches
         port = -1
     return scheme, (parts.hostname or "").lower(), port
-
-
-class FormPortalConnector(PortalConnector):
-    """A portal with a login form, an optional second-factor form, and terms or password steps after login.
-
-    The common shape of supplier portals: a subclass says only its forms (``login_path``, the forms'
-    selectors and field names, ``home_path``) and its parsing of what the portal says
-    (``login_refusal``, ``parse_second_factor``, ``second_factor_refusal``: pure functions of the
-    page's HTML, unit-tested on saved pages); login, second factor and the remembered-session check
-    are the same for all. Pages needed in ``pages``: login, home, second_factor, code_expired
-    (with a ``form#renvoi`` asking for a new code), terms, new_password.
-    """
-
-    login_path: ClassVar[str]
-    login_form: ClassVar[str]  # e.g. "form#login"
-    login_field: ClassVar[str]
-    password_field: ClassVar[str]
-    second_factor_form: ClassVar[str]
-    second_factor_form_name: ClassVar[str] = "the second-factor form"
-    home_path: ClassVar[str]
-    terms_name: ClassVar[str] = "new terms"  # as the portal calls them, for the ActionNeeded message
-    after_login = ("home", "second_factor", "login", "terms", "new_password")  # where a submitted login may land
-
-    # Parsing, from the connector's module: plain functions of the page's HTML.
-    login_refusal: ClassVar[Callable[[str], GlaneurError]]
-    parse_second_factor: ClassVar[Callable[[str], SecondFactorChallenge]]
-    second_factor_refusal: ClassVar[Callable[[str], GlaneurError]]
-
-    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
-        self.goto(self.login_path)
-        self.expect_page("login")
-        self.page.fill(f"{self.login_form} input[name={self.login_field}]", credentials.login)
-        self.page.fill(f"{self.login_form} input[name={self.password_field}]", credentials.password)
-        self.submit(f"{self.login_form} button[type=submit]", what="the login form")
-        landed = self.expect_page(*self.after_login)
-        if landed == "login":
-            raise type(self).login_refusal(self.page.content())
-        return self._arrived(landed)
-
-    def answer_second_factor(
-        self, challenge: SecondFactorChallenge, answer: str | None
-    ) -> SecondFactorChallenge | None:
-        self.expect_page("second_factor")
-        if challenge.kind is not SecondFactorKind.APP:
-            self.page.fill(f"{self.second_factor_form} input[name=code]", self.code_answer(challenge, answer))
-        self.submit(f"{self.second_factor_form} button[type=submit]", what=self.second_factor_form_name)
-        landed = self.expect_page("code_expired", *self.after_login)
-        if landed == "code_expired":
-            self.submit("form#renvoi button[type=submit]", what="the request for a new code")
-            self.expect_page("second_factor")
-            raise WrongSecondFactor(f"{self.provider.name}: the code had expired; the portal sent a new one.")
-        if landed in ("second_factor", "login"):  # the same page with the portal's complaint, or dropped
-            raise type(self).second_factor_refusal(self.page.content())
-        return self._arrived(landed)
-
-    def is_logged_in(self) -> bool:
-        self.goto(self.home_path)
-        landed = self.expect_page("home", "login", "terms", "new_password")
-        return landed != "login" and self._arrived(landed) is None
-
-    def _arrived(self, landed: str) -> SecondFactorChallenge | None:
-        """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""
-        if landed == "second_factor":
-            return type(self).parse_second_factor(self.page.content())
-        if landed == "terms":  # only the account holder may accept: never click "Accepter" for them
-            raise ActionNeeded(
-                f"{self.provider.name} asks the account holder to accept its {self.terms_name} on the portal."
-            )
-        if landed == "new_password":
-            raise CredentialsExpired(f"{self.provider.name} says the password has expired and asks for a new one.")
-        return None

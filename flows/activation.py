@@ -14,7 +14,7 @@ collection at once, as its own flow run:
 
 from __future__ import annotations
 
-from glaneur.doctor import COLLECT_DEPLOYMENT, lookup_deployment
+from tasks.deployments import COLLECT_DEPLOYMENT, lookup_deployment
 from glaneur.errors import GlaneurError
 from glaneur.settings import get_settings
 

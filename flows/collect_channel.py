@@ -105,7 +105,7 @@ def _collect_account(plan, account, browser, steps, settings, today) -> dict:
             credentials = collection.read_credentials(session, account.id)
             remembered = collection.remembered_session(session, account.id)
         with provider_slot(plan.provider), portal_session(browser, settings, storage_state=remembered) as portal:
-            connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider))
+            connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider, plan.portal_url))
             try:
                 _log_in(plan, account, connector, portal, credentials, remembered, steps, settings)
                 portal.start_trace()

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from glaneur import invitations
 from glaneur.db import migrate, session_scope
-from glaneur.firm import firms
+from glaneur.statements.firm import firms
 from glaneur.models import Channel, ChannelKind, Organization
 from glaneur.settings import get_settings
 from tasks.lifecycle import close_stale_runs, run_day, run_tags

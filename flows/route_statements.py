@@ -20,10 +20,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.states import Completed, Failed, State
 
-from glaneur import routing
+from glaneur.statements import routing
 from glaneur.db import migrate, session_scope
 from glaneur.errors import GlaneurError
-from glaneur.firm import require_firm, statement_sources
+from glaneur.statements.firm import require_firm, statement_sources
 from glaneur.models import StatementRoute
 from glaneur.settings import get_settings
 from tasks.collect import with_retries

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from connectors.base import Credentials, FetchedDocument
+from glaneur.contract import Credentials, FetchedDocument
 from glaneur.errors import AwaitingCredentials, ConfigurationError, GlaneurError, InvalidDocument, SecretUnreadable
 from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings
@@ -42,6 +42,7 @@ class CollectionPlan:
     organization: str
     binder: str
     accounts: list[AccountPlan] = field(default_factory=list)
+    portal_url: str | None = None  # the channel's own portal address (a platform provider's channel)
 
 
 def listing_since(account: Account, today: date, settings: Settings) -> date | None:
@@ -73,6 +74,7 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
         organization=organization.slug,
         binder=binder.slug,
         accounts=[AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings)) for a in accounts],
+        portal_url=channel.portal_url,
     )
 
 
@@ -287,6 +289,8 @@ def record_success(session: Session, account_id: int, newest: date | None, full_
 
 def record_account_status(session: Session, account_id: int, status: Status) -> None:
     account = session.get(Account, account_id)
+    if account is None:  # a bank channel's second-factor pause: no supplier account to mark
+        return
     account.status = status
     session.add(account)
     session.commit()

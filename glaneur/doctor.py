@@ -8,25 +8,23 @@ involved. Secrets are decrypted to prove the vault key still reads them, never s
 Diagnosis only reads, but the vault's first use may write (its canary, purging an expired entry):
 :func:`diagnose` never commits, and its caller rolls the session back.
 
-The Prefect server is asked over its REST API with a short timeout (:func:`lookup_deployment`):
-an unreachable server is a warning, never a crash. Prefect itself is imported only to read its
-settings (the API URL), lazily, so the domain package stays usable without it.
+The domain never talks to Prefect: the caller passes ``deployments``, a function that asks the
+Prefect server about a deployment (:func:`tasks.deployments.lookup_deployment`, through Prefect's
+own client, with a short timeout); an unreachable server is a warning, never a crash. Providers are
+looked up in the catalogue the connectors install (:mod:`glaneur.providers`).
 """
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlmodel import Session, col, select
 
-from connectors import catalog
-from glaneur import admin
+from glaneur import admin, providers
 from glaneur.errors import ConfigurationError, SecretUnreadable, UsageError
 from glaneur.models import (
     MAX_ACCOUNTS_PER_CHANNEL,
@@ -67,7 +65,7 @@ class Check:
     fix: str = ""  # what to do, when something is wrong
 
 
-# -- the Prefect server -----------------------------------------------------------------------------------
+# -- what the Prefect server said (asked from outside the domain) ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -85,45 +83,6 @@ class DeploymentLookup:
         return f"the Prefect server at {self.api_url}" if self.api_url else "no Prefect server"
 
 
-def lookup_deployment(name: str, *, timeout: float = PREFECT_TIMEOUT_SECONDS) -> DeploymentLookup:
-    """Whether the Prefect server has the deployment ``flow/deployment``, and its online workers; never raises."""
-    url, headers = _prefect_api()
-    if not url:
-        return DeploymentLookup(None, False, error="no Prefect server is configured (PREFECT_API_URL is not set)")
-    flow_name, _, deployment_name = name.partition("/")
-    try:
-        with httpx.Client(base_url=url.rstrip("/") + "/", headers=headers, timeout=timeout) as client:
-            response = client.get(f"deployments/name/{quote(flow_name, safe='')}/{quote(deployment_name, safe='')}")
-            if response.status_code == 404:
-                return DeploymentLookup(url, True)
-            response.raise_for_status()
-            deployment = response.json()
-            workers = None
-            pool = deployment.get("work_pool_name")
-            if pool:
-                answer = client.post(f"work_pools/{quote(pool, safe='')}/workers/filter", json={})
-                if answer.status_code == 200:
-                    workers = sum(1 for worker in answer.json() if worker.get("status") == "ONLINE")
-    except (httpx.HTTPError, ValueError) as error:
-        return DeploymentLookup(url, False, error=f"{type(error).__name__}: {error}".rstrip(": "))
-    return DeploymentLookup(url, True, deployment, workers)
-
-
-def _prefect_api() -> tuple[str | None, dict[str, str]]:
-    from prefect.settings import (
-        get_current_settings,  # lazily: only the server checks need it
-    )
-
-    api = get_current_settings().api
-    headers: dict[str, str] = {}
-    if api.key is not None:
-        headers["Authorization"] = f"Bearer {api.key.get_secret_value()}"
-    elif api.auth_string is not None:
-        token = base64.b64encode(api.auth_string.get_secret_value().encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    return api.url, headers
-
-
 # -- the checks ------------------------------------------------------------------------------------------------
 
 
@@ -133,11 +92,12 @@ def diagnose(
     *,
     settings: Settings | None = None,
     now: datetime | None = None,
-    prefect: bool = True,
+    deployments: Callable[[str], DeploymentLookup] | None = None,
 ) -> list[Check]:
     """The checks of one channel, in the order a support agent walks them. Never commits.
 
-    ``prefect=False`` skips asking the Prefect server (the next run is then computed only).
+    ``deployments`` asks the Prefect server about a deployment by name; without it the next run is
+    computed only.
     """
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
@@ -156,7 +116,7 @@ def diagnose(
     checks += _credentials(session, found, accounts, now)
     checks += _last_runs(session, found, accounts)
     checks.append(_invitation(session, invitation, now))
-    checks.append(_next_run(found, settings, now, prefect))
+    checks.append(_next_run(found, settings, now, deployments))
     return checks
 
 
@@ -197,7 +157,7 @@ def _status(session: Session, channel: Channel) -> Check:
 
 def _provider(channel: Channel) -> Check:
     try:
-        entry = catalog.get_provider(channel.provider)
+        entry = providers.get_provider(channel.provider)
     except UsageError as error:
         return Check(
             "provider",
@@ -213,7 +173,7 @@ def _provider(channel: Channel) -> Check:
             f"{entry.name} ({entry.slug}) is not compatible with automatic collection. {entry.description}".strip(),
             describe(Status.NOT_COMPATIBLE).message,
         )
-    if entry.engine == "playwright" and entry.slug not in catalog.CONNECTORS:
+    if entry.engine == "playwright" and entry.slug not in providers.connectors():
         return Check(
             "provider",
             Verdict.FAIL,
@@ -221,8 +181,16 @@ def _provider(channel: Channel) -> Check:
             "Update Glaneur (the connector ships with it), or tell support.",
         )
     factors = ", ".join(str(kind) for kind in entry.second_factor_kinds) or "none"
+    if entry.platform and not channel.portal_url:
+        return Check(
+            "provider",
+            Verdict.FAIL,
+            f"{entry.name} ({entry.slug}) is a platform run by each supplier at its own address, and this "
+            "channel has no portal address",
+            "Create the channel again with --portal-url https://... (the supplier's portal).",
+        )
     try:
-        where = f", portal {catalog.portal_url(entry.slug)}"
+        where = f", portal {providers.portal_url(entry.slug, channel.portal_url)}"
     except UsageError:
         where = ""
     return Check(
@@ -421,7 +389,9 @@ def next_slot(time_slot: str, timezone: str, now: datetime) -> datetime:
     return datetime(tomorrow.year, tomorrow.month, tomorrow.day, hour, minute, tzinfo=zone)
 
 
-def _next_run(channel: Channel, settings: Settings, now: datetime, prefect: bool) -> Check:
+def _next_run(
+    channel: Channel, settings: Settings, now: datetime, deployments: Callable[[str], DeploymentLookup] | None
+) -> Check:
     upcoming = next_slot(channel.time_slot, settings.timezone, now)
     detail = f"next daily collection {upcoming:%Y-%m-%d %H:%M} {settings.timezone} (time slot {channel.time_slot})"
     if channel.kind != ChannelKind.SUPPLIER_PORTAL:
@@ -431,9 +401,9 @@ def _next_run(channel: Channel, settings: Settings, now: datetime, prefect: bool
             f"the daily dispatch schedules supplier-portal channels only; this one is a {channel.kind} channel",
             f"Collect it by hand with: glaneur run {channel.slug}.",
         )
-    if not prefect:
+    if deployments is None:
         return Check("next run", Verdict.OK, detail)
-    lookup = lookup_deployment(DISPATCH_DEPLOYMENT)
+    lookup = deployments(DISPATCH_DEPLOYMENT)
     if lookup.api_url is None:
         return Check(
             "next run",

@@ -19,10 +19,8 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -30,12 +28,9 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from glaneur.errors import ConfigurationError, StorageError
+from glaneur.files import folder_lock, fsync_dir, replace_file, unlink_quietly, write_temp
 from glaneur.settings import Settings, get_settings
 
-try:  # POSIX: serialise writers of one folder across processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows is not a target; os.link still refuses overwrites
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "LocalStorage",
@@ -251,20 +246,20 @@ class LocalStorage:
         meta = _clean_metadata(metadata, content)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with _folder_lock(path.parent):
+            with folder_lock(path.parent):
                 if path.exists():
                     return self._existing(key, path, meta["sha256"])
-                temp = _write_temp(path.parent, f".{path.name}.", content)
+                temp = write_temp(path.parent, f".{path.name}.", content)
                 try:
                     sidecar = {"content_type": content_type, "metadata": meta}
-                    _replace_file(self._sidecar(path), json.dumps(sidecar, indent=1, sort_keys=True).encode())
+                    replace_file(self._sidecar(path), json.dumps(sidecar, indent=1, sort_keys=True).encode())
                     try:
                         os.link(temp, path)
                     except FileExistsError:  # a writer that does not take the lock (another host on NFS)
                         return self._existing(key, path, meta["sha256"])
-                    _fsync_dir(path.parent)
+                    fsync_dir(path.parent)
                 finally:
-                    _unlink_quietly(temp)
+                    unlink_quietly(temp)
         except StorageError:
             raise
         except OSError as exc:
@@ -291,13 +286,7 @@ class LocalStorage:
         return meta
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(f"No document at {key}.") from None
-        except OSError as exc:
-            raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
+        return _read(self._path(key), key)
 
     def metadata(self, key: str) -> dict[str, str]:
         path = self._path(key)
@@ -334,12 +323,7 @@ class LocalStorage:
         real = os.path.realpath(path)
         if os.path.commonpath([real, str(self.root)]) != str(self.root) or real == str(self.root):
             raise UnsafeKey(f"Storage key {key!r} resolves outside the storage root; refused.")
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(f"No document at {key}.") from None
-        except OSError as exc:
-            raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
+        return _read(path, key)
 
     def _walk(self, start: Path) -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(start):
@@ -354,55 +338,13 @@ class LocalStorage:
         return self._path(key).as_uri()
 
 
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
+def _read(path: Path, key: str) -> bytes:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _write_temp(folder: Path, prefix: str, content: bytes) -> str:
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fsync(handle.fileno())
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-    return temp
-
-
-def _replace_file(path: Path, content: bytes) -> None:
-    temp = _write_temp(path.parent, f".{path.name}.", content)
-    try:
-        os.replace(temp, path)
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str | Path) -> None:
-    try:
-        os.unlink(path)
+        return path.read_bytes()
     except FileNotFoundError:
-        pass
+        raise ObjectNotFound(f"No document at {key}.") from None
+    except OSError as exc:
+        raise StorageError(f"Could not read {key}: {exc.strerror or type(exc).__name__}.") from exc
 
 
 # --- S3 ----------------------------------------------------------------------------------------

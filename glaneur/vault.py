@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +47,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, select
 
 from glaneur.errors import ConfigurationError, SecretUnreadable
+from glaneur.files import fsync_dir, replace_file, unlink_quietly, write_temp
 from glaneur.models import VaultEntry
 from glaneur.settings import Settings, get_settings
 
@@ -335,40 +335,25 @@ def _create_key_file(path: Path, key: str) -> None:
     except FileExistsError:
         pass
     finally:
-        _unlink_quietly(temp)
-    _fsync_dir(path.parent)
+        unlink_quietly(temp)
+    fsync_dir(path.parent)
 
 
 def _replace_key_file(path: Path, key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _write_temp(path, key)
-    try:
-        os.replace(temp, path)
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-    _fsync_dir(path.parent)
+    replace_file(path, (key + "\n").encode("ascii"), mode=0o600)
+    fsync_dir(path.parent)
 
 
 def _write_temp(path: Path, key: str) -> str:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(key + "\n")
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o600)
-            os.fsync(handle.fileno())
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-    return temp
+    return write_temp(path.parent, f".{path.name}.", (key + "\n").encode("ascii"), mode=0o600)
 
 
 def _promote(key_file: Path, current: str) -> None:
     """After a committed rotation: keep the old key as .previous, make .next the key."""
     _replace_key_file(_sibling(key_file, PREVIOUS_SUFFIX), current)
     os.replace(_sibling(key_file, NEXT_SUFFIX), key_file)
-    _fsync_dir(key_file.parent)
+    fsync_dir(key_file.parent)
 
 
 def _finish_pending_rotation(session: Session, settings: Settings) -> None:
@@ -383,7 +368,7 @@ def _finish_pending_rotation(session: Session, settings: Settings) -> None:
     if committed:
         _promote(key_file, load_key(settings))
     else:  # its transaction never committed, so nothing was encrypted with it
-        _unlink_quietly(next_file)
+        unlink_quietly(next_file)
 
 
 def _extra_decryption_keys(settings: Settings) -> list[str]:
@@ -413,24 +398,6 @@ def _key_source(settings: Settings) -> str:
 
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-# --- canary and entries ------------------------------------------------------------------------
 
 
 def _canary(fernet: Fernet | MultiFernet) -> VaultEntry:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from glaneur import admin, firm
+from glaneur import admin
+
+from glaneur.statements import firm
 from glaneur.models import Organization, Right
 from sandbox.partner import SANDBOX_PARTNER_NAMES, SANDBOX_PARTNER_SECRETS
 from sandbox.server import STATEMENT_SOURCE

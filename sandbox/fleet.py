@@ -34,6 +34,7 @@ def top_up_invoices(portal_urls: dict[str, str], invoices: int) -> None:
 
 def create_fleet(channels: int, *, org: str = "fleet", time_slot: str | None = None) -> list[str]:
     """Create the channels (in the configured Glaneur database); returns their slugs."""
+    import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
     from glaneur import admin
     from glaneur.db import migrate, session_scope
     from glaneur.models import Right

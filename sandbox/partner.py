@@ -8,7 +8,7 @@ statement once and answers 202 ``{"receipt": "<slug>-<n>"}`` the first time, 200
 receipt when the key comes again. A key sent again with another body is refused (422), a body
 over :data:`MAX_BODY_BYTES` too (413), an empty one too (422).
 
-It verifies with :func:`glaneur.delivery.verify`, the one place where the sandbox imports Glaneur:
+It verifies with :func:`glaneur.statements.delivery.verify`, the one place where the sandbox imports Glaneur:
 the signature scheme is the contract, and a partner would use the same few lines.
 
 Control endpoints (``/_sandbox``): ``POST /reset``; ``POST /outage`` (``{"fail_next": N, "status": 503}``:
@@ -31,7 +31,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
-from glaneur.delivery import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SignatureError, verify
+from glaneur.statements.delivery import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SignatureError, verify
 
 SANDBOX_PARTNER_NAMES: dict[str, str] = {"compta-express": "Compta Express", "tenue-plus": "Tenue Plus"}
 SANDBOX_PARTNER_SECRETS: dict[str, str] = {

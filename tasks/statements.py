@@ -20,9 +20,9 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from connectors.statement_api import RemoteFile, StatementApi
-from glaneur import routing
+from glaneur.statements import routing
 from glaneur.db import session_scope
-from glaneur.delivery import (
+from glaneur.statements.delivery import (
     FIRM_HEADER,
     IBAN_HEADER,
     STATEMENT_SHA256_HEADER,
@@ -32,7 +32,7 @@ from glaneur.delivery import (
     deliver,
 )
 from glaneur.errors import GlaneurError, StorageError
-from glaneur.firm import require_firm
+from glaneur.statements.firm import require_firm
 from glaneur.models import Organization, PartnerConnector, Statement, StatementSource, StatementSourceKind, utcnow
 from glaneur.settings import Settings, get_settings
 from glaneur.statuses import Status

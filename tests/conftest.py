@@ -8,6 +8,8 @@ import os
 import httpx
 import pytest
 
+import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
+
 # Quiet, offline, fast-polling Prefect; short retry backoff so retried scenarios stay quick.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

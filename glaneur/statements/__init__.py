@@ -1,6 +1,13 @@
-"""Bank statement files ("relevés de compte"): CAMT.053 and MT940, read into typed statements.
+"""Bank statements for accounting firms: read the files, route each to its client, deliver it.
 
-Pure functions from bytes to :class:`ParsedStatement`; no database, no storage, no Prefect.
+- the files ("relevés de compte"): :mod:`~glaneur.statements.detect`, :mod:`~glaneur.statements.camt`,
+  :mod:`~glaneur.statements.mt940`, :mod:`~glaneur.statements.parse` and :mod:`~glaneur.statements.model`,
+  pure functions from bytes to :class:`ParsedStatement` (no database, no storage, no Prefect),
+  re-exported here;
+- :mod:`~glaneur.statements.firm`: firms, their client IBANs, mandates, connectors and statement sources;
+- :mod:`~glaneur.statements.routing`: intake of a file and routing of each statement per IBAN;
+- :mod:`~glaneur.statements.delivery`: signed delivery to the partner tools;
+- :mod:`~glaneur.statements.doctor`: ``glaneur doctor --iban``, the checks of a client IBAN.
 """
 
 from glaneur.statements.detect import detect_format

@@ -33,7 +33,7 @@ def _free_port() -> int:
 @pytest.fixture
 def wired(glaneur_home, monkeypatch):
     from connectors.powens import PowensClient
-    from glaneur.serve import create_callback_app
+    from web.callbacks import create_callback_app
     from glaneur.settings import reset_settings
     from sandbox.powens import PowensWorld, start_powens
     from sandbox.server import serve_app
@@ -103,7 +103,7 @@ def test_signed_webhook_starts_the_collection_forged_one_does_not(wired, deploym
 
     from datetime import UTC, datetime
 
-    from glaneur.serve import webhook_signature
+    from glaneur.signing import webhook_signature
 
     date = datetime.now(UTC).isoformat()
     signed = httpx.post(f"{callback}/powens/webhooks", content=body, headers={

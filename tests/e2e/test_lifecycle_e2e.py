@@ -125,13 +125,14 @@ def test_updated_credentials_make_the_next_run_succeed(org):
 )
 def test_doctor_names_the_cause_of_each_sandbox_failure(org, login, password, status, words):
     from glaneur import doctor
+    from tasks.deployments import lookup_deployment
 
     secret = password or f"papier-{login}"
     add_channel(login, secret)
     assert channel().status == status
 
     with session() as s:
-        checks = {check.name: check for check in doctor.diagnose(s, SLUG)}
+        checks = {check.name: check for check in doctor.diagnose(s, SLUG, deployments=lookup_deployment)}
         s.rollback()
     cause = checks[f"last run {login}"]
     assert cause.verdict == "fail" and f"UTC: {status.value}" in cause.detail
@@ -172,9 +173,10 @@ def test_a_deployed_collection_takes_the_first_run_and_the_dispatch_is_checked(o
     assert runs() == []  # a worker runs it, not this process
 
     from glaneur import doctor
+    from tasks.deployments import lookup_deployment
 
     with session() as s:
-        next_run = {check.name: check for check in doctor.diagnose(s, SLUG)}["next run"]
+        next_run = {check.name: check for check in doctor.diagnose(s, SLUG, deployments=lookup_deployment)}["next run"]
         s.rollback()
     assert next_run.verdict == "ok", next_run
     assert "scheduled by dispatch-daily/dispatch-daily (5 0 * * * Europe/Paris)" in next_run.detail

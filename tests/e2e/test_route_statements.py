@@ -90,7 +90,7 @@ def glaneur(*args: str, actor: str | None = None, input: str | None = None):
 
 def diagnosis(iban: str) -> str:
     """The checks' names, findings and fixes as one line (the CLI's table folds them over several)."""
-    from glaneur.firm_doctor import diagnose_iban
+    from glaneur.statements.doctor import diagnose_iban
 
     with session() as s:
         checks = diagnose_iban(s, iban)
@@ -494,7 +494,7 @@ def test_a_storage_failure_after_the_receipt_is_written_later_and_stops_no_other
 
 def destination_of(iban: str) -> str:
     """Where the history (``glaneur statements list``, the routing artifact) says the IBAN's statement went."""
-    from glaneur import routing
+    from glaneur.statements import routing
 
     with session() as s:
         (entry,) = routing.statement_history(s, FIRM, iban=iban)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from glaneur.delivery import (
+from glaneur.statements.delivery import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     Acknowledgement,

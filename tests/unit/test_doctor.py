@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 import types
+import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from typer.testing import CliRunner
 from glaneur import admin, doctor
 from cli.main import app
 from glaneur.doctor import Verdict
+from tasks.deployments import lookup_deployment
 from glaneur.models import (
     Account,
     Channel,
@@ -45,7 +47,7 @@ runner = CliRunner()
 
 
 class FakePrefect(BaseHTTPRequestHandler):
-    """Answers the two calls doctor and activation make: a deployment by name, a pool's workers."""
+    """Answers the two calls doctor and activation make through Prefect's client: a deployment by name, a pool's workers."""
 
     deployments: ClassVar[dict[str, dict]] = {}
     workers: ClassVar[dict[str, list[dict]]] = {}
@@ -53,14 +55,15 @@ class FakePrefect(BaseHTTPRequestHandler):
     def do_GET(self):
         prefix = "/api/deployments/name/"
         name = self.path.removeprefix(prefix)
-        if self.path.startswith(prefix) and name in self.deployments:
-            return self._answer(200, self.deployments[name])
+        if self.path.startswith(prefix) and name in self.deployments:  # the fields Prefect's client requires
+            return self._answer(200, {"flow_id": str(uuid.uuid4()), **self.deployments[name]})
         return self._answer(404, {"detail": "Deployment not found"})
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         pool = self.path.removeprefix("/api/work_pools/").removesuffix("/workers/filter")
-        return self._answer(200, self.workers.get(pool, []))
+        workers = [{"name": f"worker-{i}", "work_pool_id": str(uuid.uuid4()), **w} for i, w in enumerate(self.workers.get(pool, []))]
+        return self._answer(200, workers)
 
     def _answer(self, code: int, body) -> None:
         data = json.dumps(body).encode()
@@ -149,7 +152,7 @@ def world(home):
 
 def diagnose(slug: str = SLUG, **options) -> dict[str, doctor.Check]:
     with session() as s:
-        checks = doctor.diagnose(s, slug, **options)
+        checks = doctor.diagnose(s, slug, deployments=lookup_deployment, **options)
         s.rollback()
     names = [check.name for check in checks]
     assert len(names) == len(set(names)), names

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from schwifty import IBAN
 
 from glaneur.errors import UsageError
-from glaneur.firm import normalize_iban
+from glaneur.statements.firm import normalize_iban
 
 VALID = [
     "FR7630006000011234567890189",

@@ -1,4 +1,4 @@
-"""Routing rules and intake of glaneur.routing, on the database and local storage (no Prefect, no network)."""
+"""Routing rules and intake of glaneur.statements.routing, on the database and local storage (no Prefect, no network)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from io import BytesIO
 import pytest
 from sqlmodel import Session, select
 
-from glaneur import admin, firm, routing
+from glaneur import admin
+
+from glaneur.statements import firm, routing
 from glaneur.models import (
     ClientIban,
     MandateStatus,

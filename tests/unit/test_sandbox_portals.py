@@ -260,7 +260,7 @@ def test_the_intermittent_account_fails_every_other_request_to_the_list(portal: 
 
 @both
 def test_the_slow_account_is_slow_and_the_others_are_not(portal: Portal, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(portals, "SLOW_SECONDS", 0.3)  # the mechanism, quickly; the browser tests see 1.5 s
+    monkeypatch.setattr(portals.responses, "SLOW_SECONDS", 0.3)  # the mechanism, quickly; the browser tests see 1.5 s
 
     def list_duration(stem: str) -> float:
         client = portal.client()

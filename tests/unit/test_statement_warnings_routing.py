@@ -11,9 +11,11 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, select
 
-from glaneur import admin, firm, routing
+from glaneur import admin
+
+from glaneur.statements import firm, routing
 from glaneur.errors import UsageError
-from glaneur.firm_doctor import diagnose_iban
+from glaneur.statements.doctor import diagnose_iban
 from glaneur.models import Statement, StatementRoute
 from glaneur.storage import LocalStorage
 from sandbox.statement_files import BankAccount, Entry, camt053, mt940

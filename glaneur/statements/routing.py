@@ -32,7 +32,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from glaneur.errors import ConfigurationError, GlaneurError, SecretUnreadable, UsageError
-from glaneur.firm import firm_connectors, require_firm
+from glaneur.statements.firm import firm_connectors, require_firm
 from glaneur.models import (
     ClientIban,
     DeliveryState,
@@ -48,7 +48,6 @@ from glaneur.models import (
 from glaneur.statements import ParsedStatement, StatementFileError, parse_statement_file
 from glaneur.statements.model import StatementWarning
 from glaneur.statements.parse import continuity_warnings
-from glaneur.statuses import Status
 from glaneur.storage import Storage, safe_part
 from glaneur.vault import Vault
 
@@ -83,32 +82,36 @@ _VAULT_FAILURES = (GlaneurError, ConfigurationError, LookupError, InvalidToken, 
 
 def partner_secret(session: Session, partner: PartnerConnector) -> str | None:
     """The partner's signing secret, or :class:`UnreadableSecret` with what the platform team must do."""
-    if partner.secret_ref is None:
-        return None
-    try:
-        return Vault(session).get(partner.secret_ref)
-    except _VAULT_FAILURES as error:
-        raise UnreadableSecret(
-            f"The signing secret of partner '{partner.slug}' cannot be read from Glaneur's vault (the entry is "
-            "damaged or was encrypted with another vault key), so nothing was sent to it; its statements wait. "
-            f"Enter its secret again: glaneur partner update {partner.slug} --new-secret. "
-            "Other partners are not affected."
-        ) from _quiet(error)
+    return _vault_secret(
+        session,
+        partner.secret_ref,
+        f"The signing secret of partner '{partner.slug}' cannot be read from Glaneur's vault (the entry is "
+        "damaged or was encrypted with another vault key), so nothing was sent to it; its statements wait. "
+        f"Enter its secret again: glaneur partner update {partner.slug} --new-secret. "
+        "Other partners are not affected.",
+    )
 
 
 def source_token(session: Session, source: StatementSource, org: Organization) -> str | None:
     """The statement API's token, or :class:`UnreadableSecret` with what the firm's administrator must do."""
-    if source.token_ref is None:
+    return _vault_secret(
+        session,
+        source.token_ref,
+        f"The API token of statement source '{source.slug}' cannot be read from Glaneur's vault (the entry is "
+        "damaged or was encrypted with another vault key), so this source was not read; nothing is lost, its "
+        f"files are taken on the first run after the fix. Enter the token again: glaneur firm source-token "
+        f"{org.slug} {source.slug}. Other sources are not affected.",
+    )
+
+
+def _vault_secret(session: Session, ref: int | None, unreadable: str) -> str | None:
+    """The vault entry ``ref`` in clear (None without one), or :class:`UnreadableSecret` saying ``unreadable``."""
+    if ref is None:
         return None
     try:
-        return Vault(session).get(source.token_ref)
+        return Vault(session).get(ref)
     except _VAULT_FAILURES as error:
-        raise UnreadableSecret(
-            f"The API token of statement source '{source.slug}' cannot be read from Glaneur's vault (the entry is "
-            "damaged or was encrypted with another vault key), so this source was not read; nothing is lost, its "
-            f"files are taken on the first run after the fix. Enter the token again: glaneur firm source-token "
-            f"{org.slug} {source.slug}. Other sources are not affected."
-        ) from _quiet(error)
+        raise UnreadableSecret(unreadable) from _quiet(error)
 
 
 def _quiet(error: BaseException) -> BaseException | None:
@@ -437,72 +440,53 @@ def release(session: Session, org: Organization | str, statement_id: int) -> Sta
         raise UsageError(f"firm '{org.slug}' has no statement #{statement_id}: see `glaneur statements list {org.slug}`.")
     if statement.route != StatementRoute.HELD:
         raise UsageError(f"statement #{statement_id} is not held for review (it is {statement.route.value}).")
-    statement.reviewed_at = utcnow()
-    statement.route = StatementRoute.PENDING
+    return _saved(session, statement, reviewed_at=utcnow(), route=StatementRoute.PENDING)
+
+
+def _statement(session: Session, statement_id: int) -> Statement:
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise UsageError(f"unknown statement #{statement_id}.")
+    return statement
+
+
+def _saved(session: Session, statement: Statement, **changes: object) -> Statement:
+    for name, value in changes.items():
+        setattr(statement, name, value)
     session.add(statement)
     session.flush()
     return statement
 
 
 def mark_acknowledged(session: Session, statement_id: int, receipt: str) -> Statement:
-    statement = session.get(Statement, statement_id)
-    if statement is None:
-        raise UsageError(f"unknown statement #{statement_id}.")
-    statement.delivery_receipt = receipt
-    statement.delivery_attempts += 1
-    statement.last_delivery_error = ""
-    session.add(statement)
-    session.flush()
-    return statement
+    statement = _statement(session, statement_id)
+    return _saved(session, statement, delivery_receipt=receipt, delivery_attempts=statement.delivery_attempts + 1,
+                  last_delivery_error="")
 
 
 def mark_delivered(session: Session, statement_id: int, key: str) -> Statement:
-    statement = session.get(Statement, statement_id)
-    if statement is None:
-        raise UsageError(f"unknown statement #{statement_id}.")
-    statement.delivery_key = key
-    statement.delivery_state = DeliveryState.DELIVERED
-    statement.delivered_at = utcnow()
-    statement.last_delivery_error = ""  # a copy that failed before is written now
-    session.add(statement)
-    session.flush()
-    return statement
+    # last_delivery_error cleared: a copy that failed before is written now
+    return _saved(session, _statement(session, statement_id), delivery_key=key, delivery_state=DeliveryState.DELIVERED,
+                  delivered_at=utcnow(), last_delivery_error="")
 
 
 def mark_copy_failed(session: Session, statement_id: int, error: str) -> Statement:
     """The partner acknowledged it, but its copy under the partner's prefix could not be written: the next run
     writes it (and sends nothing again)."""
-    statement = session.get(Statement, statement_id)
-    if statement is None:
-        raise UsageError(f"unknown statement #{statement_id}.")
-    statement.delivery_state = DeliveryState.PENDING
-    statement.last_delivery_error = error[:500]
-    session.add(statement)
-    session.flush()
-    return statement
+    return _saved(session, _statement(session, statement_id), delivery_state=DeliveryState.PENDING,
+                  last_delivery_error=error[:500])
 
 
 def mark_not_sent(session: Session, statement_id: int, error: str) -> Statement:
     """Nothing was sent (its partner's secret or its file could not be read): the reason, no attempt counted."""
-    statement = session.get(Statement, statement_id)
-    if statement is None:
-        raise UsageError(f"unknown statement #{statement_id}.")
-    statement.last_delivery_error = error[:500]
-    session.add(statement)
-    session.flush()
-    return statement
+    return _saved(session, _statement(session, statement_id), last_delivery_error=error[:500])
 
 
 def mark_delivery_failed(session: Session, statement_id: int, error: str, *, refused: bool) -> Statement:
-    statement = session.get(Statement, statement_id)
-    if statement is None:
-        raise UsageError(f"unknown statement #{statement_id}.")
-    statement.delivery_attempts += 1
-    statement.delivery_state = DeliveryState.REFUSED if refused else DeliveryState.PENDING
-    statement.last_delivery_error = error[:500]
-    session.add(statement)
-    session.flush()
-    return statement
+    statement = _statement(session, statement_id)
+    return _saved(session, statement, delivery_attempts=statement.delivery_attempts + 1,
+                  delivery_state=DeliveryState.REFUSED if refused else DeliveryState.PENDING,
+                  last_delivery_error=error[:500])
 
 
 # -- the global statements file ("Relevés", action « Télécharger ») ---------------------------------

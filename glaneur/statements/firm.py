@@ -24,14 +24,9 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlmodel import Session, col, select
 
-from glaneur.admin import (
-    audit_log_entry,
-    check_name,
-    check_slug,
-    get_organization,
-    names_or_none,
-    require_member,
-)
+from glaneur.admin.checks import check_name, check_slug, names_or_none
+from glaneur.admin.lookups import get_organization
+from glaneur.admin.rights import audit_log_entry, require_member
 from glaneur.errors import UsageError
 from glaneur.vocabulary import MIN_SECRET_CHARS
 from glaneur.models import (
@@ -222,13 +217,19 @@ def _association(session: Session, org: Organization, partner: PartnerConnector)
     ).first()
 
 
+def _connector_change(
+    session: Session, org: Organization | str, partner: PartnerConnector | str, actor: User | None
+) -> tuple[Organization, User, PartnerConnector]:
+    """The firm, the actor (supervisor or administrator) and the partner of a change to the firm's connectors."""
+    org = require_firm(session, org)
+    return org, require_profile(actor, org, *CONNECTOR_MANAGERS), get_partner(session, partner)
+
+
 def associate_connector(
     session: Session, org: Organization | str, partner: PartnerConnector | str, *, actor: User | None
 ) -> FirmConnector:
     """Associate a partner connector with the firm (supervisor or administrator only; no limit in number)."""
-    org = require_firm(session, org)
-    actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
-    partner = get_partner(session, partner)
+    org, actor, partner = _connector_change(session, org, partner, actor)
     if _association(session, org, partner) is not None:
         raise UsageError(f"connector '{partner.slug}' is already associated with firm '{org.slug}'.")
     link = FirmConnector(
@@ -257,9 +258,7 @@ def remove_connector(
     session: Session, org: Organization | str, partner: PartnerConnector | str, *, actor: User | None
 ) -> None:
     """Remove a connector from the firm: refused while any IBAN of the firm is attached to it."""
-    org = require_firm(session, org)
-    actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
-    partner = get_partner(session, partner)
+    org, actor, partner = _connector_change(session, org, partner, actor)
     link = _association(session, org, partner)
     if link is None:
         raise UsageError(f"connector '{partner.slug}' is not associated with firm '{org.slug}': nothing to remove.")

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from glaneur.doctor import Check, Verdict
 from glaneur.errors import UsageError
-from glaneur.firm import firm_connectors, normalize_iban, require_firm
+from glaneur.statements.firm import firm_connectors, normalize_iban, require_firm
 from glaneur.models import (
     ClientIban,
     DeliveryState,
@@ -22,7 +22,7 @@ from glaneur.models import (
     Statement,
     StatementRoute,
 )
-from glaneur.routing import StatementEntry, UnreadableSecret, partner_secret, warnings_of
+from glaneur.statements.routing import StatementEntry, UnreadableSecret, partner_secret, warnings_of
 
 RECENT = 3
 PLATFORM_SUPPORT = "Glaneur's support (your platform team)"

@@ -1,0 +1,685 @@
+"""The connector kit: a supplier portal described as data, in one short module.
+
+Writing a connector
+===================
+A connector is one module in ``connectors/`` with a :class:`~glaneur.contract.Provider` and a
+subclass of :class:`Connector` that declares the portal's pages; one line in
+:mod:`connectors.catalog` registers it, and its saved pages under
+``tests/fixtures/pages/<slug>/`` (with their ``pages.json``) are checked by
+``tests/unit/test_connector_contract.py``. Everything comes from this module::
+
+    from connectors.kit import Connector, HtmlTable, LoginForm, NextLink, Page, Provider
+    from glaneur.errors import AccountLocked, WrongCredentials
+
+    provider = Provider(slug="bureau-plus", name="Bureau Plus", default_url="https://clients.bureau-plus.fr",
+                        description="Office furniture: PDF invoices in the client area.")
+
+    class BureauPlus(Connector):
+        provider = provider
+        login_form = LoginForm("/connexion", "form#login", login="email", password="password",
+                               refusals={".alert.locked": AccountLocked, ".alert": WrongCredentials})
+        home = Page("/compte", "a[href='/deconnexion']")
+        listing = HtmlTable("/compte/factures", "table.invoices",
+                            columns={"N°": "reference", "Date": "document_date", "Total TTC": "amount"},
+                            link="a[href$='.pdf']", pages=NextLink("a[rel=next]"))
+
+What to declare
+---------------
+``login_form`` (:class:`LoginForm`)
+    The login page's address, the form, the names of its two fields, and its **refusals as data**:
+    CSS selector -> typed error of :mod:`glaneur.errors` (``WrongCredentials``, ``AccountLocked``...),
+    tried in order; the portal's own words go into the message. The selectors are soupsieve's CSS
+    (``p.erreur:-soup-contains("bloqué")`` matches on text). A login page that comes back with none of
+    them is ``PortalChanged``.
+``home`` (:class:`Page`)
+    Where a logged-in user lands: its address and a selector only it has (the logout link).
+``listing``
+    :class:`HtmlTable` (a ``<table>``: column header -> field, the download link in each row,
+    pagination :class:`NextLink` or :class:`PageNumbers`) or :class:`JsonList` (the portal's own JSON
+    API, asked through the logged-in browser context after its page showed). Fields are those of
+    :class:`RemoteDocument`: ``reference``, ``document_date``, ``amount``, ``currency``, ``label``;
+    ``amount_due`` names a column that shows what is left to pay (0.00 once paid): it is **never**
+    recorded as the amount, which then stays empty unless ``total_on_detail`` (:class:`DetailTotal`)
+    says where the invoice's total is. A field's parser is :func:`parse_date` / :func:`parse_amount`
+    (French formats) by default; give ``(field, parser)`` for another one (``dates("mdy")``,
+    ``amounts(".")``). The table's rows are found with or without ``<tbody>`` (Chromium adds one
+    that the server's HTML may lack, so saved pages and the live page read alike).
+Only when the portal has them (**a page the portal does not have is simply not declared**):
+``second_factor`` (:class:`SecondFactorForm`), ``terms`` (new terms only the account holder may
+accept: ``ActionNeeded``) and ``password_expired`` (``CredentialsExpired``), each a :class:`Page`.
+``Provider.second_factor_kinds`` lists the kinds the form may ask, and a provider without kinds
+declares no form (the contract test checks both ways).
+
+An unusual portal overrides one method of :class:`Connector` (``list_documents``, ``login``...)
+and keeps the rest; the page-reading classmethods (:meth:`Connector.parse_listing`,
+:meth:`Connector.login_refusal`, :meth:`Connector.parse_second_factor`,
+:meth:`Connector.second_factor_refusal`, :meth:`Connector.recognise`) are pure functions of a page,
+which is what the contract test runs on the saved pages.
+
+What the kit does for every connector
+-------------------------------------
+* Navigation checks it is on the page it expects (:meth:`PortalConnector.expect_page`, waiting up
+  to ``GLANEUR_NAVIGATION_TIMEOUT_SECONDS``): a page still loading is ``PortalUnavailable``
+  (retried), a loaded page that is not the one expected ``PortalChanged`` (the task layer keeps a
+  screenshot and a trace). HTTP 429/5xx are ``RateLimited``/``PortalUnavailable`` and their
+  ``Retry-After`` is honoured (up to ``GLANEUR_MAX_RETRY_AFTER_SECONDS``).
+* Pagination is bounded: a page seen twice (same address or same rows) or more than
+  ``GLANEUR_MAX_LIST_PAGES`` pages ends the listing as ``PortalChanged``.
+* Downloads are streamed with the logged-in context's cookies from the portal's own origin (or the
+  ``document_origins`` the connector declares), under ``GLANEUR_MAX_DOCUMENT_BYTES``.
+* Second factor: the form's kind is read from the page (no code field: an app approval; a resend
+  form: a code sent by SMS or e-mail; otherwise a TOTP), answered as the contract says
+  (:mod:`connectors.base`), an expired code has the portal send a new one.
+
+``list_documents(since)``: what ``since`` means
+-----------------------------------------------
+``since`` is None for a **full pass** (the first collection of an account, then every
+``GLANEUR_FULL_PASS_EVERY_DAYS``): every document the portal lists. Otherwise it is the account's
+**cursor** (the date of the newest document already filed) minus a **look-back** of
+``GLANEUR_LOOKBACK_DAYS`` (documents the portal publishes late, back-dated): the connector returns
+every document dated on or after ``since``, newest first, and may stop reading older pages (it
+does, for lists declared ``newest_first``). Returning more is harmless (files already filed are
+recognised); returning fewer loses invoices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any, ClassVar
+from urllib.parse import urljoin
+
+from bs4 import BeautifulSoup, Tag
+
+from connectors.base import PageSpec, Pagination, PortalConnector
+from glaneur.contract import (
+    Credentials,
+    Engine,
+    FetchedDocument,
+    Provider,
+    RemoteDocument,
+    SecondFactorChallenge,
+    SecondFactorKind,
+)
+from glaneur.errors import (
+    AccountLocked,
+    ActionNeeded,
+    AwaitingSecondFactor,
+    CredentialsExpired,
+    GlaneurError,
+    PortalChanged,
+    WrongCredentials,
+    WrongSecondFactor,
+)
+
+__all__ = [
+    "Connector",
+    "Credentials",
+    "DetailTotal",
+    "Engine",
+    "FetchedDocument",
+    "HtmlTable",
+    "JsonList",
+    "LoginForm",
+    "NextLink",
+    "Page",
+    "PageNumbers",
+    "Provider",
+    "RemoteDocument",
+    "SecondFactorChallenge",
+    "SecondFactorForm",
+    "SecondFactorKind",
+    "amounts",
+    "dates",
+    "parse_amount",
+    "parse_date",
+]
+
+# -- parsers: text -> value, ValueError naming the expected format (the kit turns it into PortalChanged) ---------
+
+_CURRENCY = re.compile(r"€|\bEUR\b|\$|\bUSD\b|£|\bGBP\b|\bCHF\b", re.IGNORECASE)
+_SPACES = " \u00a0\u202f\u2009'’"
+
+
+def parse_amount(text: str, decimal: str = ",") -> Decimal:
+    """An amount as portals show it: ``1 234,56 €``, ``1.234,56``, ``-12,00 €``, ``66,06`` (``decimal=","``),
+    or ``€1,234.56``, ``1 234.56 EUR`` (``decimal="."``). Thousands may be grouped by a space (normal,
+    non-breaking or narrow), an apostrophe or the other separator; at most two decimals."""
+    thousands = "." if decimal == "," else ","
+    body = _CURRENCY.sub("", text).strip(_SPACES + "\n\t")
+    sign = ""
+    if body[:1] in ("-", "−"):
+        sign, body = "-", body[1:].strip(_SPACES)
+    group = f"[{re.escape(_SPACES + thousands)}]?"
+    match = re.fullmatch(rf"(\d{{1,3}}(?:{group}\d{{3}})*|\d+)(?:{re.escape(decimal)}(\d{{1,2}}))?", body)
+    if match is None:
+        example = "1 234,56 €" if decimal == "," else "1,234.56"
+        raise ValueError(f"unexpected amount {text!r}, expected an amount like {example!r}")
+    units = re.sub(r"\D", "", match[1])
+    return Decimal(f"{sign}{units}.{match[2] or '0'}")
+
+
+def amounts(decimal: str) -> Callable[[str], Decimal]:
+    """The amount parser of a portal writing ``decimal`` as its decimal separator: ``amounts(".")``."""
+    return partial(parse_amount, decimal=decimal)
+
+
+_MONTHS = {
+    "janvier": 1, "january": 1, "fevrier": 2, "february": 2, "mars": 3, "march": 3, "avril": 4, "april": 4,
+    "mai": 5, "may": 5, "juin": 6, "june": 6, "juillet": 7, "july": 7, "aout": 8, "august": 8,
+    "septembre": 9, "september": 9, "octobre": 10, "october": 10, "novembre": 11, "november": 11,
+    "decembre": 12, "december": 12,
+}  # fmt: skip
+
+
+def _month(word: str) -> int | None:
+    word = "".join(c for c in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(c))
+    word = word.rstrip(".")
+    found = {number for name, number in _MONTHS.items() if len(word) >= 3 and name.startswith(word)}
+    return found.pop() if len(found) == 1 else None
+
+
+def parse_date(text: str, order: str = "dmy") -> date:
+    """A date as portals show it: ISO ``2026-01-12`` (a time after it is ignored), ``12/01/2026``,
+    ``12.01.2026``, ``12-01-26`` (day first; ``order="mdy"`` for ``01/12/2026``), ``12 janv. 2026``,
+    ``1er janvier 2026``, ``12 Jan 2026``, ``Jan 12, 2026``."""
+    value = " ".join(text.split())
+    try:
+        if match := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.+Z-]*)?", value):
+            return date(int(match[1]), int(match[2]), int(match[3]))
+        if match := re.fullmatch(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})", value):
+            first, second, year = int(match[1]), int(match[3]), int(match[4])
+            year += 2000 if year < 100 else 0
+            return date(year, second, first) if order == "dmy" else date(year, first, second)
+        if match := re.fullmatch(r"(\d{1,2})(?:er)? ([^\W\d_]+\.?) (\d{4})", value):
+            if month := _month(match[2]):
+                return date(int(match[3]), month, int(match[1]))
+        if match := re.fullmatch(r"([^\W\d_]+\.?) (\d{1,2}),? (\d{4})", value):
+            if month := _month(match[1]):
+                return date(int(match[3]), month, int(match[2]))
+    except ValueError:
+        pass  # a day or month out of range: the same message as any other unreadable date
+    shown = "dd/mm/yyyy" if order == "dmy" else "mm/dd/yyyy"
+    raise ValueError(f"unexpected date {text!r}, expected {shown}, yyyy-mm-dd or '12 janv. 2026'")
+
+
+def dates(order: str) -> Callable[[str], date]:
+    """The date parser of a portal writing numeric dates month first: ``dates("mdy")``."""
+    return partial(parse_date, order=order)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "reference": str, "document_date": parse_date, "amount": parse_amount, "amount_due": parse_amount,
+    "currency": str, "label": str, "download_url": str,
+}  # fmt: skip
+
+
+def _field(spec: str | tuple[str, Callable[[str], Any]]) -> tuple[str, Callable[[str], Any]]:
+    name, parser = (spec, None) if isinstance(spec, str) else spec
+    if name not in _PARSERS:
+        raise TypeError(f"unknown field {name!r}; fields: {', '.join(_PARSERS)}")
+    return name, parser or _PARSERS[name]
+
+
+def _document(values: dict[str, Any]) -> RemoteDocument:
+    """The listed values as a document: ``amount_due`` is never taken for the amount (it is 0.00 once paid)."""
+    values.pop("amount_due", None)
+    return RemoteDocument(**values)
+
+
+def _text(tag: Tag) -> str:
+    return tag.get_text(" ", strip=True)
+
+
+# -- pages -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """A portal page: where to go (``path``), a selector only it has (``marker``), and the address pattern
+    (a regex on the path, query left out) when the page has several addresses; ``name`` as the portal calls it."""
+
+    path: str
+    marker: str
+    pattern: str = ""
+    name: str = ""
+
+    def spec(self) -> PageSpec:
+        return PageSpec(self.pattern or re.escape(self.path.split("?")[0]), self.marker)
+
+
+@dataclass(frozen=True)
+class LoginForm:
+    """The login page: its address, the form, its field names, and its refusals (selector -> typed error)."""
+
+    path: str
+    form: str
+    login: str
+    password: str
+    refusals: Mapping[str, type[GlaneurError]]
+    marker: str = ""  # a selector only the login page has; the form's password field by default
+    submit: str = "button[type=submit]"
+
+    def page(self) -> Page:
+        return Page(self.path, self.marker or f"{self.form} input[name='{self.password}']")
+
+
+@dataclass(frozen=True)
+class SecondFactorForm:
+    """The page asking for a second factor after the password.
+
+    ``refusals`` are read on the page an answer lands on (the same form with the portal's complaint, or
+    the login page when the portal dropped the pending login: ``AwaitingSecondFactor``). ``expired`` marks
+    the page saying the code is past its validity; ``resend`` the form asking for a new code.
+    """
+
+    path: str
+    form: str
+    prompt: str
+    refusals: Mapping[str, type[GlaneurError]]
+    code: str = "code"
+    resend: str = ""
+    expired: str = ""
+    submit: str = "button[type=submit]"
+    name: str = "the second-factor form"
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
+class NextLink:
+    """Pagination by a "next" link: follow it until a page has none."""
+
+    selector: str
+
+    def next(self, soup: BeautifulSoup, url: str, number: int) -> str | None:
+        link = soup.select_one(self.selector)
+        href = link.get("href") if link is not None else None
+        return urljoin(url, str(href)) if href else None
+
+
+@dataclass(frozen=True)
+class PageNumbers:
+    """Pagination by page numbers (``"/factures?page={n}"``): go on while the page links to the next number."""
+
+    template: str
+
+    def next(self, soup: BeautifulSoup, url: str, number: int) -> str | None:
+        wanted = urljoin(url, self.template.format(n=number + 1))
+        links = {urljoin(url, str(a["href"])) for a in soup.select("a[href]")}
+        return wanted if wanted in links else None
+
+
+@dataclass(frozen=True)
+class DetailTotal:
+    """Where the invoice's total is when the list shows only the amount due: a link in the row to a detail
+    page (``page``) and the selector of the total there."""
+
+    link: str
+    page: Page
+    total: str
+    parser: Callable[[str], Decimal] = parse_amount
+
+    def parse(self, html: str, provider: str) -> Decimal:
+        found = BeautifulSoup(html, "html.parser").select_one(self.total)
+        if found is None:
+            raise PortalChanged(f"{provider}: the invoice page has no {self.total} (its total).")
+        try:
+            return self.parser(_text(found))
+        except ValueError as error:
+            raise PortalChanged(f"{provider}: the invoice page's total: {error}.") from None
+
+
+@dataclass(frozen=True)
+class HtmlTable:
+    """An invoice list in an HTML table: column header -> field (or ``(field, parser)``), the download link
+    of each row, and how to reach the next page. ``newest_first``: older pages hold older invoices, so a
+    listing ``since`` a date stops at the first page reaching past it."""
+
+    path: str
+    table: str
+    columns: Mapping[str, str | tuple[str, Callable[[str], Any]]]
+    link: str
+    pages: NextLink | PageNumbers | None = None
+    pattern: str = ""
+    newest_first: bool = True
+    total_on_detail: DetailTotal | None = None
+
+    def __post_init__(self) -> None:
+        names = {_field(spec)[0] for spec in self.columns.values()}
+        if missing := {"reference", "document_date"} - names:
+            raise TypeError(f"HtmlTable {self.table}: no column gives {', '.join(sorted(missing))}")
+
+    def page(self) -> Page:
+        return Page(self.path, self.table, self.pattern)
+
+    def parse(self, html: str, provider: str) -> list[RemoteDocument]:
+        """The documents of one page of the list, in the portal's order."""
+        return [document for document, _ in self._rows(html, provider)]
+
+    def _rows(self, html: str, provider: str) -> list[tuple[RemoteDocument, Tag]]:
+        table = BeautifulSoup(html, "html.parser").select_one(self.table)
+        if table is None:
+            raise PortalChanged(f"{provider}: the invoice list has no {self.table}.")
+        rows = table.select(":scope > tr, :scope > thead > tr, :scope > tbody > tr, :scope > tfoot > tr")
+        header = next((row for row in rows if row.find("th") and not row.find("td")), None)
+        headers = [_text(cell) for cell in header.find_all(["th", "td"], recursive=False)] if header else []
+        missing = [column for column in self.columns if column not in headers]
+        if missing:
+            raise PortalChanged(
+                f"{provider}: the invoice table's columns are {headers}, expected {list(self.columns)} "
+                f"(missing {missing})."
+            )
+        fields = {headers.index(column): (column, *_field(spec)) for column, spec in self.columns.items()}
+        documents = []
+        for number, row in enumerate((row for row in rows if row.find("td")), start=1):
+            cells = row.find_all(["td", "th"], recursive=False)
+            link = row.select_one(self.link)
+            if len(cells) < len(headers) or link is None or not link.get("href"):
+                raise PortalChanged(
+                    f"{provider}: an invoice row without its {len(headers)} cells and {self.link} link: "
+                    f"{_text(row)[:200]!r}."
+                )
+            values: dict[str, Any] = {"download_url": str(link["href"])}
+            for index, (column, name, parser) in fields.items():
+                try:
+                    values[name] = parser(_text(cells[index]))
+                except ValueError as error:
+                    raise PortalChanged(f"{provider}: invoice row {number}, column {column!r}: {error}.") from None
+            documents.append((_document(values), row))
+        return documents
+
+    def read(self, connector: Connector, since: date | None) -> list[RemoteDocument]:
+        name = connector.provider.name
+        pagination = Pagination(name, connector.max_list_pages)
+        documents: list[RemoteDocument] = []
+        details: dict[str, str] = {}  # reference -> the address of its detail page, when the total is there
+        number = 1
+        connector.goto(self.path)
+        while True:
+            connector.expect_page("invoices")
+            html = connector.page.content()
+            found = self._rows(html, name)
+            rows = [document for document, _ in found]
+            pagination.visit(connector.page.url, rows)
+            documents += rows
+            if self.total_on_detail is not None:
+                details.update(self._detail_links(found, connector.page.url, name))
+            if since is not None and self.newest_first and any(row.document_date < since for row in rows):
+                break
+            if self.pages is None:
+                break
+            following = self.pages.next(BeautifulSoup(html, "html.parser"), connector.page.url, number)
+            if following is None:
+                break
+            connector.goto(following)
+            number += 1
+        documents = newest_first(documents, since)
+        if self.total_on_detail is None:
+            return documents
+        return [self._with_total(connector, document, details[document.reference]) for document in documents]
+
+    def _detail_links(self, found: list[tuple[RemoteDocument, Tag]], url: str, provider: str) -> dict[str, str]:
+        assert self.total_on_detail is not None
+        links = {}
+        for document, row in found:
+            link = row.select_one(self.total_on_detail.link)
+            if link is None or not link.get("href"):
+                what = self.total_on_detail.link
+                raise PortalChanged(f"{provider}: invoice {document.reference} has no {what} link (to its total).")
+            links[document.reference] = urljoin(url, str(link["href"]))
+        return links
+
+    def _with_total(self, connector: Connector, document: RemoteDocument, url: str) -> RemoteDocument:
+        assert self.total_on_detail is not None
+        connector.goto(url)
+        connector.expect_page("invoice_detail")
+        total = self.total_on_detail.parse(connector.page.content(), connector.provider.name)
+        return dataclasses.replace(document, amount=total)
+
+
+@dataclass(frozen=True)
+class JsonList:
+    """An invoice list from the portal's own JSON API, asked after its client-area page (``path``, ``marker``)
+    showed. ``fields``: field -> key in each item (a key ending in ``?`` may be absent or null); ``items``:
+    the key of the list in the answer (dotted for nested, empty when the answer is the list); ``since_param``:
+    the query parameter the API filters dates with (ISO date)."""
+
+    path: str
+    marker: str
+    url: str
+    fields: Mapping[str, str]
+    items: str = ""
+    since_param: str = ""
+    parsers: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
+    pattern: str = ""
+
+    def __post_init__(self) -> None:
+        for name in self.fields:
+            _field(name)
+        if missing := {"reference", "document_date", "download_url"} - set(self.fields):
+            raise TypeError(f"JsonList {self.url}: no key gives {', '.join(sorted(missing))}")
+
+    def page(self) -> Page:
+        return Page(self.path, self.marker, self.pattern)
+
+    def parse(self, text: str, provider: str) -> list[RemoteDocument]:
+        try:
+            data = json.loads(text, parse_float=Decimal)
+        except ValueError:
+            raise PortalChanged(f"{provider}: the invoice API did not answer JSON: {text[:80]!r}.") from None
+        items = data
+        for key in filter(None, self.items.split(".")):
+            items = items.get(key) if isinstance(items, dict) else None
+        if not isinstance(items, list):
+            found = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise PortalChanged(f"{provider}: the invoice API answered without a {self.items!r} list (found {found}).")
+        required = " and ".join(key for key in self.fields.values() if not key.endswith("?"))
+        documents = []
+        for item in items:
+            values: dict[str, Any] = {}
+            try:
+                for name, key in self.fields.items():
+                    value = item.get(key.rstrip("?"))
+                    if value is None and key.endswith("?"):
+                        continue
+                    values[name] = self._value(name, value)
+            except (AttributeError, TypeError, ValueError, InvalidOperation):
+                raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
+            documents.append(_document(values))
+        return documents
+
+    def _value(self, name: str, value: Any) -> Any:
+        if name in self.parsers:
+            return self.parsers[name](str(value))
+        if name in ("amount", "amount_due") and isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return Decimal(value)
+        if name == "reference" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} is not a text")
+        if name in ("amount", "amount_due"):
+            return Decimal(value)
+        return _PARSERS[name](value)
+
+    def read(self, connector: Connector, since: date | None) -> list[RemoteDocument]:
+        connector.goto(self.path)
+        connector.expect_page("invoices")
+        url = self.url
+        if since is not None and self.since_param:
+            url += f"{'&' if '?' in url else '?'}{self.since_param}={since.isoformat()}"
+        response = connector.api_get(url, what="the invoice list API")
+        return newest_first(self.parse(response.text(), connector.provider.name), since)
+
+
+def newest_first(documents: list[RemoteDocument], since: date | None) -> list[RemoteDocument]:
+    """The documents dated on or after ``since`` (all when None), newest first."""
+    kept = [document for document in documents if since is None or document.document_date >= since]
+    return sorted(kept, key=lambda document: document.document_date, reverse=True)
+
+
+# -- the connector ---------------------------------------------------------------------------------------------
+
+
+class Connector(PortalConnector):
+    """A portal declared as data (see the module docstring); override a method for what is unusual."""
+
+    login_form: ClassVar[LoginForm]
+    home: ClassVar[Page]
+    listing: ClassVar[HtmlTable | JsonList]
+    second_factor: ClassVar[SecondFactorForm | None] = None
+    terms: ClassVar[Page | None] = None
+    password_expired: ClassVar[Page | None] = None
+    extra_pages: ClassVar[dict[str, PageSpec]] = {}
+    after_login = ("home", "second_factor", "login", "terms", "new_password")  # where a submitted login may land
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if all(hasattr(cls, name) for name in ("login_form", "home", "listing")):
+            cls.pages = cls.declared_pages()
+
+    @classmethod
+    def declared_pages(cls) -> dict[str, PageSpec]:
+        """The pages table navigation recognises (see :meth:`PortalConnector.expect_page`)."""
+        pages = {"login": cls.login_form.page().spec(), "home": cls.home.spec(), "invoices": cls.listing.page().spec()}
+        if (form := cls.second_factor) is not None:
+            pages["second_factor"] = PageSpec(form.pattern or re.escape(form.path), form.form)
+            if form.expired:
+                pages["code_expired"] = PageSpec(form.pattern or re.escape(form.path), form.expired)
+        if cls.terms is not None:
+            pages["terms"] = cls.terms.spec()
+        if cls.password_expired is not None:
+            pages["new_password"] = cls.password_expired.spec()
+        if isinstance(cls.listing, HtmlTable) and cls.listing.total_on_detail is not None:
+            pages["invoice_detail"] = cls.listing.total_on_detail.page.spec()
+        return {**pages, **cls.extra_pages}
+
+    # -- reading pages: pure functions of a page's HTML (or JSON), run by the contract test on saved pages --------
+    @classmethod
+    def recognise(cls, html: str, path: str) -> set[str]:
+        """The names of the declared pages this page (at ``path``) is, as :meth:`expect_page` would see it."""
+        soup = BeautifulSoup(html, "html.parser")
+        path = path.split("?")[0]
+        pages = cls.pages.items()
+        return {name for name, spec in pages if re.fullmatch(spec.url, path) and soup.select_one(spec.marker)}
+
+    @classmethod
+    def parse_listing(cls, text: str) -> list[RemoteDocument]:
+        """One page of the invoice list (an HTML page or the API's JSON) as documents, in the portal's order."""
+        return cls.listing.parse(text, cls.provider.name)
+
+    @classmethod
+    def login_refusal(cls, html: str) -> GlaneurError:
+        """Why the login page came back: the first of the declared refusals found, else PortalChanged."""
+        return cls._refusal(html, cls.login_form.refusals, "the login page came back")
+
+    @classmethod
+    def parse_second_factor(cls, html: str) -> SecondFactorChallenge:
+        """What the second-factor page asks: no code field is an app approval, a resend form a code sent, else TOTP."""
+        form = cls._second_factor_form()
+        soup = BeautifulSoup(html, "html.parser")
+        found, prompt = soup.select_one(form.form), soup.select_one(form.prompt)
+        if found is None or prompt is None:
+            raise PortalChanged(f"{cls.provider.name}: the second-factor page has no {form.form} and {form.prompt}.")
+        if found.select_one(f"input[name='{form.code}']") is None:
+            kind = SecondFactorKind.APP
+        elif form.resend and soup.select_one(form.resend):
+            kind = SecondFactorKind.CODE
+        else:
+            kind = SecondFactorKind.TOTP
+        return SecondFactorChallenge(kind, _text(prompt))
+
+    @classmethod
+    def second_factor_refusal(cls, html: str) -> GlaneurError:
+        """Why an answer did not log in: refused or not approved yet (on the form), or the login dropped."""
+        form = cls._second_factor_form()
+        on_form = BeautifulSoup(html, "html.parser").select_one(form.form) is not None
+        refusals = {s: e for s, e in form.refusals.items() if on_form or not issubclass(e, WrongSecondFactor)}
+        return cls._refusal(html, refusals, "the second-factor answer came back")
+
+    @classmethod
+    def _refusal(cls, html: str, refusals: Mapping[str, type[GlaneurError]], where: str) -> GlaneurError:
+        soup = BeautifulSoup(html, "html.parser")
+        name = cls.provider.name
+        for selector, error in refusals.items():
+            if (found := soup.select_one(selector)) is None:
+                continue
+            said = _text(found)
+            if error is WrongCredentials:
+                return error(f"{name} refused the login: {said}")
+            if error is AccountLocked:
+                return error(f"{name} locked the account: {said}")
+            if error is AwaitingSecondFactor:
+                return error(
+                    f"{name} cancelled the login after too many wrong codes ({said}); the next run logs in again."
+                )
+            if error is WrongSecondFactor and cls.second_factor is not None:
+                form = soup.select_one(cls.second_factor.form)
+                if form is not None and form.select_one(f"input[name='{cls.second_factor.code}']") is None:
+                    return error(f"{name}: not approved yet in the app ({said}).")
+                return error(f"{name} refused the code: {said}")
+            return error(f"{name}: {said}")
+        return PortalChanged(f"{name}: {where} without {' or '.join(refusals) or 'a message this connector knows'}.")
+
+    @classmethod
+    def _second_factor_form(cls) -> SecondFactorForm:
+        if cls.second_factor is None:
+            raise PortalChanged(
+                f"{cls.provider.name}: the portal asks for a second factor, which its connector does not declare."
+            )
+        return cls.second_factor
+
+    # -- the contract ------------------------------------------------------------------------------------------
+    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
+        form = self.login_form
+        self.goto(form.path)
+        self.expect_page("login")
+        self.page.fill(f"{form.form} input[name='{form.login}']", credentials.login)
+        self.page.fill(f"{form.form} input[name='{form.password}']", credentials.password)
+        self.submit(f"{form.form} {form.submit}", what="the login form")
+        landed = self.expect_page(*self.after_login)
+        if landed == "login":
+            raise self.login_refusal(self.page.content())
+        return self._arrived(landed)
+
+    def answer_second_factor(
+        self, challenge: SecondFactorChallenge, answer: str | None
+    ) -> SecondFactorChallenge | None:
+        form = self._second_factor_form()
+        self.expect_page("second_factor")
+        if challenge.kind is not SecondFactorKind.APP:
+            self.page.fill(f"{form.form} input[name='{form.code}']", self.code_answer(challenge, answer))
+        self.submit(f"{form.form} {form.submit}", what=form.name)
+        landed = self.expect_page("code_expired", *self.after_login)
+        if landed == "code_expired":
+            self.submit(f"{form.resend} {form.submit}", what="the request for a new code")
+            self.expect_page("second_factor")
+            raise WrongSecondFactor(f"{self.provider.name}: the code had expired; the portal sent a new one.")
+        if landed in ("second_factor", "login"):  # the same page with the portal's complaint, or dropped
+            raise self.second_factor_refusal(self.page.content())
+        return self._arrived(landed)
+
+    def is_logged_in(self) -> bool:
+        self.goto(self.home.path)
+        landed = self.expect_page("home", "login", "terms", "new_password")
+        return landed != "login" and self._arrived(landed) is None
+
+    def list_documents(self, since: date | None) -> list[RemoteDocument]:
+        return self.listing.read(self, since)
+
+    def _arrived(self, landed: str) -> SecondFactorChallenge | None:
+        """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""
+        if landed == "second_factor":
+            return self.parse_second_factor(self.page.content())
+        if landed == "terms":  # only the account holder may accept: never click "Accepter" for them
+            terms = self.terms.name if self.terms and self.terms.name else "new terms"
+            raise ActionNeeded(f"{self.provider.name} asks the account holder to accept its {terms} on the portal.")
+        if landed == "new_password":
+            raise CredentialsExpired(f"{self.provider.name} says the password has expired and asks for a new one.")
+        return None

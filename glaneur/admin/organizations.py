@@ -1,0 +1,133 @@
+"""Organisations, their users and their binders ("classeurs de dépôt")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlmodel import Session, select
+
+from glaneur.errors import UsageError
+from glaneur.models import Binder, FirmRole, Organization, OrganizationKind, Right, User
+from glaneur.admin.checks import check_name, check_slug, normalize_email, now
+from glaneur.admin.lookups import get_organization
+from glaneur.admin.rights import (
+    ADMINISTRATION_RIGHTS,
+    FIRM_ROLE_RANK,
+    audit_log_entry,
+    bootstrapping,
+    parse_firm_role,
+    require_right,
+    right_label,
+)
+
+
+
+def create_organization(
+    session: Session, slug: str, name: str, kind: OrganizationKind | str = OrganizationKind.COMPANY
+) -> Organization:
+    """An organisation (a company, or an accounting firm): the platform team's act, so it needs no actor."""
+    slug = check_slug(slug, "organisation")
+    name = check_name(name, "organisation")
+    try:
+        kind = OrganizationKind(kind)
+    except ValueError:
+        raise UsageError(
+            f"unknown organisation kind '{kind}'; kinds: {', '.join(k.value for k in OrganizationKind)}."
+        ) from None
+    if session.exec(select(Organization).where(Organization.slug == slug)).first() is not None:
+        raise UsageError(f"organisation '{slug}' already exists: choose another slug.")
+    org = Organization(slug=slug, name=name, kind=kind, created_at=now())
+    session.add(org)
+    session.flush()
+    audit_log_entry(session, org, None, "organization.create", org.slug, f"{org.name} ({kind.value})")
+    session.flush()
+    return org
+
+
+def create_user(
+    session: Session,
+    org: Organization | str,
+    email: str,
+    name: str,
+    rights: Iterable[Right | str] = (),
+    *,
+    firm_role: FirmRole | str | None = None,
+    actor: User | None = None,
+) -> User:
+    """A user of ``org``.
+
+    The organisation's first user needs no actor (bootstrap). Afterwards ``actor`` must be a user
+    of ``org`` holding a configure right, and may grant only the rights they hold themselves. In a
+    firm, a user has a profile (collaborator, supervisor, administrator); nobody grants a profile
+    above their own.
+    """
+    org = get_organization(session, org)
+    role = parse_firm_role(firm_role) if firm_role is not None else None
+    if role is not None and org.kind != OrganizationKind.FIRM:
+        raise UsageError(
+            f"organisation '{org.slug}' is not an accounting firm: firm profiles ({role.value}) exist only in firms."
+        )
+    address = normalize_email(email)
+    name = check_name(name, "user")
+    granted: list[Right] = []
+    for right in rights:
+        try:
+            value = Right(right)
+        except ValueError:
+            raise UsageError(f"unknown right '{right}'; rights: {', '.join(r.value for r in Right)}.") from None
+        if value not in granted:
+            granted.append(value)
+    first = bootstrapping(session, org)
+    if not first:
+        actor = require_right(actor, org, *ADMINISTRATION_RIGHTS)
+        beyond = [right for right in granted if not actor.has_right(right)]
+        if beyond:
+            raise UsageError(
+                f"user '{actor.email}' cannot grant {' and '.join(right_label(r) for r in beyond)}: "
+                "a user grants only the rights they hold themselves."
+            )
+        if role is not None and FIRM_ROLE_RANK[role] > FIRM_ROLE_RANK.get(actor.firm_role, 0):
+            raise UsageError(
+                f"user '{actor.email}' cannot make '{address}' {role.value}: "
+                "nobody grants a firm profile above their own."
+            )
+    if session.exec(select(User).where(User.organization_id == org.id, User.email == address)).first():
+        raise UsageError(f"user '{address}' already exists in organisation '{org.slug}'.")
+    user = User(
+        organization_id=org.id,
+        email=address,
+        name=name,
+        rights=",".join(r.value for r in granted),
+        firm_role=role,
+        created_at=now(),
+    )
+    session.add(user)
+    session.flush()
+    detail = f"rights: {', '.join(r.value for r in granted) or 'none'}" + (f"; profile: {role.value}" if role else "")
+    audit_log_entry(session, org, None if first else actor, "user.create", address, detail + (" (first user)" if first else ""))
+    session.flush()
+    return user
+
+
+def create_binder(
+    session: Session, org: Organization | str, slug: str, name: str, *, actor: User | None = None
+) -> Binder:
+    """A binder ("classeur de dépôt") where channels file their documents.
+
+    ``actor`` must be a user of ``org`` holding a configure right, unless ``org`` has no user yet.
+    """
+    org = get_organization(session, org)
+    if not bootstrapping(session, org):
+        actor = require_right(actor, org, *ADMINISTRATION_RIGHTS)
+    else:
+        actor = None
+    slug = check_slug(slug, "binder")
+    name = check_name(name, "binder")
+    if session.exec(select(Binder).where(Binder.organization_id == org.id, Binder.slug == slug)).first():
+        raise UsageError(f"binder '{slug}' already exists in organisation '{org.slug}': choose another slug.")
+    binder = Binder(organization_id=org.id, slug=slug, name=name, created_at=now())
+    session.add(binder)
+    session.flush()
+    audit_log_entry(session, org, actor, "binder.create", binder.slug, binder.name)
+    session.flush()
+    return binder

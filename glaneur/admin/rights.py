@@ -1,0 +1,111 @@
+"""Rights ("détail des droits") and the audit log: who may change what, and who did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from glaneur.errors import UsageError
+from glaneur.models import AuditLog, ChannelKind, FirmRole, Organization, Right, User
+from glaneur.admin.checks import now
+from glaneur.admin.lookups import get_organization
+
+
+# The labels users read in "détail des droits": a refusal names the missing right by its label.
+RIGHT_LABELS: dict[Right, str] = {
+    Right.CONFIGURE_COLLECTION: "Autoriser l'accès au paramétrage de la collecte",
+    Right.CONFIGURE_ACCOUNTING: "Autoriser l'accès au paramétrage de la comptabilité",
+}
+# Users and binders serve the supplier side and the bank side alike: either right administers them.
+ADMINISTRATION_RIGHTS = (Right.CONFIGURE_COLLECTION, Right.CONFIGURE_ACCOUNTING)
+
+
+FIRM_ROLE_RANK = {FirmRole.COLLABORATOR: 1, FirmRole.SUPERVISOR: 2, FirmRole.ADMINISTRATOR: 3}
+
+
+def parse_firm_role(value: FirmRole | str) -> FirmRole:
+    try:
+        return FirmRole(str(value).strip().lower())
+    except ValueError:
+        raise UsageError(
+            f"unknown firm profile '{value}'; profiles: {', '.join(r.value for r in FirmRole)}."
+        ) from None
+
+
+def right_label(right: Right) -> str:
+    """``'Autoriser l'accès au paramétrage de la collecte' (configure_collection)``."""
+    return f"'{RIGHT_LABELS[right]}' ({right.value})"
+
+
+def right_for_kind(kind: ChannelKind | str) -> Right:
+    """Bank channels need the accounting right (the POWENS page); supplier channels the collection right."""
+    return Right.CONFIGURE_ACCOUNTING if ChannelKind(kind) == ChannelKind.BANK else Right.CONFIGURE_COLLECTION
+
+
+def bootstrapping(session: Session, org: Organization | str) -> bool:
+    """Whether ``org`` has no user yet: its first user and its binders are then created without an actor."""
+    org = get_organization(session, org)
+    return session.exec(select(User.id).where(User.organization_id == org.id)).first() is None
+
+
+def require_member(actor: User | None, org: Organization) -> User:
+    """The actor, when a user of ``org``; else a refusal saying who may make the change."""
+    if actor is None:
+        raise UsageError(f"this change must be made by a known user of organisation '{org.slug}' (the acting user).")
+    if actor.organization_id != org.id:
+        raise UsageError(
+            f"user '{actor.email}' belongs to another organisation, not '{org.slug}': "
+            f"only users of '{org.slug}' may change its settings."
+        )
+    return actor
+
+
+def require_right(actor: User | None, org: Organization, *rights: Right) -> User:
+    """The actor, when a user of ``org`` holding one of ``rights``; else a refusal naming the missing right."""
+    actor = require_member(actor, org)
+    if not any(actor.has_right(right) for right in rights):
+        missing = " or ".join(right_label(right) for right in rights)
+        raise UsageError(
+            f"user '{actor.email}' lacks the right {missing} in organisation '{org.slug}': "
+            "ask an administrator of the organisation to grant it."
+        )
+    return actor
+
+
+def audit_log_entry(session: Session, org: Organization, actor: User | None, action: str, target: str, detail: str = "") -> None:
+    """One line of the audit log: who did what to what, and when. Callers never pass a secret."""
+    session.add(
+        AuditLog(
+            organization_id=org.id,
+            actor_user_id=actor.id if actor is not None else None,  # None: the platform team, at the console
+            action=action,
+            target=target,
+            detail=detail,
+            at=now(),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log, with the names a reader needs."""
+
+    log: AuditLog
+    organization: str
+    actor: str | None  # the actor's e-mail; None for the platform team, at the console
+
+
+def audit_log(session: Session, *, org: Organization | str | None = None, limit: int = 50) -> list[AuditEntry]:
+    """Who created, changed the credentials of, or deleted what, and when; newest first."""
+    if limit < 1:
+        raise UsageError(f"invalid limit {limit}: expected a positive number.")
+    query = (
+        select(AuditLog, Organization.slug, User.email)
+        .join(Organization, AuditLog.organization_id == Organization.id)
+        .outerjoin(User, AuditLog.actor_user_id == User.id)
+    )
+    if org is not None:
+        query = query.where(AuditLog.organization_id == get_organization(session, org).id)
+    query = query.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
+    return [AuditEntry(log, slug, email) for log, slug, email in session.exec(query).all()]

@@ -1,0 +1,27 @@
+"""What both portals answer alike: the slow account's pace and an invoice's PDF (or the error page in its place)."""
+
+import asyncio
+
+from fastapi.responses import HTMLResponse, Response
+
+from sandbox.data import Invoice, PortalState, Scenario
+from sandbox.pdfs import invoice_pdf
+
+SLOW_SECONDS = 1.5  # delay of every page of the slow account
+
+
+async def pace(state: PortalState, login: str) -> None:
+    """The slow account's pages take :data:`SLOW_SECONDS`, like an overloaded portal."""
+    if state.accounts[login].scenario is Scenario.SLOW:
+        await asyncio.sleep(SLOW_SECONDS)
+
+
+def pdf_response(state: PortalState, login: str, invoice: Invoice) -> Response:
+    if state.broken_download(login, invoice.number):  # what real portals do when their PDF service is down
+        page = "<h1>Erreur</h1><p>Le document est temporairement indisponible. Réessayez plus tard.</p>"
+        return HTMLResponse(f"<!doctype html><html lang='fr'><body>{page}</body></html>", 200)
+    return Response(
+        invoice_pdf(state.supplier, invoice),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'},
+    )

@@ -1,0 +1,87 @@
+"""The kit's listing in a real Chromium: a list showing the amount due, its totals read on the invoice pages.
+
+A plain HTTP server on a free port serves the saved pages of ``tests/fixtures/pages/kit`` (no login: the
+listing is what is under test); the list is sent without ``<tbody>``, which Chromium adds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from connectors.kit import Connector, DetailTotal, HtmlTable, LoginForm, Page, Provider, amounts, dates
+from glaneur.errors import WrongCredentials
+from glaneur.settings import get_settings
+from tasks.browser import launch_browser
+
+pytestmark = pytest.mark.slow
+
+PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "kit"
+
+
+class AmountDuePortal(Connector):
+    provider = Provider(slug="amount-due", name="Amount Due Portal")
+    login_form = LoginForm("/web/login", "form.oe_login_form", login="login", password="password",
+                           refusals={"p.alert-danger": WrongCredentials})
+    home = Page("/my", "a[href='/web/session/logout']")
+    listing = HtmlTable(
+        "/my/invoices",
+        "table.o_portal_my_doc_table",
+        columns={"Invoice #": "reference", "Invoice Date": ("document_date", dates("mdy")),
+                 "Amount Due": ("amount_due", amounts("."))},
+        link="a.o_download_btn",
+        total_on_detail=DetailTotal("td:first-child a", Page("/my/invoices/0", "div.o_portal_html_view",
+                                                                  r"/my/invoices/\d+"),
+                                    total="tr.o_total td.text-end .oe_currency_value", parser=amounts(".")),
+    )
+
+
+class Pages(BaseHTTPRequestHandler):
+    served: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        path = self.path.split("?")[0]
+        Pages.served.append(path)
+        name = {"/my/invoices": "amount_due_list.html"}.get(path, "amount_due_invoice.html")
+        body = (PAGES / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def portal() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_totals_come_from_the_invoice_pages_never_from_the_amount_due(portal: str) -> None:
+    Pages.served.clear()
+    with launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        documents = AmountDuePortal(context.new_page(), portal).list_documents(date(2026, 1, 1))
+        context.close()
+
+    assert [(d.reference, d.document_date, d.amount) for d in documents] == [
+        ("INV/2026/00014", date(2026, 2, 3), Decimal("1200.00")),  # the saved invoice page serves both
+        ("INV/2026/00012", date(2026, 1, 15), Decimal("1200.00")),  # paid: the list said 0.00
+    ]
+    pages = [path for path in Pages.served if path.startswith("/my")]  # not the browser's /favicon.ico
+    assert pages == ["/my/invoices", "/my/invoices/14", "/my/invoices/12"]

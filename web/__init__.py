@@ -1,0 +1,1 @@
+"""HTTP services Glaneur runs beside Prefect: the POWENS callback service (``glaneur serve``)."""
