@@ -11,6 +11,7 @@ as one more flow run. Run again, it files nothing new and says so.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -127,6 +128,9 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
         from glaneur.db import migrate
 
         migrate()
+        from infra.deploy import ensure_limits
+
+        asyncio.run(ensure_limits())  # each provider's politeness limits, as `make deploy` creates them
         created = create_demo_organization()
         console.print("Demo organisation created." if created else "Demo organisation already there: collecting again.")
         results = []
