@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glaneur-installed
 
-.PHONY: demo demo-stop test test-fast setup browser bench bench-scale deploy local-stack clean
+.PHONY: demo demo-stop test test-fast setup browser bench bench-scale deploy worker local-stack clean
 
 setup: $(STAMP) browser
 
@@ -40,15 +40,22 @@ bench: setup
 deploy: $(STAMP)
 	$(PY) -m infra.deploy
 
-# Prefect on PostgreSQL, Glaneur's database on the same cluster, N process workers (Ctrl-C stops all).
+# A worker on the glaneur pool of PREFECT_API_URL's server: collections in its LIMIT long-lived threads,
+# one Chromium each (infra/worker.py); every other deployment in a process of its own.
+LIMIT ?= 4
+worker: setup
+	$(PY) -m infra.worker --pool glaneur --limit $(LIMIT)
+
+# Prefect on PostgreSQL, Glaneur's database on the same cluster, N workers (Ctrl-C stops all).
 WORKERS ?= 2
+WORKER_KIND ?= glaneur
 local-stack: setup
-	$(PY) -m infra.local_stack --workers $(WORKERS)
+	$(PY) -m infra.local_stack --workers $(WORKERS) --worker-kind $(WORKER_KIND)
 
 CHANNELS ?= 20
 INVOICES ?= 12
 bench-scale: setup
-	$(PY) bench/scale.py --channels $(CHANNELS) --invoices $(INVOICES) --workers $(WORKERS)
+	$(PY) bench/scale.py --channels $(CHANNELS) --invoices $(INVOICES) --workers $(WORKERS) --limit $(LIMIT) --worker-kind $(WORKER_KIND)
 
 clean:
 	rm -rf var/

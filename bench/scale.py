@@ -1,11 +1,14 @@
 """Benchmark of issue 20: a day of N channels on Prefect's distributed setup, against the sandbox portals.
 
-    .venv/bin/python bench/scale.py --channels 20 --invoices 12 [--workers 2] [--limit 2]
-    make bench-scale CHANNELS=20 INVOICES=12 WORKERS=2
+    .venv/bin/python bench/scale.py --channels 20 --invoices 12 [--workers 2] [--limit 4] [--worker-kind glaneur]
+    make bench-scale CHANNELS=20 INVOICES=12 WORKERS=2 WORKER_KIND=process
 
-Everything real: the sandbox portals, PostgreSQL, a Prefect server on it, N process workers
-(infra/local_stack.py), ``dispatch-daily`` and ``collect-channel`` deployments, Chromium. Prints a table
-and writes ``var/bench/scale.json``:
+Everything real: the sandbox portals, PostgreSQL, a Prefect server on it, N workers (infra/local_stack.py:
+Glaneur's worker, collections in its threads, or ``--worker-kind process``, Prefect's process worker, an
+interpreter per run), ``dispatch-daily`` and ``collect-channel`` deployments, Chromium. The provider
+politeness limits are opened wide (``--provider-concurrency``, ``--provider-per-minute``) so that the
+figures measure Glaneur and Prefect, not the pace chosen for real suppliers. Prints a table and writes
+``var/bench/scale.json`` (``--out``):
 
 - ``first_day_seconds``: dispatch started -> every channel's first collection finished (files M each);
 - ``unchanged_day_seconds``: every channel collected again (nothing new): runs created at once;
@@ -22,6 +25,7 @@ Asserts nothing: figures depend on the machine. Rerun on an idle machine for fig
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -123,6 +127,11 @@ def _phases(api: str, runs: list[dict]) -> dict[str, float]:
     return {key: round(sum(values) / len(values), 1) for key, values in sums.items() if values}
 
 
+def _save(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**result, "load_average_now": [round(x, 2) for x in os.getloadavg()]}, indent=2) + "\n")
+
+
 def _create_run(api: str, deployment: str, parameters: dict) -> str:
     found = httpx.get(f"{api}/deployments/name/{deployment}", timeout=60).json()
     answer = httpx.post(f"{api}/deployments/{found['id']}/create_flow_run", timeout=60, json={"parameters": parameters})
@@ -166,6 +175,7 @@ def _collect_without_prefect(job: tuple[dict[str, str], str]) -> int:
     from tasks.browser import launch_browser
     from tasks.collect import transient_steps
 
+    flow_module.provider_slot = lambda provider: contextlib.nullcontext()  # Prefect's limits: not without Prefect
     reset_settings()
     settings = get_settings()
     with session_scope() as session:
@@ -183,7 +193,10 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=20)
     parser.add_argument("--invoices", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=2, help="flow runs at once per worker")
+    parser.add_argument("--limit", type=int, default=4, help="flow runs at once per worker")
+    parser.add_argument("--worker-kind", choices=("glaneur", "process"), default="glaneur")
+    parser.add_argument("--provider-concurrency", type=int, default=16, help="sessions at once per sandbox portal")
+    parser.add_argument("--provider-per-minute", type=float, default=6000.0, help="sessions started per minute")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "scale.json")
     parser.add_argument("--skip-no-prefect", action="store_true")
     args = parser.parse_args()
@@ -199,11 +212,15 @@ def main() -> None:
     load_before = os.getloadavg()
     home = Path(tempfile.mkdtemp(prefix="glaneur-scale-"))
     result: dict[str, object] = {"channels": n, "invoices_per_channel": m, "workers": args.workers,
-                                 "runs_per_worker": args.limit, "cores": os.cpu_count()}
+                                 "worker_kind": args.worker_kind, "runs_per_worker": args.limit,
+                                 "cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before]}
     with start_sandbox() as portals:
         top_up_invoices(portals.urls, m)
-        extra = {"GLANEUR_PORTAL_URLS": json.dumps(portals.urls)}
-        with local_stack(home / "stack", args.workers, extra_env=extra, worker_limit=args.limit) as stack:
+        polite = {"concurrency": args.provider_concurrency, "per_minute": args.provider_per_minute}
+        extra = {"GLANEUR_PORTAL_URLS": json.dumps(portals.urls),
+                 "GLANEUR_PROVIDER_LIMITS": json.dumps({slug: polite for slug in portals.urls})}
+        with local_stack(home / "stack", args.workers, extra_env=extra, worker_limit=args.limit,
+                         worker_kind=args.worker_kind, timeout=900) as stack:  # a loaded machine deploys slowly
             for key, value in stack.env.items():
                 if key.startswith("GLANEUR_"):
                     os.environ[key] = value
@@ -229,6 +246,7 @@ def main() -> None:
             per_run = [r["total_run_time"] for r in first if r.get("total_run_time")]
             result["mean_run_seconds"] = round(sum(per_run) / len(per_run), 1) if per_run else None
             result["first_day_phases_mean_seconds"] = _phases(api, first)
+            _save(args.out, result)  # a long run stopped later still leaves its first day
 
             started = time.perf_counter()
             for slug in slugs:
@@ -237,6 +255,7 @@ def main() -> None:
             result["unchanged_day_seconds"] = round(time.perf_counter() - started, 1)
             first_ids = {r["id"] for r in first}
             result["unchanged_day_phases_mean_seconds"] = _phases(api, [r for r in both if r["id"] not in first_ids])
+            _save(args.out, result)
             peak.done.set()
             peak.join()
             result["peak_rss_mib"] = round(peak.peak)
@@ -284,10 +303,8 @@ def main() -> None:
                     filed_plain = sum(pool.map(_collect_without_prefect, [(env, slug) for slug in plain]))
                 result["no_prefect_seconds"] = round(time.perf_counter() - started, 1)
                 result["no_prefect_documents_filed"] = filed_plain
-    result["load_average_before"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _save(args.out, result)
     width = max(len(k) for k in result)
     print(f"{'figure':<{width}}  value")
     for key, value in result.items():

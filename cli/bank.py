@@ -6,7 +6,8 @@ la comptabilité"); the plumbing is :mod:`cli.common`'s.
 
     glaneur bank add ORG "Banque Exemple"                       # the referential comes first
     glaneur bank connect ORG "Banque Exemple" --holder EMAIL --binder B --recipient EMAIL --login LOGIN
-    glaneur bank run CHANNEL | show CHANNEL | revoke CHANNEL
+    glaneur bank invite ORG "Banque Exemple" --holder EMAIL --binder B --recipient EMAIL   # option 2
+    glaneur bank run CHANNEL | show CHANNEL | revoke CHANNEL | resend-invitation CHANNEL
 """
 
 from __future__ import annotations
@@ -122,6 +123,91 @@ def bank_connect(
 
         summary = run_bank_channel(slug_created)
         common.say(f"First collection: {summary['status']}: {summary['message']}", style="default")
+
+
+@bank_app.command("invite")
+def bank_invite(
+    org: str,
+    bank_name: str = typer.Argument(..., metavar="BANK"),
+    holder: str = typer.Option(..., "--holder", metavar="EMAIL",
+                               help="The account holder, a user of the organisation: they consent and connect."),
+    binder: str = typer.Option(..., "--binder", help="Binder where the daily movement files land."),
+    recipient: str = typer.Option(..., "--recipient", help="Recipient user of the movements."),
+    label: str | None = typer.Option(None, "--label"),
+    slug: str | None = typer.Option(None, "--slug"),
+) -> None:
+    """Option 2: send the connection request to the account holder (mail, bell, the link to the POWENS page).
+
+    The bank channel is created now; its request is a Prefect run that waits, suspended (no process
+    held), until the holder connects; it needs the deployments, a worker and 'glaneur serve'.
+    """
+    from glaneur import admin, bank
+    from glaneur.doctor import lookup_deployment
+
+    from connectors.powens import PowensApiError, PowensClient
+    from flows.request_bank_connection import DEPLOYMENT
+
+    settings = bank.powens_settings()
+    api_url, client_id, client_secret = settings.require()
+    with common.session() as session:
+        new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
+                                        actor=common.actor(session, org), label=label, slug=slug)
+        person = admin.get_person(session, holder, new.org)
+    with PowensClient(api_url, client_id=client_id, client_secret=client_secret) as client:
+        try:
+            connector = bank.match_connector(new.bank, client.connectors())
+        except (GlaneurError, PowensApiError) as error:
+            raise UsageError(str(error)) from None
+    lookup = lookup_deployment(DEPLOYMENT)
+    if not lookup.deployment:
+        problem = lookup.error or f"{lookup.where} has no such deployment"
+        raise UsageError(
+            f"nothing was created or sent. The request waits for days without holding a process, so it runs on the "
+            f"Prefect deployment '{DEPLOYMENT}', but {problem}. Deploy the flows (make deploy), start a worker "
+            f"(prefect worker start --pool glaneur) and 'glaneur serve', then invite again.")
+    with common.session() as session:
+        new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
+                                        actor=common.actor(session, org), label=label, slug=slug)
+        channel, _ = bank.create_invited_channel(session, new, holder=admin.get_person(session, holder, new.org),
+                                                 powens_connector_id=connector.id)
+        created = channel.slug
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(DEPLOYMENT, parameters={"channel": created, "invitee": person.email}, timeout=0)
+    common.say(f"Channel {created} created; request run {run.name}: {person.email} receives a mail and a "
+               "notification with the link to the consent and the POWENS page.")
+    if lookup.workers_online == 0:
+        common.say("No worker is online in its work pool: the mail goes out once one starts.", style="yellow")
+
+
+@bank_app.command("resend-invitation")
+def bank_resend_invitation(channel: str) -> None:
+    """Send the holder's pending connection request again (same link, same expiry)."""
+    from glaneur import bank, invitations
+
+    from cli.channels import _check_invitation_run_waits
+    from flows.request_bank_connection import send
+
+    with common.session() as session:
+        found, _ = bank.get_connection(session, channel)
+        org = bank.admin.organization_of(session, found)
+        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
+        waiting = [i for i in invitations.pending_for(session, found.id) if i.state in invitations.WAITING]
+        if not waiting:
+            raise UsageError(f"bank channel '{found.slug}' has no pending request: send one with 'glaneur bank invite'.")
+        invitation = waiting[0]
+        if not invitations.is_open(invitation):
+            invitations.expire(session, invitation)
+            session.commit()
+            raise UsageError("the request has expired: send a new one with 'glaneur bank invite'.")
+        _check_invitation_run_waits(invitation.flow_run_id)
+        delivered = send(session, invitation)
+        session.commit()
+        email, count, error = invitation.email, invitation.sent_count, invitation.delivery_error
+    if not delivered:
+        common.error_line(f"the request could not be delivered to {email}: {error}")
+        raise typer.Exit(common.FAILED_EXIT)
+    common.say(f"Request sent again to {email} ({count} sent).")
 
 
 def _read_line(from_stdin: bool, prompt: str) -> str:

@@ -60,8 +60,14 @@ def channel_add(
     password_stdin: bool = PASSWORD_STDIN,
     with_totp: bool = WITH_TOTP,
     no_collect: bool = NO_COLLECT,
+    portal_url: str | None = typer.Option(
+        None, "--portal-url", help="The supplier's portal address, for a platform provider (e.g. odoo): https://..."
+    ),
 ) -> None:
     """Create a collection channel (connecteur marchand), optionally with its first account.
+
+    A platform provider (software many suppliers run at their own address, e.g. odoo) needs the
+    supplier's portal address: --portal-url https://portal.supplier.example.
 
     Act (--as) as a user of the organisation with configure_collection (bank providers:
     configure_accounting); they become the channel's owner, told when it needs a person. The recipient
@@ -78,6 +84,7 @@ def channel_add(
         "recipient": recipient,
         "slug": slug,
         "time_slot": time_slot,
+        "portal_url": portal_url,
     }
     if time_slot is None:
         from glaneur.slots import slot_for_new_channel
@@ -329,11 +336,23 @@ def channels(org: str | None = typer.Option(None, "--org", help="Only this organ
         last = f"{common.when(item.last_run.started_at)}\n{item.last_run.status.value}" if item.last_run else "never"
         table.add_row(
             name,
-            *map(common.cell, (item.channel.provider, accounts)),
+            *map(common.cell, (_provider_cell(item.channel), accounts)),
             common.status_and_message(item.channel.status, item.message),
             common.cell(last),
         )
     common.out().print(table)
+
+
+def _notes(entry) -> str:
+    """Why a provider cannot be collected (and what to do instead), or that it is a platform."""
+    if not entry.compatible:
+        return entry.description
+    return "platform: each supplier runs its own; give its address with --portal-url" if entry.platform else ""
+
+
+def _provider_cell(channel) -> str:
+    """The provider, and for a platform's channel the supplier's portal address under it."""
+    return f"{channel.provider}\n{channel.portal_url}" if channel.portal_url else channel.provider
 
 
 def providers(search: str | None = typer.Argument(None, help="Part of a provider's name or slug.")) -> None:
@@ -361,7 +380,7 @@ def providers(search: str | None = typer.Argument(None, help="Part of a provider
             compatible,
             common.cell(str(polite.concurrency)),
             common.cell(f"{polite.per_minute:g}"),
-            common.cell("" if entry.compatible else entry.description),  # why not, and what to do instead
+            common.cell(_notes(entry)),
         )
     common.out().print(table)
 

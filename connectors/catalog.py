@@ -8,10 +8,12 @@ are shown so that a user searching for them learns why, and can ask for a connec
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import sys
 import unicodedata
+from urllib.parse import urlsplit
 
-from connectors import energie_verte, papeterie_dupont
+from connectors import energie_verte, odoo, papeterie_dupont, powens_billers
 from connectors.base import PortalConnector, Provider
 from glaneur import providers
 from glaneur.errors import NotCompatible, UsageError
@@ -27,12 +29,17 @@ TELECOM_OUEST = Provider(
 )
 
 PROVIDERS: dict[str, Provider] = {
-    provider.slug: provider for provider in (papeterie_dupont.provider, energie_verte.provider, TELECOM_OUEST)
+    provider.slug: provider
+    for provider in (papeterie_dupont.provider, energie_verte.provider, odoo.provider,
+                     powens_billers.EnergieVerteViaPowens.provider, TELECOM_OUEST)
 }
 
 CONNECTORS: dict[str, type[PortalConnector]] = {
     papeterie_dupont.provider.slug: papeterie_dupont.PapeterieDupont,
+    odoo.provider.slug: odoo.Odoo,  # a platform: each channel gives its supplier's portal address
     energie_verte.provider.slug: energie_verte.EnergieVerte,
+    # Engine POWENS: a biller through the Powens client (connectors/powens_billers.py), same contract.
+    powens_billers.EnergieVerteViaPowens.provider.slug: powens_billers.EnergieVerteViaPowens,
 }
 
 
@@ -55,10 +62,61 @@ def connector_class(slug: str) -> type[PortalConnector]:
     return connector
 
 
-def portal_url(slug: str) -> str:
-    """The portal's base URL: ``GLANEUR_PORTAL_URLS`` when it names the provider, else the provider's default."""
+def portal_url(slug: str, channel_url: str | None = None) -> str:
+    """The portal's base URL: the channel's own (a platform's channel), else ``GLANEUR_PORTAL_URLS`` when it
+    names the provider, else the provider's default."""
     provider = get_provider(slug)
-    return get_settings().portal_urls.get(slug) or provider.default_url
+    return channel_url or get_settings().portal_urls.get(slug) or provider.default_url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_portal_url(slug: str, url: str | None) -> str | None:
+    """The portal address a channel of this provider keeps: required for a platform, refused for any other.
+
+    https, or http on a loopback address only (a sandbox or a tunnel on this machine); no login,
+    query or fragment in it. Returned without its trailing slash. A UsageError says what is wrong.
+    """
+    provider = get_provider(slug)
+    url = (url or "").strip()
+    if not provider.platform:
+        if url:
+            raise UsageError(
+                f"{provider.name} has one portal for all its customers; --portal-url is only for a platform "
+                f"(software many suppliers run at their own address): {', '.join(platforms()) or 'none'}."
+            )
+        return None
+    if not url:
+        raise UsageError(
+            f"{provider.name} is a platform that each supplier runs at its own address: give the supplier's "
+            f"portal with --portal-url (e.g. --portal-url https://portal.supplier.example)."
+        )
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise UsageError(f"Portal URL {url!r} is not a web address; expected https://host[/path].")
+    if parts.scheme == "http" and not _loopback(host):
+        raise UsageError(f"Portal URL {url!r} uses http on {host}: use https (http is accepted on loopback only).")
+    if parts.username or parts.password:
+        raise UsageError("The portal URL must not carry a login or password: give them as the channel's account.")
+    if parts.query or parts.fragment:
+        raise UsageError(f"Portal URL {url!r} has a query or fragment; give the portal's base address only.")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        raise UsageError(f"Portal URL {url!r} has an invalid port.") from None
+    return url.rstrip("/")
+
+
+def platforms() -> list[str]:
+    return sorted(slug for slug, provider in PROVIDERS.items() if provider.platform)
 
 
 def _folded(text: str) -> str:

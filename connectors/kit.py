@@ -472,7 +472,7 @@ class JsonList:
     def parse(self, text: str, provider: str) -> list[RemoteDocument]:
         try:
             data = json.loads(text, parse_float=Decimal)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise PortalChanged(f"{provider}: the invoice API did not answer JSON: {text[:80]!r}.") from None
         items = data
         for key in filter(None, self.items.split(".")):

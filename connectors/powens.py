@@ -6,9 +6,12 @@ Written against Powens' public documentation (docs.powens.com), not against the 
   **permanent** ``auth_token`` and ``id_user`` ("Authentication" page). The token goes to the vault.
 * ``GET /auth/token/code`` (header ``Authorization: Bearer <user token>``) returns a single-use,
   short-lived ``code`` (``type: "temporary"``) that the **webview** takes in its URL:
-  ``https://webview.powens.com/connect?domain=&client_id=&redirect_uri=&code=`` (also
-  ``/reconnect?connection_id=`` and ``/manage``). The webview redirects to ``redirect_uri`` with
-  ``connection_id`` (``error``/``error_description`` when the user cancelled or failed).
+  ``https://webview.powens.com[/{lang}]/connect?domain={domain}.biapi.pro&client_id=&redirect_uri=&code=``
+  (also ``/reconnect?connection_id=`` and ``/manage``). The webview redirects to ``redirect_uri`` with
+  ``connection_id`` (``error``/``error_description`` when the user cancelled or failed). Checked against
+  docs.powens.com/api-reference/overview/webview ("Webview protocol", "Base URL": the ``domain`` query
+  parameter is the API host, ``{domain}.biapi.pro``, which :attr:`PowensClient.domain` gives) and
+  ".../quick-start/add-a-first-user-and-connection" (permanent token, then a temporary code per opening).
 * ``GET /connectors``: the banks and billers with ``capabilities`` (``bank``, ``document``...) and
   ``fields`` (the login fields), so "the bank does not appear in the list" can be answered.
 * ``GET /users/me/connections``: each connection's ``state`` is null (synced) or one of the
@@ -465,8 +468,12 @@ def as_status_error(error: PowensApiError) -> GlaneurError:
 
 
 def webview_url(base: str, flow: str, *, domain: str, client_id: str, redirect_uri: str, code: str,
-                connection_id: int | None = None, connector_ids: list[int] | None = None, state: str | None = None) -> str:
-    """``{base}/{connect|reconnect|manage}?domain=&client_id=&redirect_uri=&code=`` as documented."""
+                connection_id: int | None = None, connector_ids: list[int] | None = None, state: str | None = None,
+                capabilities: str | None = None) -> str:
+    """``{base}/{connect|reconnect|manage}?domain=&client_id=&redirect_uri=&code=`` as documented.
+
+    ``capabilities`` (``connector_capabilities``, e.g. ``document`` for billers) restricts the connectors
+    the webview offers; its name is the webview's as we understand it, to be confirmed in the console."""
     if flow not in ("connect", "reconnect", "manage"):
         raise ValueError(f"Unknown webview flow {flow!r}.")
     query = {"domain": domain, "client_id": client_id, "redirect_uri": redirect_uri, "code": code}
@@ -476,6 +483,8 @@ def webview_url(base: str, flow: str, *, domain: str, client_id: str, redirect_u
         query["connector_ids"] = ",".join(str(i) for i in connector_ids)
     if state:
         query["state"] = state
+    if capabilities:
+        query["connector_capabilities"] = capabilities
     return f"{base.rstrip('/')}/{flow}?{urlencode(query)}"
 
 

@@ -55,9 +55,8 @@ def _redirected(url: str) -> WebviewOutcome:
     raise ConsentRefused(f"The webview came back without a connection ({error}: {description}). Nothing was connected.")
 
 
-def drive(page, url: str, *, redirect_uri: str, bank_name: str, login: str, password: str,
-          ask_code: Callable[[str], str], holder_consents: bool = True, decoupled_timeout: float = 300.0) -> WebviewOutcome:
-    """Connect ``bank_name`` in the webview at ``url``; returns the connection id the webview redirected with."""
+def open_webview(page, url: str, *, redirect_uri: str) -> list[str]:
+    """Open the webview at ``url``, catching the redirect to ``redirect_uri`` in the browser: the list it fills."""
     landed: list[str] = []
 
     def catch(route) -> None:
@@ -69,7 +68,22 @@ def drive(page, url: str, *, redirect_uri: str, bank_name: str, login: str, pass
     # A redirect hop is not routed (Playwright routes the original request only): watch requests too.
     page.on("request", lambda request: landed.append(request.url) if request.url.startswith(prefix) else None)
     page.goto(url)
-    code_attempts = 0
+    return landed
+
+
+def drive(page, url: str, *, redirect_uri: str, bank_name: str, login: str, password: str,
+          ask_code: Callable[[str], str], holder_consents: bool = True, decoupled_timeout: float = 300.0) -> WebviewOutcome:
+    """Connect ``bank_name`` in the webview at ``url``; returns the connection id the webview redirected with."""
+    landed = open_webview(page, url, redirect_uri=redirect_uri)
+    return steps(page, landed, redirect_uri=redirect_uri, bank_name=bank_name, login=login, password=password,
+                 ask_code=ask_code, holder_consents=holder_consents, decoupled_timeout=decoupled_timeout)
+
+
+def steps(page, landed: list[str], *, redirect_uri: str, bank_name: str, login: str, password: str,
+          ask_code: Callable[[str], str], holder_consents: bool = True, decoupled_timeout: float = 300.0,
+          code_attempts: int = 0) -> WebviewOutcome:
+    """The webview's steps from the page it shows now until the redirect (``ask_code`` may raise to stop there)."""
+    prefix = redirect_uri.split("?", 1)[0]
     for _ in range(20):  # steps: bank, consent, credentials, codes...
         if landed:
             return _redirected(landed[0])

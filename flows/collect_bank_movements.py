@@ -66,14 +66,17 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
     remote = None
     try:
         remote = with_retries(steps.sync_connection, settings)(plan.channel_id)
+        if remote.state == "decoupled":  # the bank waits for an approval in its app: ask, as supplier channels do
+            remote = _approved_in_the_bank_app(plan, remote, settings)
         if remote.status != Status.OK:
             raise steps.status_error(remote, plan.channel)
         with_retries(steps.list_accounts, settings)(plan.channel_id)
-        fetched = with_retries(steps.fetch_movements, settings)(plan.channel_id, run_id)
+        full_pass = bank.is_full_pass_day(plan.channel_id, day, bank.powens_settings())
+        fetched = with_retries(steps.fetch_movements, settings)(plan.channel_id, run_id, full_pass=full_pass)
         new, already = fetched.new + fetched.updated, fetched.unchanged
         keys = with_retries(steps.file_movements, settings)(
             plan.channel_id, plan.organization, plan.binder, plan.channel, run_id, day)
-        status, message = _outcome(plan, fetched)
+        status, message = _outcome(plan, fetched, full_pass)
     except GlaneurError as error:
         status, message = error.status, error.user_message
     except Exception as error:  # a bug: logged in full for support, never shown raw
@@ -102,7 +105,24 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
     return Failed(message=message, data=summary)
 
 
-def _outcome(plan: collection.CollectionPlan, fetched: steps.FetchOutcome) -> tuple[Status, str]:
+def _approved_in_the_bank_app(plan: collection.CollectionPlan, remote, settings):
+    """Pause for the approver (the second-factor pause of supplier channels, ``tasks.human.ask_approver``): they
+    approve in the bank's app and submit; the connection is synchronised again. Declined or unanswered: the
+    status says so (``second_factor_declined`` / ``second_factor_timeout``) and the holder keeps the reconnect link."""
+    from connectors.base import SecondFactorChallenge, SecondFactorKind
+    from tasks.human import ask_approver
+
+    with session_scope() as session:
+        _, connection = bank.get_connection(session, plan.channel)
+        bank_name = session.get(bank.Bank, connection.bank_id).name
+    challenge = SecondFactorChallenge(SecondFactorKind.APP, remote.error_message or "Validez dans l'application de votre banque.")
+    # A bank channel has no supplier account: id 0 names none, the login is the bank's name.
+    ask_approver(plan, collection.AccountPlan(id=0, login=bank_name, position=1, since=None), challenge, attempt=1,
+                 settings=settings)
+    return with_retries(steps.sync_connection, settings)(plan.channel_id)
+
+
+def _outcome(plan: collection.CollectionPlan, fetched: steps.FetchOutcome, full_pass: bool = False) -> tuple[Status, str]:
     """Before the first movements (up to 72 hours after the connection), the status says when they are expected."""
     settings = bank.powens_settings()
     with session_scope() as session:
@@ -112,9 +132,10 @@ def _outcome(plan: collection.CollectionPlan, fetched: steps.FetchOutcome) -> tu
             latest = None if connected is None else _aware(connected) + timedelta(hours=settings.first_movements_hours[1])
             if latest is None or utcnow() < latest:
                 return Status.NEW, bank.first_movements_message(connection, settings)
+    checked = f" (periodic full pass: {fetched.unchanged} already had, checked again)" if full_pass else ""
     if fetched.new or fetched.updated:
-        return Status.OK, f"{fetched.new} new and {fetched.updated} updated movement(s) filed."
-    return Status.OK, "No new movement since the last run."
+        return Status.OK, f"{fetched.new} new and {fetched.updated} updated movement(s) filed.{checked}"
+    return Status.OK, f"No new movement since the last run.{checked}"
 
 
 def _aware(moment: datetime) -> datetime:

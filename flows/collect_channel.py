@@ -46,6 +46,7 @@ from tasks.lifecycle import (
     summary_of,
     tag_this_flow_run,
 )
+from tasks.politeness import provider_slot
 
 
 def _flow_run_id() -> str | None:
@@ -118,8 +119,8 @@ def _collect_account(
         if start.error is not None:
             raise start.error
         storage_state = start.pending.storage_state if start.pending else start.remembered
-        with portal_session(browser, settings, storage_state=storage_state) as portal:
-            connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider))
+        with provider_slot(plan.provider), portal_session(browser, settings, storage_state=storage_state) as portal:
+            connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider, plan.portal_url))
             try:
                 _log_in(plan, account, start, connector, portal, steps, settings)
                 portal.start_trace()

@@ -164,7 +164,7 @@ def _form_description(channel: Channel, refusal: str) -> str:
     provider = get_provider(channel.provider)
     parts = [
         f"**Credentials requested** for the collector **{md_escape(channel.label)}** ({md_escape(channel.slug)}): "
-        f"your customer area at **{md_escape(provider.name)}**, {_code(portal_url(channel.provider))}.",
+        f"your customer area at **{md_escape(provider.name)}**, {_code(portal_url(channel.provider, channel.portal_url))}.",
         "Enter the login and password of that customer area. They are encrypted in Glaneur's vault at once and "
         "removed from this form's record.",
     ]
@@ -189,7 +189,7 @@ def _send(session, invitation: Invitation, channel: Channel) -> None:
         subject=f"[Glaneur] Credentials requested for {channel.label} ({provider.name})",
         body=(
             f"You are asked to enter the credentials of your customer area at {provider.name} "
-            f"({portal_url(channel.provider)}), collected by '{channel.label}'.\n"
+            f"({portal_url(channel.provider, channel.portal_url)}), collected by '{channel.label}'.\n"
             f"Open the link, choose Resume, and fill in the form. The request expires on "
             f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC."
         ),

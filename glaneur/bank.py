@@ -85,6 +85,11 @@ class PowensSettings(BaseSettings):
     webview_timeout_seconds: float = 300.0  # how long a decoupled approval is waited for in the webview
     public_url: str = "http://127.0.0.1:8707"  # where `glaneur serve` is reached (links sent to holders)
     webhook_secret: SecretStr | None = None  # set in Powens' console for webhooks
+    # Every N days a channel reads its whole window again (not only what changed since the cursor), so a
+    # movement Powens changed without moving its last_update is caught; 0 turns it off. Channels are spread
+    # over the N days (by channel id), so not all of them do it the same night.
+    full_pass_days: int = 7
+    full_pass_lookback_days: int = 90
 
     def require(self) -> tuple[str, str, str]:
         if not self.api_url or not self.client_id or self.client_secret is None:
@@ -252,6 +257,66 @@ def create_connection(
     return channel, connection
 
 
+def create_invited_channel(session: Session, new: NewConnection, *, holder: User,
+                           powens_connector_id: int | None) -> tuple[Channel, BankConnection]:
+    """Option 2: the bank channel waits for its holder, who consents and connects through the invitation.
+
+    Nothing Powens-side exists yet (no user token, no connection): both come when the holder opens
+    the invitation link (:mod:`web.callbacks`), after their consent is recorded.
+    """
+    now = utcnow()
+    channel = Channel(
+        organization_id=new.org.id, slug=new.slug, label=new.label, kind=ChannelKind.BANK, provider=POWENS_PROVIDER,
+        binder_id=new.binder_id, recipient_user_id=new.recipient_id, owner_user_id=new.actor.id,
+        status=Status.AWAITING_CREDENTIALS, status_changed_at=now,
+        status_message=f"Waiting for {holder.email} to consent and connect the bank (invitation sent).",
+    )
+    session.add(channel)
+    session.flush()
+    connection = BankConnection(organization_id=new.org.id, bank_id=new.bank.id, channel_id=channel.id,
+                                powens_connector_id=powens_connector_id)
+    session.add(connection)
+    session.flush()
+    admin.audit_log_entry(session, new.org, new.actor, "bank.invite", channel.slug,
+                          f"bank {new.bank.name}, holder {holder.email}")
+    session.flush()
+    return channel, connection
+
+
+def holder_consents(session: Session, connection: BankConnection, holder_email: str, *, given: bool) -> BankConsent:
+    """Option 2: the holder answers the consent text themself, on the invitation page.
+
+    The invitation is the authorisation: recorded on behalf of the channel's owner, who sent it.
+    """
+    channel = session.get(Channel, connection.channel_id)
+    org = session.get(Organization, channel.organization_id)
+    found = session.get(Bank, connection.bank_id)
+    owner = session.get(User, channel.owner_user_id)
+    consent = record_consent(session, org, found, holder_email=holder_email, given=given, actor=owner,
+                             text=consent_text(org, found))
+    if given:
+        connection.consent_id = consent.id
+        session.add(connection)
+    else:
+        channel.status_message = (f"{holder_email} refused the consent on the invitation page (recorded): nothing "
+                                  "was connected. The invitation stays open until it expires.")
+        session.add(channel)
+    session.flush()
+    return consent
+
+
+def store_token(session: Session, connection: BankConnection, *, powens_user_id: int, token: str) -> None:
+    """The Powens user's permanent token, to the vault (the connection keeps only its reference)."""
+    from glaneur.vault import Vault
+
+    if connection.token_ref is not None:
+        raise UsageError("this bank channel already has a POWENS access.")
+    connection.powens_user_id = powens_user_id
+    connection.token_ref = Vault(session).put(TOKEN_PURPOSE, token)
+    session.add(connection)
+    session.flush()
+
+
 def connected(session: Session, connection: BankConnection, powens_connection_id: int, *,
               settings: PowensSettings) -> None:
     """The webview came back with a connection id: the first movements are expected 48 to 72 hours later."""
@@ -265,6 +330,12 @@ def connected(session: Session, connection: BankConnection, powens_connection_id
     channel.status_changed_at = now
     session.add_all([connection, channel])
     session.flush()
+
+
+def is_full_pass_day(channel_id: int, day: date, settings: PowensSettings) -> bool:
+    """Whether ``day`` is the channel's periodic full pass (every ``full_pass_days``, spread by channel)."""
+    every = settings.full_pass_days
+    return every > 0 and (day.toordinal() + channel_id) % every == 0
 
 
 def first_movements_message(connection: BankConnection, settings: PowensSettings) -> str:

@@ -3,7 +3,8 @@
 What support checks when movements do not arrive: the channel's status (and, before the first
 movements, when they are expected), the connection's state at POWENS and what to do about it,
 the holder's consent (who, when, which text; revoked or not), the Powens access in the vault
-(decryptable, never shown), the accounts and their movements, the last run.
+(decryptable, never shown), the accounts and their movements, the last run; and, for an IBAN that
+also receives bank statements (the firm side), the latest statement against the movements.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def diagnose_bank(session: Session, channel: Channel, now: datetime) -> list[Che
                        for a in accounts)
     checks.append(Check("accounts", Verdict.OK if accounts else Verdict.WARN, counts or "no account read yet",
                         "" if accounts else "The first collection reads the accounts."))
+    checks.extend(compare_with_statements(session, channel, accounts))
     runs = session.exec(select(CollectionRun).where(CollectionRun.channel_id == channel.id)
                         .order_by(col(CollectionRun.started_at).desc(), col(CollectionRun.id).desc()).limit(50)).all()
     checks.append(_last_run("last run", channel, list(runs), None))
@@ -77,3 +79,83 @@ def bank_status(state: str) -> Status:
     from connectors.powens import status_of_state
 
     return status_of_state(state)
+
+
+MAX_LISTED = 5  # differences named one by one in a check; the rest are counted
+
+
+def compare_with_statements(session: Session, channel: Channel, accounts: list) -> list[Check]:
+    """For each account whose IBAN also receives statements: the latest statement's entries and balances
+    against the movements POWENS gave for the same days, and what is missing on either side.
+
+    An entry and a movement match on the amount and a date (the statement's value or booking date is
+    one of the movement's booking, value or real dates). Movements not booked yet or deleted do not
+    count. The closing balance is compared with POWENS' balance less the movements booked after the
+    statement's end (the balance moved since).
+    """
+    from decimal import Decimal
+
+    from sqlmodel import col, select
+
+    from glaneur.models import Statement
+    from glaneur.settings import get_settings
+    from glaneur.statements.model import StatementFileError
+    from glaneur.statements.parse import parse_statement_file
+    from glaneur.storage import get_storage
+
+    checks = []
+    for account in accounts:
+        if not account.iban:
+            continue
+        statement = session.exec(select(Statement).where(
+            Statement.organization_id == channel.organization_id, Statement.iban == account.iban)
+            .order_by(col(Statement.period_end).desc(), col(Statement.id).desc())).first()
+        if statement is None or statement.period_start is None or statement.period_end is None:
+            continue
+        name = f"statement {account.iban}"
+        try:
+            parsed = [p for p in parse_statement_file(get_storage(get_settings()).get(statement.storage_key))
+                      if p.iban == account.iban and p.statement_id == statement.statement_ref]
+        except (StatementFileError, OSError, KeyError) as error:
+            checks.append(Check(name, Verdict.WARN, f"statement {statement.statement_ref} cannot be read again "
+                                f"({type(error).__name__})", "Check the storage; the comparison is skipped."))
+            continue
+        if not parsed:
+            continue
+        entries = list(parsed[0].movements)
+        booked = [m for m in bank.movements(session, account) if not m.coming and not m.deleted]
+        window = [m for m in booked if statement.period_start <= m.booking_date <= statement.period_end]
+        unmatched = list(window)
+        missing_in_powens = []
+        for entry in entries:
+            found = next((m for m in unmatched if Decimal(m.amount) == entry.amount
+                          and entry.day in (m.booking_date, m.value_date, m.real_date)), None)
+            if found is None:
+                missing_in_powens.append(entry)
+            else:
+                unmatched.remove(found)
+        problems = []
+        if missing_in_powens:
+            named = ", ".join(f"{e.day} {e.amount:+} {e.reference or '-'}" for e in missing_in_powens[:MAX_LISTED])
+            problems.append(f"{len(missing_in_powens)} statement entr(y/ies) without a POWENS movement ({named}"
+                            f"{', ...' if len(missing_in_powens) > MAX_LISTED else ''})")
+        if unmatched:
+            named = ", ".join(f"{m.booking_date} {m.amount} {m.wording}" for m in unmatched[:MAX_LISTED])
+            problems.append(f"{len(unmatched)} POWENS movement(s) not in the statement ({named}"
+                            f"{', ...' if len(unmatched) > MAX_LISTED else ''})")
+        if account.balance is not None:
+            later = sum((Decimal(m.amount) for m in booked if m.booking_date > statement.period_end), Decimal(0))
+            expected = Decimal(account.balance) - later
+            if expected != Decimal(statement.closing_balance):
+                problems.append(f"closing balance {statement.closing_balance} in the statement, {expected} from "
+                                f"POWENS on {statement.period_end}")
+        period = f"{statement.period_start} to {statement.period_end}"
+        if problems:
+            checks.append(Check(name, Verdict.WARN, f"statement {statement.statement_ref} ({period}): "
+                                + "; ".join(problems),
+                                "A movement may still be coming at POWENS, or the statement is partial: compare "
+                                "again after the next collection; if it stays, tell the bank or support."))
+        else:
+            checks.append(Check(name, Verdict.OK, f"statement {statement.statement_ref} ({period}): its "
+                                f"{len(entries)} entries and closing balance match the POWENS movements"))
+    return checks

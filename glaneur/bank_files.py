@@ -1,4 +1,4 @@
-"""A day's bank movements of one account as files an accounting tool imports: CSV and OFX 2.
+"""A day's bank movements of one account as files an accounting tool imports: CSV, OFX 2 and CAMT.053.
 
 Pure functions (movements in, bytes out); the same movements always give the same bytes, so that
 filing a day twice is one object in storage (:mod:`glaneur.storage` never overwrites).
@@ -15,6 +15,9 @@ from xml.sax.saxutils import escape
 from glaneur.models import BankAccount, BankMovement
 from glaneur.storage import document_key
 
+FORMATS = ("csv", "ofx", "xml")  # the CAMT.053 file is the .xml
+CONTENT_TYPES = {"csv": "text/csv", "ofx": "application/x-ofx", "xml": "application/xml"}
+CAMT_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"
 CSV_COLUMNS = ("powens_id", "booking_date", "value_date", "amount", "currency", "wording", "original_wording",
                "type", "coming", "deleted", "version")
 
@@ -29,7 +32,7 @@ def file_keys(*, organization: str, binder: str, channel: str, account: BankAcco
     return {
         ext: document_key(organization=organization, binder=binder, channel=channel, document_date=day,
                           provider="powens", reference=reference, extension=ext)
-        for ext in ("csv", "ofx")
+        for ext in FORMATS
     }
 
 
@@ -84,5 +87,64 @@ def to_ofx(account: BankAccount, movements: list[BankMovement], day: date) -> by
         f"<BANKTRANLIST><DTSTART>{start:%Y%m%d}</DTSTART><DTEND>{day:%Y%m%d}</DTEND>{''.join(lines)}</BANKTRANLIST>"
         f"<LEDGERBAL><BALAMT>{escape(account.balance or '0.00')}</BALAMT><DTASOF>{day:%Y%m%d}</DTASOF></LEDGERBAL>"
         "</STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>\n"
+    )
+    return body.encode("utf-8")
+
+
+def _camt_amount(value: str) -> tuple[str, str]:
+    """ISO 20022 amounts are unsigned with a credit/debit mark."""
+    negative = value.startswith("-")
+    return (value[1:] if negative else value), ("DBIT" if negative else "CRDT")
+
+
+def to_camt053(account: BankAccount, movements: list[BankMovement], day: date, *, created: str) -> bytes:
+    """camt.053.001.02 ("Bank to customer statement"): one ``Ntry`` per movement, in the schema's element order.
+
+    Booked movements are ``BOOK``, movements not booked yet ``PDNG`` (importers leave them out of the
+    balance); deleted ones are left out. ``CLBD`` is the account's balance as POWENS gave it at the
+    sync; ``OPBD`` is derived, the balance before this file's booked entries (the file holds the day's
+    new and updated movements, not a bank's full statement). ``NtryRef`` and ``AcctSvcrRef`` carry the
+    Powens id and version, so a re-import recognises an entry. ``created`` (ISO date-time) is given by
+    the caller, so the same movements always give the same bytes.
+    """
+    from decimal import Decimal
+
+    kept = [m for m in movements if not m.deleted]
+    closing = Decimal(account.balance or "0")
+    booked = sum((Decimal(m.amount) for m in kept if not m.coming), Decimal(0))
+    currency = escape(account.currency)
+    account_id = account.iban or account.number or str(account.powens_id)
+    identification = (f"<IBAN>{escape(account_id)}</IBAN>" if account.iban
+                      else f"<Othr><Id>{escape(account_id)}</Id></Othr>")
+    start = min((m.booking_date for m in kept), default=day)
+
+    def balance(code: str, amount: Decimal) -> str:
+        value, mark = _camt_amount(f"{amount:.2f}")
+        return (f"<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"{currency}\">{value}</Amt>"
+                f"<CdtDbtInd>{mark}</CdtDbtInd><Dt><Dt>{day.isoformat()}</Dt></Dt></Bal>")
+
+    entries = []
+    for m in kept:
+        value, mark = _camt_amount(m.amount)
+        reference = f"{m.powens_id}-{m.version}"
+        value_date = f"<ValDt><Dt>{m.value_date.isoformat()}</Dt></ValDt>" if m.value_date else ""
+        entries.append(
+            f"<Ntry><NtryRef>{reference}</NtryRef><Amt Ccy=\"{escape(m.currency)}\">{value}</Amt>"
+            f"<CdtDbtInd>{mark}</CdtDbtInd><Sts>{'PDNG' if m.coming else 'BOOK'}</Sts>"
+            f"<BookgDt><Dt>{m.booking_date.isoformat()}</Dt></BookgDt>{value_date}"
+            f"<AcctSvcrRef>{reference}</AcctSvcrRef>"
+            f"<BkTxCd><Prtry><Cd>{escape(m.kind or 'unknown')[:35]}</Cd><Issr>POWENS</Issr></Prtry></BkTxCd>"
+            f"<NtryDtls><TxDtls><RmtInf><Ustrd>{escape(m.wording[:140])}</Ustrd></RmtInf></TxDtls></NtryDtls>"
+            f"<AddtlNtryInf>{escape(m.original_wording[:500])}</AddtlNtryInf></Ntry>"
+        )
+    statement_id = escape(f"POWENS-{account.powens_id}-{day:%Y%m%d}")[:35]
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT_NAMESPACE}">'
+        f"<BkToCstmrStmt><GrpHdr><MsgId>{statement_id}</MsgId><CreDtTm>{escape(created)}</CreDtTm></GrpHdr>"
+        f"<Stmt><Id>{statement_id}</Id><CreDtTm>{escape(created)}</CreDtTm>"
+        f"<FrToDt><FrDtTm>{start.isoformat()}T00:00:00</FrDtTm><ToDtTm>{day.isoformat()}T23:59:59</ToDtTm></FrToDt>"
+        f"<Acct><Id>{identification}</Id><Ccy>{currency}</Ccy></Acct>"
+        f"{balance('OPBD', closing - booked)}{balance('CLBD', closing)}{''.join(entries)}"
+        "</Stmt></BkToCstmrStmt></Document>\n"
     )
     return body.encode("utf-8")

@@ -45,6 +45,7 @@ class CollectionPlan:
     organization: str
     binder: str
     accounts: list[AccountPlan] = field(default_factory=list)
+    portal_url: str | None = None  # the channel's own portal address (a platform provider's channel)
 
 
 def listing_since(account: Account, today: date, settings: Settings) -> date | None:
@@ -76,6 +77,7 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
         organization=organization.slug,
         binder=binder.slug,
         accounts=[AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings)) for a in accounts],
+        portal_url=channel.portal_url,
     )
 
 
@@ -382,6 +384,8 @@ def record_success(session: Session, account_id: int, newest: date | None, full_
 
 def record_account_status(session: Session, account_id: int, status: Status) -> None:
     account = session.get(Account, account_id)
+    if account is None:  # a bank channel's second-factor pause: no supplier account to mark
+        return
     account.status = status
     session.add(account)
     session.commit()

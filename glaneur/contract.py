@@ -39,6 +39,7 @@ class Provider:
     second_factor_kinds: tuple[SecondFactorKind, ...] = ()
     compatible: bool = True
     description: str = ""
+    platform: bool = False  # software many suppliers run at their own address: each channel gives its portal URL
 
 
 @dataclass(frozen=True)

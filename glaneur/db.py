@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -77,14 +78,15 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 _current: set[str] = set()  # database URLs whose schema is known current in this process
+_migrating = threading.Lock()  # Alembic's command API keeps module globals: one upgrade at a time per process
 
 
 def migrate() -> None:
-    """Bring the database schema to the latest migration (idempotent)."""
+    """Bring the database schema to the latest migration (idempotent; safe from several threads)."""
     config = alembic_config()
     engine = get_engine()
     try:
-        with engine.begin() as connection:
+        with _migrating, engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         _current.add(get_settings().resolved_database_url)

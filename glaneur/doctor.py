@@ -181,8 +181,16 @@ def _provider(channel: Channel) -> Check:
             "Update Glaneur (the connector ships with it), or tell support.",
         )
     factors = ", ".join(str(kind) for kind in entry.second_factor_kinds) or "none"
+    if entry.platform and not channel.portal_url:
+        return Check(
+            "provider",
+            Verdict.FAIL,
+            f"{entry.name} ({entry.slug}) is a platform run by each supplier at its own address, and this "
+            "channel has no portal address",
+            "Create the channel again with --portal-url https://... (the supplier's portal).",
+        )
     try:
-        where = f", portal {providers.portal_url(entry.slug)}"
+        where = f", portal {providers.portal_url(entry.slug, channel.portal_url)}"
     except UsageError:
         where = ""
     return Check(

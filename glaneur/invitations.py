@@ -121,8 +121,11 @@ def expire(session: Session, invitation: Invitation) -> bool:
             body=(
                 f"{invitation.email} did not enter the credentials of the collector '{channel.label}' "
                 f"({channel.slug}) before the invitation expired on {_aware(invitation.expires_at):%Y-%m-%d %H:%M} UTC.\n"
-                f"Nothing is collected until credentials are entered: enter them yourself ('Modifier'), or send "
-                f"a new invitation with 'glaneur channel invite {channel.slug} --invitee {invitation.email}'."
+                + (f"Nothing is collected until the holder connects the bank: connect it yourself ('glaneur bank "
+                   f"connect'), or send a new request with 'glaneur bank invite'."
+                   if channel.kind == "bank" else
+                   f"Nothing is collected until credentials are entered: enter them yourself ('Modifier'), or send "
+                   f"a new invitation with 'glaneur channel invite {channel.slug} --invitee {invitation.email}'.")
             ),
         )
     return True

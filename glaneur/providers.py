@@ -24,7 +24,9 @@ class Catalogue(Protocol):
 
     def get_provider(self, slug: str) -> Provider: ...
 
-    def portal_url(self, slug: str) -> str: ...
+    def portal_url(self, slug: str, channel_url: str | None = None) -> str: ...
+
+    def check_portal_url(self, slug: str, url: str | None) -> str | None: ...
 
 
 _installed: Catalogue | None = None
@@ -59,5 +61,11 @@ def connectors() -> Collection[str]:
     return catalogue().CONNECTORS.keys()
 
 
-def portal_url(slug: str) -> str:
-    return catalogue().portal_url(slug)
+def portal_url(slug: str, channel_url: str | None = None) -> str:
+    """Where a channel's portal is: its own address (a platform's channel), else the provider's."""
+    return catalogue().portal_url(slug, channel_url)
+
+
+def check_portal_url(slug: str, url: str | None) -> str | None:
+    """The portal address a channel of this provider keeps: required for a platform, refused for others."""
+    return catalogue().check_portal_url(slug, url)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from glaneur import bank
@@ -32,6 +33,14 @@ def reconnect_link(settings: bank.PowensSettings, channel: str, *, now: float | 
     expires = int((now or time.time()) + LINK_TTL_SECONDS)
     return f"{settings.public_url.rstrip('/')}/bank/reconnect/{channel}?" + urlencode(
         {"exp": expires, "sig": sign(settings, f"reconnect:{channel}:{expires}")})
+
+
+def invitation_link(settings: bank.PowensSettings, invitation_id: int, expires_at: datetime) -> str:
+    """Option 2: the holder's link, valid until the invitation expires (the same link on every resend)."""
+    moment = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+    expires = int(moment.timestamp())
+    return f"{settings.public_url.rstrip('/')}/bank/invitation/{invitation_id}?" + urlencode(
+        {"exp": expires, "sig": sign(settings, f"invitation:{invitation_id}:{expires}")})
 
 
 def webhook_signature(secret: str, method: str, path: str, date: str, body: bytes) -> str:

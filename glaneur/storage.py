@@ -544,6 +544,15 @@ class S3Storage:
         # A presigned URL would expire; this names the object for anyone with access to the bucket.
         return f"s3://{self.bucket}/{self._full(key)}"
 
+    def presigned_url(self, key: str, expires_seconds: int) -> str:
+        """A GET link a browser opens without credentials for ``expires_seconds`` (SigV4: 7 days at most).
+
+        Computed locally (no request to the store); whoever holds it can read the object until it expires.
+        """
+        return self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=expires_seconds
+        )
+
     def _error(self, action: str, key: str, exc: Exception) -> StorageError:
         """A StorageError whose message says what failed, never with credentials or signed URLs."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError

@@ -8,8 +8,13 @@ What it starts, in order (each a real component, nothing home-made):
    folder on a free loopback port, holding two databases: Prefect's and Glaneur's;
 2. ``prefect server start`` on that PostgreSQL (``PREFECT_API_DATABASE_CONNECTION_URL``);
 3. ``python -m infra.deploy``: the ``glaneur`` work pool, the provider limits, every deployment;
-4. N ``prefect worker start --pool glaneur`` processes, all on Glaneur's PostgreSQL database and one
-   ``GLANEUR_HOME`` (vault key, local storage).
+4. N workers on the ``glaneur`` pool, all on Glaneur's PostgreSQL database and one ``GLANEUR_HOME``
+   (vault key, local storage): Glaneur's worker (``python -m infra.worker``: collections run on the
+   worker's long-lived threads, one Chromium each) or, with ``--worker-kind process``, Prefect's
+   plain process worker (an interpreter per flow run), for comparison.
+
+The server gives a run refused by a deployment's concurrency limit (ENQUEUE) back after
+``--slot-wait`` seconds (``PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS``, 30 by default).
 
 It prints the environment to use from another shell (also written to ``<home>/stack.env``) and runs
 until Ctrl-C, which stops everything it started (the cluster folder is removed). On several machines
@@ -32,6 +37,8 @@ from pathlib import Path
 import httpx
 
 from infra.deploy import PROJECT_DIR, WORK_POOL
+
+DEFAULT_LIMIT = 4  # infra.worker's default, not imported here: Prefect loads only in the workers
 
 
 @dataclass
@@ -98,6 +105,8 @@ def local_stack(
     worker_limit: int | None = None,
     deploy: bool = True,
     timeout: float = 240.0,
+    worker_kind: str = "glaneur",
+    slot_wait_seconds: float = 5.0,
 ) -> Iterator[LocalStack]:
     """Start the whole stack; stops it (and removes the PostgreSQL cluster) on exit."""
     from tests.pg import PostgresCluster  # the throwaway cluster the tests use, shared code
@@ -126,7 +135,8 @@ def local_stack(
         server_log = home / "logs" / "server.log"
         server = _spawn(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            {**base, **client_env, "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db, "PREFECT_UI_API_URL": api_url},
+            {**base, **client_env, "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db, "PREFECT_UI_API_URL": api_url,
+             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": str(slot_wait_seconds)},
             server_log,
         )
         stop.callback(_stop, server)
@@ -143,10 +153,16 @@ def local_stack(
         worker_env = {**base, **client_env, "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds)}
         for index in range(1, workers + 1):
             name = f"glaneur-worker-{index}"
-            command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process",
-                       "--name", name]
-            if worker_limit:
-                command += ["--limit", str(worker_limit)]
+            if worker_kind == "glaneur":
+                command = [sys.executable, "-m", "infra.worker", "--pool", WORK_POOL, "--name", name,
+                           "--limit", str(worker_limit or DEFAULT_LIMIT)]
+            elif worker_kind == "process":
+                command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process",
+                           "--name", name]
+                if worker_limit:
+                    command += ["--limit", str(worker_limit)]
+            else:
+                raise ValueError(f"worker_kind must be 'glaneur' or 'process', not {worker_kind!r}")
             process = _spawn(command, worker_env, home / "logs" / f"{name}.log")
             stop.callback(_stop, process)
             stack.workers.append(process)
@@ -200,9 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--home", type=Path, default=PROJECT_DIR / "var" / "local-stack")
     parser.add_argument("--query-seconds", type=float, default=2.0, help="PREFECT_WORKER_QUERY_SECONDS of the workers")
-    parser.add_argument("--limit", type=int, default=None, help="flow runs at once per worker (default: no limit)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help=f"flow runs at once per worker (default: {DEFAULT_LIMIT} for Glaneur's worker, "
+                             "no limit for the process worker)")
+    parser.add_argument("--worker-kind", choices=("glaneur", "process"), default="glaneur",
+                        help="glaneur: collections in the worker's threads (infra/worker.py); process: Prefect's "
+                             "process worker, an interpreter per flow run")
+    parser.add_argument("--slot-wait", type=float, default=5.0,
+                        help="seconds before a run refused by a deployment concurrency limit is offered again")
     args = parser.parse_args(argv)
-    with local_stack(args.home, args.workers, query_seconds=args.query_seconds, worker_limit=args.limit) as stack:
+    with local_stack(args.home, args.workers, query_seconds=args.query_seconds, worker_limit=args.limit,
+                     worker_kind=args.worker_kind, slot_wait_seconds=args.slot_wait) as stack:
         wait_for_workers(stack)
         print(f"Prefect UI and API: {stack.api_url.removesuffix('/api')} (server on PostgreSQL)")
         print(f"Workers online: {', '.join(stack.worker_names)}; logs in {args.home / 'logs'}")

@@ -1,5 +1,5 @@
-"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners) on their
-documented ports, in the foreground, until Ctrl-C."""
+"""``python -m sandbox``: run the sandbox servers (supplier portals, statement source, partners, Powens, and
+one supplier's Odoo portal) on their documented ports, in the foreground, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import sys
 import threading
 
 from sandbox.data import SUPPLIERS, PortalState
-from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, start_sandbox
+from sandbox.odoo import create_odoo_app
+from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, serve_app, start_sandbox
+
+ODOO_SUPPLIER, ODOO_PORT = "infogerance-martin", 8708  # the demo's Odoo supplier (sandbox/demo.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,14 +20,44 @@ def main(argv: list[str] | None = None) -> int:
     documented = {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS}
     for slug, port in documented.items():
         parser.add_argument(f"--{slug}-port", type=int, default=port, metavar="PORT", help=f"default: {port}")
+    parser.add_argument("--odoo-port", type=int, default=ODOO_PORT, metavar="PORT",
+                        help=f"{ODOO_SUPPLIER}'s Odoo portal (python -m sandbox.odoo for others); default: {ODOO_PORT}")
+    parser.add_argument("--powens-port", type=int, default=8706, metavar="PORT", help="default: 8706")
     args = parser.parse_args(argv)
     ports = {slug: getattr(args, f"{slug.replace('-', '_')}_port") for slug in documented}
+    odoo_app = create_odoo_app(ODOO_SUPPLIER)
     try:
-        handle = start_sandbox(args.host, ports)
+        odoo = serve_app(odoo_app, ODOO_SUPPLIER, "/_sandbox/accounts", host=args.host, port=args.odoo_port)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    with handle:
+    try:
+        handle = start_sandbox(args.host, ports)
+    except SandboxError as exc:
+        odoo.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from sandbox.powens import SANDBOX_CLIENT_ID, PowensWorld, start_powens
+    from sandbox.powens.state import PASSWORD, SMS_CODE
+
+    try:  # the Powens sandbox (banks and billers), with a client known to the demo
+        powens = start_powens(PowensWorld(SANDBOX_CLIENT_ID, "glaneur-sandbox-secret", decoupled_seconds=5.0),
+                              host=args.host, port=args.powens_port)
+    except Exception as exc:  # noqa: BLE001 - a port taken: one line
+        odoo.stop()
+        handle.stop()
+        print(f"error: powens: {exc}", file=sys.stderr)
+        return 1
+    with odoo, handle, powens:
+        url = powens.urls["powens"]
+        print(f"\npowens: {url} (API {url}/2.0, webview {url}/connect). For Glaneur: GLANEUR_POWENS_API_URL={url} "
+              f"GLANEUR_POWENS_WEBVIEW_URL={url} GLANEUR_POWENS_CLIENT_ID={SANDBOX_CLIENT_ID} "
+              f"GLANEUR_POWENS_CLIENT_SECRET=glaneur-sandbox-secret. Test connector: password {PASSWORD}, login ok "
+              f"(SMS code {SMS_CODE}), decoupled, or a connection state name.")
+        state = odoo_app.state.portal
+        print(f"\n{state.odoo.supplier.name} (Odoo {state.version}, provider odoo): {odoo.urls[ODOO_SUPPLIER]}")
+        for account in state.describe():
+            print(f"  {account['login']:<26} {account['password']:<30} {account['description']}")
         for slug, url in handle.urls.items():
             if slug not in SUPPLIERS:  # the statement source and the partners
                 print(f"\n{slug}: {url}")

@@ -2,7 +2,8 @@
 
 Starts a local Prefect server (SQLite under ./var/prefect) and the sandbox supplier portals,
 creates a demo organisation whose channels cover a success, two accounts on one channel, a
-wrong password and a changed portal, runs each channel's collection as its own Prefect flow
+wrong password, a changed portal and a supplier's own Odoo portal (the ``odoo`` platform, its
+address on the channel; port 8708), runs each channel's collection as its own Prefect flow
 run, and prints a summary. Then an accounting firm's bank statements are taken from the sandbox
 statement source and routed per IBAN (to two sandbox partners, the global file, or kept aside),
 as one more flow run. Run again, it files nothing new and says so.
@@ -10,6 +11,7 @@ as one more flow run. Run again, it files nothing new and says so.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -31,6 +33,10 @@ class DemoChannel:
     provider: str
     accounts: tuple[tuple[str, str | None], ...]  # (login, password or None for the sandbox's own)
     shows: str
+    odoo: str | None = None  # an Odoo supplier of sandbox.odoo: the channel's portal is its own Odoo
+
+
+ODOO_DEMO_PORT = 8708  # Infogérance Martin's Odoo portal (the address is kept in the demo channel)
 
 
 DEMO_CHANNELS = (
@@ -43,6 +49,8 @@ DEMO_CHANNELS = (
                 (("acme", "ancien-mot-de-passe"),), "wrong password: not retried"),
     DemoChannel("demo-papeterie-refonte", "Papeterie Dupont (nouveau site)", "papeterie-dupont",
                 (("nouveau-site", None),), "changed portal: screenshot and trace kept"),
+    DemoChannel("demo-odoo-martin", "Infogérance Martin (Odoo)", "odoo", (("acme@client.test", None),),
+                "a supplier's own Odoo portal (platform provider, address on the channel)", odoo="infogerance-martin"),
 )
 
 
@@ -52,33 +60,47 @@ def sandbox_account(provider: str, login: str):
     return accounts_of(SUPPLIERS[provider])[login]
 
 
+def sandbox_password(demo: DemoChannel, login: str) -> tuple[str, str | None]:
+    """The sandbox's password (and TOTP seed) of a demo account."""
+    if demo.odoo is not None:
+        from sandbox.odoo.data import ODOO_SUPPLIERS, odoo_accounts
+
+        return odoo_accounts(ODOO_SUPPLIERS[demo.odoo])[login].password, None
+    known = sandbox_account(demo.provider, login)
+    return known.password, known.totp_seed
+
+
 def create_demo_organization() -> bool:
-    """Create the demo organisation once; False when it exists already."""
+    """Create the demo organisation once; False when it exists already (a demo channel added since is created)."""
     from sqlmodel import select
 
     import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
     from glaneur import admin
     from glaneur.db import session_scope
-    from glaneur.models import Organization, Right
+    from glaneur.models import Channel, Organization, Right, User
 
     with session_scope() as session:
-        if session.exec(select(Organization).where(Organization.slug == "demo")).first():
-            return False
-        admin.create_organization(session, "demo", "Boulangerie Démo")
-        claire = admin.create_user(session, "demo", "compta@demo.example", "Claire Compta", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "demo", "factures-fournisseurs", "Factures fournisseurs", actor=claire)
+        created = session.exec(select(Organization).where(Organization.slug == "demo")).first() is None
+        if created:
+            admin.create_organization(session, "demo", "Boulangerie Démo")
+            admin.create_user(session, "demo", "compta@demo.example", "Claire Compta", [Right.CONFIGURE_COLLECTION])
+        claire = session.exec(select(User).where(User.email == "compta@demo.example")).one()
+        if created:
+            admin.create_binder(session, "demo", "factures-fournisseurs", "Factures fournisseurs", actor=claire)
         for demo in DEMO_CHANNELS:
+            if session.exec(select(Channel).where(Channel.slug == demo.slug)).first() is not None:
+                continue
+            portal = f"http://127.0.0.1:{ODOO_DEMO_PORT}" if demo.odoo else None
             admin.add_channel(
                 session, "demo", label=demo.label, provider=demo.provider, binder="factures-fournisseurs",
-                recipient="compta@demo.example", slug=demo.slug, actor=claire,
+                recipient="compta@demo.example", slug=demo.slug, actor=claire, portal_url=portal,
             )
             for login, password in demo.accounts:
-                known = sandbox_account(demo.provider, login)
+                known, seed = sandbox_password(demo, login)
                 admin.add_account(
-                    session, demo.slug, login=login, password=password or known.password,
-                    totp_seed=known.totp_seed, actor=claire,
+                    session, demo.slug, login=login, password=password or known, totp_seed=seed, actor=claire,
                 )
-    return True
+    return created
 
 
 def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT", 4200)), help="Prefect server port."),
@@ -95,15 +117,20 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
         started = prefect.start()
     console.print(f"Prefect server {'started' if started else 'already running'}: [bold]{prefect.ui_url}[/bold]")
 
-    from sandbox.server import STATEMENT_DEFAULT_PORTS, start_sandbox
+    from sandbox.odoo import create_odoo_app
+    from sandbox.server import STATEMENT_DEFAULT_PORTS, serve_app, start_sandbox
 
-    with start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702, **STATEMENT_DEFAULT_PORTS}) as portals:
+    odoo = serve_app(create_odoo_app("infogerance-martin"), "infogerance-martin", "/_sandbox/accounts", port=ODOO_DEMO_PORT)
+    with odoo, start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702, **STATEMENT_DEFAULT_PORTS}) as portals:
         os.environ["GLANEUR_PORTAL_URLS"] = json.dumps(portals.urls)
         reset_settings()
         settings = get_settings()
         from glaneur.db import migrate
 
         migrate()
+        from infra.deploy import ensure_limits
+
+        asyncio.run(ensure_limits())  # each provider's politeness limits, as `make deploy` creates them
         created = create_demo_organization()
         console.print("Demo organisation created." if created else "Demo organisation already there: collecting again.")
         results = []

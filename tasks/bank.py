@@ -106,11 +106,13 @@ class FetchOutcome:
 
 
 @_step(name="fetch-movements")
-def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000) -> FetchOutcome:
+def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000, full_pass: bool = False) -> FetchOutcome:
     """Every movement changed since the cursor (``last_update``), page by page (``_links.next``).
 
     Each page is committed as it comes; the cursor moves only once every page is in, so a run cut
     short is read again from the same cursor by the next one, and finds what it already has.
+    A ``full_pass`` ignores the cursor and reads the whole window (``full_pass_lookback_days``):
+    what it already has counts as unchanged, what changed unseen is updated.
     """
     tally = bank.Tally()
     pages = 0
@@ -118,8 +120,9 @@ def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000) -> Fetc
     with client_for(channel_id) as client:
         with session_scope() as session:
             _, connection = bank.get_connection(session, _slug(session, channel_id))
-            cursor = connection.cursor
-        min_date = None if cursor else date.today() - timedelta(days=FIRST_SYNC_LOOKBACK_DAYS)
+            cursor = None if full_pass else connection.cursor
+        lookback = bank.powens_settings().full_pass_lookback_days if full_pass else FIRST_SYNC_LOOKBACK_DAYS
+        min_date = None if cursor else date.today() - timedelta(days=lookback)
         page = call(lambda: client.transactions_page(last_update=cursor, min_date=min_date, limit=page_size))
         links: set[str] = set()
         while page is not None:
@@ -145,7 +148,7 @@ def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000) -> Fetc
 
 @_step(name="file-movements")
 def file_movements(channel_id: int, plan_org: str, plan_binder: str, plan_channel: str, run_id: int, day: date) -> list[str]:
-    """Each account's new or updated movements as the day's CSV and OFX files; returns the keys written.
+    """Each account's new or updated movements as the day's CSV, OFX and CAMT.053 files; returns the keys written.
 
     Storage first, then the rows are marked filed: if marking is lost, the next run writes the same
     bytes to the same key (one object). A later run of the same day with more movements writes a
@@ -159,7 +162,8 @@ def file_movements(channel_id: int, plan_org: str, plan_binder: str, plan_channe
             pending = bank.movements_to_file(session, account)
             if not pending:
                 continue
-            contents = {"csv": bank_files.to_csv(pending), "ofx": bank_files.to_ofx(account, pending, day)}
+            contents = {"csv": bank_files.to_csv(pending), "ofx": bank_files.to_ofx(account, pending, day),
+                        "xml": bank_files.to_camt053(account, pending, day, created=f"{day.isoformat()}T23:59:59")}
             for part in range(1, 100):
                 names = bank_files.file_keys(organization=plan_org, binder=plan_binder, channel=plan_channel,
                                              account=account, day=day, part=part)
@@ -168,7 +172,7 @@ def file_movements(channel_id: int, plan_org: str, plan_binder: str, plan_channe
                         storage.put(key, contents[ext], metadata={"channel": plan_channel, "run": str(run_id),
                                                                   "account": str(account.powens_id),
                                                                   "movements": str(len(pending))},
-                                    content_type="text/csv" if ext == "csv" else "application/x-ofx")
+                                    content_type=bank_files.CONTENT_TYPES[ext])
                 except StorageConflict:
                     continue  # this part holds other movements: the next part
                 keys.extend(names.values())

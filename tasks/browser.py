@@ -1,4 +1,12 @@
-"""The browser a collection drives: one Chromium per flow run, one fresh context per account.
+"""The browser a collection drives: one Chromium per worker thread, one fresh context per account.
+
+A flow run started alone (``glaneur run``, a process worker) launches Chromium and closes it at its
+end (:func:`launch_browser`). A long-lived worker (infra/worker.py) runs many collections in each of
+its threads: it wraps the thread's life in :func:`keep_browser`, and every :func:`launch_browser` in
+that thread then hands over the same Chromium (launched at first use, relaunched if it died), which
+is closed when the thread ends. Each account still gets a fresh context (cookies, storage, cache:
+nothing shared between accounts or channels), always closed by :func:`portal_session`, so memory
+stays flat however many channels the thread runs.
 
 Evidence for ``portal_changed``: a screenshot (password fields masked) and a Playwright trace.
 Tracing starts only after login, so the trace never records a typed password, and cookie and
@@ -10,32 +18,75 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+if TYPE_CHECKING:  # Playwright loads when a browser is first needed, not when flows are imported
+    from playwright.sync_api import Browser, BrowserContext, Page
 
-from glaneur.settings import Settings
+    from glaneur.settings import Settings
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SECRET_HEADERS = {"cookie", "set-cookie", "authorization", "proxy-authorization", "x-csrf-token"}
 
 
+_kept = threading.local()  # this thread's Playwright and Chromium, when inside keep_browser()
+
+
+def _launch(playwright, settings: Settings) -> Browser:
+    return playwright.chromium.launch(
+        executable_path=settings.chromium_executable(),
+        headless=settings.browser_headless,
+        args=CHROMIUM_ARGS,
+    )
+
+
 @contextmanager
 def launch_browser(settings: Settings) -> Iterator[Browser]:
+    """A Chromium for one collection: this thread's kept one (see :func:`keep_browser`), else a new
+    one closed at the end of the block."""
+    if getattr(_kept, "playwright", None) is not None:
+        if _kept.browser is None or not _kept.browser.is_connected():
+            _kept.browser = _launch(_kept.playwright, settings)
+            _kept.launches += 1
+        yield _kept.browser
+        return
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=settings.chromium_executable(),
-            headless=settings.browser_headless,
-            args=CHROMIUM_ARGS,
-        )
+        browser = _launch(playwright, settings)
         try:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def keep_browser() -> Iterator[None]:
+    """For the life of a long-lived thread: one Chromium for every collection the thread runs
+    (launched at first use), closed with its Playwright when the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    if getattr(_kept, "playwright", None) is not None:
+        raise RuntimeError("keep_browser() is already active in this thread")
+    with sync_playwright() as playwright:
+        _kept.playwright, _kept.browser, _kept.launches = playwright, None, 0
+        try:
+            yield
+        finally:
+            browser, _kept.playwright, _kept.browser = _kept.browser, None, None
+            if browser is not None and browser.is_connected():
+                browser.close()
+
+
+def kept_browser_launches() -> int:
+    """How many times this thread's kept Chromium was launched (1 while it never died)."""
+    return getattr(_kept, "launches", 0)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from glaneur.db import session_scope
 from glaneur.errors import GlaneurError, InvalidDocument, PortalUnavailable
 from glaneur.settings import Settings, get_settings
 from glaneur.storage import StorageConflict, get_storage, safe_part
+from tasks.evidence import publish_evidence
 
 if TYPE_CHECKING:
     from connectors.base import SecondFactorChallenge
@@ -166,6 +167,7 @@ def keep_evidence(plan: collection.CollectionPlan, run_id: int, files: dict[str,
         content_type = "image/png" if name.endswith(".png") else "application/zip"
         storage.put(key, content, metadata={"channel": plan.channel, "run": str(run_id)}, content_type=content_type)
         keys.append(key)
+    publish_evidence(plan, keys)  # image artifact and browser links on the run (tasks/evidence.py)
     return keys
 
 

@@ -11,13 +11,16 @@ Two Prefect global concurrency limits per provider, created idempotently by ``ma
 Defaults (:data:`DEFAULT`) apply to every provider of the catalogue; a scheduler overrides one
 provider with ``GLANEUR_PROVIDER_LIMITS='{"papeterie-dupont": {"concurrency": 4, "per_minute": 30}}'``.
 
-The collection flow holds the slot with :func:`provider_slot` around its browser session::
+The collection flow holds the slot with :func:`provider_slot` around each account's portal session
+(flows/collect_channel.py, ``_collect_account``)::
 
-    with provider_slot(plan.provider):
+    with provider_slot(plan.provider), portal_session(browser, settings, ...) as portal:
         ...  # log in, list, download
 
-``strict=True``: a limit missing on the server is an error (Prefect would otherwise only warn and
-limit nothing), so a platform deployed without ``make deploy`` fails loudly, not impolitely.
+A limit missing on the server (a platform deployed without ``make deploy``, a provider added since)
+does not stop collections: they run unlimited for that provider, and the run logs one warning line
+naming the command that creates the limits. Waiting longer than ``timeout_seconds`` for a slot ends
+the account as ``portal_unavailable`` (retried at the next run), never blocks forever.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 ENVIRONMENT = "GLANEUR_PROVIDER_LIMITS"
@@ -107,11 +110,52 @@ async def ensure_provider_limits(client, providers: list[str] | None = None) -> 
     return written
 
 
+MISSING_LIMIT = "must be created before acquiring slots"  # Prefect 3.8's message for a missing strict limit
+
+
+def _warn_missing(provider: str, names: list[str]) -> None:
+    message = (f"Politeness limit(s) {', '.join(names)} missing on the Prefect server: {provider} is collected "
+               "without a limit; create them with `make deploy` (python -m infra.deploy).")
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().warning(message)
+    except Exception:  # outside a flow run (a test, the CLI): the module's logger
+        import logging
+
+        logging.getLogger(__name__).warning(message)
+
+
 @contextmanager
 def provider_slot(provider: str, timeout_seconds: float | None = 3600.0) -> Iterator[None]:
-    """Wait for the provider's rate, then hold one of its concurrent slots for the ``with`` block."""
-    from prefect.concurrency.sync import concurrency, rate_limit
+    """Wait for the provider's rate, then hold one of its concurrent slots for the ``with`` block.
 
-    rate_limit(rate_limit_name(provider), occupy=1, timeout_seconds=timeout_seconds, strict=True)
-    with concurrency(concurrency_limit_name(provider), occupy=1, timeout_seconds=timeout_seconds, strict=True):
+    A limit that does not exist is skipped with one warning line; a wait beyond ``timeout_seconds``
+    raises :class:`glaneur.errors.PortalUnavailable` (the portal was too busy with our own sessions).
+    """
+    from prefect.concurrency.sync import concurrency, rate_limit
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError  # also what sync.concurrency raises
+
+    from glaneur.errors import PortalUnavailable
+
+    missing: list[str] = []
+    busy = PortalUnavailable(f"No free session slot at {provider} within {timeout_seconds:g} s "
+                             f"(politeness limit {concurrency_limit_name(provider)}).")
+    with ExitStack() as held:
+        for name, acquire in (
+            (rate_limit_name(provider), lambda name: rate_limit(
+                name, occupy=1, timeout_seconds=timeout_seconds, strict=True)),
+            (concurrency_limit_name(provider), lambda name: held.enter_context(concurrency(
+                name, occupy=1, timeout_seconds=timeout_seconds, strict=True, raise_on_lease_renewal_failure=False))),
+        ):
+            try:
+                acquire(name)
+            except ConcurrencySlotAcquisitionError as error:
+                if MISSING_LIMIT not in str(error):
+                    raise
+                missing.append(name)
+            except TimeoutError as error:
+                raise busy from error
+        if missing:
+            _warn_missing(provider, missing)
         yield

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -37,7 +38,7 @@ from glaneur.models import Organization, PartnerConnector, Statement, StatementS
 from glaneur.settings import Settings, get_settings
 from glaneur.statuses import Status
 from glaneur.storage import get_storage
-from tasks.history import md_escape
+from tasks.history import local_time, md_escape
 
 
 def is_retried(task: Task, task_run: TaskRun, state: State) -> bool:
@@ -318,22 +319,32 @@ def publish_history(firm: str, day: date, pulls: list[PullReport], deliveries: l
                 f"| #{delivery.statement_id} | {md_escape(delivery.partner)} | {md_escape(delivery.status)} | "
                 f"{md_escape(acknowledged)} | {md_escape(delivery.error)} |"
             )
+    zone = ZoneInfo(get_settings().timezone)
     lines += [
         "",
-        "| received | IBAN | client | period | closing | entries | warnings | destination |",
-        "|---|---|---|---|---:|---:|---|---|",
+        f"| received ({md_escape(zone.key)}) | destination | IBAN | client | period | closing | entries |",
+        "|---|---|---|---|---|---:|---:|",
     ]
+    warned = []
     for entry in entries:
         s = entry.statement
-        warnings = "; ".join(f"{w['code']}: {w['message']}" for w in routing.warnings_of(s)) or "-"
         lines.append(
-            f"| {md_escape(s.received_at.strftime('%Y-%m-%d %H:%M'))} | {md_escape(s.iban or s.account)} | "
-            f"{md_escape(entry.client or '-')} | {md_escape(f'{s.period_start} → {s.period_end}')} | "
-            f"{md_escape(f'{s.closing_balance} {s.currency}')} | {s.entries} | {md_escape(warnings)} | "
-            f"{md_escape(entry.destination)} |"
+            f"| {md_escape(local_time(s.received_at, zone))} | {md_escape(entry.destination)} | "
+            f"{md_escape(s.iban or s.account)} | {md_escape(entry.client or '-')} | "
+            f"{md_escape(f'{s.period_start} → {s.period_end}')} | {md_escape(f'{s.closing_balance} {s.currency}')} | "
+            f"{s.entries} |"
         )
+        warned += [f"- {md_escape(s.iban or s.account)}, {md_escape(f'{s.period_start} → {s.period_end}')}: "
+                   f"{md_escape(w['code'])}: {md_escape(w['message'])}" for w in routing.warnings_of(s)]
+    if warned:
+        lines += ["", "**Warnings**", "", *warned]
+    trouble = [p for p in pulls if p.error or p.rejected or p.unread] + failed
+    status = "Needs attention" if trouble else "Routed"
     key = artifact_key(firm)
-    create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"Statements routing of {md_escape(org.name)}")
+    create_markdown_artifact(
+        key=key, markdown="\n".join(lines),
+        description=f"**{status}** · statements of {md_escape(org.name)} · {md_escape(day.isoformat())}",
+    )
     return key
 
 

@@ -10,10 +10,18 @@ are signed by :mod:`glaneur.signing`.
 * ``GET /powens/callback``: where the webview sends the holder back (``connection_id``, ``state``,
   or ``error`` and ``error_description``). ``state`` is signed here, so a forged callback changes
   nothing. A success starts the channel's collection; a refusal or an abandon is recorded as such.
-* ``POST /powens/webhooks``: Powens' webhooks, checked before anything is read: ``BI-Signature`` is
-  the base64 HMAC-SHA256, under the webhook secret, of ``METHOD.PATH.BI-Signature-Date.BODY``
-  (Powens' webhook authentication, as we read it: confirm against the console's settings before
-  production), and the date must be recent. ``CONNECTION_SYNCED`` starts the channel's collection on
+* ``GET /evidence/{key}?exp=&sig=``: a changed portal's screenshot or trace on local storage, for the
+  links of the Prefect artifacts (``tasks.evidence``): signed with a key derived from the vault key,
+  expiring (``GLANEUR_EVIDENCE_LINK_TTL_SECONDS``), evidence keys only.
+* ``POST /powens/webhooks`` (or ``/powens/webhooks/connection-synced``, one URL per event as registered
+  in the console): Powens' webhooks, checked before anything is read: ``BI-Signature`` is the base64
+  HMAC-SHA256, under the webhook secret (an ``hmac_signature`` webhook auth of the domain), of
+  ``POST.{path}.{BI-Signature-Date}.{body}``, and the date must be recent. Sources: Powens' "Webhooks"
+  guide (docs.powens.com/documentation/integration-guides/webhooks, "Authentication"), and the same
+  check in an open-source production client (formancehq/payments,
+  internal/connectors/plugins/public/powens/webhooks.go, ``verifyWebhook``). Payloads as documented:
+  ``CONNECTION_SYNCED`` carries ``{"user": {...}, "connection": {"id", "state", ...}}``,
+  ``CONNECTION_DELETED`` the connection itself (``{"id": ...}``). ``CONNECTION_SYNCED`` starts the channel's collection on
   the ``collect-bank-movements`` deployment (idempotent per sync); ``CONNECTION_DELETED`` records that
   the connection is gone.
 
@@ -33,17 +41,24 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import select
 
 from glaneur import bank
 from glaneur.db import session_scope
+from glaneur.errors import GlaneurError
 from glaneur.models import BankConnection, Channel, utcnow
 from glaneur.signing import sign, webhook_signature
 from glaneur.statuses import Status
 
 WEBHOOK_MAX_AGE_SECONDS = 300
 BANK_DEPLOYMENT = "collect-bank-movements/collect-bank-movements"
+
+
+def _signed_state(settings: bank.PowensSettings, subject: str) -> str:
+    """``state`` for the webview: what the callback is about, an expiry, a signature (a forged return changes nothing)."""
+    state = f"{subject}.{int(time.time()) + 3600}"
+    return f"{state}.{sign(settings, 'state:' + state)}"
 
 
 def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
@@ -59,14 +74,50 @@ def start_collection(channel: str, key: str) -> str | None:
     return str(run.id)
 
 
+def resume_invitation_run(flow_run_id: str, connection_id: int) -> bool:
+    """Resume the suspended ``request-bank-connection`` run; False (logged) when Prefect refuses or is away:
+    the connection is recorded all the same, and the daily dispatch collects it."""
+    import logging
+
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        resume_flow_run(flow_run_id, run_input={"connection_id": connection_id})
+    except Exception as error:  # noqa: BLE001 - reported, the holder's connection is kept
+        logging.getLogger("glaneur.serve").warning("Could not resume the invitation run %s: %s", flow_run_id, error)
+        return False
+    return True
+
+
 def create_callback_app(settings: bank.PowensSettings | None = None,
-                        start: Callable[[str, str], str | None] = start_collection) -> FastAPI:
+                        start: Callable[[str, str], str | None] = start_collection,
+                        resume: Callable[[str, int], bool] = resume_invitation_run) -> FastAPI:
     settings = settings or bank.powens_settings()
     app = FastAPI(title="Glaneur callbacks", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
     async def healthz():
         return {"ok": True}
+
+    @app.get("/evidence/{key:path}")
+    def evidence(key: str, exp: int = 0, sig: str = ""):
+        """A portal-changed run's screenshot or trace on local storage, through a signed, expiring link."""
+        from glaneur.settings import get_settings
+        from glaneur.storage import ObjectNotFound, get_storage
+        from tasks.evidence import check_local_link
+
+        glaneur_settings = get_settings()
+        if not check_local_link(glaneur_settings, key, exp, sig):
+            return _page("Lien invalide", "Ce lien a expiré ou n'est pas valide : rouvrez-le depuis l'interface Prefect.", 403)
+        try:
+            content = get_storage(glaneur_settings).get(key)
+        except ObjectNotFound:
+            return _page("Introuvable", "Cette pièce n'existe plus dans le stockage.", 404)
+        name = key.rsplit("/", 1)[-1]
+        if name.endswith(".png"):
+            return Response(content, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(content, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/bank/reconnect/{channel}")
     def reconnect(channel: str, exp: int = 0, sig: str = ""):
@@ -82,11 +133,96 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
         with PowensClient(api_url, client_id=client_id, token=token) as client:
             code = client.temporary_code()
             domain = client.domain
-        state = f"{channel}.{int(time.time()) + 3600}"
         url = webview_url(settings.webview_url, "reconnect", domain=domain, client_id=client_id,
                           redirect_uri=settings.redirect_uri, code=code, connection_id=powens_id,
-                          state=f"{state}.{sign(settings, 'state:' + state)}")
+                          state=_signed_state(settings, channel))
         return RedirectResponse(url, status_code=303)
+
+    def open_invitation(invitation_id: int, exp: int, sig: str):
+        """The invitation and its channel's connection while the link is valid and the invitation open, else a page."""
+        from glaneur import invitations as invites
+        from glaneur.models import Invitation
+
+        if not hmac.compare_digest(sig, sign(settings, f"invitation:{invitation_id}:{exp}")):
+            return None, _page("Lien invalide", "Ce lien n'est pas valide : demandez-en un nouveau.", 403)
+        with session_scope() as session:
+            invitation = session.get(Invitation, invitation_id)
+            if invitation is None or not invites.is_open(invitation):
+                answered = invitation is not None and invitation.state.value == "answered"
+                return None, _page("Demande terminée" if answered else "Lien expiré",
+                                   "Cette demande a déjà reçu sa réponse : la banque est connectée." if answered else
+                                   "Cette demande a expiré ou a été annulée : demandez-en une nouvelle.", 410)
+            channel = session.get(Channel, invitation.channel_id)
+            if not channel.active:
+                return None, _page("Lien expiré", "Cette demande a été annulée.", 410)
+            return (invitation.id, invitation.email, channel.slug, invitation.flow_run_id), None
+
+    @app.get("/bank/invitation/{invitation_id}")
+    def invitation_page(invitation_id: int, exp: int = 0, sig: str = ""):
+        """Option 2, step 1: the consent text (with the GDPR warning) the holder accepts before any connection."""
+        found, page = open_invitation(invitation_id, exp, sig)
+        if page:
+            return page
+        _, email, slug, _ = found
+        with session_scope() as session:
+            channel, connection = bank.get_connection(session, slug)
+            text = bank.consent_text(session.get(bank.Organization, channel.organization_id),
+                                     session.get(bank.Bank, connection.bank_id))
+        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n"))
+        return HTMLResponse(
+            f"<!doctype html><meta charset=utf-8><title>Votre consentement</title><h1>Votre consentement</h1>"
+            f"<p>Demande adressée à {html.escape(email)}.</p><div id=consent>{paragraphs}</div>"
+            f'<form method=post action="/bank/invitation/{invitation_id}/consent">'
+            f'<input type=hidden name=exp value="{exp}"><input type=hidden name=sig value="{html.escape(sig)}">'
+            "<button name=decision value=accept id=accept>J'accepte et je connecte ma banque</button> "
+            "<button name=decision value=refuse id=refuse>Je refuse</button></form>")
+
+    @app.post("/bank/invitation/{invitation_id}/consent")
+    async def invitation_consent(invitation_id: int, request: Request):
+        form = await request.form()
+        exp = str(form.get("exp", ""))
+        return await run_in_threadpool(_consent, invitation_id, str(form.get("decision", "")),
+                                       int(exp) if exp.isdigit() else 0, str(form.get("sig", "")))
+
+    def _consent(invitation_id: int, decision: str, exp: int, sig: str):
+        """Option 2, step 2: the consent recorded, the holder's POWENS user made, then off to the webview."""
+        found, page = open_invitation(invitation_id, exp, sig)
+        if page:
+            return page
+        _, email, slug, _ = found
+        given = decision == "accept"
+        with session_scope() as session:
+            _, connection = bank.get_connection(session, slug)
+            bank.holder_consents(session, connection, email, given=given)
+            has_token = connection.token_ref is not None
+        if not given:
+            return _page("Refus enregistré", "Votre refus est enregistré : rien n'a été connecté.")
+        try:
+            url = _webview_for_invitation(slug, invitation_id, has_token)
+        except GlaneurError as error:  # Powens away or refusing: nothing half-done, the same link works later
+            return _page("POWENS indisponible", f"La page POWENS ne peut pas s'ouvrir maintenant ({error.status.value}) :"
+                         " réessayez plus tard avec le même lien.", 503)
+        return RedirectResponse(url, status_code=303)
+
+    def _webview_for_invitation(slug: str, invitation_id: int, has_token: bool) -> str:
+        from connectors.powens import PowensClient, webview_url
+
+        api_url, client_id, client_secret = settings.require()
+        if not has_token:  # the first visit: the holder's Powens user, its permanent token to the vault
+            with PowensClient(api_url, client_id=client_id, client_secret=client_secret) as client:
+                token, powens_user = client.init_user()
+            with session_scope() as session:
+                _, connection = bank.get_connection(session, slug)
+                bank.store_token(session, connection, powens_user_id=powens_user, token=token)
+        with session_scope() as session:  # a later visit (the holder left the webview): the same Powens user
+            _, connection = bank.get_connection(session, slug)
+            token = bank.read_token(session, connection)
+        with PowensClient(api_url, client_id=client_id, token=token) as client:
+            code = client.temporary_code()
+            url = webview_url(settings.webview_url, "connect", domain=client.domain, client_id=client_id,
+                              redirect_uri=settings.redirect_uri, code=code,
+                              state=_signed_state(settings, f"~inv{invitation_id}"))
+        return url
 
     @app.get("/powens/callback")
     def callback(state: str = "", connection_id: int | None = None, error: str | None = None,
@@ -96,6 +232,8 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
         if not (expires.isdigit() and int(expires) > time.time()
                 and hmac.compare_digest(signature, sign(settings, f"state:{channel}.{expires}"))):
             return _page("Lien invalide", "Ce retour de POWENS n'est pas reconnu : rien n'a été modifié.", 403)
+        if channel.startswith("~inv"):
+            return _invitation_returned(int(channel.removeprefix("~inv")), connection_id, error, error_description)
         with session_scope() as session:
             found, connection = bank.get_connection(session, channel)
             if error or connection_id is None:
@@ -111,8 +249,38 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
         start(channel, f"bank-callback-{channel}-{connection_id}-{int(time.time())}")
         return _page("Connexion terminée", "Merci : la banque est reconnectée, la récupération reprend.")
 
+    def _invitation_returned(invitation_id: int, connection_id: int | None, error: str | None, description: str):
+        """Option 2, step 3: the webview came back; the connection is recorded, then the waiting run resumed."""
+        from glaneur import invitations as invites
+        from glaneur.models import Invitation, InvitationState
+
+        with session_scope() as session:
+            invitation = session.get(Invitation, invitation_id)
+            if invitation is None or not invites.is_open(invitation):
+                return _page("Demande terminée", "Cette demande n'attend plus de réponse : rien n'a été modifié.", 410)
+            channel = session.get(Channel, invitation.channel_id)
+            _, connection = bank.get_connection(session, channel)
+            if error or connection_id is None:
+                channel.status_message = (f"{invitation.email} left the POWENS page without finishing ({error}: "
+                                          f"{description}). The invitation link still works until it expires.")
+                session.add(channel)
+                return _page("Connexion non terminée",
+                             "Rien n'a été connecté. Vous pouvez recommencer avec le lien de la demande.")
+            if connection.consent_id is None or connection.token_ref is None:
+                return _page("Consentement manquant", "Le consentement n'a pas été enregistré : rouvrez le lien.", 409)
+            bank.connected(session, connection, connection_id, settings=settings)
+            invites.mark(session, invitation, InvitationState.ANSWERED)
+            bank.admin.audit_log_entry(session, bank.admin.organization_of(session, channel), None, "bank.connect",
+                                       channel.slug, f"by the holder {invitation.email}, through the invitation")
+            flow_run_id = invitation.flow_run_id
+        resumed = resume(flow_run_id, connection_id) if flow_run_id else False
+        return _page("Connexion terminée", "Merci : votre banque est connectée. Les premiers mouvements arrivent 48 à "
+                     "72 heures après la connexion." + ("" if resumed else " (La collecte commencera à la prochaine "
+                                                                        "récupération quotidienne.)"))
+
     @app.post("/powens/webhooks")
-    async def webhooks(request: Request):
+    @app.post("/powens/webhooks/{event_path}")
+    async def webhooks(request: Request, event_path: str | None = None):
         body = await request.body()
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         date = request.headers.get("bi-signature-date", "")
@@ -123,7 +291,8 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
         if not given or not hmac.compare_digest(given, expected) or not _recent(date):
             return JSONResponse({"error": "bad signature"}, 401)
         # Database and Prefect calls are blocking: off the event loop (run_deployment is sync there).
-        return await run_in_threadpool(_handle_webhook, body, request.headers.get("bi-event"), date, start)
+        event = request.headers.get("bi-event") or (event_path.replace("-", "_").upper() if event_path else None)
+        return await run_in_threadpool(_handle_webhook, body, event, date, start)
 
     return app
 
@@ -156,10 +325,16 @@ def _handle_webhook(body: bytes, event: str | None, date: str, start: Callable[[
 
 
 def _recent(date: str) -> bool:
+    """``BI-Signature-Date`` within the allowed age; ISO 8601 or an HTTP date (its format is not documented)."""
     try:
         moment = datetime.fromisoformat(date.replace("Z", "+00:00"))
     except ValueError:
-        return False
+        from email.utils import parsedate_to_datetime
+
+        try:
+            moment = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return False
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return abs((datetime.now(UTC) - moment).total_seconds()) <= WEBHOOK_MAX_AGE_SECONDS
 

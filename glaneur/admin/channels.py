@@ -38,6 +38,7 @@ from glaneur.admin.checks import (
 )
 from glaneur.admin.lookups import (
     channel_accounts,
+    check_portal_url,
     deleted_on,
     get_account,
     get_binder,
@@ -67,6 +68,7 @@ def check_new_channel(
     slug: str | None = None,
     time_slot: str = "06:00",
     actor: User,
+    portal_url: str | None = None,
 ) -> Channel:
     """Every check of :func:`add_channel`, without writing: returns the channel, not yet added.
 
@@ -103,6 +105,7 @@ def check_new_channel(
         label=label,
         kind=kind,
         provider=entry.slug,
+        portal_url=check_portal_url(entry.slug, portal_url),  # a platform's channel: its supplier's address
         binder_id=found_binder.id,
         recipient_user_id=found_recipient.id,
         owner_user_id=actor.id,  # who set it up is told when it needs a person
@@ -162,7 +165,8 @@ def add_channel(session: Session, org: Organization | str, *, actor: User, **fie
         actor,
         "channel.create",
         channel.slug,
-        f"provider {channel.provider}, binder {binder_slug}, recipient {recipient_email}, daily at {channel.time_slot}",
+        f"provider {channel.provider}, binder {binder_slug}, recipient {recipient_email}, daily at {channel.time_slot}"
+        + (f", portal {channel.portal_url}" if channel.portal_url else ""),
     )
     session.flush()
     return channel

@@ -130,6 +130,11 @@ def get_provider(slug: str) -> Provider:
     return providers.get_provider(slug.strip())
 
 
+def check_portal_url(provider: str, url: str | None) -> str | None:
+    """The portal address a channel of ``provider`` keeps (a platform's: required; any other's: refused)."""
+    return providers.check_portal_url(provider, url)
+
+
 def get_account(session: Session, channel: Channel | str, login: str) -> Account:
     channel = get_channel(session, channel)
     accounts = channel_accounts(session, channel)

@@ -56,6 +56,9 @@ _SUPPORTED_VERSIONS = {f"{n:02d}" for n in range(2, 14)}
 _AMOUNT = re.compile(r"\d+(\.\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ASK_AGAIN = "ask the bank for the file again"
+# A camt.053 is never nested deeper than about 15 elements; a file nested far deeper is an attack on the
+# parser (each level costs a frame of Python objects), refused as soon as the limit is crossed.
+MAX_XML_DEPTH = 64
 
 _Invalid = Callable[[str], StatementFileError]
 
@@ -83,6 +86,12 @@ class _SpanRecorder:
 
     def start(self, tag: str, attrs: dict[str, str]) -> Element:
         self._depth += 1
+        if self._depth > MAX_XML_DEPTH:
+            raise StatementFileError(
+                "hostile_xml",
+                f"the XML file nests elements more than {MAX_XML_DEPTH} deep, which a camt.053 statement never "
+                f"does and attacks on XML readers do, so it was not read; {_ASK_AGAIN}",
+            )
         if self._depth == 3:
             self._start = self.expat.CurrentByteIndex
         return self._builder.start(tag, attrs)

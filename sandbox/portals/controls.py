@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from sandbox.data import PortalState
 
@@ -32,6 +33,7 @@ class NewInvoice(BaseModel):
     announce_size: bool = True
     link: str | None = None
     redirect: str | None = None
+    shown_amount: str | None = Field(default=None, min_length=1, max_length=500)
 
 
 class RateLimit(BaseModel):
@@ -48,6 +50,7 @@ class OddInvoice:
     announce_size: bool = True  # with a Content-Length; False: chunked, the size shows only while reading
     link: str | None = None  # the list links there instead of to the portal's own download
     redirect: str | None = None  # the portal's download answers a redirect there
+    shown_amount: str | None = None  # the list shows this text where the amount goes (markup, nonsense)
 
 
 class ListQuirks(BaseModel):
@@ -74,6 +77,15 @@ _MISBEHAVIOUR: "weakref.WeakKeyDictionary[PortalState, Misbehaviour]" = weakref.
 
 def misbehaviour(state: PortalState) -> Misbehaviour:
     return _MISBEHAVIOUR.setdefault(state, Misbehaviour())
+
+
+class AnyConvertor(StringConvertor):
+    """A path segment run that may hold anything, newlines included (Starlette's ``path`` stops at one)."""
+
+    regex = r"[\s\S]+"
+
+
+register_url_convertor("number", AnyConvertor())
 
 
 def download_path(prefix: str, number: str) -> str:
@@ -138,9 +150,9 @@ def control_router(state: PortalState) -> APIRouter:
         if body.number is not None and state.find_invoice(body.number) is not None:
             raise HTTPException(409, f"Invoice {body.number!r} exists already.")
         invoice = state.add_invoice(login, body.date, body.amount, body.number)
-        if body.size or body.link or body.redirect:
+        if body.size or body.link or body.redirect or body.shown_amount:
             misbehaviour(state).invoices[invoice.number] = OddInvoice(
-                body.size, body.announce_size, body.link, body.redirect
+                body.size, body.announce_size, body.link, body.redirect, body.shown_amount
             )
         return {"number": invoice.number, "date": invoice.issued.isoformat(), "amount": str(invoice.total_ttc)}
 

@@ -184,9 +184,12 @@ def _ev_shell(account: Account, default_since: dt.date) -> HTMLResponse:
     return _ev_page("Espace client", body, script=_EV_SHELL_SCRIPT)
 
 
-def _ev_invoices_json(account: Account, invoices: list[Invoice], links: dict[str, str] | None = None) -> JSONResponse:
-    """``links`` replaces some invoices' download links."""
-    links = links or {}
+def _ev_invoices_json(
+    account: Account, invoices: list[Invoice], links: dict[str, str] | None = None,
+    amounts: dict[str, str] | None = None,
+) -> JSONResponse:
+    """``links`` replaces some invoices' download links, ``amounts`` some amounts (a string where a number goes)."""
+    links, amounts = links or {}, amounts or {}
     if account.scenario is Scenario.CHANGED_LAYOUT:
         bills = [
             {
@@ -202,7 +205,8 @@ def _ev_invoices_json(account: Account, invoices: list[Invoice], links: dict[str
         {
             "numero": i.number,
             "date": i.issued.isoformat(),
-            "montant_ttc": float(i.total_ttc),  # a JSON number, as the real API sends it
+            "montant_ttc": amounts.get(i.number, float(i.total_ttc)),  # a JSON number, as the real API sends it
+            # (or the text a test asked for, where the number goes)
             "devise": "EUR",
             "pdf": links.get(i.number) or download_path("/api/factures", i.number),
         }
@@ -431,9 +435,10 @@ def energie_verte_app() -> FastAPI:
         await pace(state, account.login)
         odd = misbehaviour(state).invoices
         links = {number: quirk.link for number, quirk in odd.items() if quirk.link}
-        return _ev_invoices_json(account, state.invoices(account.login, since=depuis), links)
+        amounts = {number: quirk.shown_amount for number, quirk in odd.items() if quirk.shown_amount}
+        return _ev_invoices_json(account, state.invoices(account.login, since=depuis), links, amounts)
 
-    @api.get("/factures/{number:path}/pdf")
+    @api.get("/factures/{number:number}/pdf")
     async def invoice_download(number: str, account: Annotated[Account, Depends(api_client)]) -> Response:
         found = state.find_invoice(number)
         if found is None or found[0] != account.login:  # someone else's invoice is as good as missing

@@ -111,12 +111,14 @@ def _pd_second_factor_page(state: PortalState, pending: PendingLogin, alert: str
 
 def _pd_invoice_table(
     invoices: list[Invoice], page: int, more: bool, customer: str, *, links: dict[str, str] | None = None,
-    next_page: int | None = None,
+    next_page: int | None = None, amounts: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """``links`` replaces some invoices' download links; ``next_page`` where "next" goes (default: page + 1)."""
-    links = links or {}
+    """``links`` replaces some invoices' download links, ``amounts`` the amounts shown (escaped, as text);
+    ``next_page`` where "next" goes (default: page + 1)."""
+    links, amounts = links or {}, amounts or {}
     rows = "\n".join(
-        f'<tr><td>{escape(i.number)}</td><td>{i.issued:%d/%m/%Y}</td><td class="montant">{french_amount(i.total_ttc)}</td>'
+        f'<tr><td>{escape(i.number)}</td><td>{i.issued:%d/%m/%Y}</td>'
+        f'<td class="montant">{escape(amounts[i.number]) if i.number in amounts else french_amount(i.total_ttc)}</td>'
         f'<td><a class="pdf" href="{escape(links.get(i.number) or download_path("/factures", i.number))}">Télécharger</a></td></tr>'
         for i in invoices
     )
@@ -335,6 +337,7 @@ def papeterie_dupont_app() -> FastAPI:
             state.accounts[session.login].customer.name,
             links={i.number: odd[i.number].link for i in shown if i.number in odd and odd[i.number].link},
             next_page=1 if quirks.loop and not more else None,
+            amounts={i.number: odd[i.number].shown_amount for i in shown if i.number in odd and odd[i.number].shown_amount},
         )
         if listing and quirks.late_render:  # the page is loaded at once; its script shows the table later
             later = int(quirks.late_render * 1000)
@@ -345,7 +348,7 @@ def papeterie_dupont_app() -> FastAPI:
             return HTMLResponse(body)
         return response
 
-    @app.get("/factures/{number:path}/pdf")
+    @app.get("/factures/{number:number}/pdf")
     async def invoice_download(request: Request, number: str) -> Response:
         session = session_of(request)
         if session is None:

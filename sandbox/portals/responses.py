@@ -1,6 +1,7 @@
 """What both portals answer alike: the slow account's pace and an invoice's PDF (or the error page in its place)."""
 
 import asyncio
+from urllib.parse import quote
 
 from fastapi.responses import HTMLResponse, Response
 
@@ -23,5 +24,12 @@ def pdf_response(state: PortalState, login: str, invoice: Invoice) -> Response:
     return Response(
         invoice_pdf(state.supplier, invoice),
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'},
+        headers={"Content-Disposition": _attachment(invoice.number)},
     )
+
+
+def _attachment(number: str) -> str:
+    """``filename="FA-001.pdf"``; a number a header cannot carry as is (newlines, quotes) percent-encoded (RFC 6266)."""
+    if number.isprintable() and number.isascii() and '"' not in number and "\\" not in number:
+        return f'attachment; filename="{number}.pdf"'
+    return f"attachment; filename*=UTF-8''{quote(number, safe='')}.pdf"

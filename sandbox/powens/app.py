@@ -6,7 +6,11 @@ API (documented shapes): ``POST /2.0/auth/init``, ``GET /2.0/auth/token/code``, 
 ``offset``, ``min_date``, ``max_date``, ``last_update``, ``_links.next``). Errors are
 ``{"code", "description"}``; over ``--rate-limit`` calls a minute, ``429`` with ``Retry-After``.
 
-Webview: ``GET /connect|/reconnect|/manage?client_id=&redirect_uri=&code=[&connection_id=][&state=]``;
+Billers: ``GET /2.0/users/me/subscriptions``, ``GET /2.0/users/me[/subscriptions/{id}]/documents`` (each
+with a ``url`` to its PDF, ``GET /2.0/users/me/documents/{id}/file``).
+
+Webview: ``GET /connect|/reconnect|/manage?client_id=&redirect_uri=&code=[&connection_id=][&state=]
+[&connector_capabilities=document]`` (billers rather than banks);
 it redirects to ``redirect_uri`` with ``connection_id`` (and ``state``), or with ``error`` and
 ``error_description`` when the user refuses the consent or cancels.
 
@@ -30,6 +34,8 @@ from sandbox.powens.state import (
     SMS_CODE,
     PowensWorld,
     WebviewSession,
+    biller_documents,
+    biller_pdf,
 )
 
 MAX_LIMIT = 1000
@@ -210,6 +216,53 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
     async def account_transactions(request: Request, account_id: int):
         return await list_transactions(request, account_id)
 
+    # -- billers (the "Documents" product): subscriptions, documents, their files --
+
+    def biller_items(user: int, connection_id: int | None = None):
+        found = []
+        for connection in list(world.connections.values()):
+            connector = next(c for c in CONNECTORS if c.id == connection.id_connector)
+            if connection.id_user != user or "document" not in connector.capabilities or connection.state is not None:
+                continue
+            if connection_id is not None and connection.id != connection_id:
+                continue
+            found.append(biller_documents(world, connection))
+        return found
+
+    def public(document: dict) -> dict:
+        return {k: v for k, v in document.items() if not k.startswith("_")}
+
+    @api.get("/users/me/subscriptions")
+    async def subscriptions(request: Request):
+        user = user_or_error(request)
+        if isinstance(user, JSONResponse):
+            return user
+        found = [subscription for subscription, _ in biller_items(user)]
+        return {"subscriptions": found, "total": len(found)}
+
+    @api.get("/users/me/subscriptions/{subscription_id}/documents")
+    @api.get("/users/me/documents")
+    async def documents(request: Request, subscription_id: int | None = None):
+        user = user_or_error(request)
+        if isinstance(user, JSONResponse):
+            return user
+        found = [public(d) for subscription, docs in biller_items(user) for d in docs
+                 if subscription_id is None or subscription["id"] == subscription_id]
+        return {"documents": found, "total": len(found)}
+
+    @api.get("/users/me/documents/{document_id}/file")
+    async def document_file(request: Request, document_id: int):
+        user = user_or_error(request)
+        if isinstance(user, JSONResponse):
+            return user
+        for _, docs in biller_items(user):
+            for d in docs:
+                if d["id"] == document_id:
+                    content = biller_pdf(d["_biller"], d["number"], date.fromisoformat(d["date"]), d["_amount"],
+                                         d["_subscriber"])
+                    return Response(content, media_type="application/pdf")
+        return _error(404, "documentNotFound", f"Document {document_id} not found.")
+
     app.include_router(api)
     _webview(app, world)
     _control(app, world)
@@ -260,7 +313,8 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         if user is None:
             return _page("Erreur", '<p class=error id=error>Lien expiré ou déjà utilisé : demandez un nouveau lien.</p>')
         session = WebviewSession(id=world.new_code(0), id_user=user, redirect_uri=redirect_uri,
-                                 state=query.get("state"), flow=flow)
+                                 state=query.get("state"), flow=flow,
+                                 capability=query.get("connector_capabilities") or "bank")
         world.webviews[session.id] = session
         if flow in ("reconnect", "manage") and query.get("connection_id"):
             connection = world.connections.get(int(query["connection_id"]))
@@ -301,9 +355,10 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
             banks = "".join(
                 f'<li><form method=post action="/webview/{session.id}/bank"><input type=hidden name=connector '
                 f'value="{c.id}"><button class=bank data-name="{html.escape(c.name)}">{html.escape(c.name)}</button></form></li>'
-                for c in CONNECTORS if "bank" in c.capabilities
+                for c in CONNECTORS if session.capability in c.capabilities
             )
-            return _page("Choisissez votre banque", f"<ul id=banks>{banks}</ul>{cancel}")
+            title = "Choisissez votre banque" if session.capability == "bank" else "Choisissez votre fournisseur"
+            return _page(title, f"<ul id=banks>{banks}</ul>{cancel}")
         if session.step == "consent":
             return _page("Votre consentement", f"<p id=consent-text>{html.escape(CONSENT_TEXT)}</p>"
                          f'<form method=post action="/webview/{session.id}/consent">'
@@ -459,11 +514,16 @@ def _control(app: FastAPI, world: PowensWorld) -> None:
 
     @router.post("/connections/approve")
     async def approve():
-        """The holder approves, in the bank's app, every login waiting for a decoupled approval."""
+        """The holder approves, in the bank's app, every login waiting for a decoupled approval: in the webview,
+        and connections whose synchronisation waits in state ``decoupled`` (cleared: the next sync succeeds)."""
         count = 0
         for session in world.webviews.values():
             if session.step == "decoupled":
                 session.approved = True
+                count += 1
+        for connection in world.connections.values():
+            if connection.state == "decoupled":
+                connection.state = None
                 count += 1
         return {"approved": count}
 

@@ -165,6 +165,7 @@ class WebviewSession:
     consented: bool = False
     login: str | None = None
     step: str = "bank"  # bank, consent, credentials, sms, decoupled
+    capability: str = "bank"  # which connectors the first step lists (connector_capabilities)
     decoupled_since: float | None = None
     approved: bool = False
     errors: int = 0
@@ -259,6 +260,10 @@ class PowensWorld:
                     per_day = max(1, int(login.removeprefix("bench-")) // (HISTORY_DAYS + 1))
                 except ValueError:
                     per_day = 3
+            connector = next((c for c in CONNECTORS if c.id == connector_id), None)
+            if connector is not None and "bank" not in connector.capabilities:  # a biller: documents, no account
+                connection.last_update = self.now() if state is None else None
+                return connection
             self._add_account(connection, "Compte courant", "checking", disabled=False, per_day=per_day)
             if not login.startswith("bench-"):
                 self._add_account(connection, "Livret A", "savings", disabled=True, per_day=1)
@@ -399,6 +404,57 @@ class PowensWorld:
                 "counterparty": None,
             })
         return items
+
+
+def biller_pdf(biller: str, number: str, issued: date, amount: str, subscriber: str) -> bytes:
+    """A one-page PDF invoice of a biller (reportlab, ``invariant=1``: the same invoice, the same bytes)."""
+    from io import BytesIO
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen.canvas import Canvas
+
+    buffer = BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, invariant=1)
+    canvas.setTitle(f"Facture {number}")
+    canvas.setAuthor(biller)
+    canvas.setFont("Helvetica-Bold", 16)
+    canvas.drawString(60, 780, biller)
+    canvas.setFont("Helvetica", 11)
+    for i, line in enumerate((f"Facture n° {number}", f"Date : {issued:%d/%m/%Y}", f"Contrat : {subscriber}",
+                              f"Montant TTC : {amount} EUR", "Document fourni par POWENS (sandbox)")):
+        canvas.drawString(60, 740 - 18 * i, line)
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+BILLER_MONTHS = 3  # documents of the three months before the clock's, and the clock's own from its 5th
+
+
+def biller_documents(world: PowensWorld, connection: Connection) -> tuple[dict, list[dict]]:
+    """A biller connection's one subscription and its monthly documents, as of the clock's day."""
+    connector = next(c for c in CONNECTORS if c.id == connection.id_connector)
+    subscription = {"id": connection.id * 10 + 1, "id_connection": connection.id, "id_user": connection.id_user,
+                    "label": "Contrat électricité", "subscriber": f"CLIENT-{connection.id}", "number": None,
+                    "validity": None, "renewdate": None, "currency": {"id": "EUR"}}
+    documents = []
+    year, month = world.today.year, world.today.month
+    for back in range(BILLER_MONTHS, -1, -1):
+        y, m = (year, month - back) if month > back else (year - 1, month - back + 12)
+        issued = date(y, m, 5)
+        if issued > world.today:
+            continue
+        document_id = subscription["id"] * 10_000 + y % 100 * 100 + m
+        amount = f"{60 + (document_id % 9000) / 100:.2f}"
+        documents.append({
+            "id": document_id, "id_subscription": subscription["id"], "id_type": 1, "type": "bill",
+            "name": f"Facture {connector.name} {m:02d}/{y}", "date": issued.isoformat(),
+            "duedate": (issued + timedelta(days=15)).isoformat(), "number": f"EV-{connection.id}-{y}{m:02d}",
+            "total_amount": float(amount), "untaxed_amount": None, "vat": None, "currency": {"id": "EUR"},
+            "income": False, "url": f"/2.0/users/me/documents/{document_id}/file", "readonly": True,
+            "_biller": connector.name, "_subscriber": subscription["subscriber"], "_amount": amount,
+        })
+    return subscription, documents
 
 
 _LABELS = ("Boulangerie Martin", "Loyer bureau", "Virement client Durand", "Carburant Total", "Fournitures Dupont",

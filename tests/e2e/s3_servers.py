@@ -80,3 +80,64 @@ def store_ignoring_conditional_writes(upstream: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def store_that_goes_down(upstream: str) -> Iterator[dict]:
+    """A proxy to ``upstream`` that stops answering (connections closed unanswered, as a dead server's)
+    once ``control["writes_left"]`` object writes went through; ``control["down"] = False`` brings it back.
+
+    Yields ``control``: ``url``, ``writes_left`` (None: never goes down), ``down``, ``refused`` (requests
+    dropped while down).
+    """
+    target = urlsplit(upstream)
+    control: dict = {"writes_left": None, "down": False, "refused": 0}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            with lock:
+                if control["down"]:
+                    control["refused"] += 1
+                    self.close_connection = True
+                    return  # nothing written back: the client sees the connection drop
+                if self.command == "PUT" and control["writes_left"] is not None:
+                    control["writes_left"] -= 1
+                    control["down"] = control["writes_left"] <= 0
+            headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
+            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            try:
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                self.send_response(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                length_header = response.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length_header or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            finally:
+                connection.close()
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="s3-going-down", daemon=True)
+    thread.start()
+    control["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield control
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -23,6 +23,7 @@ from glaneur.models import (
     BankMovement,
     Channel,
     CollectionRun,
+    Notification,
     VaultEntry,
 )
 from glaneur.statuses import Status
@@ -113,7 +114,7 @@ def stored_files(home) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".json"))
 
 
-def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home):
+def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home, monkeypatch):
     world = powens
     refused = connect("ok", "1234\n123456\n")
     assert refused.exit_code == 2 and "Add it first, before any connection" in " ".join(refused.output.split())
@@ -160,7 +161,7 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
     assert len(movements()) == len(expected) == first["new"] > 0
     assert all(not a.disabled for a in world.accounts.values())
     files_day1 = stored_files(glaneur_home)
-    assert len(files_day1) == 4 and all(f.endswith((".csv", ".ofx")) for f in files_day1)  # 2 accounts x CSV, OFX
+    assert len(files_day1) == 6 and all(f.endswith((".csv", ".ofx", ".xml")) for f in files_day1)  # 2 x CSV, OFX, CAMT
     again = run_bank(world)
     assert again["new"] == 0 and len(movements()) == len(expected) and stored_files(glaneur_home) == files_day1
 
@@ -178,7 +179,7 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
         assert summary["new"] == len(added) + len(booked)
         assert all(after[i].version == 2 and not after[i].coming for i in booked)
         day_files = [f for f in stored_files(glaneur_home) if f"{world.today:%Y-%m-%d}_powens" in f]
-        assert len(day_files) == 4
+        assert len(day_files) == 6
         filed_ids = set()
         for name in day_files:
             if name.endswith(".csv"):
@@ -186,9 +187,14 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
                 filed_ids |= {int(row.split(";")[0]) for row in rows}
         assert filed_ids == added | booked  # the day's files carry exactly what arrived or changed
 
+    # The periodic full pass (every day here): the whole window read again, nothing added, everything checked.
+    monkeypatch.setenv("GLANEUR_POWENS_FULL_PASS_DAYS", "1")
+    full = run_bank(world)
+    assert full["status"] == "ok" and full["new"] == 0 and full["already_had"] == len(movements()), full
+    assert "periodic full pass" in full["message"]
     with session() as s:
         flow_run_ids = [r.flow_run_id for r in s.exec(select(CollectionRun)).all() if r.flow_run_id]
-    assert len(flow_run_ids) == 4
+    assert len(flow_run_ids) == 5
     for flow_run_id in flow_run_ids:
         assert_no_secret(glaneur_home, flow_run_id, [token, SECRET])
     show = ok("bank", "show", SLUG)
@@ -201,7 +207,8 @@ EXPECTED = {
     "wrongpass": Status.WRONG_CREDENTIALS, "passwordExpired": Status.CREDENTIALS_EXPIRED,
     "actionNeeded": Status.ACTION_NEEDED, "additionalInformationNeeded": Status.ACTION_NEEDED,
     "SCARequired": Status.AWAITING_SECOND_FACTOR, "webauthRequired": Status.AWAITING_SECOND_FACTOR,
-    "decoupled": Status.AWAITING_SECOND_FACTOR, "validating": Status.RUNNING,
+    "decoupled": Status.SECOND_FACTOR_TIMEOUT,  # the approver was asked (a pause) and nobody answered in time
+    "validating": Status.RUNNING,
     "rateLimiting": Status.RATE_LIMITED, "websiteUnavailable": Status.PORTAL_UNAVAILABLE,
     "bug": Status.INTERNAL_ERROR, "notSupported": Status.NOT_COMPATIBLE,
 }
@@ -214,14 +221,35 @@ def test_every_state_leads_to_its_status_and_failures_lose_nothing(powens, glane
     assert connect("SCARequired", "1234\n").exit_code == 0
     [remote] = world.connections.values()
     assert remote.state == "SCARequired"
+    monkeypatch.setenv("GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS", "2")
+    from glaneur.settings import reset_settings
+
+    reset_settings()
     for state, status in EXPECTED.items():
         remote.state = state
         summary = run_bank()
         assert summary["status"] == status.value, (state, summary)
         assert channel().status == status
-        if state in ("SCARequired", "webauthRequired", "decoupled", "wrongpass", "passwordExpired"):
+        if state in ("SCARequired", "webauthRequired", "wrongpass", "passwordExpired"):
             assert "reconnect" in summary["message"]
     assert not movements()  # nothing recorded from a connection in error
+
+    # Decoupled: the run pauses for the approver (as supplier channels do); they approve in the bank's app, submit,
+    # and the same run synchronises again and collects.
+    monkeypatch.setenv("GLANEUR_SECOND_FACTOR_TIMEOUT_SECONDS", "120")
+    reset_settings()
+    from tests.e2e.test_second_factor_flow import paused_run, resume_from_another_process
+
+    remote.state = "decoupled"
+    background = BankBackground()
+    paused = paused_run(SLUG)
+    with session() as s:
+        asked = s.exec(select(Notification).where(Notification.kind == "second_factor")).all()
+    assert len(asked) == 2  # the approver was asked each time (the timed-out pause above, and this one)
+    remote.state = None  # approved in the bank's app
+    resume_from_another_process(paused.id, {"approved": True})
+    approved = background.join()
+    assert approved["status"] == "ok" and len(movements()) == len(sandbox_movements(world)), approved
 
     # The next action for a second factor: the holder reconnects (the bank's SMS code in the reconnect page).
     remote.state = "SCARequired"
@@ -232,12 +260,12 @@ def test_every_state_leads_to_its_status_and_failures_lose_nothing(powens, glane
     assert remote.state is None and len(world.connections) == 1
 
     monkeypatch.setenv("GLANEUR_RETRIES", "0")
-    from glaneur.settings import reset_settings
-
     reset_settings()
+    world.today += timedelta(days=1)  # new movements, and those of yesterday booked
+    before = len(movements())
     world.truncate_next = 1  # a truncated answer: portal_changed, nothing half-stored
     cut = run_bank()
-    assert cut["status"] == Status.PORTAL_CHANGED.value and not movements()
+    assert cut["status"] == Status.PORTAL_CHANGED.value and len(movements()) == before
     world.rate_limit, world.calls = 3, world.calls.__class__()  # 429 past 3 calls a minute
     limited = run_bank()
     assert limited["status"] == Status.RATE_LIMITED.value
@@ -248,6 +276,32 @@ def test_every_state_leads_to_its_status_and_failures_lose_nothing(powens, glane
     world.revoke_user(remote.id_user)
     revoked = run_bank()
     assert revoked["status"] == Status.AWAITING_CREDENTIALS.value and "connect the bank again" in revoked["message"]
+
+
+class BankBackground:
+    """A bank collection running in a thread of this process, as a worker would run it (it may pause)."""
+
+    def __init__(self):
+        import contextvars
+        import threading
+
+        self.result = self.error = None
+        context = contextvars.copy_context()  # the Prefect test server's settings live in a context variable
+        self.thread = threading.Thread(target=lambda: context.run(self._run), daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.result = run_bank()
+        except BaseException as error:  # noqa: BLE001
+            self.error = error
+
+    def join(self, timeout=180) -> dict:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the collection did not finish"
+        if self.error:
+            raise self.error
+        return self.result
 
 
 def test_decoupled_approval_dispatch_then_revoking_consent_purges(powens, glaneur_home, deployments):

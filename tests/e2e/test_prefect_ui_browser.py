@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import socket
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,7 +43,7 @@ def ui_server(tmp_path_factory):
 
 
 @contextmanager
-def browser_page():
+def browser_page(width: int = 1400, height: int = 900):
     """Opened only when needed: Playwright's sync API runs an event loop in this thread."""
     from playwright.sync_api import sync_playwright
 
@@ -50,7 +51,7 @@ def browser_page():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=get_settings().chromium_executable(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.set_default_timeout(30_000)
         yield page
         browser.close()
@@ -137,3 +138,109 @@ def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, gl
         assert session.exec(select(Account)).one().login == "acme"
         assert len(session.exec(select(Document)).all()) == 23
     assert httpx.get(f"{ui_server.api_url}/health").status_code == 200
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@contextmanager
+def evidence_service(port: int):
+    """``glaneur serve`` (the app, on uvicorn) where local evidence links point."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from web.callbacks import create_callback_app
+
+    server = uvicorn.Server(uvicorn.Config(create_callback_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def assert_in_view(page, locator, what: str) -> None:
+    """Visible without scrolling: the element's box lies inside the viewport."""
+    locator.wait_for(state="visible")
+    box = locator.bounding_box()
+    view = page.viewport_size
+    assert box is not None, f"{what}: not laid out"
+    assert box["x"] >= 0 and box["y"] >= 0, f"{what}: above or left of the viewport {box}"
+    assert box["x"] + box["width"] <= view["width"] and box["y"] + box["height"] <= view["height"], (
+        f"{what}: beyond the viewport {view} at {box}"
+    )
+
+
+def shoot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_data_ops_see_status_reason_and_evidence_at_1440_px_without_scrolling(ui_server, glaneur_home, portals,
+                                                                               monkeypatch):
+    """Issue 15 item 11: the runs list, a failed run, its evidence and the history artifact, in a real Chromium;
+    the screenshots are kept in docs/screenshots/ (shown in the README)."""
+    from glaneur.settings import reset_settings
+    from tests.e2e.conftest import prefect_call
+    from tests.e2e.test_collect_channel import make_channel, run, runs
+
+    port = _free_port()
+    monkeypatch.setenv("GLANEUR_EVIDENCE_URL", f"http://127.0.0.1:{port}")
+    reset_settings()
+    slug = make_channel("papeterie-dupont", ("acme-bis", None), ("nouveau-site", None), slug="acme-papeterie")
+    summary = run(slug)
+    assert summary["status"] == "portal_changed", summary
+    flow_run_id = runs()[-1].flow_run_id
+    artifacts = prefect_call(lambda client: client.read_artifacts())
+    image = next(a for a in artifacts if a.type == "image" and a.key == "evidence-acme-papeterie")
+    history = next(a for a in artifacts if a.key == "channel-acme-papeterie")
+    # On the flow run itself: the run's Artifacts tab no longer opens on "Flow run: None".
+    assert {(str(a.flow_run_id), a.task_run_id) for a in (image, history)} == {(str(flow_run_id), None)}
+    ui = ui_server.ui_url
+
+    with evidence_service(port), browser_page(1440, 900) as page:
+        assert httpx.get(image.data).content.startswith(b"\x89PNG")  # the image artifact's URL opens
+
+        page.goto(f"{ui}/runs")
+        page.get_by_text(f"{slug}-").first.wait_for()
+        shoot(page, "runs-list")
+        state = page.get_by_text("Portal changed").first
+        assert_in_view(page, state, "the run's state in the runs list")
+        assert_in_view(page, page.get_by_text(f"{slug}-").first, "the run's name")
+
+        page.goto(f"{ui}/runs/flow-run/{flow_run_id}")
+        page.get_by_text("Portal changed").first.wait_for()
+        shoot(page, "failed-run")
+        assert_in_view(page, page.get_by_text("Portal changed").first, "the failed run's state")
+        assert_in_view(page, page.get_by_text(f"{slug}-").first, "the failed run's name")
+
+        page.goto(f"{ui}/artifacts/artifact/{image.id}")
+        picture = page.locator(f"img[src='{image.data}']")
+        assert_in_view(page, picture, "the screenshot")
+        assert picture.evaluate("img => img.complete && img.naturalWidth > 0"), "the screenshot did not load"
+        assert_in_view(page, page.get_by_text("Portal changed").first, "the evidence's status")
+        assert_in_view(page, page.get_by_text("expected the invoices page", exact=False).first, "the reason")
+        shoot(page, "evidence")
+        links = next(a for a in artifacts if a.key == "evidence-acme-papeterie-links")
+        page.goto(f"{ui}/artifacts/artifact/{links.id}")
+        link = page.get_by_role("link", name="Screenshot")
+        assert_in_view(page, link, "the evidence link")
+        assert_in_view(page, page.get_by_role("link", name="Playwright trace"), "the trace link")
+        assert link.get_attribute("href").startswith(f"http://127.0.0.1:{port}/evidence/")
+        assert httpx.get(link.get_attribute("href")).content.startswith(b"\x89PNG")
+
+        page.goto(f"{ui}/artifacts/artifact/{history.id}")
+        assert_in_view(page, page.get_by_role("columnheader", name="status"), "the history's status column")
+        assert_in_view(page, page.get_by_role("cell", name="Portal changed").first, "the history's last status")
+        assert_in_view(page, page.get_by_role("link", name="screenshot").first, "the history's evidence link")
+        # The reason, in plain words, in the detail line below the table.
+        assert_in_view(page, page.get_by_text("expected the invoices page", exact=False).first, "the reason")
+        shoot(page, "history")

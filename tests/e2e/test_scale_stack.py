@@ -58,7 +58,8 @@ def test_make_deploy_works_on_a_new_server_from_a_fresh_checkout_and_twice(tmp_p
         assert all(d["work_pool_name"] == "glaneur" for d in deployments.values())
         pull = deployments["collect-channel"]["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]
         assert pull["directory"] == str(project)  # the workers find this checkout's code
-        assert deployments["collect-channel"]["global_concurrency_limit"]["limit"] == 8
+        assert deployments["collect-channel"]["global_concurrency_limit"] is None  # capacity: the workers' --limit
+        assert deployments["route-statements"]["global_concurrency_limit"]["limit"] == 2
         assert deployments["collect-channel"]["job_variables"]["env"]["GLANEUR_RETRIES"] == "3"
         schedules = deployments["dispatch-daily"]["schedules"]
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in schedules] == [("5 0 * * *", "Europe/Paris")]
@@ -118,14 +119,15 @@ def test_two_workers_on_postgresql_share_the_days_channels_each_collected_once(t
         assert sorted(r["parameters"]["channel"] for r in runs) == sorted(slugs)
         assert {r["state_type"] for r in runs} == {"COMPLETED"}, [(r["name"], r["state_message"]) for r in runs]
 
-        # Split across both workers, one process per run.
+        # Split across both workers, each run inside its worker's own process (no interpreter per run).
         deadline, placed = time.monotonic() + 60, {}
         while len(placed) < channels and time.monotonic() < deadline:
             placed = runs_by_worker(stack.api_url, [r["id"] for r in runs])
             time.sleep(1)
         assert len(placed) == channels, placed
         assert {worker for worker, _ in placed.values()} == set(stack.worker_names), placed
-        assert len({pid for _, pid in placed.values()}) == channels
+        worker_pids = {name: str(process.pid) for name, process in zip(stack.worker_names, stack.workers, strict=True)}
+        assert all(pid == worker_pids[worker] for worker, pid in placed.values()), (placed, worker_pids)
 
         # A second dispatch the same day adds no collection.
         second = run_deployment_now(stack, "dispatch-daily/dispatch-daily")

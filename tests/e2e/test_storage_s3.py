@@ -372,3 +372,23 @@ def test_throttling_and_server_errors_are_retried_storage_errors(
     with pytest.raises(StorageError, match="unavailable") as caught:
         s3.put(key, content, metadata=metadata)
     assert type(caught.value) is StorageError and caught.value.retried
+
+
+def test_evidence_on_s3_opens_in_a_browser_through_a_presigned_url_that_expires(s3_env: str, monkeypatch) -> None:
+    """The links of a changed portal's evidence: no credentials needed, within GLANEUR_EVIDENCE_LINK_TTL_SECONDS."""
+    import httpx
+
+    from tasks.evidence import browser_link
+
+    monkeypatch.setenv("GLANEUR_EVIDENCE_LINK_TTL_SECONDS", "3600")
+    reset_settings()
+    settings = get_settings()
+    s3 = get_storage(settings)
+    key = "acme/_evidence/acme-papeterie/run-1/screenshot.png"
+    s3.put(key, b"\x89PNG-evidence", metadata={}, content_type="image/png")
+    link = browser_link(s3, settings, key)
+    assert link.startswith(settings.s3_endpoint_url) and "X-Amz-Expires=3600" in link
+    opened = httpx.get(link)  # a plain GET, as a browser sends it: no AWS credentials
+    assert opened.status_code == 200 and opened.content == b"\x89PNG-evidence"
+    assert opened.headers["content-type"] == "image/png"
+    assert SECRET_KEY not in link  # signed with it, never carrying it

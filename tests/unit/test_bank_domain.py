@@ -122,3 +122,112 @@ def test_daily_files_are_deterministic_and_safe_in_a_spreadsheet(acme):
     second = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account,
                                   day=date(2026, 11, 20), part=2)["ofx"]
     assert re.search(r"-movements-part2_[0-9a-f]{8}\.ofx$", second) and second != keys["ofx"]
+
+
+def test_the_camt053_file_reads_back_through_the_statement_parser():
+    """CAMT.053 beside CSV and OFX: well-formed, and the project's own CAMT reader (what routes banks'
+    statements) finds the account, the balances, every entry with its sign and reference, and no warning."""
+    from xml.etree import ElementTree
+
+    from glaneur.models import BankAccount, BankMovement
+    from glaneur.statements.parse import parse_statement_file
+    from sandbox.powens.state import _iban
+
+    iban = _iban("00100001000")
+    account = BankAccount(connection_id=1, powens_id=7, name="Compte", iban=iban, balance="1234.56", currency="EUR")
+    day = date(2026, 11, 20)
+    movements = [
+        BankMovement(bank_account_id=1, powens_id=11, booking_date=date(2026, 11, 19), value_date=date(2026, 11, 20),
+                     amount="-12.50", wording="Boulangerie <Martin> & fils", original_wording="CB BOULANGERIE",
+                     kind="card", version=2),
+        BankMovement(bank_account_id=1, powens_id=12, booking_date=day, amount="300.00", wording="Virement client",
+                     kind="transfer"),
+        BankMovement(bank_account_id=1, powens_id=13, booking_date=day, amount="-40.00", wording="Pas encore passé",
+                     kind="card", coming=True),
+        BankMovement(bank_account_id=1, powens_id=14, booking_date=day, amount="-99.00", wording="Supprimé",
+                     kind="card", deleted=True),
+    ]
+    data = bank_files.to_camt053(account, movements, day, created="2026-11-20T23:59:59")
+    assert data == bank_files.to_camt053(account, movements, day, created="2026-11-20T23:59:59")
+    root = ElementTree.fromstring(data)
+    assert root.tag == "{urn:iso:std:iso:20022:tech:xsd:camt.053.001.02}Document"
+    [statement] = parse_statement_file(data)
+    assert statement.format == "camt.053.001.02" and statement.iban == iban and statement.currency == "EUR"
+    assert statement.closing_balance == Decimal("1234.56")
+    assert statement.opening_balance == Decimal("1234.56") - Decimal("287.50")  # the booked entries only
+    assert statement.entries == 3 and not statement.warnings, statement.warnings
+    assert [(m.amount, m.reference) for m in statement.movements] == [
+        (Decimal("-12.50"), "11-2"), (Decimal("300.00"), "12-1"), (Decimal("-40.00"), "13-1")]
+    assert statement.period_start == date(2026, 11, 19) and statement.period_end == day
+    keys = bank_files.file_keys(organization="acme", binder="banque", channel="acme-c", account=account, day=day)
+    assert set(keys) == {"csv", "ofx", "xml"} and keys["xml"].endswith(".xml")
+
+
+def test_doctor_compares_the_movements_with_the_statement_of_the_same_iban(acme):
+    """Item 8: the firm side receives statements for the IBAN POWENS also collects; doctor names what is
+    missing on either side and a closing balance that disagrees, and says OK when both agree."""
+    from glaneur.bank_doctor import compare_with_statements
+    from glaneur.models import BankAccount, BankMovement, Statement, StatementFile, StatementFileState
+    from glaneur.settings import get_settings
+    from glaneur.storage import get_storage
+    from glaneur.doctor import Verdict
+    from sandbox.powens.state import _iban
+
+    iban = _iban("00100001000")
+    day = date(2026, 11, 20)
+    with session_scope() as session:
+        anne = admin.get_user(session, "acme", "anne@acme.example")
+        found = bank.add_bank(session, "acme", "Banque Exemple", actor=anne)
+        new = bank.check_new_connection(session, "acme", "Banque Exemple", binder="banque",
+                                        recipient="anne@acme.example", actor=anne)
+        channel, connection = bank.create_invited_channel(session, new, holder=anne, powens_connector_id=41)
+        account = BankAccount(connection_id=connection.id, powens_id=7, name="Compte", iban=iban, balance="1000.00")
+        session.add(account)
+        session.flush()
+        rows = [  # (powens id, booking date, amount, coming)
+            (1, date(2026, 11, 18), "-20.00", False), (2, date(2026, 11, 19), "150.00", False),
+            (3, date(2026, 11, 19), "-7.30", False), (4, date(2026, 11, 21), "-50.00", False),  # after the statement
+            (5, date(2026, 11, 19), "-1.00", True),  # not booked: never compared
+        ]
+        for powens_id, booked, amount, coming in rows:
+            session.add(BankMovement(bank_account_id=account.id, powens_id=powens_id, booking_date=booked,
+                                     amount=amount, wording=f"op {powens_id}", kind="card", coming=coming))
+        session.flush()
+        # The bank's statement up to the 20th: closing 1050.00 (1000 now, less the 21st's -50), and an
+        # entry POWENS lacks (-3.00) where POWENS has -7.30 that the statement lacks.
+        statement_movements = [m for m in bank.movements(session, account) if m.powens_id in (1, 2)]
+        statement_movements.append(BankMovement(bank_account_id=account.id, powens_id=99, booking_date=day,
+                                                amount="-3.00", wording="frais", kind="fee"))
+        stated = BankAccount(connection_id=connection.id, powens_id=7, name="Compte", iban=iban, balance="1050.00")
+        content = bank_files.to_camt053(stated, statement_movements, day, created="2026-11-20T23:59:59")
+        key = "acme/_statements/camt.xml"
+        get_storage(get_settings()).put(key, content, metadata={})
+        statement_file = StatementFile(organization_id=channel.organization_id, source_name="camt.xml",
+                                       sha256="x", size=len(content), storage_key=key,
+                                       state=StatementFileState.PARSED)
+        session.add(statement_file)
+        session.flush()
+        session.add(Statement(organization_id=channel.organization_id, file_id=statement_file.id, account=iban,
+                              iban=iban, currency="EUR", statement_ref="POWENS-7-20261120", format="camt.053.001.02",
+                              period_start=date(2026, 11, 18), period_end=day, opening_balance="923.00",
+                              closing_balance="1050.00", entries=3, sha256="x", fingerprint="f", storage_key=key))
+        session.flush()
+        [check] = compare_with_statements(session, channel, [account])
+        assert check.verdict == Verdict.WARN
+        assert "1 statement entr(y/ies) without a POWENS movement (2026-11-20 -3.00" in check.detail
+        assert "1 POWENS movement(s) not in the statement (2026-11-19 -7.30 op 3)" in check.detail
+        assert "closing balance 1050.00 in the statement" not in check.detail  # the balance agrees
+
+        session.delete(session.get(BankMovement, next(m.id for m in bank.movements(session, account)
+                                                      if m.powens_id == 3)))
+        session.add(BankMovement(bank_account_id=account.id, powens_id=6, booking_date=day, amount="-3.00",
+                                 wording="frais", kind="fee"))
+        account.balance = "996.70"  # a balance off by 3.00 (the fee above was counted twice)
+        session.flush()
+        [check] = compare_with_statements(session, channel, [account])
+        assert check.verdict == Verdict.WARN and "without" not in check.detail and "not in the" not in check.detail
+        assert "closing balance 1050.00 in the statement, 1046.70 from POWENS on 2026-11-20" in check.detail
+        account.balance = "1000.00"
+        session.flush()
+        [check] = compare_with_statements(session, channel, [account])
+        assert check.verdict == Verdict.OK and "3 entries and closing balance match" in check.detail

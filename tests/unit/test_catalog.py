@@ -7,7 +7,9 @@ import json
 import pytest
 
 from connectors import catalog
+from connectors.base import Engine, PortalConnector, SecondFactorKind
 from connectors.kit import Provider
+from connectors.powens_billers import EnergieVerteViaPowens
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import reset_settings
 from sandbox.server import DEFAULT_PORTS
@@ -31,6 +33,16 @@ def test_a_provider_listed_as_incompatible_says_why_and_has_no_connector() -> No
 def test_every_connector_has_its_catalogue_entry() -> None:
     """Each connector's own checks are in test_connector_contract.py, parametrized over the catalogue."""
     assert set(catalog.CONNECTORS) <= set(catalog.PROVIDERS)
+
+
+def test_a_powens_biller_is_a_connector_of_engine_powens() -> None:
+    """Item 7 of issue 17: the same connector contract, the engine POWENS, the biller's code as a second factor."""
+    provider = catalog.PROVIDERS["energie-verte-powens"]
+    assert provider.engine == Engine.POWENS and provider.compatible
+    assert provider.second_factor_kinds == (SecondFactorKind.CODE,)
+    assert issubclass(EnergieVerteViaPowens, PortalConnector) and EnergieVerteViaPowens.provider is provider
+    assert catalog.CONNECTORS["energie-verte-powens"] is EnergieVerteViaPowens
+    assert EnergieVerteViaPowens.biller == "Énergie Verte"
 
 
 def test_default_urls_are_the_sandbox_default_ports() -> None:

@@ -41,10 +41,12 @@ from connectors.base import PortalConnector
 from connectors.code_lines import code_lines
 from connectors.kit import Connector, HtmlTable, newest_first
 from glaneur import errors
-from glaneur.contract import RemoteDocument, SecondFactorKind
+from glaneur.contract import Engine, RemoteDocument, SecondFactorKind
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
-SLUGS = sorted(catalog.CONNECTORS)
+# Browser connectors (engine PLAYWRIGHT). A POWENS-engine biller declares no pages: its contract is the Powens
+# client's (tests/unit/test_powens_client.py, tests/e2e/test_powens_billers.py).
+SLUGS = sorted(slug for slug, connector in catalog.CONNECTORS.items() if connector.provider.engine == Engine.PLAYWRIGHT)
 MAX_CODE_LINES = 60
 
 

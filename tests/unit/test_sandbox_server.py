@@ -9,6 +9,7 @@ import sys
 import httpx
 import pytest
 
+from sandbox.__main__ import ODOO_PORT
 from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, _listen, start_sandbox
 
 
@@ -39,8 +40,8 @@ def _free(port: int) -> bool:
 
 
 @pytest.mark.skipif(
-    not all(_free(p) for p in {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS}.values()),
-    reason="a sandbox (the demo's) already holds the documented ports 8701-8705",
+    not all(_free(p) for p in {**DEFAULT_PORTS, **STATEMENT_DEFAULT_PORTS, "odoo": ODOO_PORT}.values()),
+    reason="a sandbox (the demo's) already holds the documented ports 8701-8708",
 )
 def test_python_m_sandbox_serves_every_server_on_its_documented_port():
     process = subprocess.Popen(
@@ -60,3 +61,4 @@ def test_python_m_sandbox_serves_every_server_on_its_documented_port():
     output = "".join(lines)
     for name, port in STATEMENT_DEFAULT_PORTS.items():
         assert f"{name}: http://127.0.0.1:{port}" in output, output
+    assert f"(Odoo 17.0, provider odoo): http://127.0.0.1:{ODOO_PORT}" in output, output

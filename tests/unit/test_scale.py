@@ -118,7 +118,10 @@ def test_every_deployment_has_the_work_pool_and_the_schedules_a_time_zone():
         for schedule in deployment.get("schedules", []):
             assert schedule["timezone"] == PARIS, name
     assert deployments["dispatch-daily"]["schedules"][0]["cron"] == "5 0 * * *"
-    assert deployments["collect-channel"]["concurrency_limit"]["collision_strategy"] == "ENQUEUE"
+    # Capacity is the workers' --limit (a freed thread takes the next run at once), not a deployment limit
+    # whose refused runs would wait 30 s (ENQUEUE); the other deployments keep theirs.
+    assert "concurrency_limit" not in deployments["collect-channel"]
+    assert deployments["route-statements"]["concurrency_limit"]["collision_strategy"] == "ENQUEUE"
     assert deployments["collect-channel"]["work_pool"]["job_variables"]["env"]["GLANEUR_RETRIES"]
     assert "collect-bank-movements" in (ROOT / "prefect.yaml").read_text()  # the place kept for it
 

@@ -1,14 +1,14 @@
 """account: a login waiting for its second factor while its flow run is suspended (a vault reference)
 
-Revision ID: 0008_collectflow
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 03:40:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008_collectflow'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,184 @@
+"""POWENS as the engine of a supplier channel: a biller's documents through the Powens client.
+
+("Cliquez sur POWENS ... choisissez un fournisseur parmi la liste proposée, saisissez les identifiants",
+merchant-connector-setup.md.) The connector fits the same contract as the Playwright ones, so
+``collect-channel`` runs it unchanged and files its documents exactly like theirs (same dedup by
+reference, same keys, same history):
+
+* ``login``: a Powens user for this collection, then the POWENS webview, in the page the flow opened,
+  with the biller chosen among the connectors offering documents and the channel's credentials (the
+  biller's own login and password, from the vault); the biller's code comes back to the flow as a
+  second-factor challenge (the flow pauses for the approver, as for any portal). The connection's
+  state then says whether the biller accepted (a documented error state raises its typed error).
+* the connection is kept in the remembered session (encrypted with the vault key, with its expiry),
+  as a cookie of a host no page ever requests; ``is_logged_in`` checks it is still synced, so the next
+  runs reuse it instead of connecting again.
+* ``list_documents``: the connection's subscriptions and their documents (``date``, ``number``,
+  ``total_amount``, ``url``); ``fetch``: the document's file, under the size limit.
+
+The Powens token is never logged, put in an exception, a run parameter or a result.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar
+
+from connectors.base import (
+    Credentials,
+    Engine,
+    FetchedDocument,
+    PortalConnector,
+    Provider,
+    RemoteDocument,
+    SecondFactorChallenge,
+    SecondFactorKind,
+)
+from connectors.powens import (
+    _ERROR_CLASSES,
+    BillerDocument,
+    PowensApiError,
+    PowensClient,
+    as_status_error,
+    webview_url,
+)
+from connectors.powens_webview import open_webview, steps
+from glaneur.errors import GlaneurError, WrongSecondFactor
+
+REMEMBERED = "glaneur-powens-connection"
+REMEMBERED_URL = "https://powens-connection.glaneur.invalid"  # never requested: the cookie is only kept
+
+
+class _CodeAsked(Exception):
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+
+
+def _stop_for_code(prompt: str) -> str:
+    raise _CodeAsked(prompt)
+
+
+class PowensBiller(PortalConnector):
+    """A biller reached through POWENS; a subclass names the biller as POWENS lists it."""
+
+    biller: ClassVar[str]
+
+    def __init__(self, page, base_url: str, settings=None) -> None:
+        from glaneur.bank import powens_settings
+
+        super().__init__(page, base_url, settings)
+        self._powens = powens_settings()
+        self._token: str | None = None
+        self._connection_id: int | None = None
+        self._landed: list[str] = []
+        self._credentials: Credentials | None = None
+        self._documents: dict[str, BillerDocument] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # -- the Powens side --
+
+    def _client(self, *, with_secret: bool = False) -> PowensClient:
+        api_url, client_id, secret = self._powens.require()
+        return PowensClient(api_url, client_id=client_id, client_secret=secret if with_secret else None,
+                            token=self._token, timeout=self.page_timeout_ms / 1000)
+
+    def _call(self, fn):
+        try:
+            return fn()
+        except PowensApiError as error:
+            raise as_status_error(error) from None
+
+    # -- the contract --
+
+    def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
+        with self._client(with_secret=True) as client:
+            self._token, _ = self._call(client.init_user)
+            code = self._call(client.temporary_code)
+            url = webview_url(self._powens.webview_url, "connect", domain=client.domain, client_id=client.client_id,
+                              redirect_uri=self._powens.redirect_uri, code=code, capabilities="document")
+        self._credentials = credentials
+        self._landed = open_webview(self.page, url, redirect_uri=self._powens.redirect_uri)
+        return self._continue()
+
+    def answer_second_factor(self, challenge: SecondFactorChallenge, answer: str | None) -> SecondFactorChallenge | None:
+        self.page.fill("#code", self.code_answer(challenge, answer))
+        self.page.click("#submit")
+        self.page.wait_for_load_state()
+        if not self._landed and self.page.locator("#sca").count() and self.page.locator("#error").count():
+            raise WrongSecondFactor(f"{self.provider.name} refused the code typed in the POWENS page.")
+        return self._continue(code_attempts=1)
+
+    def _continue(self, code_attempts: int = 0) -> SecondFactorChallenge | None:
+        try:
+            outcome = steps(self.page, self._landed, redirect_uri=self._powens.redirect_uri, bank_name=self.biller,
+                            login=self._credentials.login, password=self._credentials.password,
+                            ask_code=_stop_for_code, code_attempts=code_attempts)
+        except _CodeAsked as asked:
+            return SecondFactorChallenge(SecondFactorKind.CODE, asked.prompt)
+        self._connection_id = outcome.connection_id
+        self._check_synced()
+        self.page.context.add_cookies([{"name": REMEMBERED, "value": f"{self._connection_id}.{self._token}",
+                                        "url": REMEMBERED_URL, "httpOnly": True, "secure": True}])
+        return None
+
+    def _check_synced(self) -> None:
+        with self._client() as client:
+            connection = self._call(lambda: client.connection(self._connection_id))
+        if connection.state is not None:
+            cls = _ERROR_CLASSES.get(connection.status, GlaneurError)
+            error = cls(f"POWENS: {connection.error_message or connection.state}.")
+            if cls is GlaneurError:
+                error.status = connection.status
+            raise error
+
+    def is_logged_in(self) -> bool:
+        """The remembered connection, if any, still synced at POWENS (then no webview, no code)."""
+        kept = next((c["value"] for c in self.page.context.cookies(REMEMBERED_URL) if c["name"] == REMEMBERED), None)
+        if not kept or "." not in kept:
+            return False
+        connection_id, self._token = kept.split(".", 1)
+        try:
+            self._connection_id = int(connection_id)
+            self._check_synced()
+        except (GlaneurError, ValueError):
+            self._token = self._connection_id = None
+            return False
+        return True
+
+    def list_documents(self, since: date | None) -> list[RemoteDocument]:
+        found: list[RemoteDocument] = []
+        with self._client() as client:
+            for subscription in self._call(client.subscriptions):
+                if subscription.id_connection != self._connection_id:
+                    continue
+                for document in self._call(lambda: client.documents(subscription.id)):
+                    reference = document.number or f"powens-{document.id}"
+                    if since is not None and document.date < since:
+                        continue
+                    self._documents[reference] = document
+                    found.append(RemoteDocument(reference=reference, document_date=document.date,
+                                                download_url=document.url or "", amount=document.total_amount,
+                                                currency=document.currency, label=document.name))
+        return sorted(found, key=lambda d: d.document_date, reverse=True)
+
+    def fetch(self, document: RemoteDocument) -> FetchedDocument:
+        with self._client() as client:
+            content = self._call(lambda: client.document_file(self._documents[document.reference]))
+        if len(content) > self.max_document_bytes:
+            raise self._too_big(document.reference, f"{len(content)} bytes")
+        return FetchedDocument(document, content, "application/pdf")
+
+
+class EnergieVerteViaPowens(PowensBiller):
+    biller = "Énergie Verte"
+    provider = Provider(
+        slug="energie-verte-powens",
+        name="Énergie Verte (via POWENS)",
+        engine=Engine.POWENS,
+        login_fields=("login", "password"),
+        second_factor_kinds=(SecondFactorKind.CODE,),
+        description="Énergie Verte's invoices through POWENS (a biller of its Documents product): the same "
+        "login and password as the customer area; the code the biller sends is asked like any portal's.",
+    )

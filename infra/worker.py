@@ -1,0 +1,206 @@
+"""Glaneur's worker: Prefect's process worker, with collections run inside it instead of one interpreter each.
+
+    python -m infra.worker --pool glaneur --limit 4 [--name NAME]      # or: make worker
+
+It is ``prefect worker start --pool glaneur --type process`` (same work pool, same deployments, same
+polling, heartbeats, worker limit, events and UI) with one difference: a ``collect-channel`` run is
+executed by Prefect's own flow engine (``prefect.flow_engine.run_flow``, what ``python -m
+prefect.engine`` calls in a child process) on one of the worker's ``--limit`` long-lived threads, so a
+run costs no interpreter start, no imports and no Chromium launch:
+
+- each thread keeps one Chromium for every collection it runs (``tasks.browser.keep_browser``); each
+  account gets a fresh browser context, always closed;
+- the flow module is imported once per worker, on the first run;
+- each channel is still its own flow run, named after the channel and the day, in the UI.
+
+Every other deployment (invitations that suspend, statements, bank movements, dispatch) runs as with
+the process worker, in its own process: a suspended invitation must let its process go.
+
+What a run in a thread cannot have (see the README, "Running many channels"):
+
+- its own environment: it runs with the worker's (a deployment's ``job_variables.env`` fills in only
+  variables the worker does not set, once, and a different value later is logged and ignored);
+- a hard kill: cancelling a running collection from the UI is not enforced by the worker (the run
+  ends on its own); a worker killed outright takes its running collections with it (Prefect marks them
+  Crashed when their heartbeats stop, Glaneur's sweep closes their history rows).
+
+Several workers scale out exactly as process workers do (one per machine or more, same pool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import importlib
+import logging
+import os
+import queue
+import sys
+import threading
+import warnings
+from typing import Any
+
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+
+from infra.deploy import WORK_POOL
+
+IN_PROCESS_ENTRYPOINTS = frozenset({"flows/collect_channel.py:collect_channel"})
+DEFAULT_LIMIT = 4
+
+_flows: dict[str, Any] = {}
+_flows_lock = threading.Lock()
+_env_lock = threading.Lock()
+logger = logging.getLogger("glaneur.worker")
+
+
+def load_entrypoint(entrypoint: str) -> Any:
+    """The flow object of ``path/to/module.py:name``, imported once as the package module it is."""
+    with _flows_lock:
+        if entrypoint not in _flows:
+            path, name = entrypoint.rsplit(":", 1)
+            module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+            _flows[entrypoint] = getattr(module, name)
+        return _flows[entrypoint]
+
+
+def execute_flow_run(flow_run_id, entrypoint: str) -> int:
+    """Run one flow run to its final state with Prefect's engine, in this thread; 0 unless the engine broke."""
+    from prefect.flow_engine import flow_run_logger, load_flow_run, run_flow
+
+    flow_run = load_flow_run(flow_run_id=flow_run_id)
+    run_logger = flow_run_logger(flow_run=flow_run)
+    try:
+        flow = load_entrypoint(entrypoint)
+    except Exception:
+        run_logger.error("Unexpected exception encountered when trying to load flow", exc_info=True)
+        raise
+    run_flow(flow, flow_run=flow_run, error_logger=run_logger, return_type="state")
+    return 0
+
+
+class Lane(threading.Thread):
+    """One of the worker's collection threads: runs flow runs one after another with one kept Chromium."""
+
+    def __init__(self, jobs: queue.SimpleQueue, index: int):
+        super().__init__(name=f"glaneur-lane-{index}", daemon=True)
+        self.jobs = jobs
+
+    def run(self) -> None:
+        from tasks.browser import keep_browser
+
+        try:
+            with keep_browser():
+                self.serve()
+        except Exception as error:  # Playwright could not start: every run given to this lane fails, none hangs
+            logger.exception("%s cannot start Playwright", self.name)
+            self.serve(broken=error)
+
+    def serve(self, broken: Exception | None = None) -> None:
+        while (job := self.jobs.get()) is not None:
+            flow_run_id, entrypoint, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                if broken is not None:
+                    raise RuntimeError(f"{self.name} has no browser: {broken}") from broken
+                future.set_result(execute_flow_run(flow_run_id, entrypoint))
+            except BaseException as error:  # noqa: BLE001  handed to the worker, which marks the run Crashed
+                future.set_exception(error)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Prefect warns that a second class registers the "process" type
+
+    class GlaneurWorker(ProcessWorker):
+        """A process worker whose collection runs go to its lanes (threads) instead of child processes."""
+
+        type = "process"  # the same work pool type: its job template and the deployments stay valid
+
+        def __init__(self, *args: Any, limit: int | None = DEFAULT_LIMIT, **kwargs: Any):
+            super().__init__(*args, limit=limit, **kwargs)
+            self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+            self._lanes = [Lane(self._jobs, index) for index in range(1, (limit or DEFAULT_LIMIT) + 1)]
+            self._entrypoints: dict[Any, str | None] = {}
+            self._env_applied: dict[str, str] = {}
+
+        async def _entrypoint(self, flow_run) -> str | None:
+            if flow_run.deployment_id is None:
+                return None
+            if flow_run.deployment_id not in self._entrypoints:
+                deployment = await self.client.read_deployment(flow_run.deployment_id)
+                self._entrypoints[flow_run.deployment_id] = deployment.entrypoint
+            return self._entrypoints[flow_run.deployment_id]
+
+        def _apply_env(self, env: dict[str, str | None]) -> None:
+            """The deployment's own variables (not Prefect's per-run ones) where the worker sets none."""
+            with _env_lock:
+                for key, value in env.items():
+                    if value is None or key.startswith("PREFECT"):
+                        continue
+                    current = os.environ.get(key)
+                    if current is None:
+                        os.environ[key] = self._env_applied[key] = value
+                    elif current != value and key not in self._env_applied:
+                        self._env_applied[key] = current
+                        logger.warning("%s=%r from the deployment is ignored: this worker runs collections with %r",
+                                       key, value, current)
+
+        async def run(self, flow_run, configuration: ProcessJobConfiguration, task_status=None) -> ProcessWorkerResult:
+            entrypoint = await self._entrypoint(flow_run)
+            if entrypoint not in IN_PROCESS_ENTRYPOINTS:
+                return await super().run(flow_run, configuration, task_status)
+            self._apply_env(configuration.env)
+            for lane in self._lanes:
+                if not lane.is_alive() and lane.ident is None:
+                    lane.start()
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            self._jobs.put((flow_run.id, entrypoint, future))
+            if task_status is not None:
+                task_status.started(os.getpid())  # the flow run's "infrastructure": this worker's process
+            try:
+                code = await asyncio.wrap_future(future)
+            except Exception:
+                self.get_flow_run_logger(flow_run).exception("The flow engine failed in the worker")
+                code = 1
+            return ProcessWorkerResult(status_code=code, identifier=str(os.getpid()))
+
+        async def __aexit__(self, *exc_info: Any) -> None:
+            try:
+                await super().__aexit__(*exc_info)  # waits for the runs in progress
+            finally:
+                started = [lane for lane in self._lanes if lane.ident is not None]
+                for _ in started:
+                    self._jobs.put(None)
+                for lane in started:  # each closes its Chromium
+                    await asyncio.to_thread(lane.join, 30)
+
+    from prefect.utilities.dispatch import get_registry_for_type
+
+    get_registry_for_type(ProcessWorker)["process"] = ProcessWorker  # `--type process` elsewhere stays Prefect's
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", default=WORK_POOL)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                        help=f"flow runs at once in this worker, each collection on its own thread and Chromium "
+                             f"(default {DEFAULT_LIMIT})")
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error("--limit must be at least 1")
+
+    async def serve() -> None:
+        worker = GlaneurWorker(work_pool_name=args.pool, name=args.name, limit=args.limit)
+        await worker.start()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""An Odoo customer portal (``/web/login``, ``/my/invoices``), one FastAPI app per supplier running Odoo.
+
+Many suppliers run Odoo and give their customers its portal, each at its own address: start one
+app per supplier (:func:`create_odoo_app`), each with its own data and its own Odoo version.
+
+What is served, as Odoo serves it:
+
+* ``GET/POST /web/login``: the ``web.login`` form (``login``, ``password``, ``csrf_token``
+  bound to the ``session_id`` cookie, ``redirect``); a wrong password shows "Wrong
+  login/password" in ``p.alert-danger``; after five failures in a row the account is in
+  cool-down ("Too many login failures, please wait a bit before trying again."), as
+  ``base.login_cooldown_after`` does. A good login redirects (303) to ``redirect`` or ``/my``.
+* ``/my``, ``/my/home``: the portal home; ``/web/session/logout``.
+* ``/my/invoices``, ``/my/invoices/page/<n>`` (the pager's links) and ``/my/invoices?page=<n>``
+  (Odoo takes query parameters as the controller's arguments): the ``o_portal_my_doc_table``
+  table, newest first, :data:`ITEMS_PER_PAGE` a page (Odoo's ``CustomerPortal._items_per_page``
+  is larger; a small page shows the pager with little data), the ``ul.pagination`` pager. The
+  amount column is the amount DUE (``amount_residual``): 0 once paid.
+* ``/my/invoices/<id>?access_token=...``: the invoice page (its sidebar amount, see
+  :func:`sandbox.odoo.markup.invoice_page`), ``&report_type=html`` the report shown in its iframe,
+  ``&report_type=pdf&download=true`` the PDF (drawn by :mod:`sandbox.pdfs`: it carries the total).
+  Without a session the access token alone opens the invoice, as ``portal.mixin`` allows.
+* Control (``/_sandbox``): ``GET /accounts``, ``POST /reset``, ``POST /accounts/{login}/invoices``
+  (``{"date": ..., "amount": ...}`` optional: a new unpaid invoice), ``GET /version`` and
+  ``POST /version`` (``{"version": "16.0"}``: the markup of another version from the next page on).
+
+Versions: 16.0, 17.0 and 18.0 (those Odoo still maintains). Their differences, as rendered here:
+16.0 wraps the list in ``div.table-responsive.border.rounded`` around
+``table.table.rounded.bg-white.o_portal_my_doc_table`` and its pager in ``div.o_portal_pager.text-center``;
+17.0 and 18.0 use ``table.o_list_table.table-sm.table-striped.o_portal_my_doc_table``. 16.0 and
+17.0 put Status before Amount Due; 18.0 puts Amount Due first, names its columns
+(``th[name=amount_due]``...) and marks overdue due dates ``text-danger``. The invoice page of 16.0
+and 17.0 shows the amount due while one is left (the total only once paid); 18.0 always shows the
+total. 17.0 and 18.0 put the password in a ``password-reveal`` input group; 18.0 adds a hidden
+``type=password`` field to the login form.
+
+Sources. Read from the public ``odoo/odoo`` repository (LGPL-3; Odoo S.A.), master-branch files
+as stored by the index this was written with: ``addons/portal/views/portal_templates.xml``
+(commit 005555384000103acf0068be20443f39fc0f9d00: ``portal_layout``, ``portal_table``,
+``pager``, ``portal_searchbar``, ``portal_breadcrumbs``, ``portal_my_home``),
+``addons/web/views/webclient_templates.xml`` (same commit: ``web.login_layout``, ``web.login``,
+``web.frontend_layout``) and ``addons/account/views/account_portal_templates.xml`` (commit
+0096690e2914876086957dceaff69ffb3b004400: ``portal_my_invoices``, ``portal_invoice_page``).
+The same account templates of a 18.0 fork (informaticeng0011/odoo_18.0, commit 011dedd5...) and
+of a 17.0 fork (filesdna/filesdna17-setup, commit 7b7b9b1c..., with its ``portal_templates.xml``
+at 8a1d9696...) gave the 18.0 and 17.0 differences. No 16.0 branch copy could be read (the
+``odoo/odoo`` snapshot is 19 GB, over the fetch limit, and the index keeps one version per
+file): the 16.0 markup (table and pager wrappers, column order, login form) is written from
+what 16.0 is known to render and should be checked against a 16.0 instance. Nothing of Odoo's
+code is copied: this module writes the resulting HTML itself.
+"""
+
+import datetime as dt
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from sandbox.data import add_months
+from sandbox.odoo import markup
+from sandbox.odoo.data import (
+    NEWEST_MONTH,
+    ODOO_SUPPLIERS,
+    VERSIONS,
+    OdooAccount,
+    OdooInvoice,
+    OdooSupplier,
+    initial_invoices,
+    make_invoice,
+    odoo_accounts,
+)
+from sandbox.pdfs import invoice_pdf
+
+ITEMS_PER_PAGE = 10
+LOGIN_COOLDOWN_AFTER = 5
+SESSION_COOKIE = "session_id"
+TODAY = date(2026, 11, 20)  # the portal's "today" (overdue marks), fixed like every sandbox date
+WRONG_LOGIN = "Wrong login/password"
+COOLDOWN = "Too many login failures, please wait a bit before trying again."
+
+
+@dataclass
+class _Session:
+    csrf: str
+    login: str | None = None
+
+
+@dataclass
+class OdooState:
+    """One Odoo database: its accounts, their invoices, failed logins, sessions, and the version it renders."""
+
+    odoo: OdooSupplier
+    version: str = ""
+    accounts: dict[str, OdooAccount] = field(default_factory=dict)
+    invoices: dict[str, list[OdooInvoice]] = field(default_factory=dict)  # oldest first
+    failures: dict[str, int] = field(default_factory=dict)
+    sessions: dict[str, _Session] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.version = self.version or self.odoo.version
+        self.accounts = odoo_accounts(self.odoo)
+        self.reset()
+
+    def reset(self) -> None:
+        self.invoices, self.failures, self.sessions = {}, dict.fromkeys(self.accounts, 0), {}
+        next_id = 1
+        for login, account in self.accounts.items():
+            self.invoices[login] = initial_invoices(self.odoo, account, next_id)
+            next_id += account.invoice_count
+
+    def find(self, record_id: int) -> tuple[str, OdooInvoice] | None:
+        for login, invoices in self.invoices.items():
+            for invoice in invoices:
+                if invoice.id == record_id:
+                    return login, invoice
+        return None
+
+    def add_invoice(self, login: str, issued: date | None, amount: Decimal | None) -> OdooInvoice:
+        account, invoices = self.accounts[login], self.invoices[login]
+        seq = len(invoices) + 1
+        newest = invoices[-1].invoice.issued if invoices else NEWEST_MONTH
+        issued = issued or add_months(newest.replace(day=1), 1).replace(day=self.odoo.supplier.invoice_day)
+        record_id = 1 + max(i.id for listed in self.invoices.values() for i in listed)
+        invoice = make_invoice(self.odoo, account, seq, issued, record_id, amount)
+        invoices.append(invoice)
+        return invoice
+
+    def describe(self) -> list[dict[str, object]]:
+        return [
+            {"login": a.login, "password": a.password, "invoices": len(self.invoices[a.login]), "description": a.description}
+            for a in self.accounts.values()
+        ]
+
+
+class NewInvoice(BaseModel):
+    date: dt.date | None = None
+    amount: Decimal | None = None
+
+
+class VersionChoice(BaseModel):
+    version: str
+
+
+def _control(state: OdooState) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+    @router.get("/accounts")
+    async def accounts() -> dict[str, object]:
+        odoo = state.odoo
+        return {"provider": "odoo", "supplier": odoo.slug, "name": odoo.supplier.name, "version": state.version,
+                "accounts": state.describe()}
+
+    @router.post("/reset")
+    async def reset() -> dict[str, str]:
+        state.reset()
+        return {"reset": state.odoo.slug}
+
+    @router.post("/accounts/{login}/invoices", status_code=201)
+    async def add_invoice(login: str, body: NewInvoice | None = None) -> dict[str, object]:
+        if login not in state.accounts:
+            raise HTTPException(404, f"Unknown account {login!r}; known: {', '.join(state.accounts)}.")
+        body = body or NewInvoice()
+        invoice = state.add_invoice(login, body.date, body.amount)
+        return {"id": invoice.id, "number": invoice.name, "date": invoice.invoice.issued.isoformat(),
+                "amount": str(invoice.amount_total)}
+
+    @router.get("/version")
+    async def version() -> dict[str, str]:
+        return {"version": state.version}
+
+    @router.post("/version")
+    async def set_version(body: VersionChoice) -> dict[str, str]:
+        if body.version not in VERSIONS:
+            raise HTTPException(422, f"Unknown Odoo version {body.version!r}; this sandbox renders {', '.join(VERSIONS)}.")
+        state.version = body.version
+        return {"version": state.version}
+
+    return router
+
+
+def create_odoo_app(odoo: OdooSupplier | str, version: str | None = None) -> FastAPI:
+    """A fresh Odoo portal for one supplier (an :class:`OdooSupplier` or the slug of one in ``ODOO_SUPPLIERS``)."""
+    odoo = ODOO_SUPPLIERS[odoo] if isinstance(odoo, str) else odoo
+    if version is not None and version not in VERSIONS:
+        raise ValueError(f"Unknown Odoo version {version!r}; this sandbox renders {', '.join(VERSIONS)}.")
+    state = OdooState(odoo, version or "")
+    company = odoo.supplier.name
+    app = FastAPI(title=f"{company} (Odoo {state.version} sandbox)", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.portal = state
+    app.include_router(_control(state))
+
+    def session(request: Request) -> tuple[str, _Session]:
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        if sid not in state.sessions:
+            sid = secrets.token_hex(20)
+            state.sessions[sid] = _Session(secrets.token_hex(20))
+        return sid, state.sessions[sid]
+
+    def html(sid: str, text: str, status: int = 200) -> HTMLResponse:
+        response = HTMLResponse(text, status)
+        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax")
+        return response
+
+    def to_login(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"/web/login?redirect={request.url.path}", 303)
+
+    @app.get("/")
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/my" if session(request)[1].login else "/web/login", 303)
+
+    @app.get("/web/login")
+    async def login_form(request: Request, redirect: str = "") -> Response:
+        sid, current = session(request)
+        if current.login:
+            return RedirectResponse(redirect or "/my", 303)
+        return html(sid, markup.login_page(state.version, company, current.csrf, redirect=redirect))
+
+    @app.post("/web/login")
+    async def login_submit(
+        request: Request,
+        login: Annotated[str, Form()] = "",
+        password: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+        redirect: Annotated[str, Form()] = "",
+    ) -> Response:
+        sid, current = session(request)
+        if not hmac.compare_digest(current.csrf, csrf_token):
+            return HTMLResponse("<h1>Bad Request</h1><p>Session expired (invalid CSRF token)</p>", 400)
+        account = state.accounts.get(login)
+        error = ""
+        if account is not None and state.failures[login] >= LOGIN_COOLDOWN_AFTER:
+            error = COOLDOWN
+        elif account is None or not hmac.compare_digest(account.password, password):
+            if account is not None:
+                state.failures[login] += 1
+            error = WRONG_LOGIN
+        if error:
+            page = markup.login_page(state.version, company, current.csrf, login=login, error=error, redirect=redirect)
+            return html(sid, page)
+        state.failures[login] = 0
+        del state.sessions[sid]  # Odoo rotates the session on login
+        new_sid = secrets.token_hex(20)
+        state.sessions[new_sid] = _Session(secrets.token_hex(20), login)
+        target = redirect if redirect.startswith("/") and not redirect.startswith("//") else "/my"
+        response = RedirectResponse(target, 303)
+        response.set_cookie(SESSION_COOKIE, new_sid, httponly=True, samesite="lax")
+        return response
+
+    @app.get("/web/session/logout")
+    async def logout(request: Request, redirect: str = "/web/login") -> Response:
+        state.sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+        response = RedirectResponse(redirect if redirect.startswith("/") else "/web/login", 303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/my")
+    @app.get("/my/home")
+    async def home(request: Request) -> Response:
+        sid, current = session(request)
+        if not current.login:
+            return to_login(request)
+        name = state.accounts[current.login].customer.name
+        return html(sid, markup.home_page(company, name, len(state.invoices[current.login])))
+
+    async def listing(request: Request, page: int) -> Response:
+        sid, current = session(request)
+        if not current.login:
+            return to_login(request)
+        invoices = list(reversed(state.invoices[current.login]))  # Odoo's default sort: newest first
+        count = max(1, -(-len(invoices) // ITEMS_PER_PAGE))
+        page = min(max(page, 1), count)  # Odoo's pager clamps the page number
+        shown = invoices[(page - 1) * ITEMS_PER_PAGE : page * ITEMS_PER_PAGE]
+        args = "sortby=date" if state.version == "16.0" else "sortby=date&filterby=all"
+        pager = markup.pager(state.version, page, count, args=args)
+        name = state.accounts[current.login].customer.name
+        return html(sid, markup.invoices_page(state.version, company, name, shown, pager, TODAY))
+
+    @app.get("/my/invoices")
+    async def invoices_first(request: Request, page: int = 1) -> Response:
+        return await listing(request, page)
+
+    @app.get("/my/invoices/page/{page}")
+    async def invoices_page(request: Request, page: int) -> Response:
+        return await listing(request, page)
+
+    @app.get("/my/invoices/{record_id}")
+    async def invoice(request: Request, record_id: int, access_token: str = "", report_type: str = "",
+                      download: str = "") -> Response:
+        sid, current = session(request)
+        found = state.find(record_id)
+        allowed = found is not None and (
+            current.login == found[0] or (access_token and hmac.compare_digest(access_token, found[1].access_token))
+        )
+        if not allowed:  # Odoo redirects a document the visitor may not see to /my
+            return RedirectResponse("/my", 303)
+        owner, record = found
+        if report_type == "pdf":
+            disposition = "attachment" if download == "true" else "inline"
+            filename = record.name.replace("/", "_") + ".pdf"
+            return Response(invoice_pdf(state.odoo.supplier, record.invoice), media_type="application/pdf",
+                            headers={"Content-Disposition": f"{disposition}; filename*=UTF-8''{filename}"})
+        if report_type == "html":
+            return HTMLResponse(markup.invoice_report_html(company, record))
+        user = state.accounts[current.login].customer.name if current.login else None
+        return html(sid, markup.invoice_page(state.version, company, user, record))
+
+    return app
+
+
+__all__ = ["ITEMS_PER_PAGE", "ODOO_SUPPLIERS", "VERSIONS", "OdooState", "create_odoo_app"]

@@ -1,0 +1,81 @@
+"""Engine POWENS for a supplier channel (issue 17 item 7), end to end: ``collect-channel`` unchanged, on a real
+Prefect server, real Chromium for the POWENS webview, the Powens sandbox serving a biller's subscriptions,
+documents and their PDF files.
+
+The first run connects the biller through the webview; the biller's SMS code pauses the run for the
+approver as any portal's code does; the PDFs are filed like the Playwright connectors' (same keys, same
+dedup, same history). The next run reuses the remembered connection (no webview, no code) and files
+nothing; a new month's document is the only one filed the month after.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlmodel import select
+
+from glaneur import admin
+from glaneur.db import session_scope
+from glaneur.models import Document, Right
+from tests.e2e.test_second_factor_flow import Background, paused_run, resume_from_another_process
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+SECRET = "client-secret-for-billers"
+SLUG = "acme-energie-powens"
+
+
+@pytest.fixture
+def biller(glaneur_home, monkeypatch):
+    from glaneur.settings import reset_settings
+    from sandbox.powens import PowensWorld, start_powens
+
+    world = PowensWorld("biller-client", SECRET, today=date(2026, 11, 20))
+    with start_powens(world) as powens:
+        url = powens.urls["powens"]
+        for name, value in {"GLANEUR_POWENS_API_URL": url, "GLANEUR_POWENS_WEBVIEW_URL": url,
+                            "GLANEUR_POWENS_CLIENT_ID": "biller-client", "GLANEUR_POWENS_CLIENT_SECRET": SECRET,
+                            "GLANEUR_POWENS_REDIRECT_URI": "http://127.0.0.1:9/powens/callback"}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("GLANEUR_SMTP_HOST", raising=False)
+        reset_settings()
+        with session_scope() as session:
+            admin.create_organization(session, "acme", "ACME")
+            owner = admin.create_user(session, "acme", "owner@acme.example", "Owner", [Right.CONFIGURE_COLLECTION])
+            admin.create_binder(session, "acme", "factures", "Factures", actor=owner)
+            admin.add_channel(session, "acme", label="Énergie via POWENS", provider="energie-verte-powens",
+                              binder="factures", recipient="owner@acme.example", slug=SLUG, actor=owner)
+            admin.add_account(session, SLUG, login="ok", password="1234", actor=owner)
+        yield world
+
+
+def documents() -> list[Document]:
+    with session_scope() as session:
+        return list(session.exec(select(Document)).all())
+
+
+def test_a_billers_pdfs_are_filed_once_through_powens(biller, glaneur_home):
+    world = biller
+    first = Background(SLUG)
+    paused = paused_run(SLUG)  # the biller's SMS code, asked of the approver like a portal's
+    resume_from_another_process(paused.id, {"code": "123456"})
+    summary = first.join()
+    assert summary["status"] == "ok", summary
+    [connection] = world.connections.values()
+    assert connection.id_connector == 60 and connection.state is None  # Énergie Verte, a biller
+    filed = documents()
+    assert summary["new"] == len(filed) == 4  # August to November, on the 5th
+    assert {d.provider_reference for d in filed} == {f"EV-{connection.id}-2026{m:02d}" for m in (8, 9, 10, 11)}
+    pdfs = [p for p in (glaneur_home / "documents").rglob("*.pdf")]
+    assert len(pdfs) == 4 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    assert all(str(p.relative_to(glaneur_home / "documents")).startswith(f"acme/factures/{SLUG}/") for p in pdfs)
+
+    again = Background(SLUG).join()  # the remembered connection: no webview, no code, nothing new
+    assert again["status"] == "ok" and again["new"] == 0 and again["already_had"] >= 1, again  # since the cursor
+    assert len(world.connections) == 1 and len(documents()) == 4
+
+    world.today = date(2026, 12, 6)  # December's invoice is out
+    later = Background(SLUG).join()
+    assert later["status"] == "ok" and later["new"] == 1, later
+    assert len(documents()) == 5 and len(list((glaneur_home / "documents").rglob("*.pdf"))) == 5

@@ -1,0 +1,149 @@
+"""The Odoo portal sandbox over HTTP (in-process): login, the list and its pager, the invoice, the PDF, per version."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from sandbox.odoo import ITEMS_PER_PAGE, VERSIONS, create_odoo_app
+from sandbox.odoo.data import ODOO_SUPPLIERS, odoo_accounts
+
+_SAVER = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "odoo" / "save_pages.py"
+_spec = importlib.util.spec_from_file_location("odoo_save_pages", _SAVER)
+save_pages = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(save_pages)
+
+LOGIN, PASSWORD = "acme@client.test", "martin-acme"
+
+
+def csrf(client: TestClient) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/web/login").text)[1]
+
+
+def logged_in(version: str = "18.0", supplier: str = "infogerance-martin", login: str = LOGIN) -> TestClient:
+    client = TestClient(create_odoo_app(supplier, version), follow_redirects=False)
+    password = odoo_accounts(ODOO_SUPPLIERS[supplier])[login].password
+    response = client.post("/web/login", data={"login": login, "password": password, "csrf_token": csrf(client)})
+    assert response.status_code == 303 and response.headers["location"] == "/my"
+    return client
+
+
+def rows(html: str) -> list[dict[str, str]]:
+    table = BeautifulSoup(html, "html.parser").select_one("table.o_portal_my_doc_table")
+    heads = [th.get_text(strip=True) for th in table.select("thead th")]
+    return [dict(zip(heads, (td.get_text(strip=True) for td in tr.find_all("td")), strict=True)) for tr in table.select("tbody tr")]
+
+
+def amount(text: str) -> Decimal:
+    return Decimal(re.sub(r"[\s\u202f€]", "", text).replace(",", "."))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_saved_pages_are_what_the_sandbox_renders(version):
+    for name, text in save_pages.pages(version).items():
+        assert (save_pages.HERE / f"{version}_{name}").read_text(encoding="utf-8") == text, (
+            f"{version}_{name} differs from the sandbox: run python tests/fixtures/pages/odoo/save_pages.py"
+        )
+
+
+def test_login_checks_the_csrf_token_and_the_password_then_cools_down():
+    client = TestClient(create_odoo_app("infogerance-martin"), follow_redirects=False)
+    assert client.post("/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": "x"}).status_code == 400
+    for _ in range(5):
+        page = client.post("/web/login", data={"login": LOGIN, "password": "nope", "csrf_token": csrf(client)})
+        assert BeautifulSoup(page.text, "html.parser").select_one("p.alert-danger").get_text() == "Wrong login/password"
+    page = client.post("/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": csrf(client)})
+    assert "Too many login failures" in page.text
+    other = TestClient(create_odoo_app("infogerance-martin"), follow_redirects=False)
+    response = other.post(
+        "/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": csrf(other), "redirect": "/my/invoices"}
+    )
+    assert response.headers["location"] == "/my/invoices"
+
+
+def test_pages_need_a_session():
+    client = TestClient(create_odoo_app("infogerance-martin"), follow_redirects=False)
+    response = client.get("/my/invoices/page/2")
+    assert response.status_code == 303 and response.headers["location"] == "/web/login?redirect=/my/invoices/page/2"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_list_shows_the_amount_due_newest_first_with_a_pager(version):
+    client = logged_in(version)
+    first = client.get("/my/invoices").text
+    listed = rows(first)
+    assert len(listed) == ITEMS_PER_PAGE
+    invoices = {i.name: i for i in client.app.state.portal.invoices[LOGIN]}
+    assert [row["Invoice #"] for row in listed] == sorted(invoices, reverse=True)[:ITEMS_PER_PAGE]
+    for row in listed:
+        invoice = invoices[row["Invoice #"]]
+        assert amount(row["Amount Due"]) == invoice.amount_residual
+    partial = invoices[listed[1]["Invoice #"]]
+    assert 0 < amount(listed[1]["Amount Due"]) < partial.amount_total  # the list never shows this total
+    assert amount(listed[2]["Amount Due"]) == 0
+    pager = BeautifulSoup(first, "html.parser").select_one("ul.pagination")
+    links = [a.get("href") for a in pager.select("li.page-item a.page-link")]
+    suffix = "?sortby=date" if version == "16.0" else "?sortby=date&filterby=all"
+    assert links == [None, "/my/invoices" + suffix, "/my/invoices/page/2" + suffix, "/my/invoices/page/2" + suffix]
+    assert "disabled" in pager.select("li")[0]["class"] and "active" in pager.select("li")[1]["class"]
+    second = rows(client.get("/my/invoices/page/2").text)
+    assert second == rows(client.get("/my/invoices?page=2").text) and len(second) == 3
+    assert rows(client.get("/my/invoices/page/9").text) == second  # clamped, as Odoo's pager does
+
+
+def test_versions_differ_where_odoo_does():
+    heads = {}
+    for version in VERSIONS:
+        soup = BeautifulSoup(logged_in(version).get("/my/invoices").text, "html.parser")
+        heads[version] = [th.get_text(strip=True) for th in soup.select("table.o_portal_my_doc_table thead th")]
+        table_classes = soup.select_one("table.o_portal_my_doc_table")["class"]
+        assert ("bg-white" in table_classes) == (version == "16.0")
+        assert ("table-striped" in table_classes) == (version != "16.0")
+    assert heads["16.0"] == heads["17.0"] == ["Invoice #", "Invoice Date", "Due Date", "Status", "Amount Due"]
+    assert heads["18.0"] == ["Invoice #", "Invoice Date", "Due Date", "Amount Due", "Status"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_invoice_page_shows_the_total_on_18_only_and_links_the_pdf(version):
+    client = logged_in(version)
+    partial = next(i for i in client.app.state.portal.invoices[LOGIN] if i.payment_state == "partial")
+    page = BeautifulSoup(client.get(f"/my/invoices/{partial.id}?access_token={partial.access_token}").text, "html.parser")
+    shown = amount(page.select_one("#sidebar_content h2").get_text(strip=True))
+    assert shown == (partial.amount_total if version == "18.0" else partial.amount_residual)
+    href = page.select_one("a.o_download_btn")["href"]
+    assert href == f"/my/invoices/{partial.id}?access_token={partial.access_token}&report_type=pdf&download=true"
+
+
+def test_the_pdf_opens_with_the_access_token_alone_and_carries_the_total():
+    owner = logged_in()
+    invoice = owner.app.state.portal.invoices[LOGIN][-2]
+    stranger = TestClient(owner.app, follow_redirects=False)
+    url = f"/my/invoices/{invoice.id}?access_token={invoice.access_token}&report_type=pdf&download=true"
+    response = stranger.get(url)
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    text = PdfReader(io.BytesIO(response.content)).pages[0].extract_text()
+    assert invoice.name in text and f"{invoice.amount_total}".replace(".", ",") in text.replace("\u00a0", "")
+    assert stranger.get(url.replace(invoice.access_token, "0" * 36)).headers["location"] == "/my"
+
+
+def test_controls_switch_the_version_add_invoices_and_keep_each_supplier_apart():
+    client = logged_in("16.0")
+    assert client.post("/_sandbox/version", json={"version": "15.0"}).status_code == 422
+    assert client.post("/_sandbox/version", json={"version": "18.0"}).json() == {"version": "18.0"}
+    assert "table-striped" in client.get("/my/invoices").text
+    added = client.post(f"/_sandbox/accounts/{LOGIN}/invoices", json={"amount": "120.00"}).json()
+    assert rows(client.get("/my/invoices").text)[0]["Invoice #"] == added["number"]
+    assert added["date"] == "2026-11-28" and added["amount"] == "120.00"
+    other = logged_in("16.0", "transports-girard")
+    assert all(row["Invoice #"].startswith("FAC/") for row in rows(other.get("/my/invoices").text))
+    client.post("/_sandbox/reset")
+    assert client.get("/_sandbox/accounts").json()["accounts"][0]["invoices"] == 13
