@@ -5,7 +5,7 @@ and URL-safe alphabets, at each of the 3 alignments a secret can have inside a l
 (the place given by the caller: file, zip member, table.column#rowid) and in which form.
 
 Short secrets (the 6-digit codes of a second factor) would match at random in the encoded forms and inside longer
-numbers: they are looked for in clear only, and only where no letter or digit touches them.
+numbers: they are looked for in clear only, and only where no letter or digit touches them (nor a '.' before).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class Hit:
     place: str
     secret_label: str
     form: str
+    context: bytes = b""  # what surrounds it, the secret itself masked
 
 
 class Scanner:
@@ -72,20 +73,23 @@ class Scanner:
             assert value, f"secret {label} is empty"
             for name, form in forms(value).items():
                 if len(value.encode()) < SHORT:
-                    pattern = re.compile(rb"(?<![A-Za-z0-9])" + re.escape(form) + rb"(?![A-Za-z0-9])")
+                    # Not after a '.', either: a timestamp's microseconds are 6 digits too.
+                    pattern = re.compile(rb"(?<![A-Za-z0-9.])" + re.escape(form) + rb"(?![A-Za-z0-9])")
                 else:
                     pattern = re.compile(re.escape(form), re.IGNORECASE if name.startswith(("hex", "HEX")) else 0)
                 self.patterns.append((label, name, pattern))
         self.hits: list[Hit] = []
-        self.places = 0
+        self.searched: list[str] = []
         self.bytes = 0
 
     def scan_bytes(self, place: str, data: bytes) -> None:
-        self.places += 1
+        self.searched.append(place)
         self.bytes += len(data)
         for label, name, pattern in self.patterns:
-            if pattern.search(data):
-                self.hits.append(Hit(place, label, name))
+            found = pattern.search(data)
+            if found:
+                around = data[max(found.start() - 80, 0):found.end() + 80].replace(found.group(), b"<" + label.encode() + b">")
+                self.hits.append(Hit(place, label, name, around))
         if data[:4] == b"PK\x03\x04":  # a zip (a Playwright trace): every member too
             try:
                 archive = zipfile.ZipFile(io.BytesIO(data))
@@ -115,4 +119,4 @@ class Scanner:
         return tables
 
     def report(self) -> str:
-        return "\n".join(f"{hit.secret_label} as {hit.form} in {hit.place}" for hit in self.hits)
+        return "\n".join(f"{hit.secret_label} as {hit.form} in {hit.place}: {hit.context!r}" for hit in self.hits)

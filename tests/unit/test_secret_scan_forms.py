@@ -51,6 +51,7 @@ def test_a_short_code_is_found_in_clear_on_its_own_only():
     scanner = Scanner({"code": "123456"})
     scanner.scan_bytes("input", b'{"code": "123456"}')
     scanner.scan_bytes("number", b"91234567")
+    scanner.scan_bytes("timestamp", b"2026-12-02 04:41:23.123456+00:00")
     assert [(hit.place, hit.form) for hit in scanner.hits] == [("input", "plain")]
     assert list(forms("123456")) == ["plain"]
 
