@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.catalog import CONNECTORS
+from glaneur.contract import Engine
 from glaneur.errors import GlaneurError
 from glaneur.statements import ParsedStatement, StatementFileError, parse_statement_file
 from glaneur.storage import LocalStorage, UnsafeKey, document_key, safe_part
@@ -96,11 +97,15 @@ def test_any_bytes_are_read_or_refused_with_a_reason(data: bytes) -> None:
 # -- the connectors' parsers, through the catalogue ------------------------------------------------
 
 
+# Browser connectors parse pages; a POWENS-engine biller reads the Powens API (tests/unit/test_powens_client.py).
+BROWSER_CONNECTORS = {slug: c for slug, c in CONNECTORS.items() if c.provider.engine == Engine.PLAYWRIGHT}
+
+
 def parsing_functions() -> list[tuple[str, str, object]]:
     """(provider, name, function): every public parsing function of every registered connector class
     (``parse_*`` and ``*_refusal``: page text in, records or an error out)."""
     found = []
-    for slug, connector in sorted(CONNECTORS.items()):
+    for slug, connector in sorted(BROWSER_CONNECTORS.items()):
         for name in sorted(dir(connector)):
             if name.startswith("_") or not (name.startswith("parse_") or name.endswith("_refusal")):
                 continue
@@ -116,8 +121,8 @@ def saved_pages(slug: str) -> list[str]:
 
 def test_every_registered_connector_has_parsers_and_saved_pages() -> None:
     providers = {slug for slug, _, _ in parsing_functions()}
-    assert providers == set(CONNECTORS)
-    assert all(saved_pages(slug) for slug in CONNECTORS)
+    assert providers == set(BROWSER_CONNECTORS)
+    assert all(saved_pages(slug) for slug in BROWSER_CONNECTORS)
 
 
 @pytest.mark.parametrize(("slug", "name", "function"), parsing_functions(), ids=lambda v: getattr(v, "__name__", v))
