@@ -88,7 +88,8 @@ class Scanner:
         for label, name, pattern in self.patterns:
             found = pattern.search(data)
             if found:
-                around = data[max(found.start() - 80, 0):found.end() + 80].replace(found.group(), b"<" + label.encode() + b">")
+                around = data[max(found.start() - 80, 0):found.end() + 80]
+                around = around.replace(found.group(), b"<" + label.encode() + b">")
                 self.hits.append(Hit(place, label, name, around))
         if data[:4] == b"PK\x03\x04":  # a zip (a Playwright trace): every member too
             try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -124,8 +123,8 @@ def test_no_secret_of_any_kind_is_left_anywhere(glaneur_home, portals, info_logs
 
     form_count = sum(len(forms(value)) for value in secrets.values())
     print(f"\nsecret scan: {len(secrets)} secrets, {form_count} secret-forms, {len(scanner.searched)} places "
-          f"({scanner.bytes / 1e6:.1f} MB), {len(prefect_tables)} Prefect tables, {len(glaneur_tables)} Glaneur tables, "
-          f"{len(scanner.hits)} hits, scan {took:.1f} s")
+          f"({scanner.bytes / 1e6:.1f} MB), {len(prefect_tables)} Prefect tables, "
+          f"{len(glaneur_tables)} Glaneur tables, {len(scanner.hits)} hits, scan {took:.1f} s")
     # The scan looked where it should (so zero hits means something).
     assert PREFECT_TABLES <= prefect_tables and {"vaultentry", "account", "collectionrun"} <= glaneur_tables
     assert any(place.endswith("trace.zip!trace.network") for place in scanner.searched), "no trace was searched"
@@ -134,7 +133,8 @@ def test_no_secret_of_any_kind_is_left_anywhere(glaneur_home, portals, info_logs
     # Known, and reported in issue 19: the run's input form answer is deleted from Prefect's flow_run_input once
     # read (no live cell holds it, checked above), but SQLite keeps the deleted row's bytes in the database's WAL
     # or free pages until they are reused. Only that residue, of that single-use code, is let through here.
-    residue = [hit for hit in scanner.hits if hit.place.startswith(f"{prefect_database}") and hit.secret_label == "typed code"
+    residue = [hit for hit in scanner.hits
+               if hit.place.startswith(f"{prefect_database}") and hit.secret_label == "typed code"
                and b'-response{"code":"<typed code>"}' in hit.context]
     print(f"secret scan: residue of the deleted run input in Prefect's database files: {len(residue)} hit(s)")
     assert [hit for hit in scanner.hits if hit not in residue] == [], "secrets found:\n" + scanner.report()

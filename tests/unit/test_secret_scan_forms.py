@@ -43,7 +43,8 @@ def test_a_planted_secret_is_found_in_each_form(name):
 
 def test_other_text_is_no_hit():
     scanner = Scanner({"password": SECRET, "code": "123456"})
-    scanner.scan_bytes("elsewhere", b"Mot de passe oublie ? 2026-12-02T04:41:23.1234567 id a123456b " + base64.b64encode(b"x" * 90))
+    other = b"Mot de passe oublie ? 2026-12-02T04:41:23.1234567 id a123456b " + base64.b64encode(b"x" * 90)
+    scanner.scan_bytes("elsewhere", other)
     assert scanner.hits == []
 
 
