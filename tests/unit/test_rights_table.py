@@ -331,3 +331,48 @@ def test_the_same_commands_pass_for_the_right_user(world):
     ok("iban", "mandate", "cabinet", IBAN, "approved", "--reference", "M-1", actor=FIRM_ADMIN)
     ok("firm", "hold-warnings", "cabinet", "--hold", actor=FIRM_ADMIN)
     ok("binder", "create", "acme", "new-binder", "New binder", actor=ACCOUNTING)
+
+
+# -- what one organisation sees of another's -----------------------------------------------------------
+
+
+def test_one_organisation_never_sees_anothers_data_through_the_read_commands(world):
+    """acme and other each have a channel, a filed document, a notification and an audit line; reading
+    acme's (by --org, --channel or as its user) never shows other's, and the other way round."""
+    from datetime import date
+
+    from sqlmodel import Session, select
+
+    from glaneur.db import get_engine
+    from glaneur.models import Channel, Document, Notification, User
+
+    ok("channel", "add", "other", "--label", "Fournitures", "--provider", PORTAL, "--binder", "achats",
+       "--recipient", OUTSIDER, "--slug", "other-fournitures", "--no-collect", actor=OUTSIDER)
+    with Session(get_engine()) as session:
+        for slug, reference, email in ((CHANNEL, "ACME-INV-1", COLLECTION), ("other-fournitures", "OTHER-INV-9", OUTSIDER)):
+            channel = session.exec(select(Channel).where(Channel.slug == slug)).one()
+            session.add(Document(channel_id=channel.id, provider_reference=reference, document_date=date(2026, 1, 5),
+                                 file_name=f"{reference}.pdf", sha256=reference.lower(), size=10,
+                                 storage_key=f"{slug}/{reference}.pdf"))
+            user = session.exec(select(User).where(User.email == email)).one()
+            session.add(Notification(user_id=user.id, kind="channel_status", subject=f"Note for {reference}", body=""))
+        session.commit()
+
+    mine = {"acme": (CHANNEL, "ACME-INV-1", COLLECTION), "other": ("other-fournitures", "OTHER-INV-9", OUTSIDER)}
+    for org, (channel, reference, email) in mine.items():
+        theirs_channel, theirs_reference, _ = mine["other" if org == "acme" else "acme"]
+        listed = ok("channels", "--org", org).stdout
+        assert channel in listed and theirs_channel not in listed
+        filed = ok("documents", "--channel", channel).stdout
+        assert reference in filed and theirs_reference not in filed and theirs_channel not in filed
+        bell = ok("notifications", "list", actor=email).stdout
+        assert f"Note for {reference}" in bell and theirs_reference not in bell
+        log = ok("audit", "--org", org).stdout
+        assert theirs_channel not in log and (org == "other" or CHANNEL in log)
+        assert "No collection matches." in ok("history", "--channel", channel).stdout
+    # A user of acme asking for acme's bell never gets other's, even naming the organisation.
+    refused = glaneur("notifications", "list", "--org", "other", actor=COLLECTION)
+    assert refused.exit_code == 2 and "OTHER-INV-9" not in refused.output
+    # Statements are listed per firm (ORG is required); acme is no firm and cannot list cabinet's through itself.
+    not_firm = glaneur("statements", "list", "acme")
+    assert not_firm.exit_code == 2 and "not an accounting firm" in " ".join(not_firm.stderr.split())
