@@ -376,3 +376,36 @@ def test_one_organisation_never_sees_anothers_data_through_the_read_commands(wor
     # Statements are listed per firm (ORG is required); acme is no firm and cannot list cabinet's through itself.
     not_firm = glaneur("statements", "list", "acme")
     assert not_firm.exit_code == 2 and "not an accounting firm" in " ".join(not_firm.stderr.split())
+
+
+def test_one_firm_never_sees_anothers_statements(world):
+    """Two firms, each with a routed statement and a rejected file: `statements list` shows each its own only."""
+    from sqlmodel import Session, select
+
+    from glaneur.db import get_engine
+    from glaneur.models import Organization, Statement, StatementFile, StatementFileState
+
+    ok("org", "create", "cabinet-b", "Cabinet Bernard", "--firm")
+    accounts = {"cabinet": "FR7630004000000001234567845", "cabinet-b": "BE68539007547034"}
+    with Session(get_engine()) as session:
+        for slug, account in accounts.items():
+            org = session.exec(select(Organization).where(Organization.slug == slug)).one()
+            parsed = StatementFile(organization_id=org.id, source_name=f"{slug}-statement.xml", format="camt053",
+                                   sha256=f"{slug}-p", size=10, storage_key=f"{slug}/files/p.xml",
+                                   state=StatementFileState.PARSED, statement_count=1)
+            rejected = StatementFile(organization_id=org.id, source_name=f"{slug}-broken.xml", sha256=f"{slug}-r",
+                                     size=3, storage_key=f"{slug}/files/r.xml", state=StatementFileState.REJECTED,
+                                     error_reason="unreadable", error_message=f"{slug} file unreadable")
+            session.add(parsed)
+            session.add(rejected)
+            session.flush()
+            session.add(Statement(organization_id=org.id, file_id=parsed.id, account=account, iban=account,
+                                  currency="EUR", statement_ref=f"{slug}-ref", format="camt053",
+                                  opening_balance="1.00", closing_balance=f"{len(slug)}77.00", entries=1,
+                                  sha256=f"{slug}-s", fingerprint=f"{slug}-f", storage_key=f"{slug}/s.xml"))
+        session.commit()
+    for slug, account in accounts.items():
+        other_slug, other_account = next((s, a) for s, a in accounts.items() if s != slug)
+        listed = ok("statements", "list", slug).stdout
+        assert account in listed and f"{slug}-broken.xml" in listed, listed
+        assert other_account not in listed and f"{other_slug}-broken.xml" not in listed, listed
