@@ -142,7 +142,7 @@ def bank_invite(
     held), until the holder connects; it needs the deployments, a worker and 'glaneur serve'.
     """
     from glaneur import admin, bank
-    from glaneur.doctor import lookup_deployment
+    from tasks.deployments import lookup_deployment
 
     from connectors.powens import PowensApiError, PowensClient
     from flows.request_bank_connection import DEPLOYMENT
