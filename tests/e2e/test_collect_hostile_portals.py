@@ -111,7 +111,7 @@ def test_a_conflict_is_reported_on_its_document_and_the_rest_is_filed(glaneur_ho
     assert storage.get(taken) == b"%PDF-1.4 filed by hand, other bytes\n"
     assert runs()[-1].status == "storage_error" and runs()[-1].new_documents == 5
     assert cursor_of("acme-bis") == date(2026, 10, 5)  # up to what was filed: the next run lists FA/002 again
-    assert task_run_counts(runs()[-1].flow_run_id)["file-document"] == 1  # a conflict is not retried
+    assert task_run_counts(runs()[-1].flow_run_id)["download-and-file"] == 1  # a conflict is not retried
 
 
 @pytest.fixture
