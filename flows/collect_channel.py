@@ -139,10 +139,10 @@ def _collect_account(
         status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
     else:
         status, message = Status.OK, describe(Status.OK).message
-    outcome = AccountOutcome(
-        account.login, status, message, report.new if report else 0, report.already_had if report else 0
-    )
     with session_scope() as session:
+        # A step that failed half-way returns no report: what it did file is in the database, and counts.
+        new = report.new if report else collection.filed_by_run(session, start.run_id)
+        outcome = AccountOutcome(account.login, status, message, new, report.already_had if report else 0)
         collection.end_account(session, account, start.run_id, outcome, newest=report.newest if report else None,
                                today=today, evidence_keys=evidence)
     (logger.info if status == Status.OK else logger.warning)(
