@@ -56,6 +56,7 @@ from glaneur.errors import (
     RateLimited,
     WrongCredentials,
 )
+from glaneur.bank_states import STATE_STATUS, status_of_state
 from glaneur.statuses import Status
 
 API_PREFIX = "/2.0"
@@ -71,23 +72,6 @@ provider = Provider(
 )
 MAX_PAGE = 1000  # documented maximum of ``limit`` on transactions
 
-# The documented connection states ("Error message" page) onto the one status vocabulary.
-# ``None`` (no state): the connection synchronised.
-STATE_STATUS: dict[str | None, Status] = {
-    None: Status.OK,
-    "wrongpass": Status.WRONG_CREDENTIALS,
-    "passwordExpired": Status.CREDENTIALS_EXPIRED,
-    "actionNeeded": Status.ACTION_NEEDED,
-    "additionalInformationNeeded": Status.ACTION_NEEDED,
-    "SCARequired": Status.AWAITING_SECOND_FACTOR,
-    "webauthRequired": Status.AWAITING_SECOND_FACTOR,
-    "decoupled": Status.AWAITING_SECOND_FACTOR,
-    "validating": Status.RUNNING,  # transient: the bank is validating; the next sync tells
-    "rateLimiting": Status.RATE_LIMITED,
-    "websiteUnavailable": Status.PORTAL_UNAVAILABLE,
-    "bug": Status.INTERNAL_ERROR,
-    "notSupported": Status.NOT_COMPATIBLE,
-}
 # States whose next action is the reconnect webview (the holder answers the bank's second factor there).
 RECONNECT_STATES = frozenset({"SCARequired", "webauthRequired", "decoupled", "additionalInformationNeeded", "wrongpass",
                               "passwordExpired"})
@@ -101,11 +85,6 @@ _ERROR_CLASSES: dict[Status, type[GlaneurError]] = {
     Status.PORTAL_UNAVAILABLE: PortalUnavailable,
     Status.NOT_COMPATIBLE: NotCompatible,
 }
-
-
-def status_of_state(state: str | None) -> Status:
-    """The status a connection ``state`` means; an undocumented state is an internal error (named in the message)."""
-    return STATE_STATUS.get(state, Status.INTERNAL_ERROR)
 
 
 class PowensApiError(GlaneurError):
