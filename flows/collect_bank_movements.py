@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed, State
 
 from connectors.powens import RECONNECT_STATES
 from glaneur import bank, collection
-from glaneur.db import migrate, session_scope
+from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import GlaneurError
 from glaneur.models import Binder, Organization, utcnow
 from glaneur.statuses import Status, describe
@@ -55,7 +55,7 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
     """
     from glaneur.settings import get_settings
 
-    migrate()
+    require_current_schema()  # migrations run at start-up and deploy time, not per flow run
     settings = get_settings()
     day = day or date.today()
     plan = load_plan(channel)

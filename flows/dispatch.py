@@ -14,7 +14,7 @@ from prefect.deployments import run_deployment
 from sqlmodel import select
 
 from glaneur import invitations
-from glaneur.db import migrate, session_scope
+from glaneur.db import require_current_schema, session_scope
 from glaneur.statements.firm import firms
 from glaneur.models import Channel, ChannelKind, Organization
 from glaneur.settings import get_settings
@@ -111,7 +111,7 @@ def dispatch_daily(
     GLANEUR_TIMEZONE: the 00:05 Paris schedule is still yesterday on a worker's UTC clock."""
     settings = get_settings()
     day = day or run_day(settings.timezone)
-    migrate()
+    require_current_schema()  # migrations run at start-up and deploy time, not per flow run
     close_stale_runs()  # collection rows left running by a process killed outright
     with session_scope() as session:
         expired = invitations.expire_overdue(session)

@@ -27,7 +27,7 @@ from prefect.states import Completed, Failed, State
 from flows.request_credentials import _expire, _schedule_expiry
 from glaneur import bank
 from glaneur import invitations as invites
-from glaneur.db import migrate, session_scope
+from glaneur.db import require_current_schema, session_scope
 from glaneur.models import Bank, Channel, Invitation, InvitationState, Organization
 from glaneur.settings import get_settings
 from tasks.history import md_escape
@@ -51,7 +51,7 @@ def _run_name() -> str:
 @flow(name="request-bank-connection", flow_run_name=_run_name)
 def request_bank_connection(channel: str, invitee: str, expiry_of: str | None = None) -> State:
     """Invite ``invitee`` (the account holder) to connect the bank of ``channel``; with ``expiry_of``, expire it."""
-    migrate()
+    require_current_schema()  # migrations run at start-up and deploy time, not per flow run
     if expiry_of:
         return _expire(expiry_of)
     flow_run_id = str(runtime.flow_run.id)

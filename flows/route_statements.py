@@ -21,7 +21,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.states import Completed, Failed, State
 
 from glaneur.statements import routing
-from glaneur.db import migrate, session_scope
+from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import GlaneurError
 from glaneur.statements.firm import require_firm, statement_sources
 from glaneur.models import StatementRoute
@@ -52,7 +52,7 @@ def route_statements(firm: str, day: date | None = None) -> State:
     """Take in, route and deliver the firm's statements. Ends Failed when a file or a delivery needs a person."""
     settings = get_settings()
     logger = get_run_logger()
-    migrate()
+    require_current_schema()  # migrations run at start-up and deploy time, not per flow run
     day = day or run_day(settings.timezone)
     with firm_lock(firm):
         return _route(firm, day, settings, logger)

@@ -93,8 +93,20 @@ def server_left_as_found(prefect_server):
     assert prefect_call(remove) == before
 
 
+@pytest.fixture
+def checkout_left_as_found():
+    """The blocks run in the project's root, as a user's would: what they write there (the statements zip of
+    `statements download`) is removed afterwards, so that no test run leaves a file to be committed."""
+    import shutil
+
+    before = set(ROOT.iterdir())
+    yield
+    for path in set(ROOT.iterdir()) - before:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 @pytest.mark.timeout(2400)  # ~22 min at a load of 25 on 2 cores; far less idle
-def test_every_readme_block_runs_as_written(tmp_path, sandbox, server_left_as_found):
+def test_every_readme_block_runs_as_written(tmp_path, sandbox, server_left_as_found, checkout_left_as_found):
     for url in sandbox.urls.values():
         httpx.post(f"{url}/_sandbox/reset").raise_for_status()
     env = _environment(tmp_path / "var", sandbox.urls)
