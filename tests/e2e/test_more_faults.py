@@ -279,8 +279,10 @@ def test_a_run_paused_for_a_second_factor_resumes_after_the_prefect_server_resta
     code = ("import json, sys\nfrom flows.collect_channel import run_channel\n"
             "print('SUMMARY ' + json.dumps(run_channel(sys.argv[1])), flush=True)\n")
     log = glaneur_home.parent / "collecting.log"
+    # Prefect's client alone would give up after one retry (2 s): the wait must ride out the restart itself.
+    environment = {**os.environ, **own_prefect.environment(), "PREFECT_CLIENT_MAX_RETRIES": "1"}
     collecting = subprocess.Popen(  # a run as `glaneur run` makes it: paused in its process, the browser open
-        [sys.executable, "-c", code, slug], env={**os.environ, **own_prefect.environment()},
+        [sys.executable, "-c", code, slug], env=environment,
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
     )
     try:
@@ -288,7 +290,10 @@ def test_a_run_paused_for_a_second_factor_resumes_after_the_prefect_server_resta
             run = paused_run(slug, timeout=240)
 
             stopped(own_prefect)  # the server goes away while the run waits, and comes back on the same database
+            gone_at = time.monotonic()
             own_prefect.start()
+            away = time.monotonic() - gone_at
+            assert away > 6, f"the server was away {away:.1f} s only: longer than the client's own 2 s is the point"
 
             resume_flow_run(run.id, run_input={"code": sent_code(portals, "double-code")})
         collecting.wait(timeout=240)
