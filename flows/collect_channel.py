@@ -38,9 +38,12 @@ from tasks.collect import AccountSteps
 from tasks.history import publish_history
 from tasks.human import answer_after_suspension, ask_approver, flow_run_link, totp_code
 from tasks.lifecycle import (
+    already_running,
+    claim_channel,
     close_runs_of_ended_flow_run,
     close_stale_runs,
     final_state,
+    release_channel,
     run_day,
     run_tags,
     summary_of,
@@ -83,6 +86,10 @@ def collect_channel(channel: str) -> State:
     )
     tag_this_flow_run(run_tags(plan.organization, plan.provider, provider.kind))
     close_stale_runs(plan.channel_id)  # an earlier run of this channel killed outright left its row running
+    holder = claim_channel(plan.channel_id)  # one run of a channel at a time; released below or by the hooks
+    if holder is not None:
+        logger.warning("%s is being collected by %s: this run does nothing", plan.channel, holder)
+        return already_running(plan.channel, holder)
 
     if not provider.compatible:
         outcomes = [_record_without_browser(plan, NotCompatible(f"{provider.name} is not compatible."))]
@@ -99,6 +106,7 @@ def collect_channel(channel: str) -> State:
     summary = collection.summarize(plan.channel, outcomes)
     logger.info("Summary: %s", summary.line())
     _record_channel_status(plan, summary)
+    release_channel()
     publish_history(plan)
     # Completed: the one-line summary heads the run's page; Failed: the status message people are sent.
     message = summary.line() if summary.status == Status.OK else summary.message

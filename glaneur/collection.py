@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -302,6 +303,7 @@ def open_runs(
 def close_open_runs(session: Session, run_ids: list[int], message: str) -> list[int]:
     """Close runs that will never finish (process killed, crashed, cancelled) as ``internal_error``.
 
+    The documents a run filed before it died are counted on its row (the history says what it did).
     Only rows still ``running`` change, so a run that finished meanwhile keeps its outcome. The
     channel's status follows, since its newest run failed. Returns the ids closed.
     """
@@ -323,6 +325,7 @@ def close_open_runs(session: Session, run_ids: list[int], message: str) -> list[
         run.status = status
         run.error_code = status.value
         run.message = said
+        run.new_documents = filed_by_run(session, run.id)  # what it filed before it died counts, once
         session.add(run)
         closed.append(run)
     session.commit()
@@ -402,6 +405,41 @@ def update_channel_status(session: Session, channel_id: int, status: Status, mes
     session.add(channel)
     session.commit()
     return changed
+
+
+# -- one run of a channel at a time ------------------------------------------------------------------------
+
+
+def claim_channel(session: Session, channel_id: int, flow_run_id: str, *, replacing: str | None = None) -> str | None:
+    """Make this flow run the one collecting the channel: None when it is, else the flow run id that is.
+
+    One conditional UPDATE, so two runs starting together cannot both win (SQLite serialises writers,
+    PostgreSQL re-reads the row after the other's commit). The claim is taken again by the same flow
+    run (a run resumed after a suspension), or over ``replacing``, a holder known to have ended.
+    """
+    free = col(Channel.collecting_flow_run_id).is_(None) | (Channel.collecting_flow_run_id == flow_run_id)
+    if replacing is not None:
+        free = free | (Channel.collecting_flow_run_id == replacing)
+    taken = session.connection().execute(
+        update(Channel).where(Channel.id == channel_id, free)
+        .values(collecting_flow_run_id=flow_run_id, collecting_since=utcnow())
+    ).rowcount
+    session.commit()
+    if taken == 1:
+        return None
+    holder = session.exec(select(Channel.collecting_flow_run_id).where(Channel.id == channel_id)).one()
+    if holder is None:  # released between the two statements: try once more
+        return claim_channel(session, channel_id, flow_run_id)
+    return holder
+
+
+def release_channel(session: Session, flow_run_id: str) -> None:
+    """The flow run no longer collects its channel (a claim another run holds is left alone)."""
+    session.connection().execute(
+        update(Channel).where(Channel.collecting_flow_run_id == flow_run_id)
+        .values(collecting_flow_run_id=None, collecting_since=None)
+    )
+    session.commit()
 
 
 def recent_runs(session: Session, channel_id: int, limit: int = 30) -> list[tuple[CollectionRun, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
-from glaneur.errors import ConfigurationError
+from glaneur.errors import ConfigurationError, DatabaseUnavailable
 from glaneur.settings import get_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -132,13 +132,31 @@ def require_current_schema() -> None:
     _current.add(url)
 
 
+def database_unavailable(error: OperationalError) -> DatabaseUnavailable:
+    """What a run says when its database goes away: where (password hidden), why, and that nothing is lost."""
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    where = get_engine().url.render_as_string(hide_password=True)
+    return DatabaseUnavailable(
+        f"Glaneur's database {where} (GLANEUR_DATABASE_URL) could not be reached: {reason}. Invoices filed "
+        "before are kept; once the database is back, the next run records and files the rest, each once."
+    )
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
+    """A session that commits on success and rolls back on error.
+
+    The database going away (stopped, unreachable, locked past the timeout) is a :class:`DatabaseUnavailable`
+    with a plain message, never SQLAlchemy's text (which quotes statements and their parameters).
+    """
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
+        except OperationalError as error:
+            with suppress(Exception):  # the connection may be gone: nothing to roll back on it
+                session.rollback()
+            raise database_unavailable(error) from None
         except BaseException:
             session.rollback()
             raise

@@ -106,6 +106,12 @@ class NotCompatible(GlaneurError):
     status = Status.NOT_COMPATIBLE
 
 
+class DatabaseUnavailable(GlaneurError):
+    """Glaneur's own database could not be reached (stopped, unreachable, locked, unreadable)."""
+
+    status = Status.INTERNAL_ERROR
+
+
 class StorageError(GlaneurError):
     status = Status.STORAGE_ERROR
 

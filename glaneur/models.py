@@ -87,6 +87,9 @@ class Channel(SQLModel, table=True):
     status: Status = Status.NEW
     status_message: str = ""
     status_changed_at: datetime | None = None
+    # The flow run collecting the channel now, if any: one run of a channel at a time (collection.claim_channel).
+    collecting_flow_run_id: str | None = None
+    collecting_since: datetime | None = None
     active: bool = True
     deleted_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from prefect import get_run_logger, runtime
@@ -115,12 +116,13 @@ def ask_approver(
     logger.info("Waiting for the approver (%s second factor, account %s), the browser open for %s",
                 challenge.kind.value, account.login, duration(hold))
     try:
-        answer = pause_flow_run(
-            wait_for_input=model.with_initial_data(description=description),
-            timeout=max(1, int(hold)),
-            poll_interval=int(max(1, settings.pause_poll_seconds)),
-            key=key,
-        )
+        with riding_out_server_restarts():
+            answer = pause_flow_run(
+                wait_for_input=model.with_initial_data(description=description),
+                timeout=max(1, int(hold)),
+                poll_interval=int(max(1, settings.pause_poll_seconds)),
+                key=key,
+            )
     except FlowPauseTimeout:
         # The server failed the paused run at the timeout; take it back to Running so the run
         # records its own outcome (second_factor_timeout) or suspends, and ends with its own state.
@@ -143,6 +145,21 @@ def ask_approver(
     finally:
         delete_inputs(f"paused-{key}", flow_run_id)
     return _read_answer(answer, app, account.login)
+
+
+WAIT_CLIENT_RETRIES = 8  # a lost server is retried after 2, 4, ... 256 s: about 8.5 min in all
+
+
+@contextmanager
+def riding_out_server_restarts() -> Iterator[None]:
+    """While the run waits for a person, a Prefect server away for a few minutes (a restart, an upgrade)
+    does not end it: the wait's polls retry a lost connection for about 8.5 min, not Prefect's default
+    5 retries (about a minute). What the person submits meanwhile is in the server's database."""
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    retries = max(PREFECT_CLIENT_MAX_RETRIES.value(), WAIT_CLIENT_RETRIES)
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: retries}):
+        yield
 
 
 def answer_after_suspension(account_login: str, kind: SecondFactorKind, key: str) -> str | None:

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
-from prefect.states import Completed, Crashed, Failed, State
+from prefect.states import Cancelled, Completed, Crashed, Failed, State
 
 from glaneur import collection
 from glaneur.db import session_scope
@@ -134,8 +134,10 @@ def close_runs(closing: dict[int, str]) -> list[int]:
 
 
 def close_runs_of_ended_flow_run(flow, flow_run, state: State) -> None:
-    """Flow hook (on_failure, on_crashed, on_cancellation): the rows this flow run left ``running``."""
+    """Flow hook (on_failure, on_crashed, on_cancellation): the rows this flow run left ``running``,
+    and the channel it was collecting, free for the next run."""
     with session_scope() as session:
+        collection.release_channel(session, str(flow_run.id))
         open_ids = [run.id for run in collection.open_runs(session, flow_run_id=str(flow_run.id))]
     if not open_ids:
         return
@@ -144,6 +146,62 @@ def close_runs_of_ended_flow_run(flow, flow_run, state: State) -> None:
     get_logger("glaneur.lifecycle").warning(
         "Flow run %s ended %s: closed %d collection row(s) left running", flow_run.id, state.name, len(closed)
     )
+
+
+# -- one run of a channel at a time ---------------------------------------------------------------------------
+
+ALREADY_RUNNING = "already_running"  # the summary status of a run that found its channel being collected
+
+
+def claim_channel(channel_id: int) -> str | None:
+    """Make this flow run the one collecting the channel; None when it is, else what holds it (for people).
+
+    The claim is a column of the channel in Glaneur's database (:func:`glaneur.collection.claim_channel`),
+    not a Prefect concurrency slot: a run suspended for a second factor has no process to renew a
+    slot's lease and must keep its channel, and a run killed outright must not block the next one
+    for a lease's duration. A holder whose flow run has ended (or is gone, or lost: still Running
+    after ``GLANEUR_RUN_LOST_AFTER_HOURS``) is taken over.
+    """
+    own = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    if own is None:  # outside a flow run: nothing to say who holds it
+        return None
+    with session_scope() as session:
+        holder = collection.claim_channel(session, channel_id, own)
+    if holder is None:
+        return None
+    lost_after = timedelta(hours=get_settings().run_lost_after_hours)
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_flow_run(UUID(holder))
+        except (ObjectNotFound, ValueError):
+            found = None
+    state = found.state if found is not None else None
+    ended = (
+        found is None or state is None or state.is_final()
+        or (state.is_running() and utcnow() - _aware(found.start_time or utcnow()) > lost_after)
+    )
+    if not ended:
+        return f"flow run {found.name} ({state.name})"
+    with session_scope() as session:
+        newer = collection.claim_channel(session, channel_id, own, replacing=holder)
+    return None if newer is None else f"flow run {newer}"
+
+
+def release_channel() -> None:
+    """This flow run has finished collecting its channel."""
+    if runtime.flow_run.id:
+        with session_scope() as session:
+            collection.release_channel(session, str(runtime.flow_run.id))
+
+
+def already_running(channel: str, holder: str) -> State:
+    """The final state of a run that found its channel being collected: Cancelled, as Prefect's own
+    ``CANCEL_NEW`` collision strategy ends such a run, named so the runs list says why. Nothing recorded."""
+    message = (f"Another run of {channel} is under way ({holder}): this run did nothing, so that no invoice "
+               "is downloaded twice. That run files what is new; its history row says what it did.")
+    summary = {"channel": channel, "status": ALREADY_RUNNING, "message": message, "new": 0, "already_had": 0,
+               "accounts": []}
+    return Cancelled(message=message, name="Already running", data=RunFailed(message, summary))
 
 
 @task(name="close-stale-runs", cache_policy=NO_CACHE)

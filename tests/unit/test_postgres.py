@@ -82,3 +82,11 @@ def test_a_channel_with_its_account_round_trips(on_postgres):
         assert [account.login for account in plan.accounts] == ["compta"]
         credentials = collection.read_credentials(session, plan.accounts[0].id)
     assert (credentials.login, credentials.password) == ("compta", "pg-Pa55-é")
+
+
+def test_one_run_of_a_channel_at_a_time_on_postgresql(on_postgres):
+    from glaneur.db import migrate
+    from tests.unit.test_channel_claim import a_channel, assert_one_run_at_a_time
+
+    migrate()
+    assert_one_run_at_a_time(a_channel())
