@@ -324,6 +324,54 @@ class PowensWorld:
             for account_id in [a.id for a in self.accounts.values() if a.id_connection == connection_id]:
                 del self.accounts[account_id]
 
+    # -- kept between runs (the demo) --
+
+    def save(self, path) -> None:
+        """Write the users, tokens, connections and accounts to ``path`` (JSON), as Powens keeps them between days.
+
+        The demo's Powens runs in the demo's process: without this, a second ``make demo`` would meet a Powens that
+        forgot the connection made by the first. Webview sessions, codes and the clock are not kept.
+        """
+        import json
+        from dataclasses import asdict
+        from pathlib import Path
+
+        def connection(c: Connection) -> dict:
+            return {**asdict(c), "created": c.created.isoformat(), "created_real": 0.0,
+                    "last_update": c.last_update.isoformat() if c.last_update else None}
+
+        with self.lock:
+            data = {"tokens": self.tokens, "connections": [connection(c) for c in self.connections.values()],
+                    "accounts": [asdict(a) for a in self.accounts.values()],
+                    "next": [self._next_user, self._next_connection, self._next_account]}
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data))
+        temporary.replace(target)
+
+    def restore(self, path) -> bool:
+        """Read back what :meth:`save` wrote; False (nothing changed) when there is no such file."""
+        import json
+        from pathlib import Path
+
+        source = Path(path)
+        if not source.is_file():
+            return False
+        data = json.loads(source.read_text())
+        with self.lock:
+            self.tokens = {token: int(user) for token, user in data["tokens"].items()}
+            self.connections = {}
+            for item in data["connections"]:
+                item["created"] = datetime.fromisoformat(item["created"])
+                item["last_update"] = datetime.fromisoformat(item["last_update"]) if item["last_update"] else None
+                item["created_real"] = time.monotonic() - self.first_movements_delay  # visible at once
+                self.connections[item["id"]] = Connection(**item)
+            self.accounts = {item["id"]: Account(**item) for item in data["accounts"]}
+            self._next_user, self._next_connection, self._next_account = data["next"]
+            self.day_cache.clear()
+        return True
+
     # -- movements --
 
     def movements_visible(self, connection: Connection) -> bool:
