@@ -63,23 +63,26 @@ class SandboxConnector:
     name: str
     capabilities: tuple[str, ...]
 
-    def payload(self) -> dict:
-        return {
+    def payload(self, *, fields: bool = False) -> dict:
+        found = {
             "id": self.id,
             "uuid": hashlib.md5(self.name.encode()).hexdigest(),  # noqa: S324 - an identifier, not security
             "name": self.name,
             "capabilities": list(self.capabilities),
             "auth_mechanism": "credentials",
-            "fields": [
-                {"name": "login", "label": "Identifiant", "type": "text", "regex": None},
-                {"name": "password", "label": "Mot de passe", "type": "password", "regex": None},
-            ],
             "hidden": False,
+            "restricted": False,
             "charged": True,
             "code": None,
             "beta": False,
             "color": "0b4c8f",
         }
+        if fields:  # documented as an optional ``expand``
+            found["fields"] = [
+                {"name": "login", "label": "Identifiant", "type": "text", "regex": None},
+                {"name": "password", "label": "Mot de passe", "type": "password", "regex": None},
+            ]
+        return found
 
 
 CONNECTORS = (
