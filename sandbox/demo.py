@@ -161,7 +161,9 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
 
 # --- the bank side: "Paramétrage POWENS", option 1 -------------------------------------------------------
 
-POWENS_STATE_FILE = "powens-sandbox.json"  # under GLANEUR_HOME: the sandbox's users and connections between runs
+# Under GLANEUR_HOME, apart from Glaneur's own stores: the Powens sandbox's users, tokens and connections between
+# runs (Powens' side of the world, which keeps them; Glaneur keeps its token in its vault only).
+POWENS_STATE_FILE = "sandbox/powens.json"
 
 
 def demo_powens_world(home):

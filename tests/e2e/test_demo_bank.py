@@ -11,8 +11,9 @@ from datetime import date
 import pytest
 from sqlmodel import Session, select
 
-from glaneur.models import BankConsent, BankConsentState, BankMovement, Channel
+from glaneur.models import BankConsent, BankConsentState, BankMovement, Channel, CollectionRun
 from tests.camt_schema import camt053_errors
+from tests.e2e.conftest import assert_no_secret
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -64,6 +65,10 @@ def test_demo_connects_its_bank_files_the_movements_and_files_nothing_new_again(
     for name, iban, count in accounts:
         assert f"{name} │ {iban} │ {count}" in shown
     assert f"{summary['new']} new or updated, 0 already had, 6 file(s) filed today" in shown
+    token = next(t for t, user in world.tokens.items() if user == remote.id_user)
+    with Session(get_engine()) as session:
+        [run] = session.exec(select(CollectionRun).where(CollectionRun.channel_id == channel.id)).all()
+    assert_no_secret(glaneur_home, run.flow_run_id, [token, demo.POWENS_DEMO_SECRET])  # Glaneur's side: vault only
 
     # make demo again: a new process, whose Powens sandbox restores the users and connections the first one saved.
     again = demo.demo_powens_world(glaneur_home)
