@@ -13,6 +13,8 @@ la comptabilité"); the plumbing is :mod:`cli.common`'s.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
@@ -76,7 +78,61 @@ def bank_connect(
     no_collect: bool = typer.Option(False, "--no-collect", help="Do not run the first collection now."),
 ) -> None:
     """Option 1: connect the bank with its credentials, through the POWENS webview driven for you."""
-    from glaneur import bank
+
+    def consents(text: str) -> bool:
+        common.out().print(text, markup=False, highlight=False, soft_wrap=True)
+        if holder_consents is None:
+            return typer.confirm(f"Does the account holder {holder} give this consent?", default=False)
+        return holder_consents
+
+    ask_code = _ask_code_in_terminal(password_stdin)
+    try:
+        done = connect_with_credentials(
+            org, bank_name, actor_email=common.acting_email(), holder=holder, binder=binder, recipient=recipient,
+            login=login, password=lambda: _read_line(password_stdin, "Bank password"), holder_consents=consents,
+            ask_code=ask_code, label=label, slug=slug)
+    except WebviewFailed as failed:
+        common.error_line(f"{failed.error.status.value}: {failed.error.user_message} "
+                          "Nothing was stored but the consent record.")
+        raise typer.Exit(common.FAILED_EXIT) from None
+    if done is None:
+        common.error_line(f"The holder {holder} refused the consent (recorded): nothing was connected.")
+        raise typer.Exit(common.FAILED_EXIT)
+    common.say(f"Connected: channel {done.channel} (POWENS connection {done.connection_id}). {done.message}")
+    if not no_collect:
+        from flows.collect_bank_movements import run_bank_channel
+
+        summary = run_bank_channel(done.channel)
+        common.say(f"First collection: {summary['status']}: {summary['message']}", style="default")
+
+
+@dataclass(frozen=True)
+class Connected:
+    channel: str  # the new bank channel's slug
+    connection_id: int  # POWENS' connection id
+    message: str  # the channel's status message (when the first movements are expected)
+
+
+class WebviewFailed(Exception):
+    """The POWENS page did not connect (wrong password, code, bank down...): only the consent record was stored."""
+
+    def __init__(self, error: GlaneurError) -> None:
+        super().__init__(error.user_message)
+        self.error = error
+
+
+def connect_with_credentials(
+    org: str, bank_name: str, *, actor_email: str, holder: str, binder: str, recipient: str, login: str,
+    password: Callable[[], str], holder_consents: Callable[[str], bool], ask_code: Callable[[str], str],
+    label: str | None = None, slug: str | None = None,
+) -> Connected | None:
+    """Option 1 from start to end, for ``bank connect`` and the demo: the checks (right, referential, POWENS list),
+    the holder's answer to the consent text (recorded either way; None when refused), then the webview driven in
+    Chromium with the credentials, and the channel with its connection. ``password`` is asked only once the holder
+    consented; ``ask_code`` answers the bank's second factor. Bad input raises :class:`UsageError`; a webview that
+    did not connect raises :class:`WebviewFailed`.
+    """
+    from glaneur import admin, bank
 
     settings = bank.powens_settings()
     api_url, client_id, client_secret = settings.require()
@@ -84,45 +140,36 @@ def bank_connect(
 
     with common.session() as session:
         new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
-                                        actor=common.actor(session, org), label=label, slug=slug)
+                                        actor=admin.get_actor(session, org, actor_email), label=label, slug=slug)
         text = bank.consent_text(new.org, new.bank)
     with PowensClient(api_url, client_id=client_id, client_secret=client_secret) as client:
         try:
             connector = bank.match_connector(new.bank, client.connectors())
         except (GlaneurError, PowensApiError) as error:
             raise UsageError(str(error)) from None
-        common.out().print(text, markup=False, highlight=False, soft_wrap=True)
-        if holder_consents is None:
-            holder_consents = typer.confirm(f"Does the account holder {holder} give this consent?", default=False)
+        given = holder_consents(text)
         with common.session() as session:
-            consent = bank.record_consent(session, org, new.bank, holder_email=holder, given=holder_consents,
-                                          actor=common.actor(session, org), text=text)
-        if not holder_consents:
-            common.error_line(f"The holder {holder} refused the consent (recorded): nothing was connected.")
-            raise typer.Exit(common.FAILED_EXIT)
-        password = _read_line(password_stdin, "Bank password")
+            consent = bank.record_consent(session, org, new.bank, holder_email=holder, given=given,
+                                          actor=admin.get_actor(session, org, actor_email), text=text)
+        if not given:
+            return None
+        secret = password()
+        if not secret:
+            raise UsageError("bank password is empty.")
         try:
             token, powens_user = client.init_user()
             code = client.temporary_code()
-            outcome = _drive_webview(client, settings, code, new.bank.name, login, password, password_stdin)
+            outcome = _drive_webview(client, settings, code, new.bank.name, login, secret, ask_code)
         except GlaneurError as error:
-            common.error_line(f"{error.status.value}: {error.user_message} Nothing was stored but the consent record.")
-            raise typer.Exit(common.FAILED_EXIT) from None
+            raise WebviewFailed(error) from None
         finally:
-            del password
+            del secret
     with common.session() as session:
         session.add(consent)
         channel, _ = bank.create_connection(
             session, new, consent=consent, powens_user_id=powens_user, token=token,
             powens_connection_id=outcome.connection_id, powens_connector_id=connector.id, settings=settings)
-        common.say(f"Connected: channel {channel.slug} (POWENS connection {outcome.connection_id}). "
-                  f"{channel.status_message}")
-        slug_created = channel.slug
-    if not no_collect:
-        from flows.collect_bank_movements import run_bank_channel
-
-        summary = run_bank_channel(slug_created)
-        common.say(f"First collection: {summary['status']}: {summary['message']}", style="default")
+        return Connected(channel.slug, outcome.connection_id, channel.status_message)
 
 
 @bank_app.command("invite")
@@ -221,7 +268,7 @@ def _read_line(from_stdin: bool, prompt: str) -> str:
 
 
 def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: str, login: str, password: str,
-                   from_stdin: bool, connection_id: int | None = None):
+                   ask_code: Callable[[str], str], connection_id: int | None = None):
     from connectors.powens import webview_url
     from connectors.powens_webview import drive
     from glaneur.settings import get_settings
@@ -230,11 +277,6 @@ def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: 
     flow = "connect" if connection_id is None else "reconnect"
     url = webview_url(settings.webview_url, flow, domain=client.domain, client_id=client.client_id,
                       redirect_uri=settings.redirect_uri, code=code, connection_id=connection_id)
-
-    def ask_code(prompt: str) -> str:
-        common.say(f"The bank asks: {prompt}", style="yellow")
-        return _read_line(from_stdin, "Code")
-
     with launch_browser(get_settings()) as browser:
         context = browser.new_context()
         try:
@@ -242,6 +284,14 @@ def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: 
                          password=password, ask_code=ask_code, decoupled_timeout=settings.webview_timeout_seconds)
         finally:
             context.close()
+
+
+def _ask_code_in_terminal(from_stdin: bool) -> Callable[[str], str]:
+    def ask_code(prompt: str) -> str:
+        common.say(f"The bank asks: {prompt}", style="yellow")
+        return _read_line(from_stdin, "Code")
+
+    return ask_code
 
 
 @bank_app.command("reconnect")
@@ -269,7 +319,8 @@ def bank_reconnect(
     try:
         with PowensClient(api_url, client_id=client_id, token=token) as client:
             code = client.temporary_code()
-            _drive_webview(client, settings, code, bank_name, login, password, password_stdin, connection_id=powens_id)
+            _drive_webview(client, settings, code, bank_name, login, password, _ask_code_in_terminal(password_stdin),
+                           connection_id=powens_id)
     except GlaneurError as error:
         common.error_line(f"{error.status.value}: {error.user_message}")
         raise typer.Exit(common.FAILED_EXIT) from None

@@ -134,6 +134,9 @@ class PortalConnector:
     # browser given the saved state opens it again at the same address, so the run may suspend without a
     # process while a person answers. False (the default): the answer must reach the same browser.
     resumable_second_factor: ClassVar[bool] = False
+    # False when what the remembered session holds does not expire by itself (a POWENS connection and its
+    # permanent token, kept until deleted): it is then kept without the portal-session lifetime.
+    session_expires: ClassVar[bool] = True
 
     def __init__(self, page: Page, base_url: str, settings: Settings | None = None) -> None:
         settings = settings or get_settings()

@@ -12,8 +12,13 @@ Written against Powens' public documentation (docs.powens.com), not against the 
   docs.powens.com/api-reference/overview/webview ("Webview protocol", "Base URL": the ``domain`` query
   parameter is the API host, ``{domain}.biapi.pro``, which :attr:`PowensClient.domain` gives) and
   ".../quick-start/add-a-first-user-and-connection" (permanent token, then a temporary code per opening).
-* ``GET /connectors``: the banks and billers with ``capabilities`` (``bank``, ``document``...) and
-  ``fields`` (the login fields), so "the bank does not appear in the list" can be answered.
+* ``GET /connectors?expand=fields``: the banks and billers with ``capabilities`` (``bank``,
+  ``bankwealth``, ``transfer``, ``document``, ``profile``, ``contact``) and, only when asked with
+  ``expand=fields``, ``fields`` (the login fields), so "the bank does not appear in the list" can be
+  answered. The list takes no capability filter: ``expand`` (``fields``, ``sources``, ``countries``)
+  is its only parameter (Powens' OpenAPI description, ``ConnectorsApi.listConnectors``, in
+  github.com/powenscompany/powens-sdks); filtering by capability is the webview's
+  ``connector_capabilities``.
 * ``GET /users/me/connections``: each connection's ``state`` is null (synced) or one of the
   documented error codes, with ``error_message`` ("Error message" page of the webview docs).
   ``PUT /users/me/connections/{id}`` asks for a synchronisation; ``DELETE`` removes it.
@@ -447,23 +452,25 @@ def as_status_error(error: PowensApiError) -> GlaneurError:
 
 
 def webview_url(base: str, flow: str, *, domain: str, client_id: str, redirect_uri: str, code: str,
-                connection_id: int | None = None, connector_ids: list[int] | None = None, state: str | None = None,
-                capabilities: str | None = None) -> str:
+                connection_id: int | None = None, connector_uuids: list[str] | None = None, state: str | None = None,
+                capabilities: list[str] | tuple[str, ...] | str | None = None) -> str:
     """``{base}/{connect|reconnect|manage}?domain=&client_id=&redirect_uri=&code=`` as documented.
 
-    ``capabilities`` (``connector_capabilities``, e.g. ``document`` for billers) restricts the connectors
-    the webview offers; its name is the webview's as we understand it, to be confirmed in the console."""
+    ``capabilities`` (``connector_capabilities``, e.g. ``document`` for billers) restricts the connectors the
+    webview offers, and ``connector_uuids`` to those connectors (by ``uuid``, not ``id``); both are
+    comma-separated lists, the names and shapes of Powens' own webview SDK (``connectorCapabilities`` and
+    ``connectorUuids`` in github.com/powenscompany/powens-webview-js, turned into snake_case parameters)."""
     if flow not in ("connect", "reconnect", "manage"):
         raise ValueError(f"Unknown webview flow {flow!r}.")
     query = {"domain": domain, "client_id": client_id, "redirect_uri": redirect_uri, "code": code}
     if connection_id is not None:
         query["connection_id"] = str(connection_id)
-    if connector_ids:
-        query["connector_ids"] = ",".join(str(i) for i in connector_ids)
+    if connector_uuids:
+        query["connector_uuids"] = ",".join(connector_uuids)
     if state:
         query["state"] = state
     if capabilities:
-        query["connector_capabilities"] = capabilities
+        query["connector_capabilities"] = capabilities if isinstance(capabilities, str) else ",".join(capabilities)
     return f"{base.rstrip('/')}/{flow}?{urlencode(query)}"
 
 
@@ -551,7 +558,8 @@ class PowensClient:
     # -- catalogue --
 
     def connectors(self) -> list[Connector]:
-        return parse_connectors(self._request("GET", "/connectors", auth=False))
+        """Every connector of the domain with its login fields (``fields`` comes only with ``expand=fields``)."""
+        return parse_connectors(self._request("GET", "/connectors", auth=False, params={"expand": "fields"}))
 
     # -- connections --
 

@@ -10,9 +10,14 @@ reference, same keys, same history):
   biller's own login and password, from the vault); the biller's code comes back to the flow as a
   second-factor challenge (the flow pauses for the approver, as for any portal). The connection's
   state then says whether the biller accepted (a documented error state raises its typed error).
-* the connection is kept in the remembered session (encrypted with the vault key, with its expiry),
-  as a cookie of a host no page ever requests; ``is_logged_in`` checks it is still synced, so the next
-  runs reuse it instead of connecting again.
+* the connection is kept in the remembered session (encrypted with the vault key), as a cookie of a
+  host no page ever requests; ``is_logged_in`` checks it is still synced, so the next runs reuse it
+  instead of connecting again. Powens keeps a user and its connections until they are deleted (the
+  token is permanent), so that session does not expire with the portal-session lifetime
+  (``session_expires``): otherwise every lifetime would create one more user and connection at Powens,
+  each billed, the old ones left behind. A remembered connection that needs the biller again (its code,
+  a changed password: ``SCARequired``, ``wrongpass``...) is reconnected through the webview's
+  ``reconnect`` flow, the same connection; a new one is made only when Powens no longer knows it.
 * ``list_documents``: the connection's subscriptions and their documents (``date``, ``number``,
   ``total_amount``, ``url``); ``fetch``: the document's file, under the size limit.
 
@@ -36,6 +41,7 @@ from connectors.base import (
 )
 from connectors.powens import (
     _ERROR_CLASSES,
+    RECONNECT_STATES,
     BillerDocument,
     PowensApiError,
     PowensClient,
@@ -58,10 +64,21 @@ def _stop_for_code(prompt: str) -> str:
     raise _CodeAsked(prompt)
 
 
+class _InState(Exception):
+    """Powens knows the connection, in an error ``state``; ``error`` is its typed status. ``reconnect``: the
+    webview's reconnect flow is the next action (the biller's code, a changed password)."""
+
+    def __init__(self, error: GlaneurError, state: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.reconnect = state in RECONNECT_STATES
+
+
 class PowensBiller(PortalConnector):
     """A biller reached through POWENS; a subclass names the biller as POWENS lists it."""
 
     biller: ClassVar[str]
+    session_expires: ClassVar[bool] = False
 
     def __init__(self, page, base_url: str, settings=None) -> None:
         from glaneur.bank import powens_settings
@@ -73,6 +90,7 @@ class PowensBiller(PortalConnector):
         self._landed: list[str] = []
         self._credentials: Credentials | None = None
         self._documents: dict[str, BillerDocument] = {}
+        self._to_reconnect: tuple[int, str] | None = None  # (connection id, token) of a remembered connection in error
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -93,11 +111,20 @@ class PowensBiller(PortalConnector):
     # -- the contract --
 
     def login(self, credentials: Credentials) -> SecondFactorChallenge | None:
-        with self._client(with_secret=True) as client:
-            self._token, _ = self._call(client.init_user)
-            code = self._call(client.temporary_code)
-            url = webview_url(self._powens.webview_url, "connect", domain=client.domain, client_id=client.client_id,
-                              redirect_uri=self._powens.redirect_uri, code=code, capabilities="document")
+        if self._to_reconnect is not None:  # the remembered connection needs the biller again: the same one
+            connection_id, self._token = self._to_reconnect
+            with self._client() as client:
+                code = self._call(client.temporary_code)
+                url = webview_url(self._powens.webview_url, "reconnect", domain=client.domain,
+                                  client_id=client.client_id, redirect_uri=self._powens.redirect_uri, code=code,
+                                  connection_id=connection_id)
+        else:
+            with self._client(with_secret=True) as client:
+                self._token, _ = self._call(client.init_user)
+                code = self._call(client.temporary_code)
+                url = webview_url(self._powens.webview_url, "connect", domain=client.domain,
+                                  client_id=client.client_id, redirect_uri=self._powens.redirect_uri, code=code,
+                                  capabilities=["document"])
         self._credentials = credentials
         self._landed = open_webview(self.page, url, redirect_uri=self._powens.redirect_uri)
         return self._continue()
@@ -118,7 +145,11 @@ class PowensBiller(PortalConnector):
         except _CodeAsked as asked:
             return SecondFactorChallenge(SecondFactorKind.CODE, asked.prompt)
         self._connection_id = outcome.connection_id
-        self._check_synced()
+        self._to_reconnect = None
+        try:
+            self._check_synced()
+        except _InState as in_state:  # just connected, and the biller already refuses: its typed status
+            raise in_state.error from None
         self.page.context.add_cookies([{"name": REMEMBERED, "value": f"{self._connection_id}.{self._token}",
                                         "url": REMEMBERED_URL, "httpOnly": True, "secure": True}])
         return None
@@ -131,7 +162,7 @@ class PowensBiller(PortalConnector):
             error = cls(f"POWENS: {connection.error_message or connection.state}.")
             if cls is GlaneurError:
                 error.status = connection.status
-            raise error
+            raise _InState(error, connection.state)
 
     def is_logged_in(self) -> bool:
         """The remembered connection, if any, still synced at POWENS (then no webview, no code)."""
@@ -142,7 +173,13 @@ class PowensBiller(PortalConnector):
         try:
             self._connection_id = int(connection_id)
             self._check_synced()
-        except (GlaneurError, ValueError):
+        except _InState as in_state:
+            if not in_state.reconnect:  # the bank is down, an action on its site...: a login would meet it too
+                raise in_state.error from None
+            self._to_reconnect = (self._connection_id, self._token)  # log in reconnects it, not another one
+            self._token = self._connection_id = None
+            return False
+        except (GlaneurError, ValueError):  # a revoked token, a deleted connection: connect anew
             self._token = self._connection_id = None
             return False
         return True

@@ -198,10 +198,9 @@ def _log_in(
             answer = ask_approver(plan, account, challenge, attempt=attempt, settings=settings,
                                   previous_error=refused, keep_pending=keep)
         challenge, refused = _answer(steps, connector, challenge, answer, by_itself)
+    ttl = timedelta(hours=settings.session_ttl_hours) if connector.session_expires else None
     with session_scope() as session:
-        collection.remember_session(
-            session, account.id, portal.context.storage_state(), timedelta(hours=settings.session_ttl_hours)
-        )
+        collection.remember_session(session, account.id, portal.context.storage_state(), ttl)
 
 
 def _answer(steps: AccountSteps, connector, challenge: SecondFactorChallenge, answer: str | None, by_itself: bool):

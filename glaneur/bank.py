@@ -507,18 +507,39 @@ def movements(session: Session, account: BankAccount) -> list[BankMovement]:
                              .order_by(BankMovement.booking_date, BankMovement.powens_id)).all())
 
 
+# Why the bank stopped, in the holder's words, by the connection's state (the reconnect states).
+RECONNECT_REASONS = {
+    "wrongpass": "elle refuse le mot de passe enregistré",
+    "passwordExpired": "votre mot de passe a expiré",
+    "additionalInformationNeeded": "elle demande un code de validation",
+}
+REVALIDATE = "elle demande de valider à nouveau l'accès (double authentification)"  # SCA, webauth, decoupled
+
+
+def reconnect_mail(bank_name: str, organization: str, state: str | None, link_days: int) -> tuple[str, str]:
+    """The holder's mail (subject, body) when the bank needs them: one sentence saying what happened, to whom,
+    and what to do, as the help pages do."""
+    reason = RECONNECT_REASONS.get(state or "", REVALIDATE)
+    subject = f"[Glaneur] {bank_name} : reconnectez votre banque pour continuer la récupération des mouvements"
+    body = (f"{bank_name} a interrompu la récupération automatique des mouvements de vos comptes pour {organization} "
+            f"({reason}) : en tant que titulaire du compte, ouvrez le lien ci-dessous dans les {link_days} jours et "
+            "suivez la page POWENS pour reconnecter votre banque.")
+    return subject, body
+
+
 def tell_holder_to_reconnect(session: Session, channel: Channel, connection: BankConnection, link: str) -> bool:
     """The holder (a user of the organisation, by the consent's address) gets the reconnect link: bell and mail."""
     from glaneur.notify import notify_user
+    from glaneur.signing import LINK_TTL_SECONDS
 
     consent = session.get(BankConsent, connection.consent_id) if connection.consent_id else None
     holder = session.get(User, consent.holder_user_id) if consent and consent.holder_user_id else None
     if holder is None:
         return False
-    notify_user(session, holder, kind="bank_reconnect", subject=f"[Glaneur] {channel.label}: la banque demande une validation",
-                body=("Votre banque demande une nouvelle validation (double authentification ou mot de passe) pour "
-                      "continuer la récupération des mouvements. Ouvrez le lien, puis suivez la page POWENS."),
-                link=link)
+    found = session.get(Bank, connection.bank_id)
+    org = session.get(Organization, channel.organization_id)
+    subject, body = reconnect_mail(found.name, org.name, connection.state, LINK_TTL_SECONDS // 86400)
+    notify_user(session, holder, kind="bank_reconnect", subject=subject, body=body, link=link)
     return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 from xml.sax.saxutils import escape
 
@@ -91,6 +92,14 @@ def to_ofx(account: BankAccount, movements: list[BankMovement], day: date) -> by
     return body.encode("utf-8")
 
 
+_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}")  # the schema's IBAN2007Identifier
+
+
+def _text(value: str, limit: int) -> str:
+    """At most ``limit`` characters (the schema's MaxNText), cut before escaping so no entity is cut in half."""
+    return escape(value[:limit])
+
+
 def _camt_amount(value: str) -> tuple[str, str]:
     """ISO 20022 amounts are unsigned with a credit/debit mark."""
     negative = value.startswith("-")
@@ -114,8 +123,9 @@ def to_camt053(account: BankAccount, movements: list[BankMovement], day: date, *
     booked = sum((Decimal(m.amount) for m in kept if not m.coming), Decimal(0))
     currency = escape(account.currency)
     account_id = account.iban or account.number or str(account.powens_id)
-    identification = (f"<IBAN>{escape(account_id)}</IBAN>" if account.iban
-                      else f"<Othr><Id>{escape(account_id)}</Id></Othr>")
+    iban = (account.iban or "").replace(" ", "").upper()
+    identification = (f"<IBAN>{iban}</IBAN>" if _IBAN.fullmatch(iban)
+                      else f"<Othr><Id>{_text(account_id, 34)}</Id></Othr>")
     start = min((m.booking_date for m in kept), default=day)
 
     def balance(code: str, amount: Decimal) -> str:
@@ -128,14 +138,17 @@ def to_camt053(account: BankAccount, movements: list[BankMovement], day: date, *
         value, mark = _camt_amount(m.amount)
         reference = f"{m.powens_id}-{m.version}"
         value_date = f"<ValDt><Dt>{m.value_date.isoformat()}</Dt></ValDt>" if m.value_date else ""
+        # The schema's texts have a minimum length of 1: an empty wording is left out, not written empty.
+        details = (f"<NtryDtls><TxDtls><RmtInf><Ustrd>{_text(m.wording, 140)}</Ustrd></RmtInf></TxDtls></NtryDtls>"
+                   if m.wording else "")
+        information = f"<AddtlNtryInf>{_text(m.original_wording, 500)}</AddtlNtryInf>" if m.original_wording else ""
         entries.append(
             f"<Ntry><NtryRef>{reference}</NtryRef><Amt Ccy=\"{escape(m.currency)}\">{value}</Amt>"
             f"<CdtDbtInd>{mark}</CdtDbtInd><Sts>{'PDNG' if m.coming else 'BOOK'}</Sts>"
             f"<BookgDt><Dt>{m.booking_date.isoformat()}</Dt></BookgDt>{value_date}"
             f"<AcctSvcrRef>{reference}</AcctSvcrRef>"
-            f"<BkTxCd><Prtry><Cd>{escape(m.kind or 'unknown')[:35]}</Cd><Issr>POWENS</Issr></Prtry></BkTxCd>"
-            f"<NtryDtls><TxDtls><RmtInf><Ustrd>{escape(m.wording[:140])}</Ustrd></RmtInf></TxDtls></NtryDtls>"
-            f"<AddtlNtryInf>{escape(m.original_wording[:500])}</AddtlNtryInf></Ntry>"
+            f"<BkTxCd><Prtry><Cd>{_text(m.kind or 'unknown', 35)}</Cd><Issr>POWENS</Issr></Prtry></BkTxCd>"
+            f"{details}{information}</Ntry>"
         )
     statement_id = escape(f"POWENS-{account.powens_id}-{day:%Y%m%d}")[:35]
     body = (

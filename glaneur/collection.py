@@ -479,13 +479,14 @@ def remembered_session(session: Session, account_id: int) -> dict | None:
     return json.loads(stored)
 
 
-def remember_session(session: Session, account_id: int, state: dict, ttl: timedelta) -> None:
-    """Keep the portal session encrypted, with an expiry, so tomorrow's run skips the second factor."""
+def remember_session(session: Session, account_id: int, state: dict, ttl: timedelta | None) -> None:
+    """Keep the portal session encrypted, with an expiry (``ttl``; None: kept until replaced or forgotten), so
+    tomorrow's run skips the second factor."""
     from glaneur.vault import Vault
 
     vault = Vault(session)
     account = session.get(Account, account_id)
-    expires = utcnow() + ttl
+    expires = utcnow() + ttl if ttl is not None else None
     if account.session_ref is not None:
         vault.replace(account.session_ref, json.dumps(state), expires_at=expires)
     else:

@@ -6,7 +6,11 @@ wrong password, a changed portal and a supplier's own Odoo portal (the ``odoo`` 
 address on the channel; port 8708), runs each channel's collection as its own Prefect flow
 run, and prints a summary. Then an accounting firm's bank statements are taken from the sandbox
 statement source and routed per IBAN (to two sandbox partners, the global file, or kept aside),
-as one more flow run. Run again, it files nothing new and says so.
+as one more flow run. The bank side comes last: the demo's accountant adds a bank of the Powens
+sandbox (port 8706) to the referential, records the holder's consent and connects it through the
+POWENS webview driven in Chromium (``glaneur bank connect``'s path), then one
+``collect-bank-movements`` run files each account's movements (CSV, OFX, CAMT.053). Run again, it
+files nothing new and says so.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ class DemoChannel:
 
 
 ODOO_DEMO_PORT = 8708  # Infogérance Martin's Odoo portal (the address is kept in the demo channel)
+DEMO_ACCOUNTANT = "compta@demo.example"
+DEMO_BANK = "Banque Exemple"  # a bank of the Powens sandbox's list (sandbox/powens/state.py)
+DEMO_BANK_CHANNEL = "demo-banque-exemple"
+DEMO_BANK_BINDER = "mouvements-bancaires"
+POWENS_DEMO_SECRET = "glaneur-sandbox-secret"  # the sandbox's client secret, as `python -m sandbox` prints it
 
 
 DEMO_CHANNELS = (
@@ -83,8 +92,9 @@ def create_demo_organization() -> bool:
         created = session.exec(select(Organization).where(Organization.slug == "demo")).first() is None
         if created:
             admin.create_organization(session, "demo", "Boulangerie Démo")
-            admin.create_user(session, "demo", "compta@demo.example", "Claire Compta", [Right.CONFIGURE_COLLECTION])
-        claire = session.exec(select(User).where(User.email == "compta@demo.example")).one()
+            admin.create_user(session, "demo", DEMO_ACCOUNTANT, "Claire Compta",
+                              [Right.CONFIGURE_COLLECTION, Right.CONFIGURE_ACCOUNTING])
+        claire = session.exec(select(User).where(User.email == DEMO_ACCOUNTANT)).one()
         if created:
             admin.create_binder(session, "demo", "factures-fournisseurs", "Factures fournisseurs", actor=claire)
         for demo in DEMO_CHANNELS:
@@ -93,7 +103,7 @@ def create_demo_organization() -> bool:
             portal = f"http://127.0.0.1:{ODOO_DEMO_PORT}" if demo.odoo else None
             admin.add_channel(
                 session, "demo", label=demo.label, provider=demo.provider, binder="factures-fournisseurs",
-                recipient="compta@demo.example", slug=demo.slug, actor=claire, portal_url=portal,
+                recipient=DEMO_ACCOUNTANT, slug=demo.slug, actor=claire, portal_url=portal,
             )
             for login, password in demo.accounts:
                 known, seed = sandbox_password(demo, login)
@@ -121,7 +131,9 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
     from sandbox.server import STATEMENT_DEFAULT_PORTS, serve_app, start_sandbox
 
     odoo = serve_app(create_odoo_app("infogerance-martin"), "infogerance-martin", "/_sandbox/accounts", port=ODOO_DEMO_PORT)
-    with odoo, start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702, **STATEMENT_DEFAULT_PORTS}) as portals:
+    powens_world = demo_powens_world(settings.home)
+    with odoo, start_powens_sandbox(powens_world), \
+            start_sandbox(ports={"papeterie-dupont": 8701, "energie-verte": 8702, **STATEMENT_DEFAULT_PORTS}) as portals:
         os.environ["GLANEUR_PORTAL_URLS"] = json.dumps(portals.urls)
         reset_settings()
         settings = get_settings()
@@ -140,8 +152,108 @@ def run(port: int = typer.Option(int(os.environ.get("GLANEUR_DEMO_PREFECT_PORT",
             with console.status(f"Collecting {demo.label} ({demo.shows})..."):
                 results.append((demo, run_channel(demo.slug)))
         statements = _route_demo_statements(portals.urls)
+        movements = collect_demo_bank()
+        powens_world.save(settings.home / POWENS_STATE_FILE)
     _print_summary(results, settings, prefect.ui_url)
     _print_statements(*statements)
+    print_bank(*movements)
+
+
+# --- the bank side: "Paramétrage POWENS", option 1 -------------------------------------------------------
+
+# Under GLANEUR_HOME, apart from Glaneur's own stores: the Powens sandbox's users, tokens and connections between
+# runs (Powens' side of the world, which keeps them; Glaneur keeps its token in its vault only).
+POWENS_STATE_FILE = "sandbox/powens.json"
+
+
+def demo_powens_world(home):
+    """The Powens sandbox's world, with what the previous demo runs connected (Powens keeps it; so does the demo)."""
+    from sandbox.powens import SANDBOX_CLIENT_ID, PowensWorld
+
+    world = PowensWorld(SANDBOX_CLIENT_ID, POWENS_DEMO_SECRET)
+    world.restore(home / POWENS_STATE_FILE)
+    return world
+
+
+def start_powens_sandbox(world, port: int | None = None):
+    """Serve the Powens sandbox (port 8706 unless given) and point Glaneur's POWENS settings at it."""
+    from sandbox.powens import DEFAULT_PORT, SANDBOX_CLIENT_ID, start_powens
+
+    handle = start_powens(world, port=DEFAULT_PORT if port is None else port)
+    url = handle.urls["powens"]
+    os.environ.update(GLANEUR_POWENS_API_URL=url, GLANEUR_POWENS_WEBVIEW_URL=url,
+                      GLANEUR_POWENS_CLIENT_ID=SANDBOX_CLIENT_ID, GLANEUR_POWENS_CLIENT_SECRET=POWENS_DEMO_SECRET)
+    return handle
+
+
+def connect_demo_bank() -> str | None:
+    """Add the demo bank to the referential and connect it as ``glaneur bank connect`` does (the holder consents,
+    the webview is driven in Chromium with the Powens sandbox's test credentials and SMS code). Returns the new
+    channel's status message; None when the demo's bank channel exists already. Raises on anything else."""
+    from sqlmodel import select
+
+    from cli.bank import connect_with_credentials
+    from glaneur import admin, bank
+    from glaneur.db import session_scope
+    from glaneur.errors import UsageError
+    from glaneur.models import Binder, Channel, User
+    from sandbox.powens.state import PASSWORD, SMS_CODE
+
+    with session_scope() as session:
+        if session.exec(select(Channel).where(Channel.slug == DEMO_BANK_CHANNEL)).first() is not None:
+            return None
+        org = admin.get_organization(session, "demo")
+        claire = session.exec(select(User).where(User.organization_id == org.id, User.email == DEMO_ACCOUNTANT)).one()
+        if not claire.has_right(bank.RIGHT):
+            raise UsageError("this demo organisation was created before the bank channel (its accountant lacks "
+                             "'Autoriser l'accès au paramétrage de la comptabilité'): run make clean, then make demo.")
+        if not any(b.name == DEMO_BANK for b in bank.list_banks(session, org)):
+            bank.add_bank(session, org, DEMO_BANK, actor=claire)
+        binder = session.exec(select(Binder).where(Binder.organization_id == org.id,
+                                                   Binder.slug == DEMO_BANK_BINDER)).first()
+        if binder is None:
+            admin.create_binder(session, org, DEMO_BANK_BINDER, "Mouvements bancaires", actor=claire)
+    done = connect_with_credentials(
+        "demo", DEMO_BANK, actor_email=DEMO_ACCOUNTANT, holder=DEMO_ACCOUNTANT, binder=DEMO_BANK_BINDER,
+        recipient=DEMO_ACCOUNTANT, login="ok", password=lambda: PASSWORD, holder_consents=lambda text: True,
+        ask_code=lambda prompt: SMS_CODE, label=f"{DEMO_BANK} (POWENS)", slug=DEMO_BANK_CHANNEL)
+    if done is None:  # holder_consents answered yes: never here
+        raise RuntimeError("the demo's holder consent was not recorded")
+    return done.message
+
+
+def collect_demo_bank() -> tuple[str | None, dict, list[tuple[str, str, int]]]:
+    """Connect (first run only), then one ``collect-bank-movements`` flow run; the accounts and their movements."""
+    from flows.collect_bank_movements import run_bank_channel
+    from glaneur import bank
+    from glaneur.db import session_scope
+
+    with console.status(f"Connecting {DEMO_BANK} through the POWENS webview (consent, credentials, SMS code)..."):
+        connected = connect_demo_bank()
+    with console.status(f"Collecting the movements of {DEMO_BANK} through POWENS..."):
+        summary = run_bank_channel(DEMO_BANK_CHANNEL)
+    with session_scope() as session:
+        _, connection = bank.get_connection(session, DEMO_BANK_CHANNEL)
+        accounts = [(a.name, a.iban or a.number or "-", len(bank.movements(session, a)))
+                    for a in bank.connection_accounts(session, connection)]
+    return connected, summary, accounts
+
+
+def print_bank(connected: str | None, summary: dict, accounts: list[tuple[str, str, int]]) -> None:
+    console.print(f"Bank channel {DEMO_BANK_CHANNEL}: "
+                  + ("connected now through the POWENS webview (consent recorded)." if connected
+                     else "connected by an earlier run: collecting again."))
+    table = Table(title=f"Bank movements of {DEMO_BANK} through POWENS: one flow run per bank channel")
+    for column in ("account", "IBAN", "movements stored"):
+        table.add_column(column, overflow="fold")
+    for name, iban, count in accounts:
+        table.add_row(name, iban, str(count))
+    console.print(table)
+    colour = "green" if summary["status"] in ("ok", "new") else "yellow"
+    console.print(f"[{colour}]{summary['status']}[/{colour}]: {summary['message']} "
+                  f"({summary['new']} new or updated, {summary['already_had']} already had, "
+                  f"{len(summary['files'])} file(s) filed today: CSV, OFX and CAMT.053 per account)")
+    console.print(f"Details: [bold].venv/bin/glaneur bank show {DEMO_BANK_CHANNEL}[/bold]")
 
 
 def _route_demo_statements(urls: dict[str, str]):

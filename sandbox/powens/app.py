@@ -97,8 +97,10 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
     # -- connectors --
 
     @api.get("/connectors")
-    async def connectors():
-        return {"connectors": [c.payload() for c in CONNECTORS], "total": len(CONNECTORS)}
+    async def connectors(expand: str = ""):
+        """As documented: ``fields`` (and ``sources``, ``countries``) only when asked with ``expand``."""
+        asked = set(expand.split(","))
+        return {"connectors": [c.payload(fields="fields" in asked) for c in CONNECTORS], "total": len(CONNECTORS)}
 
     # -- connections --
 
@@ -314,7 +316,7 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
             return _page("Erreur", '<p class=error id=error>Lien expiré ou déjà utilisé : demandez un nouveau lien.</p>')
         session = WebviewSession(id=world.new_code(0), id_user=user, redirect_uri=redirect_uri,
                                  state=query.get("state"), flow=flow,
-                                 capability=query.get("connector_capabilities") or "bank")
+                                 capability=(query.get("connector_capabilities") or "bank").split(",")[0])
         world.webviews[session.id] = session
         if flow in ("reconnect", "manage") and query.get("connection_id"):
             connection = world.connections.get(int(query["connection_id"]))

@@ -63,23 +63,26 @@ class SandboxConnector:
     name: str
     capabilities: tuple[str, ...]
 
-    def payload(self) -> dict:
-        return {
+    def payload(self, *, fields: bool = False) -> dict:
+        found = {
             "id": self.id,
             "uuid": hashlib.md5(self.name.encode()).hexdigest(),  # noqa: S324 - an identifier, not security
             "name": self.name,
             "capabilities": list(self.capabilities),
             "auth_mechanism": "credentials",
-            "fields": [
-                {"name": "login", "label": "Identifiant", "type": "text", "regex": None},
-                {"name": "password", "label": "Mot de passe", "type": "password", "regex": None},
-            ],
             "hidden": False,
+            "restricted": False,
             "charged": True,
             "code": None,
             "beta": False,
             "color": "0b4c8f",
         }
+        if fields:  # documented as an optional ``expand``
+            found["fields"] = [
+                {"name": "login", "label": "Identifiant", "type": "text", "regex": None},
+                {"name": "password", "label": "Mot de passe", "type": "password", "regex": None},
+            ]
+        return found
 
 
 CONNECTORS = (
@@ -323,6 +326,54 @@ class PowensWorld:
             self.connections.pop(connection_id, None)
             for account_id in [a.id for a in self.accounts.values() if a.id_connection == connection_id]:
                 del self.accounts[account_id]
+
+    # -- kept between runs (the demo) --
+
+    def save(self, path) -> None:
+        """Write the users, tokens, connections and accounts to ``path`` (JSON), as Powens keeps them between days.
+
+        The demo's Powens runs in the demo's process: without this, a second ``make demo`` would meet a Powens that
+        forgot the connection made by the first. Webview sessions, codes and the clock are not kept.
+        """
+        import json
+        from dataclasses import asdict
+        from pathlib import Path
+
+        def connection(c: Connection) -> dict:
+            return {**asdict(c), "created": c.created.isoformat(), "created_real": 0.0,
+                    "last_update": c.last_update.isoformat() if c.last_update else None}
+
+        with self.lock:
+            data = {"tokens": self.tokens, "connections": [connection(c) for c in self.connections.values()],
+                    "accounts": [asdict(a) for a in self.accounts.values()],
+                    "next": [self._next_user, self._next_connection, self._next_account]}
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data))
+        temporary.replace(target)
+
+    def restore(self, path) -> bool:
+        """Read back what :meth:`save` wrote; False (nothing changed) when there is no such file."""
+        import json
+        from pathlib import Path
+
+        source = Path(path)
+        if not source.is_file():
+            return False
+        data = json.loads(source.read_text())
+        with self.lock:
+            self.tokens = {token: int(user) for token, user in data["tokens"].items()}
+            self.connections = {}
+            for item in data["connections"]:
+                item["created"] = datetime.fromisoformat(item["created"])
+                item["last_update"] = datetime.fromisoformat(item["last_update"]) if item["last_update"] else None
+                item["created_real"] = time.monotonic() - self.first_movements_delay  # visible at once
+                self.connections[item["id"]] = Connection(**item)
+            self.accounts = {item["id"]: Account(**item) for item in data["accounts"]}
+            self._next_user, self._next_connection, self._next_account = data["next"]
+            self.day_cache.clear()
+        return True
 
     # -- movements --
 

@@ -5,7 +5,8 @@ documents and their PDF files.
 The first run connects the biller through the webview; the biller's SMS code pauses the run for the
 approver as any portal's code does; the PDFs are filed like the Playwright connectors' (same keys, same
 dedup, same history). The next run reuses the remembered connection (no webview, no code) and files
-nothing; a new month's document is the only one filed the month after.
+nothing; a new month's document is the only one filed the month after. The remembered connection does
+not expire, and when the biller asks for its code again the same connection is reconnected.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlmodel import select
 
 from glaneur import admin
 from glaneur.db import session_scope
-from glaneur.models import Document, Right
+from glaneur.models import Account, Document, Right, VaultEntry
 from tests.e2e.test_second_factor_flow import Background, paused_run, resume_from_another_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -79,3 +80,17 @@ def test_a_billers_pdfs_are_filed_once_through_powens(biller, glaneur_home):
     later = Background(SLUG).join()
     assert later["status"] == "ok" and later["new"] == 1, later
     assert len(documents()) == 5 and len(list((glaneur_home / "documents").rglob("*.pdf"))) == 5
+
+    # Powens keeps the user and the connection until deleted: the remembered connection does not expire with
+    # the portal-session lifetime (else every lifetime would make one more user and connection at Powens).
+    with session_scope() as session:
+        [account] = session.exec(select(Account)).all()
+        assert session.get(VaultEntry, account.session_ref).expires_at is None
+    # The biller asks for its code again (SCARequired): the same connection is reconnected through the webview.
+    world.connections[connection.id].state = "SCARequired"
+    reconnecting = Background(SLUG)
+    resume_from_another_process(paused_run(SLUG).id, {"code": "123456"})
+    reconnected = reconnecting.join()
+    assert reconnected["status"] == "ok" and reconnected["new"] == 0, reconnected
+    assert list(world.connections) == [connection.id] and world.connections[connection.id].state is None
+    assert len(world.tokens) == 1  # no second Powens user either

@@ -231,3 +231,34 @@ def test_doctor_compares_the_movements_with_the_statement_of_the_same_iban(acme)
         session.flush()
         [check] = compare_with_statements(session, channel, [account])
         assert check.verdict == Verdict.OK and "3 entries and closing balance match" in check.detail
+
+
+def test_the_holder_is_told_in_one_sentence_what_happened_and_what_to_do(acme, monkeypatch):
+    """The reconnect mail: which bank stopped and why, that it is addressed to the account holder, and what to
+    do (the link, how long it works, the POWENS page), in one sentence as the help pages put it."""
+    from glaneur.models import Notification
+
+    monkeypatch.delenv("GLANEUR_SMTP_HOST", raising=False)
+    with session_scope() as session:
+        anne = _user(session, "anne@acme.example")
+        found = bank.add_bank(session, "acme", "Banque Exemple", actor=anne)
+        org = admin.get_organization(session, "acme")
+        consent = bank.record_consent(session, org, found, holder_email=anne.email, given=True, actor=anne,
+                                      text=bank.consent_text(org, found))
+        new = bank.check_new_connection(session, "acme", "Banque Exemple", binder="banque", recipient=anne.email,
+                                        actor=anne)
+        channel, connection = bank.create_connection(session, new, consent=consent, powens_user_id=1, token="t",
+                                                     powens_connection_id=5, powens_connector_id=41,
+                                                     settings=bank.PowensSettings())
+        for state, reason in (("SCARequired", "valider à nouveau l'accès"), ("wrongpass", "refuse le mot de passe")):
+            bank.record_state(session, connection, state, "from the bank")
+            assert bank.tell_holder_to_reconnect(session, channel, connection, "https://glaneur.example/r?sig=x")
+            notice = session.exec(select(Notification).order_by(Notification.id.desc())).first()
+            assert notice.user_id == anne.id and notice.kind == "bank_reconnect"
+            assert notice.link == "https://glaneur.example/r?sig=x"
+            assert "Banque Exemple" in notice.subject and "reconnectez" in notice.subject
+            body = notice.body
+            assert body.startswith("Banque Exemple a interrompu la récupération automatique des mouvements")
+            assert "ACME" in body and reason in body and "en tant que titulaire du compte" in body
+            assert "ouvrez le lien ci-dessous dans les 7 jours et suivez la page POWENS" in body
+            assert body.endswith(".") and body.count(".") == 1 and "\n" not in body  # one sentence

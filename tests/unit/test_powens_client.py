@@ -135,6 +135,12 @@ def test_webview_url_is_the_documented_one():
                              redirect_uri="https://glaneur.example/powens/callback", code="abc")
     assert url == ("https://webview.powens.com/connect?domain=acme.biapi.pro&client_id=42&redirect_uri="
                    "https%3A%2F%2Fglaneur.example%2Fpowens%2Fcallback&code=abc")
+    # Billers: the names and shapes of Powens' webview SDK (connectorCapabilities, connectorUuids: lists).
+    billers = powens.webview_url("https://webview.powens.com", "connect", domain="acme.biapi.pro", client_id="42",
+                                 redirect_uri="https://g.example/cb", code="abc", capabilities=["document", "bank"],
+                                 connector_uuids=["338178e6-3d01-564f-9a7b-52ca442459bf", "2e9d4a1c"])
+    assert billers.endswith("&connector_uuids=338178e6-3d01-564f-9a7b-52ca442459bf%2C2e9d4a1c"
+                            "&connector_capabilities=document%2Cbank")
 
 
 # --- over HTTP, against the sandbox ------------------------------------------------------------
@@ -155,7 +161,10 @@ def test_client_against_the_sandbox(sandbox_world):
     token, user = client.init_user()
     assert token and user == 1 and token not in repr(client)
     assert client.temporary_code()
-    assert any(c.name == "Connecteur de test" for c in client.connectors())
+    # The login fields come only with expand=fields, as documented: the client asks for them.
+    test_connector = next(c for c in client.connectors() if c.name == "Connecteur de test")
+    assert [f.name for f in test_connector.fields] == ["login", "password"]
+    assert "fields" not in httpx.get(f"{url}/2.0/connectors").json()["connectors"][0]
     connection = world.create_connection(user, 40, "ok")
     [found] = client.connections()
     assert found.id == connection.id and found.status == Status.OK
