@@ -29,6 +29,7 @@ import sys
 import threading
 
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes kept of the write-ahead log when it restarts
+CHECKPOINT_WAIT_MS = 5000  # how long the checkpoint after a delete waits for readers before leaving it for later
 _DELETES_INPUTS = re.compile(r"^\s*DELETE\s+FROM\s+\"?(flow_run_input|flow_run)\"?(\s|$)", re.IGNORECASE)
 _FLAG = "glaneur_wipe_inputs"
 
@@ -71,9 +72,17 @@ def _on_checkin(dbapi_connection, connection_record) -> None:
     _pending.clear()
     try:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy, *_ = cursor.fetchone()
-        cursor.close()
+        cursor.execute("PRAGMA busy_timeout")
+        (waits,) = cursor.fetchone()
+        # Readers still on an old snapshot hold the checkpoint back: wait for them a little, not Prefect's 60 s
+        # (this connection is not back in the pool meanwhile), and retry at the next check-in if they stay.
+        cursor.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, *_ = cursor.fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {int(waits)}")
+            cursor.close()
     except Exception as error:  # noqa: BLE001  the DELETE itself succeeded: never fail the request for this
         _pending.set()
         log.warning("Checkpoint after deleting run inputs failed (%s: %s); retried at the next one",

@@ -65,6 +65,43 @@ def test_a_deleted_run_input_leaves_no_bytes_only_with_the_launcher(tmp_path, ho
         assert holding, "without the hooks SQLite keeps the deleted row: this test would not see a broken hook"
 
 
+def test_a_checkpoint_held_back_by_a_reader_is_done_at_the_next_check_in(tmp_path, monkeypatch, caplog):
+    import sqlite3
+
+    monkeypatch.setattr(prefect_server, "CHECKPOINT_WAIT_MS", 100)
+    prefect_server._pending.clear()
+    database = tmp_path / "prefect.db"
+
+    async def scenario() -> tuple[dict[str, bytes], dict[str, bytes]]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+        event.listen(engine.sync_engine, "connect", _wal)
+        prefect_server.install(engine.sync_engine)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("CREATE TABLE flow_run_input (id INTEGER PRIMARY KEY, value TEXT)"))
+                await connection.execute(text("INSERT INTO flow_run_input (value) VALUES (:value)"), {"value": SECRET})
+            reader = sqlite3.connect(database)
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM flow_run_input").fetchall()  # a snapshot older than the delete
+            async with engine.begin() as connection:
+                await connection.execute(text("DELETE FROM flow_run_input"))
+            held_back = _files(database)
+            reader.rollback()
+            reader.close()
+            async with engine.begin() as connection:  # any later use of the pool finishes the job
+                await connection.execute(text("SELECT 1"))
+            async with engine.connect():
+                return held_back, _files(database)
+        finally:
+            await engine.dispose()
+
+    held_back, later = asyncio.run(scenario())
+    assert SECRET.encode() in held_back.get("prefect.db-wal", b""), "the reader did not hold the checkpoint back"
+    assert "could not finish" in caplog.text
+    assert not any(SECRET.encode() in data for data in later.values())
+    assert not prefect_server._pending.is_set()
+
+
 def test_the_launcher_refuses_several_workers():
     with pytest.raises(SystemExit, match="one worker"):
         prefect_server.main(["start", "--workers", "2"])
