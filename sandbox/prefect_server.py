@@ -1,5 +1,7 @@
 """A local Prefect server for the demo: SQLite under ./var/prefect, left running so the UI stays open.
 
+Started through infra/prefect_server.py (Prefect's own server, with deleted run inputs wiped from SQLite's files).
+
 Reused when one already answers on the port; stopped with ``python -m sandbox.demo --stop``.
 """
 
@@ -21,6 +23,7 @@ class LocalPrefect:
     home: Path
     host: str = "127.0.0.1"
     port: int = 4200
+    ui: bool = True  # off for a server only tests talk to: it starts sooner
 
     @property
     def api_url(self) -> str:
@@ -47,6 +50,7 @@ class LocalPrefect:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_API_HOST": self.host,
             "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_SERVER_UI_ENABLED": str(self.ui).lower(),
         }
 
     def healthy(self) -> bool:
@@ -63,7 +67,7 @@ class LocalPrefect:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")  # noqa: SIM115 (the server outlives this process)
         process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)],
+            [sys.executable, "-m", "infra.prefect_server", "start", "--host", self.host, "--port", str(self.port)],
             env={**os.environ, **self.environment()},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -52,7 +52,8 @@ def _deploy(entrypoint: str, name: str) -> None:
 
 
 @contextmanager
-def worker(home, **settings: str):
+def worker(home, output=None, **settings: str):
+    """A process worker on the pool; ``output``, a file path, keeps what it and its flow runs print."""
     environment = {
         **os.environ,
         "PREFECT_API_URL": _api_url(),
@@ -60,9 +61,11 @@ def worker(home, **settings: str):
         "GLANEUR_HOME": str(home),
         **settings,
     }
+    sink = open(output, "ab") if output else subprocess.DEVNULL  # noqa: SIM115  closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=environment, stdout=sink, stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         yield process
@@ -72,6 +75,8 @@ def worker(home, **settings: str):
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+        if output:
+            sink.close()
 
 
 def _flow_run(flow_run_id):
