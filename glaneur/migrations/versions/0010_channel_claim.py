@@ -1,6 +1,6 @@
 """channel: the flow run collecting it now (one run of a channel at a time)
 
-Revision ID: 0010_faults2
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02 08:30:00
 """
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0010_faults2'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
