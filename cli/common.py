@@ -156,12 +156,18 @@ def when(moment: datetime | None) -> str:
 # -- who acts ---------------------------------------------------------------------------------------
 
 
-def acting_email() -> str:
+def acting_email_if_any() -> str | None:
+    """The acting user's address (--as, else GLANEUR_ACTING_USER); None at the platform team's console."""
     email = acting_user.get() or settings().acting_user
-    if not email or not email.strip():
+    return email if email and email.strip() else None
+
+
+def acting_email() -> str:
+    email = acting_email_if_any()
+    if email is None:
         raise UsageError(
-            "this command changes data, so it must act as a known user: put --as EMAIL before the command "
-            "(glaneur --as you@example.com ...) or set GLANEUR_ACTING_USER."
+            "this command changes data or starts work, so it must act as a known user: put --as EMAIL before the "
+            "command (glaneur --as you@example.com ...) or set GLANEUR_ACTING_USER."
         )
     return email
 
@@ -171,17 +177,15 @@ def readable(opened: Session) -> set[int] | None:
     for the platform team at the console, with no acting user."""
     from glaneur import admin
 
-    email = acting_user.get() or settings().acting_user
-    if not email or not email.strip():
-        return None
-    return admin.readable_organizations(opened, email)
+    email = acting_email_if_any()
+    return None if email is None else admin.readable_organizations(opened, email)
 
 
 def read_org(opened: Session, org: Organization | str) -> Organization:
     """``org``, when the acting user (if any) may read it; else a refusal that shows nothing of ``org``."""
     from glaneur import admin
 
-    return admin.require_reader(opened, readable(opened), org, acting_user.get() or settings().acting_user)
+    return admin.require_reader(opened, readable(opened), org, acting_email_if_any())
 
 
 def read_channel(opened: Session, channel: str) -> Channel:
@@ -202,7 +206,7 @@ def read_channel(opened: Session, channel: str) -> Channel:
             select(Channel.slug).where(col(Channel.organization_id).in_(scope), *LIVE).order_by(Channel.slug)
         ).all()
         raise UsageError(  # the same words whether or not another organisation has this channel
-            f"unknown channel '{slug}' for user '{acting_user.get() or settings().acting_user}', who reads only its "
+            f"unknown channel '{slug}' for user '{acting_email_if_any()}', who reads only its "
             f"own organisation's channels: {admin.names_or_none(own)}."
         )
     return found
