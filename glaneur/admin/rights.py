@@ -86,7 +86,9 @@ def readable_organizations(session: Session, email: str) -> set[int]:
     return found
 
 
-def require_reader(session: Session, readable: set[int] | None, org: Organization | str, email: str | None) -> Organization:
+def require_reader(
+    session: Session, readable: set[int] | None, org: Organization | str, email: str | None
+) -> Organization:
     """``org``, when ``readable`` (the acting user's organisations; None: not scoped) holds it; else a refusal
     that names neither ``org``'s data nor, when ``org`` is unknown, the other organisations."""
     if readable is None:
