@@ -54,6 +54,7 @@ def bank_list(org: str) -> None:
     from glaneur import bank
 
     with common.session() as session:
+        common.read_org(session, org)
         table = common.table(f"Banks of {org}", "bank", "added")
         for found in bank.list_banks(session, org):
             table.add_row(common.cell(found.name), common.when(found.created_at))
@@ -340,13 +341,15 @@ def bank_reconnect(
 
 @bank_app.command("run")
 def bank_run(channel: str) -> None:
-    """Collect the bank channel's movements now (else daily)."""
+    """Collect the bank channel's movements now (else daily); acts as a user holding the accounting right (--as)."""
     from glaneur import bank
 
+    with common.session() as session:
+        found, _ = bank.get_connection(session, channel)
+        org = bank.admin.organization_of(session, found)
+        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
     from flows.collect_bank_movements import run_bank_channel
 
-    with common.session() as session:
-        bank.get_connection(session, channel)
     summary = run_bank_channel(channel)
     common.out().print(common.status_and_message(summary["status"], summary["message"]))
     if summary["status"] not in ("ok", "new"):
@@ -359,7 +362,7 @@ def bank_show(channel: str) -> None:
     from glaneur import bank
 
     with common.session() as session:
-        found, connection = bank.get_connection(session, channel, deleted_ok=True)
+        found, connection = bank.get_connection(session, common.read_channel(session, channel), deleted_ok=True)
         consent = bank.consent_of(session, connection)
         out = common.out()
         out.print(common.status_and_message(found.status, found.status_message))

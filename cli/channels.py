@@ -324,7 +324,9 @@ def channels(org: str | None = typer.Option(None, "--org", help="Only this organ
     from glaneur import admin
 
     with common.session() as session:
-        summaries = admin.channel_summaries(session, org)
+        if org is not None:
+            common.read_org(session, org)
+        summaries = admin.channel_summaries(session, org, organizations=common.readable(session))
     if not summaries:
         common.say("No channels yet: create one with 'glaneur channel add'.", style="yellow")
         return
@@ -386,11 +388,16 @@ def providers(search: str | None = typer.Argument(None, help="Part of a provider
 
 
 def run(channel: str) -> None:
-    """Collect one channel now, in this process, and print each account's outcome."""
+    """Collect one channel now, in this process, and print each account's outcome.
+
+    Acts as a user of the channel's organisation holding the right its kind needs (--as), as changing it would.
+    """
     from glaneur import admin
 
     with common.session() as session:
         found = admin.get_channel(session, channel)
+        org = admin.organization_of(session, found)
+        admin.require_right(common.actor(session, org), org, admin.right_for_kind(found.kind))
     from flows.collect_channel import run_channel  # Prefect loads only for this command
 
     with common.out().status(f"Collecting {found.slug} ({found.provider})…"):

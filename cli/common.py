@@ -28,7 +28,7 @@ from glaneur.statuses import Status
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from glaneur.models import Organization, User
+    from glaneur.models import Channel, Organization, User
 
 USAGE_EXIT = 2  # bad input, as Click's own usage errors
 FAILED_EXIT = 1  # a collection that did not end ok
@@ -156,14 +156,60 @@ def when(moment: datetime | None) -> str:
 # -- who acts ---------------------------------------------------------------------------------------
 
 
-def acting_email() -> str:
+def acting_email_if_any() -> str | None:
+    """The acting user's address (--as, else GLANEUR_ACTING_USER); None at the platform team's console."""
     email = acting_user.get() or settings().acting_user
-    if not email or not email.strip():
+    return email if email and email.strip() else None
+
+
+def acting_email() -> str:
+    email = acting_email_if_any()
+    if email is None:
         raise UsageError(
-            "this command changes data, so it must act as a known user: put --as EMAIL before the command "
-            "(glaneur --as you@example.com ...) or set GLANEUR_ACTING_USER."
+            "this command changes data or starts work, so it must act as a known user: put --as EMAIL before the "
+            "command (glaneur --as you@example.com ...) or set GLANEUR_ACTING_USER."
         )
     return email
+
+
+def readable(opened: Session) -> set[int] | None:
+    """The organisations a read may show: the acting user's, when there is one (--as); None (all of them)
+    for the platform team at the console, with no acting user."""
+    from glaneur import admin
+
+    email = acting_email_if_any()
+    return None if email is None else admin.readable_organizations(opened, email)
+
+
+def read_org(opened: Session, org: Organization | str) -> Organization:
+    """``org``, when the acting user (if any) may read it; else a refusal that shows nothing of ``org``."""
+    from glaneur import admin
+
+    return admin.require_reader(opened, readable(opened), org, acting_email_if_any())
+
+
+def read_channel(opened: Session, channel: str) -> Channel:
+    """A channel (deleted ones too: their history stays readable), when the acting user (if any) may read it."""
+    from sqlmodel import col, select
+
+    from glaneur import admin
+    from glaneur.admin.lookups import LIVE
+    from glaneur.models import Channel
+
+    scope = readable(opened)
+    if scope is None:
+        return admin.get_channel(opened, channel, deleted_ok=True)
+    slug = channel.strip()
+    found = opened.exec(select(Channel).where(Channel.slug == slug)).first()
+    if found is None or found.organization_id not in scope:
+        own = opened.exec(
+            select(Channel.slug).where(col(Channel.organization_id).in_(scope), *LIVE).order_by(Channel.slug)
+        ).all()
+        raise UsageError(  # the same words whether or not another organisation has this channel
+            f"unknown channel '{slug}' for user '{acting_email_if_any()}', who reads only its "
+            f"own organisation's channels: {admin.names_or_none(own)}."
+        )
+    return found
 
 
 def actor(opened: Session, org: Organization | str) -> User:

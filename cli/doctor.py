@@ -29,12 +29,14 @@ def doctor(
             if iban is not None:
                 from glaneur.statements.doctor import diagnose_iban
 
-                checks = diagnose_iban(session, iban, org)
+                if org is not None:
+                    common.read_org(session, org)
+                checks = diagnose_iban(session, iban, org, organizations=common.readable(session))
             else:
                 from glaneur.doctor import diagnose
                 from tasks.deployments import lookup_deployment
 
-                checks = diagnose(session, channel, deployments=lookup_deployment)
+                checks = diagnose(session, common.read_channel(session, channel).slug, deployments=lookup_deployment)
         session.rollback()  # reading only: the vault's first use may have written its canary
     table = common.table(f"Diagnosis of {subject}", "Check", "Verdict", "What was found", "Fix")
     for check in checks:

@@ -89,7 +89,7 @@ def firm_connectors(org: str) -> None:
     from glaneur.statements import firm as firms
 
     with common.session() as session:
-        found = firms.firm_connectors(session, org)
+        found = firms.firm_connectors(session, common.read_org(session, org))
     if not found:
         common.say(f"Firm {org} has no connector yet: a supervisor or administrator adds one with "
                   "'glaneur firm connector-add'.", style="yellow")
@@ -183,7 +183,7 @@ def firm_sources(org: str) -> None:
     from glaneur.statements import firm as firms
 
     with common.session() as session:
-        found = firms.statement_sources(session, org)
+        found = firms.statement_sources(session, common.read_org(session, org))
     table = common.table(f"Statement sources of {org}", "Slug", "Kind", "Where", "Last polled (UTC)", "Last error")
     for source in found:
         table.add_row(common.cell(source.slug), common.cell(source.kind.value),
@@ -250,7 +250,7 @@ def iban_list(org: str) -> None:
     from glaneur.statements import firm as firms
 
     with common.session() as session:
-        rows = firms.list_ibans(session, org)
+        rows = firms.list_ibans(session, common.read_org(session, org))
     if not rows:
         common.say(f"Firm {org} has no client IBAN yet: add one with 'glaneur iban add'.", style="yellow")
         return

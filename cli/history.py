@@ -17,7 +17,10 @@ def history(
     from glaneur import admin
 
     with common.session() as session:
-        entries = admin.history(session, channel=channel, status=status, since=since, limit=limit)
+        if channel is not None:
+            common.read_channel(session, channel)
+        entries = admin.history(session, channel=channel, status=status, since=since, limit=limit,
+                                organizations=common.readable(session))
     if not entries:
         common.say("No collection matches.", style="yellow")
         return
@@ -39,7 +42,9 @@ def documents(
     from glaneur import admin
 
     with common.session() as session:
-        found = admin.list_documents(session, channel=channel, limit=limit)
+        if channel is not None:
+            common.read_channel(session, channel)
+        found = admin.list_documents(session, channel=channel, limit=limit, organizations=common.readable(session))
         slugs = admin.channel_slugs(session, {document.channel_id for document in found})
     if not found:
         common.say("No documents filed yet.", style="yellow")
@@ -71,7 +76,9 @@ def audit(
     from glaneur import admin
 
     with common.session() as session:
-        entries = admin.audit_log(session, org=org, limit=limit)
+        if org is not None:
+            common.read_org(session, org)
+        entries = admin.audit_log(session, org=org, limit=limit, organizations=common.readable(session))
     if not entries:
         common.say("The audit log is empty.", style="yellow")
         return

@@ -27,8 +27,9 @@ def root(
         None,
         "--as",
         metavar="EMAIL",
-        help="Act as this user (default: the setting GLANEUR_ACTING_USER). Changes are refused unless the user "
-        "belongs to the organisation concerned and holds the right they need; the audit log records them.",
+        help="Act as this user (default: the setting GLANEUR_ACTING_USER). Changes, and runs started by hand, are "
+        "refused unless the user belongs to the organisation concerned and holds the right they need; the audit log "
+        "records them. Reads then show only the user's organisations.",
     ),
 ) -> None:
     """Glaneur: collects supplier invoices from customer portals and routes bank statements per IBAN, every day."""

@@ -41,7 +41,9 @@ def request_list(
     from glaneur import admin
 
     with common.session() as session:
-        entries = admin.list_connector_requests(session, org=org, state=state)
+        if org is not None:
+            common.read_org(session, org)
+        entries = admin.list_connector_requests(session, org=org, state=state, organizations=common.readable(session))
     if not entries:
         common.say("No connector request matches.", style="yellow")
         return

@@ -69,11 +69,12 @@ def statements_route(
     org: str,
     day: str | None = typer.Option(None, "--day", help="The day whose global file receives statements (default today)."),
 ) -> None:
-    """Take in and route the firm's statements now, in this process, as its own flow run."""
+    """Take in and route the firm's statements now, in this process, as its own flow run (any firm profile, --as)."""
     from glaneur.statements import firm as firms
 
     with common.session() as session:
-        firms.require_firm(session, org)
+        org_row = firms.require_firm(session, org)
+        firms.require_profile(common.actor(session, org_row), org_row)
     from flows.route_statements import run_firm
 
     with common.out().status(f"Routing the statements of {org}…"):
@@ -109,6 +110,7 @@ def statements_list(
     from glaneur.statements import routing
 
     with common.session() as session:
+        common.read_org(session, org)
         compact = firms.normalize_iban(iban) if iban else None
         entries = routing.statement_history(session, org, iban=compact, route=route, limit=limit)
         rejected = routing.rejected_files(session, org)
@@ -168,6 +170,7 @@ def statements_download(
 
     when = parse_date(day) if day else date.today()
     with common.session() as session:
+        common.read_org(session, org)
         data, count = routing.global_file(session, get_storage(common.settings()), org, when)
     target = output or Path(f"{org}-statements-{when.isoformat()}.zip")
     try:

@@ -130,9 +130,13 @@ class ConnectorRequestEntry:
 
 
 def list_connector_requests(
-    session: Session, *, org: Organization | str | None = None, state: ConnectorRequestState | str | None = None
+    session: Session,
+    *,
+    org: Organization | str | None = None,
+    state: ConnectorRequestState | str | None = None,
+    organizations: set[int] | None = None,
 ) -> list[ConnectorRequestEntry]:
-    """Requests for new collectors with their state, newest first."""
+    """Requests for new collectors with their state, newest first (only ``organizations``' when given)."""
     query = (
         select(ConnectorRequest, Organization.slug, User.email)
         .join(Organization, ConnectorRequest.organization_id == Organization.id)
@@ -140,6 +144,8 @@ def list_connector_requests(
     )
     if org is not None:
         query = query.where(ConnectorRequest.organization_id == get_organization(session, org).id)
+    if organizations is not None:
+        query = query.where(col(ConnectorRequest.organization_id).in_(organizations))
     if state is not None:
         query = query.where(ConnectorRequest.state == parse_request_state(state))
     query = query.order_by(col(ConnectorRequest.created_at).desc(), col(ConnectorRequest.id).desc())

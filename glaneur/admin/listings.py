@@ -45,16 +45,22 @@ class HistoryEntry:
         return self.run.message or describe(self.run.status).message
 
 
-def list_channels(session: Session, org: Organization | str | None = None) -> list[Channel]:
-    """Channels not deleted, by slug, optionally of one organisation."""
+def list_channels(
+    session: Session, org: Organization | str | None = None, *, organizations: set[int] | None = None
+) -> list[Channel]:
+    """Channels not deleted, by slug, optionally of one organisation (and only of ``organizations`` when given)."""
     query = select(Channel).where(*LIVE)
     if org is not None:
         query = query.where(Channel.organization_id == get_organization(session, org).id)
+    if organizations is not None:
+        query = query.where(col(Channel.organization_id).in_(organizations))
     return list(session.exec(query.order_by(Channel.slug)).all())
 
 
-def channel_summaries(session: Session, org: Organization | str | None = None) -> list[ChannelSummary]:
-    channels = list_channels(session, org)
+def channel_summaries(
+    session: Session, org: Organization | str | None = None, *, organizations: set[int] | None = None
+) -> list[ChannelSummary]:
+    channels = list_channels(session, org, organizations=organizations)
     ids = [channel.id for channel in channels]
     if not ids:
         return []
@@ -92,8 +98,10 @@ def history(
     status: Status | str | None = None,
     since: date | str | None = None,
     limit: int = 50,
+    organizations: set[int] | None = None,
 ) -> list[HistoryEntry]:
-    """Collection runs, newest first ("Collecte > Historique"), with the account's login."""
+    """Collection runs, newest first ("Collecte > Historique"), with the account's login (only the channels of
+    ``organizations`` when given)."""
     if limit < 1:
         raise UsageError(f"invalid limit {limit}: expected a positive number.")
     query = (
@@ -107,6 +115,8 @@ def history(
         if session.exec(select(Channel).where(Channel.slug == slug)).first() is None:
             get_channel(session, slug)  # raises, listing the channels
         query = query.where(Channel.slug == slug)
+    if organizations is not None:
+        query = query.where(col(Channel.organization_id).in_(organizations))
     if status is not None:
         query = query.where(CollectionRun.status == parse_status(status))
     if since is not None:
@@ -115,8 +125,11 @@ def history(
     return [HistoryEntry(run=run, channel=ch, login=login) for run, ch, login in session.exec(query).all()]
 
 
-def list_documents(session: Session, *, channel: Channel | str | None = None, limit: int = 100) -> list[Document]:
-    """Filed documents, newest first (by document date, then filing order)."""
+def list_documents(
+    session: Session, *, channel: Channel | str | None = None, limit: int = 100, organizations: set[int] | None = None
+) -> list[Document]:
+    """Filed documents, newest first (by document date, then filing order); only the channels of
+    ``organizations`` when given."""
     if limit < 1:
         raise UsageError(f"invalid limit {limit}: expected a positive number.")
     query = select(Document)
@@ -126,6 +139,9 @@ def list_documents(session: Session, *, channel: Channel | str | None = None, li
         if found is None:
             get_channel(session, slug)  # raises, listing the channels
         query = query.where(Document.channel_id == found.id)
+    if organizations is not None:
+        query = query.where(col(Document.channel_id).in_(
+            select(Channel.id).where(col(Channel.organization_id).in_(organizations))))
     query = query.order_by(col(Document.document_date).desc(), col(Document.id).desc()).limit(limit)
     return list(session.exec(query).all())
 

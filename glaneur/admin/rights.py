@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from glaneur.errors import UsageError
 from glaneur.models import AuditLog, ChannelKind, FirmRole, Organization, Right, User
-from glaneur.admin.checks import now
+from glaneur.admin.checks import names_or_none, normalize_email, now
 from glaneur.admin.lookups import get_organization
 
 
@@ -73,6 +73,39 @@ def require_right(actor: User | None, org: Organization, *rights: Right) -> User
     return actor
 
 
+def readable_organizations(session: Session, email: str) -> set[int]:
+    """The organisations a user reads: those it is a user of (a firm's collaborator may be a user of several).
+
+    Reads are scoped by them: a user never sees another organisation's channels, documents, statements
+    or notifications. Without an acting user (the platform team, at the console) reads are not scoped.
+    """
+    address = normalize_email(email)
+    found = set(session.exec(select(User.organization_id).where(User.email == address)).all())
+    if not found:
+        raise UsageError(f"unknown user '{address}': no organisation has a user with this address.")
+    return found
+
+
+def require_reader(
+    session: Session, readable: set[int] | None, org: Organization | str, email: str | None
+) -> Organization:
+    """``org``, when ``readable`` (the acting user's organisations; None: not scoped) holds it; else a refusal
+    that names neither ``org``'s data nor, when ``org`` is unknown, the other organisations."""
+    if readable is None:
+        return get_organization(session, org)
+    slug = org.slug if isinstance(org, Organization) else org.strip()
+    found = org if isinstance(org, Organization) else session.exec(
+        select(Organization).where(Organization.slug == slug)).first()
+    if found is None or found.id not in readable:
+        own = session.exec(select(Organization.slug).where(col(Organization.id).in_(readable))
+                           .order_by(Organization.slug)).all()
+        raise UsageError(  # the same words whether or not another organisation has this slug
+            f"unknown organisation '{slug}' for user '{email}', who reads only its own organisation's data: "
+            f"{names_or_none(own)}."
+        )
+    return found
+
+
 def audit_log_entry(session: Session, org: Organization, actor: User | None, action: str, target: str, detail: str = "") -> None:
     """One line of the audit log: who did what to what, and when. Callers never pass a secret."""
     session.add(
@@ -96,8 +129,11 @@ class AuditEntry:
     actor: str | None  # the actor's e-mail; None for the platform team, at the console
 
 
-def audit_log(session: Session, *, org: Organization | str | None = None, limit: int = 50) -> list[AuditEntry]:
-    """Who created, changed the credentials of, or deleted what, and when; newest first."""
+def audit_log(
+    session: Session, *, org: Organization | str | None = None, limit: int = 50, organizations: set[int] | None = None
+) -> list[AuditEntry]:
+    """Who created, changed the credentials of, or deleted what, and when; newest first (only ``organizations``'
+    lines when given)."""
     if limit < 1:
         raise UsageError(f"invalid limit {limit}: expected a positive number.")
     query = (
@@ -107,5 +143,7 @@ def audit_log(session: Session, *, org: Organization | str | None = None, limit:
     )
     if org is not None:
         query = query.where(AuditLog.organization_id == get_organization(session, org).id)
+    if organizations is not None:
+        query = query.where(col(AuditLog.organization_id).in_(organizations))
     query = query.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
     return [AuditEntry(log, slug, email) for log, slug, email in session.exec(query).all()]

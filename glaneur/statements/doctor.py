@@ -28,17 +28,18 @@ RECENT = 3
 PLATFORM_SUPPORT = "Glaneur's support (your platform team)"
 
 
-def _firm_of(session: Session, iban: str, org: str | None) -> Organization:
+def _firm_of(session: Session, iban: str, org: str | None, organizations: set[int] | None) -> Organization:
     if org is not None:
         return require_firm(session, org)
+    among = () if organizations is None else (col(Organization.id).in_(organizations),)
     found = session.exec(
         select(Organization).join(ClientIban, col(ClientIban.organization_id) == col(Organization.id))
-        .where(ClientIban.iban == iban).order_by(Organization.slug)
+        .where(ClientIban.iban == iban, *among).order_by(Organization.slug)
     ).all()
     if not found:
         found = session.exec(
             select(Organization).join(Statement, col(Statement.organization_id) == col(Organization.id))
-            .where(Statement.iban == iban).distinct().order_by(Organization.slug)
+            .where(Statement.iban == iban, *among).distinct().order_by(Organization.slug)
         ).all()
     if len(found) == 1:
         return found[0]
@@ -47,9 +48,12 @@ def _firm_of(session: Session, iban: str, org: str | None) -> Organization:
     raise UsageError(f"IBAN {iban} is known to several firms ({', '.join(o.slug for o in found)}): say which with --org.")
 
 
-def diagnose_iban(session: Session, iban: str, org: str | None = None) -> list[Check]:
+def diagnose_iban(
+    session: Session, iban: str, org: str | None = None, *, organizations: set[int] | None = None
+) -> list[Check]:
+    """The checks of a firm's client IBAN; the firm found among ``organizations`` only, when given (a reader's)."""
     compact = normalize_iban(iban)
-    firm = _firm_of(session, compact, org)
+    firm = _firm_of(session, compact, org, organizations)
     connectors = firm_connectors(session, firm)
     client = session.exec(
         select(ClientIban).where(ClientIban.organization_id == firm.id, ClientIban.iban == compact)

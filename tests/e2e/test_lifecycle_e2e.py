@@ -101,7 +101,7 @@ def test_updated_credentials_make_the_next_run_succeed(org):
         assert account.status == Status.OK and Vault(s).get(account.secret_ref) == "papier-acme"
 
     # And the run after that (tomorrow's) collects incrementally.
-    out = flat(ok("run", SLUG).stdout)
+    out = flat(ok("--as", ALICE, "run", SLUG).stdout)
     assert "org-papeterie: ok, 0 new" in out
     assert [r.status for r in runs()] == [Status.WRONG_CREDENTIALS, Status.OK, Status.OK]
 
@@ -110,7 +110,7 @@ def test_updated_credentials_make_the_next_run_succeed(org):
     with session() as s:
         assert s.exec(select(VaultEntry).where(VaultEntry.purpose != "canary")).all() == []
     assert documents() == 23 and len(runs()) == 3
-    result = glaneur("run", SLUG)
+    result = glaneur("--as", ALICE, "run", SLUG)
     assert result.exit_code == 2 and "was deleted" in result.stderr
 
 

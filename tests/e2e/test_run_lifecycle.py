@@ -349,7 +349,8 @@ def test_a_run_killed_where_no_worker_watches_is_crashed_and_closed_by_the_sweep
 
     make_channel("lent")
     environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "GLANEUR_HOME": str(glaneur_home)}
-    process = subprocess.Popen([sys.executable, "-c", "from cli.main import app; app()", "run", SLUG],
+    process = subprocess.Popen([sys.executable, "-c", "from cli.main import app; app()", "--as", "owner@org.example",
+                                "run", SLUG],
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         row = wait_for("a running collection row", a_running_row)

@@ -271,7 +271,8 @@ def test_channels_table(acme):
     for expected in (CHANNEL, "Papeterie", PORTAL, "one (new)", "new", "Not collected yet", "never"):
         assert expected in out, out
     assert CHANNEL in ok("channels", "--org", "acme").stdout
-    assert CHANNEL not in ok("channels", "--org", "other").stdout
+    # alice acts (GLANEUR_ACTING_USER): she reads acme's only, and sees nothing of other's
+    refused("channels", "--org", "other", expect="unknown organisation 'other' for user 'alice@acme.fr'")
     refused("channels", "--org", "nope", expect="unknown organisation 'nope'")
 
 
