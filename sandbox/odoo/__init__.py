@@ -131,6 +131,12 @@ class OdooState:
         invoices.append(invoice)
         return invoice
 
+    def banner(self, url: str) -> str:
+        """What ``python -m sandbox`` and ``python -m sandbox.odoo`` print: the portal, then one line an account."""
+        lines = [f"{self.odoo.supplier.name} (Odoo {self.version}, provider odoo): {url}/web/login"]
+        lines += [f"  {a['login']:<26} {a['password']:<30} {a['description']}" for a in self.describe()]
+        return "\n".join(lines)
+
     def describe(self) -> list[dict[str, object]]:
         return [
             {"login": a.login, "password": a.password, "invoices": len(self.invoices[a.login]), "description": a.description}
