@@ -192,3 +192,20 @@ def read_secret(from_stdin: bool, prompt: str) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return typer.prompt(prompt, hide_input=True)
+
+
+def require_deployment(name: str, *, nothing: str, what: str, then: str) -> None:
+    """Refuse, before anything is created or sent, a command whose long wait runs on a missing Prefect deployment.
+
+    ``nothing`` says what was not done, ``what`` names the run that waits, ``then`` what to start besides a worker.
+    """
+    from tasks.deployments import lookup_deployment
+
+    lookup = lookup_deployment(name)
+    if not lookup.deployment:
+        problem = lookup.error or f"{lookup.where} has no such deployment"
+        raise UsageError(
+            f"{nothing} {what} wait for days without holding a process, so they run on the Prefect deployment "
+            f"'{name}', but {problem}. Deploy the flows (make deploy: the work pool, the provider limits, then every "
+            f"deployment), start a worker (prefect worker start --pool glaneur){then}, then invite again."
+        )

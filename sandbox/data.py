@@ -162,15 +162,20 @@ class Account:
         return self.login if "@" in self.login else f"{self.login}@client.test"
 
 
-def french_amount(amount: Decimal) -> str:
-    """``1 234,56 €`` as French invoices print it (non-breaking space between thousands)."""
+def french_number(amount: Decimal, thousands: str = "\u00a0") -> str:
+    """``1 234,56``: two decimals after a comma, groups of three digits apart (a non-breaking space by default)."""
     sign = "-" if amount < 0 else ""
     units, cents = f"{abs(amount):.2f}".split(".")
     groups = []
     while units:
         groups.insert(0, units[-3:])
         units = units[:-3]
-    return f"{sign}{chr(0xA0).join(groups)},{cents} €"
+    return f"{sign}{thousands.join(groups)},{cents}"
+
+
+def french_amount(amount: Decimal) -> str:
+    """``1 234,56 €`` as French invoices print it (non-breaking space between thousands)."""
+    return f"{french_number(amount)} €"
 
 
 def _stationery_lines(code: int, seq: int, month: date) -> tuple[InvoiceLine, ...]:

@@ -13,18 +13,13 @@ from datetime import date
 from decimal import Decimal
 from html import escape
 
+from sandbox.data import french_number
 from sandbox.odoo.data import OdooInvoice
 
 
 def money(amount: Decimal) -> str:
-    """The ``monetary`` widget: ``<span class="oe_currency_value">1 234,56</span>&nbsp;€``."""
-    sign = "-" if amount < 0 else ""
-    units, cents = f"{abs(amount):.2f}".split(".")
-    groups = []
-    while units:
-        groups.insert(0, units[-3:])
-        units = units[:-3]
-    return f'<span class="oe_currency_value">{sign}{chr(0x202F).join(groups)},{cents}</span>\u00a0€'
+    """The ``monetary`` widget: ``<span class="oe_currency_value">1 234,56</span>&nbsp;€`` (narrow no-break spaces)."""
+    return f'<span class="oe_currency_value">{french_number(amount, chr(0x202F))}</span>\u00a0€'
 
 
 def day(value: date) -> str:

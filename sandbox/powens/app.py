@@ -24,7 +24,7 @@ import html
 from datetime import date, datetime
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sandbox.powens.state import (
@@ -45,6 +45,14 @@ def _error(status: int, code: str, description: str, headers: dict | None = None
     return JSONResponse({"code": code, "description": description}, status_code=status, headers=headers)
 
 
+class _Refused(Exception):
+    """An API refusal raised by a dependency (bad token, someone else's connection): its response is the answer."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def create_powens_app(world: PowensWorld) -> FastAPI:
     app = FastAPI(title="Powens sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     api = APIRouter(prefix="/2.0")
@@ -60,18 +68,22 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
                               headers={"Retry-After": str(int(wait + 0.999))})
         return await call_next(request)
 
-    def user_or_error(request: Request) -> int | JSONResponse:
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, refusal: _Refused) -> JSONResponse:
+        return refusal.response
+
+    def current_user(request: Request) -> int:
         header = request.headers.get("authorization", "")
         token = header[7:] if header.lower().startswith("bearer ") else None
         user = world.user_of(token)
         if user is None:
-            return _error(401, "invalidToken", "The token is invalid or was revoked.")
+            raise _Refused(_error(401, "invalidToken", "The token is invalid or was revoked."))
         return user
 
-    def own_connection(user: int, connection_id: int):
+    def own_connection(connection_id: int, user: int = Depends(current_user)):
         connection = world.connections.get(connection_id)
         if connection is None or connection.id_user != user:
-            return _error(404, "connectionNotFound", f"Connection {connection_id} not found.")
+            raise _Refused(_error(404, "connectionNotFound", f"Connection {connection_id} not found."))
         return connection
 
     # -- authentication --
@@ -88,10 +100,7 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return {"auth_token": token, "type": "permanent", "id_user": user}
 
     @api.get("/auth/token/code")
-    async def token_code(request: Request):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def token_code(user: int = Depends(current_user)):
         return {"code": world.new_code(user), "type": "temporary", "access": "single", "expires_in": 1800}
 
     # -- connectors --
@@ -103,64 +112,36 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
     # -- connections --
 
     @api.get("/users/me/connections")
-    async def connections(request: Request):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def connections(user: int = Depends(current_user)):
         found = [c.payload() for c in world.connections.values() if c.id_user == user]
         return {"connections": found, "total": len(found)}
 
     @api.get("/users/me/connections/{connection_id}")
-    async def connection(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        return found if isinstance(found, JSONResponse) else found.payload()
+    async def connection(found=Depends(own_connection)):
+        return found.payload()
 
     @api.put("/users/me/connections/{connection_id}")
     @api.post("/users/me/connections/{connection_id}")
-    async def sync(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        if isinstance(found, JSONResponse):
-            return found
+    async def sync(found=Depends(own_connection)):
         world.sync(found)
         return found.payload()
 
     @api.delete("/users/me/connections/{connection_id}")
-    async def delete(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        if isinstance(found, JSONResponse):
-            return found
-        world.delete_connection(connection_id)
+    async def delete(found=Depends(own_connection)):
+        world.delete_connection(found.id)
         return Response(status_code=204)
 
     # -- accounts --
 
     @api.get("/users/me/connections/{connection_id}/accounts")
-    async def accounts(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        if isinstance(found, JSONResponse):
-            return found
+    async def accounts(request: Request, connection_id: int, found=Depends(own_connection)):
         show_all = "all" in request.query_params
         items = [a.payload(world.balance(a)) for a in world.accounts.values()
                  if a.id_connection == connection_id and (show_all or not a.disabled)]
         return {"accounts": items, "total": len(items)}
 
     @api.put("/users/me/accounts/{account_id}")
-    async def update_account(request: Request, account_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def update_account(request: Request, account_id: int, user: int = Depends(current_user)):
         account = world.accounts.get(account_id)
         if account is None or account.id_user != user:
             return _error(404, "accountNotFound", f"Account {account_id} not found.")
@@ -171,10 +152,7 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
 
     # -- transactions --
 
-    async def list_transactions(request: Request, account_id: int | None):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def list_transactions(request: Request, account_id: int | None, user: int):
         query = request.query_params
         try:
             limit = int(query.get("limit", "1000"))
@@ -209,12 +187,12 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return body
 
     @api.get("/users/me/transactions")
-    async def transactions(request: Request):
-        return await list_transactions(request, None)
+    async def transactions(request: Request, user: int = Depends(current_user)):
+        return await list_transactions(request, None, user)
 
     @api.get("/users/me/accounts/{account_id}/transactions")
-    async def account_transactions(request: Request, account_id: int):
-        return await list_transactions(request, account_id)
+    async def account_transactions(request: Request, account_id: int, user: int = Depends(current_user)):
+        return await list_transactions(request, account_id, user)
 
     # -- billers (the "Documents" product): subscriptions, documents, their files --
 
@@ -233,28 +211,19 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return {k: v for k, v in document.items() if not k.startswith("_")}
 
     @api.get("/users/me/subscriptions")
-    async def subscriptions(request: Request):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def subscriptions(user: int = Depends(current_user)):
         found = [subscription for subscription, _ in biller_items(user)]
         return {"subscriptions": found, "total": len(found)}
 
     @api.get("/users/me/subscriptions/{subscription_id}/documents")
     @api.get("/users/me/documents")
-    async def documents(request: Request, subscription_id: int | None = None):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def documents(subscription_id: int | None = None, user: int = Depends(current_user)):
         found = [public(d) for subscription, docs in biller_items(user) for d in docs
                  if subscription_id is None or subscription["id"] == subscription_id]
         return {"documents": found, "total": len(found)}
 
     @api.get("/users/me/documents/{document_id}/file")
-    async def document_file(request: Request, document_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def document_file(document_id: int, user: int = Depends(current_user)):
         for _, docs in biller_items(user):
             for d in docs:
                 if d["id"] == document_id:
