@@ -36,13 +36,17 @@ MAX_RETRY_AFTER_SECONDS = 120.0  # longer waits end the run as rate_limited; tom
 FIRST_SYNC_LOOKBACK_DAYS = 90
 
 
-def client_for(channel_id: int) -> PowensClient:
-    """A client holding the channel's Powens token (read from the vault, kept in memory only)."""
+@contextmanager
+def client_for(channel_id: int) -> Iterator[tuple[PowensClient, int | None]]:
+    """A client holding the channel's Powens token (read from the vault, kept in memory only), and the id of
+    the channel's connection at Powens."""
     settings = bank.powens_settings()
     api_url, client_id, _ = settings.require()
     with channel_connection(channel_id) as (session, connection):
-        token = bank.read_token(session, connection)
-    return PowensClient(api_url, client_id=client_id, token=token, timeout=get_settings().navigation_timeout_seconds)
+        token, powens_id = bank.read_token(session, connection), connection.powens_connection_id
+    timeout = get_settings().navigation_timeout_seconds
+    with PowensClient(api_url, client_id=client_id, token=token, timeout=timeout) as client:
+        yield client, powens_id
 
 
 @contextmanager
@@ -78,9 +82,7 @@ _step = task(cache_policy=NO_CACHE, retry_condition_fn=is_transient, retry_jitte
 @_step(name="sync-connection")
 def sync_connection(channel_id: int) -> Connection:
     """Ask Powens to synchronise, and record the connection's state (null, or a documented error state)."""
-    with client_for(channel_id) as client:
-        with channel_connection(channel_id) as (session, connection):
-            powens_id = connection.powens_connection_id
+    with client_for(channel_id) as (client, powens_id):
         remote = call(lambda: client.sync(powens_id))
     with channel_connection(channel_id) as (session, connection):
         bank.record_state(session, connection, remote.state, remote.error_message)
@@ -90,9 +92,7 @@ def sync_connection(channel_id: int) -> Connection:
 @_step(name="list-accounts")
 def list_accounts(channel_id: int) -> int:
     """Record the connection's accounts, enabling the disabled ones (Powens synchronises only enabled accounts)."""
-    with client_for(channel_id) as client:
-        with channel_connection(channel_id) as (session, connection):
-            powens_id = connection.powens_connection_id
+    with client_for(channel_id) as (client, powens_id):
         accounts = call(lambda: client.accounts(powens_id))
         for account in accounts:
             if account.disabled:
@@ -122,7 +122,7 @@ def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000, full_pa
     tally = bank.Tally()
     pages = 0
     seen = []
-    with client_for(channel_id) as client:
+    with client_for(channel_id) as (client, _):
         with channel_connection(channel_id) as (session, connection):
             cursor = None if full_pass else connection.cursor
         lookback = bank.powens_settings().full_pass_lookback_days if full_pass else FIRST_SYNC_LOOKBACK_DAYS

@@ -62,13 +62,12 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from sandbox.data import add_months
+from sandbox.data import Account, add_months
 from sandbox.odoo import markup
 from sandbox.odoo.data import (
     NEWEST_MONTH,
     ODOO_SUPPLIERS,
     VERSIONS,
-    OdooAccount,
     OdooInvoice,
     OdooSupplier,
     initial_invoices,
@@ -97,7 +96,7 @@ class OdooState:
 
     odoo: OdooSupplier
     version: str = ""
-    accounts: dict[str, OdooAccount] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
     invoices: dict[str, list[OdooInvoice]] = field(default_factory=dict)  # oldest first
     failures: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)

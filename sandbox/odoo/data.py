@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sandbox.data import CATALOGUE, CENT, Customer, Invoice, Supplier, add_months, customer, priced, supplier
+from sandbox.data import CATALOGUE, CENT, Account, Invoice, Scenario, Supplier, add_months, customer, priced, supplier
 
 VERSIONS = ("16.0", "17.0", "18.0")
 PAYMENT_TERM = timedelta(days=30)
@@ -34,16 +34,6 @@ class OdooSupplier:
     @property
     def slug(self) -> str:
         return self.supplier.slug
-
-
-@dataclass(frozen=True)
-class OdooAccount:
-    login: str
-    password: str = field(repr=False)
-    customer: Customer
-    invoice_count: int
-    code: int
-    description: str
 
 
 @dataclass(frozen=True)
@@ -81,13 +71,13 @@ ODOO_SUPPLIERS = {
 }
 
 
-def odoo_accounts(odoo: OdooSupplier) -> dict[str, OdooAccount]:
+def odoo_accounts(odoo: OdooSupplier) -> dict[str, Account]:
     accounts = {}
     for index, entry in enumerate(CATALOGUE["odoo_accounts"]):
         login = odoo.supplier.login_format.format(stem=entry["stem"])
         password = odoo.supplier.password_format.format(stem=entry["stem"])
-        accounts[login] = OdooAccount(login, password, customer(entry["customer"]), entry["invoices"], 101 + index,
-                                      entry["description"])
+        accounts[login] = Account(login, password, customer(entry["customer"]), Scenario.NORMAL, entry["invoices"],
+                                  101 + index, entry["description"])
     return accounts
 
 
@@ -95,7 +85,7 @@ def access_token(odoo: OdooSupplier, record_id: int) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256(f"{odoo.slug}/{record_id}".encode()).digest()[:16], version=4))
 
 
-def make_invoice(odoo: OdooSupplier, account: OdooAccount, seq: int, issued: date, record_id: int,
+def make_invoice(odoo: OdooSupplier, account: Account, seq: int, issued: date, record_id: int,
                  total: Decimal | None = None, newest: int = 0) -> OdooInvoice:
     """Invoice ``seq`` of the account; ``newest`` counts from the newest (0: not paid, 1: partly paid)."""
     number = odoo.supplier.number_format.format(year=issued.year, code=account.code, seq=seq)
@@ -106,7 +96,7 @@ def make_invoice(odoo: OdooSupplier, account: OdooAccount, seq: int, issued: dat
     return OdooInvoice(record_id, invoice, residual, access_token(odoo, record_id))
 
 
-def initial_invoices(odoo: OdooSupplier, account: OdooAccount, first_id: int) -> list[OdooInvoice]:
+def initial_invoices(odoo: OdooSupplier, account: Account, first_id: int) -> list[OdooInvoice]:
     """One invoice a month, the newest in :data:`NEWEST_MONTH`; oldest first."""
     first = add_months(NEWEST_MONTH, 1 - account.invoice_count)
     count = account.invoice_count
