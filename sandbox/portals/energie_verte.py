@@ -36,7 +36,7 @@ from sandbox.portals.controls import control_router, download_path, misbehaviour
 from sandbox.portals.rate_limit import rate_limiter
 from sandbox.portals.responses import pace, pdf_response
 from sandbox.portals import second_factor
-from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message, second_factor_prompt
+from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message
 
 EV_CSRF_COOKIE = "ev_csrf"
 EV_SESSION_COOKIE = "ev_session"
@@ -112,17 +112,12 @@ def _ev_verification_page(state: PortalState, pending: PendingLogin, error: str 
     waiting = " attente" if error == second_factor_message(SecondFactorResult.NOT_APPROVED, None) else ""
     message = f'<p class="erreur{expired}{waiting}">{escape(error)}</p>' if error else ""
     message += f'<p class="info">{escape(info)}</p>' if info else ""
-    fields = second_factor.code_fields(pending, label="Code reçu", submit="Vérifier")
-    resend = second_factor.resend_form(pending, action="/connexion/verification/renvoi", token_field="jeton")
     return _ev_page(
         "Vérification",
         f"""<h1>Vérifions qu'il s'agit bien de vous</h1>
 {message}
-<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
-<form id="verification" method="post" action="/connexion/verification">
-<input type="hidden" name="jeton" value="{escape(pending.csrf)}">
-{fields}
-</form>{resend}""",
+{second_factor.second_factor_form(state, pending, form_id="verification", action="/connexion/verification",
+                                  token_field="jeton", label="Code reçu", submit="Vérifier")}""",
     )
 
 

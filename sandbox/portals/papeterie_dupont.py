@@ -34,7 +34,7 @@ from sandbox.portals.controls import ListQuirks, control_router, download_path, 
 from sandbox.portals.rate_limit import rate_limiter
 from sandbox.portals.responses import pace, pdf_response
 from sandbox.portals import second_factor
-from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message, second_factor_prompt
+from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message
 
 PD_PRESESSION_COOKIE = "pd_presession"
 PD_SESSION_COOKIE = "pd_session"
@@ -82,18 +82,13 @@ def _pd_login_page(csrf: str, alert: str = "") -> HTMLResponse:
 
 
 def _pd_second_factor_page(state: PortalState, pending: PendingLogin, alert: str = "") -> HTMLResponse:
-    fields = second_factor.code_fields(pending, label="Code de vérification", submit="Valider")
-    resend = second_factor.resend_form(pending, action="/double-authentification/renvoi", token_field="csrf_token",
-                         button=' class="lien"')
     return _pd_page(
         "Vérification en deux étapes",
         f"""<h1>Vérification en deux étapes</h1>
 {alert}
-<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
-<form id="double-authentification" method="post" action="/double-authentification">
-<input type="hidden" name="csrf_token" value="{escape(pending.csrf)}">
-{fields}
-</form>{resend}""",
+{second_factor.second_factor_form(state, pending, form_id="double-authentification", action="/double-authentification",
+                                  token_field="csrf_token", label="Code de vérification", submit="Valider",
+                                  resend_button=' class="lien"')}""",
     )
 
 

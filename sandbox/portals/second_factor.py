@@ -42,24 +42,29 @@ SECOND_FACTOR_DROPPED = "double-authentification"  # the login page's ?erreur= a
 # -- what both portals do alike around the second factor, each with its own addresses, words and markup --------
 
 
-def code_fields(pending: PendingLogin, *, label: str, submit: str) -> str:
-    """The form's fields: a code input and its button, or only "J'ai validé" for an approval in the app."""
+def second_factor_form(
+    state: PortalState, pending: PendingLogin, *, form_id: str, action: str, token_field: str, label: str,
+    submit: str, resend_button: str = "",
+) -> str:
+    """The page's prompt and form: a code input (or only "J'ai validé" for an approval in the app), then, for a
+    code sent by SMS or e-mail, the form asking for a new one (at ``action``/renvoi)."""
     if pending.kind is SecondFactor.APP:
-        return '<button type="submit">J\'ai validé</button>'
-    return (
-        f'<label>{label} <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7" '
-        f'required></label>\n<button type="submit">{submit}</button>'
-    )
-
-
-def resend_form(pending: PendingLogin, *, action: str, token_field: str, button: str = "") -> str:
-    """The form asking for a new code (a code sent by SMS or e-mail only), after the second-factor form."""
-    if pending.kind is not SecondFactor.CODE:
-        return ""
-    return f"""\n<form id="renvoi" method="post" action="{action}">
-<input type="hidden" name="{token_field}" value="{escape(pending.csrf)}">
-<button type="submit"{button}>Renvoyer le code</button>
+        fields = '<button type="submit">J\'ai validé</button>'
+    else:
+        fields = (
+            f'<label>{label} <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7" '
+            f'required></label>\n<button type="submit">{submit}</button>'
+        )
+    token = f'<input type="hidden" name="{token_field}" value="{escape(pending.csrf)}">'
+    resend = f"""\n<form id="renvoi" method="post" action="{action}/renvoi">
+{token}
+<button type="submit"{resend_button}>Renvoyer le code</button>
 </form>"""
+    return f"""<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
+<form id="{form_id}" method="post" action="{action}">
+{token}
+{fields}
+</form>{resend if pending.kind is SecondFactor.CODE else ""}"""
 
 
 def after_password(

@@ -46,9 +46,10 @@ def _error(status: int, code: str, description: str, headers: dict | None = None
 
 
 class _Refused(Exception):
-    """An API refusal raised by a dependency (bad token, someone else's connection): its response is the answer."""
+    """A refusal raised by a dependency (bad token, someone else's connection, an expired webview session): its
+    response is the answer."""
 
-    def __init__(self, response: JSONResponse) -> None:
+    def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
         self.response = response
 
@@ -69,7 +70,7 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return await call_next(request)
 
     @app.exception_handler(_Refused)
-    async def refused(request: Request, refusal: _Refused) -> JSONResponse:
+    async def refused(request: Request, refusal: _Refused) -> Response:
         return refusal.response
 
     def current_user(request: Request) -> int:
@@ -308,17 +309,14 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
     async def manage(request: Request):
         return start("manage", request)
 
-    def session_or_page(session_id: str):
+    def webview_session(session_id: str) -> WebviewSession:
         session = world.webviews.get(session_id)
         if session is None:
-            return None, _page("Erreur", '<p class=error id=error>Session expirée.</p>')
-        return session, None
+            raise _Refused(_page("Erreur", '<p class=error id=error>Session expirée.</p>'))
+        return session
 
     @app.get("/webview/{session_id}")
-    async def show(session_id: str):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def show(session: WebviewSession = Depends(webview_session)):
         cancel = _cancel_button(session.id)
         if session.step == "bank":
             banks = "".join(
@@ -363,19 +361,13 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         return _page("Erreur", "<p class=error id=error>Étape inconnue.</p>")
 
     @app.post("/webview/{session_id}/bank")
-    async def bank(session_id: str, connector: int = Form(...)):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def bank(connector: int = Form(...), session: WebviewSession = Depends(webview_session)):
         session.connector_id = connector
         session.step = "consent"
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/consent")
-    async def consent(session_id: str, decision: str = Form(...)):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def consent(decision: str = Form(...), session: WebviewSession = Depends(webview_session)):
         if decision != "accept":
             world.webviews.pop(session.id, None)
             return _redirect(session, error="access_denied", error_description="The user refused the consent.")
@@ -384,10 +376,9 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/credentials")
-    async def credentials(session_id: str, login: str = Form(""), password: str = Form("")):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def credentials(
+        login: str = Form(""), password: str = Form(""), session: WebviewSession = Depends(webview_session)
+    ):
         if not session.consented:
             return _page("Erreur", "<p class=error id=error>Consentement manquant.</p>")
         if password != PASSWORD or not login:
@@ -405,38 +396,26 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/sms")
-    async def sms(session_id: str, code: str = Form("")):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def sms(code: str = Form(""), session: WebviewSession = Depends(webview_session)):
         if code.strip() != SMS_CODE:
             session.errors += 1
             return RedirectResponse(f"/webview/{session.id}", status_code=303)
         return _finish(world, session)
 
     @app.post("/webview/{session_id}/cancel")
-    async def cancel(session_id: str):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def cancel(session: WebviewSession = Depends(webview_session)):
         world.webviews.pop(session.id, None)
         return _redirect(session, error="cancelled", error_description="The user left the webview.")
 
     @app.post("/webview/{session_id}/delete")
-    async def delete(session_id: str, connection: int = Form(...)):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def delete(connection: int = Form(...), session: WebviewSession = Depends(webview_session)):
         found = world.connections.get(connection)
         if found is not None and found.id_user == session.id_user:
             world.delete_connection(connection)
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/done")
-    async def done(session_id: str):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def done(session: WebviewSession = Depends(webview_session)):
         world.webviews.pop(session.id, None)
         return _redirect(session)
 
