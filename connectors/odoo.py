@@ -46,7 +46,7 @@ class Odoo(Connector):
         link=_ROW_LINK,
         pages=NextLink("ul.pagination > li:last-child > a[href]"),
         pattern=r"/my/invoices(/page/\d+)?",
-        empty="#wrap p.alert-warning",  # "There are currently no invoices for your account."
+        empty="#wrap nav.o_portal_navbar ~ p",  # "There are currently no invoices..." (a bare <p> on 16.0)
         total_on_detail=DetailTotal(
             _ROW_LINK, Page("/my/invoices", "#sidebar_content", pattern=r"/my/invoices/\d+"), "#sidebar_content h2.text-break"
         ),
