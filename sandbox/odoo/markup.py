@@ -235,24 +235,24 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
             f'<a class="btn btn-light o_download_btn flex-grow-1" href="{pdf}" title="Download" role="button">'
             '<i class="fa fa-download"></i> Download</a></div>'
         )
-    elif version == "17.0":
-        shown = invoice.amount_residual if invoice.amount_residual > 0 else invoice.amount_total
-        title = f"<h2><span>{money(shown)}</span></h2>"
-        download = (
-            '<div class="o_download_pdf d-flex gap-1 flex-lg-column flex-xl-row"><div class="flex-grow-1">'
-            f'<a class="btn btn-secondary d-block o_download_btn" href="{pdf}" title="Download">'
-            '<i class="fa fa-download"></i> Download</a></div></div>'
-        )
-    else:  # 16.0: the amount due in bold while one is left, the total once paid; Download and Print buttons
-        shown = invoice.amount_residual if invoice.amount_residual > 0 else invoice.amount_total
-        title = f'<h2 class="mb-0"><b>{money(shown)}</b></h2>'
-        download = (
-            '<div class="o_download_pdf btn-toolbar flex-sm-nowrap"><div class="btn-group  flex-grow-1 me-1 mb-1">'
-            f'<a class="btn btn-secondary btn-block o_download_btn" href="{pdf}" title="Download">'
-            '<i class="fa fa-download"></i> Download</a></div><div class="btn-group flex-grow-1 mb-1">'
-            f'<a class="btn btn-secondary btn-block o_print_btn o_portal_invoice_print" href="{pdf.replace("&amp;download=true", "")}" '
-            'id="print_invoice_report" title="Print" target="_blank"><i class="fa fa-print"></i> Print</a></div></div>'
-        )
+    else:  # 16.0 and 17.0: the amount due while one is left, the total once paid
+        shown = money(invoice.amount_residual if invoice.amount_residual > 0 else invoice.amount_total)
+        link = f'href="{pdf}" title="Download"><i class="fa fa-download"></i> Download</a>'
+        if version == "17.0":
+            title = f"<h2><span>{shown}</span></h2>"
+            download = (
+                '<div class="o_download_pdf d-flex gap-1 flex-lg-column flex-xl-row"><div class="flex-grow-1">'
+                f'<a class="btn btn-secondary d-block o_download_btn" {link}</div></div>'
+            )
+        else:  # 16.0: in bold; Download and Print side by side in a toolbar
+            title = f'<h2 class="mb-0"><b>{shown}</b></h2>'
+            printed = pdf.replace("&amp;download=true", "")
+            download = (
+                '<div class="o_download_pdf btn-toolbar flex-sm-nowrap"><div class="btn-group  flex-grow-1 me-1 mb-1">'
+                f'<a class="btn btn-secondary btn-block o_download_btn" {link}</div><div class="btn-group flex-grow-1 mb-1">'
+                f'<a class="btn btn-secondary btn-block o_print_btn o_portal_invoice_print" href="{printed}" '
+                'id="print_invoice_report" title="Print" target="_blank"><i class="fa fa-print"></i> Print</a></div></div>'
+            )
     sidebar = (
         '<div class="d-flex col-lg-4 col-xxl-3 d-print-none"><div class="o_portal_sidebar_content flex-grow-1 mb-4 mb-lg-0 pe-lg-4" '
         f'id="sidebar_content"><div class="position-relative d-flex align-items-center justify-content-md-center '
