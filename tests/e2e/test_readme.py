@@ -54,8 +54,47 @@ def _readdressed(code: str, urls: dict[str, str]) -> str:
     return code
 
 
+async def _server_objects(client) -> dict[str, set]:
+    """What the session's Prefect server holds that a README block can create: limits, deployments, pools."""
+    return {
+        "limits": {limit.name for limit in await client.read_global_concurrency_limits(limit=200)},
+        "deployments": {deployment.id for deployment in await client.read_deployments()},
+        "pools": {pool.name for pool in await client.read_work_pools()},
+    }
+
+
+@pytest.fixture
+def server_left_as_found(prefect_server):
+    """The README's ``make deploy`` writes provider limits, deployments and a work pool on the session's server.
+    Left there, the provider limits (6 sessions a minute, 2 at once) and the slots that runs killed in later
+    tests hold until their lease expires throttle every later test collecting from the same sandbox supplier:
+    remove what the blocks created, runs of the new deployments included."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from tests.e2e.conftest import prefect_call
+
+    before = prefect_call(_server_objects)
+    yield
+
+    async def remove(client):
+        after = await _server_objects(client)
+        created = list(after["deployments"] - before["deployments"])
+        if created:
+            for run in await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=created))):
+                await client.delete_flow_run(run.id)
+        for deployment_id in created:
+            await client.delete_deployment(deployment_id)
+        for name in (await _server_objects(client))["limits"] - before["limits"]:  # a deployment's own went with it
+            await client.delete_global_concurrency_limit_by_name(name)
+        for name in after["pools"] - before["pools"]:
+            await client.delete_work_pool(name)
+        return await _server_objects(client)
+
+    assert prefect_call(remove) == before
+
+
 @pytest.mark.timeout(2400)  # ~22 min at a load of 25 on 2 cores; far less idle
-def test_every_readme_block_runs_as_written(tmp_path, sandbox):
+def test_every_readme_block_runs_as_written(tmp_path, sandbox, server_left_as_found):
     for url in sandbox.urls.values():
         httpx.post(f"{url}/_sandbox/reset").raise_for_status()
     env = _environment(tmp_path / "var", sandbox.urls)
