@@ -156,8 +156,8 @@ def bank_invite(
             connector = bank.match_connector(new.bank, client.connectors())
         except (GlaneurError, PowensApiError) as error:
             raise UsageError(str(error)) from None
-    common.require_deployment(DEPLOYMENT, nothing="nothing was created or sent.", what="Bank connection requests",
-                              then=" and 'glaneur serve'")
+    lookup = common.require_deployment(DEPLOYMENT, nothing="nothing was created or sent.",
+                                       what="Bank connection requests", then=" and 'glaneur serve'")
     with common.session() as session:
         new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
                                         actor=common.actor(session, org), label=label, slug=slug)

@@ -225,7 +225,7 @@ def channel_invite(
         org = admin.organization_of(session, found)
         actor = admin.require_right(common.actor(session, org), org, admin.right_for_kind(found.kind))
         admin.get_person(session, invitee, org)
-    common.require_deployment(INVITATION_DEPLOYMENT, nothing="nothing was sent.", what="Invitations", then="")
+    lookup = common.require_deployment(INVITATION_DEPLOYMENT, nothing="nothing was sent.", what="Invitations", then="")
     from prefect.deployments import run_deployment
 
     run = run_deployment(
