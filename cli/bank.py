@@ -190,8 +190,6 @@ def bank_invite(
     held), until the holder connects; it needs the deployments, a worker and 'glaneur serve'.
     """
     from glaneur import admin, bank
-    from tasks.deployments import lookup_deployment
-
     from connectors.powens import PowensApiError, PowensClient
     from flows.request_bank_connection import DEPLOYMENT
 
@@ -206,13 +204,8 @@ def bank_invite(
             connector = bank.match_connector(new.bank, client.connectors())
         except (GlaneurError, PowensApiError) as error:
             raise UsageError(str(error)) from None
-    lookup = lookup_deployment(DEPLOYMENT)
-    if not lookup.deployment:
-        problem = lookup.error or f"{lookup.where} has no such deployment"
-        raise UsageError(
-            f"nothing was created or sent. The request waits for days without holding a process, so it runs on the "
-            f"Prefect deployment '{DEPLOYMENT}', but {problem}. Deploy the flows (make deploy), start a worker "
-            f"(prefect worker start --pool glaneur) and 'glaneur serve', then invite again.")
+    lookup = common.require_deployment(DEPLOYMENT, nothing="nothing was created or sent.",
+                                       what="Bank connection requests", then=" and 'glaneur serve'")
     with common.session() as session:
         new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
                                         actor=common.actor(session, org), label=label, slug=slug)

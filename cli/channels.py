@@ -219,22 +219,13 @@ def channel_invite(
     deployments and a worker (make deploy; prefect worker start --pool glaneur).
     """
     from glaneur import admin
-    from tasks.deployments import lookup_deployment
 
     with common.session() as session:
         found = admin.get_channel(session, channel)
         org = admin.organization_of(session, found)
         actor = admin.require_right(common.actor(session, org), org, admin.right_for_kind(found.kind))
         admin.get_person(session, invitee, org)
-    lookup = lookup_deployment(INVITATION_DEPLOYMENT)
-    if not lookup.deployment:
-        problem = lookup.error or f"{lookup.where} has no such deployment"
-        raise UsageError(
-            f"nothing was sent. Invitations wait for days without holding a process, so they run on the Prefect "
-            f"deployment '{INVITATION_DEPLOYMENT}', but {problem}. Deploy the flows "
-            f"(make deploy: the work pool, the provider limits, then every deployment), start a worker "
-            f"(prefect worker start --pool glaneur), then invite again."
-        )
+    lookup = common.require_deployment(INVITATION_DEPLOYMENT, nothing="nothing was sent.", what="Invitations", then="")
     from prefect.deployments import run_deployment
 
     run = run_deployment(

@@ -28,6 +28,7 @@ from glaneur.statuses import Status
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from glaneur.doctor import DeploymentLookup
     from glaneur.models import Channel, Organization, User
 
 USAGE_EXIT = 2  # bad input, as Click's own usage errors
@@ -238,3 +239,22 @@ def read_secret(from_stdin: bool, prompt: str) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return typer.prompt(prompt, hide_input=True)
+
+
+def require_deployment(name: str, *, nothing: str, what: str, then: str) -> DeploymentLookup:
+    """Refuse, before anything is created or sent, a command whose long wait runs on a missing Prefect deployment;
+    the lookup (with its workers online) when it is there.
+
+    ``nothing`` says what was not done, ``what`` names the run that waits, ``then`` what to start besides a worker.
+    """
+    from tasks.deployments import lookup_deployment
+
+    lookup = lookup_deployment(name)
+    if not lookup.deployment:
+        problem = lookup.error or f"{lookup.where} has no such deployment"
+        raise UsageError(
+            f"{nothing} {what} wait for days without holding a process, so they run on the Prefect deployment "
+            f"'{name}', but {problem}. Deploy the flows (make deploy: the work pool, the provider limits, then every "
+            f"deployment), start a worker (prefect worker start --pool glaneur){then}, then invite again."
+        )
+    return lookup

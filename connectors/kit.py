@@ -34,9 +34,9 @@ What to declare
 ``home`` (:class:`Page`)
     Where a logged-in user lands: its address and a selector only it has (the logout link).
 ``listing``
-    :class:`HtmlTable` (a ``<table>``: column header -> field, the download link in each row,
-    pagination :class:`NextLink` or :class:`PageNumbers`) or :class:`JsonList` (the portal's own JSON
-    API, asked through the logged-in browser context after its page showed). Fields are those of
+    :class:`HtmlTable` (a ``<table>``: column -> field, the download link in each row, pagination
+    :class:`NextLink` or :class:`PageNumbers`) or :class:`JsonList` (the portal's own JSON API, asked
+    through the logged-in browser context after its page showed). Fields are those of
     :class:`RemoteDocument`: ``reference``, ``document_date``, ``amount``, ``currency``, ``label``;
     ``amount_due`` names a column that shows what is left to pay (0.00 once paid): it is **never**
     recorded as the amount, which then stays empty unless ``total_on_detail`` (:class:`DetailTotal`)
@@ -44,6 +44,27 @@ What to declare
     (French formats) by default; give ``(field, parser)`` for another one (``dates("mdy")``,
     ``amounts(".")``). The table's rows are found with or without ``<tbody>`` (Chromium adds one
     that the server's HTML may lack, so saved pages and the live page read alike).
+
+    *Columns* are named by their header's exact text (white space folded), or by position (``0``
+    is a row's first cell) when headers are missing, empty, icons or translated: ``columns={0:
+    "reference", "Date": "document_date"}``. A named column the table lacks is ``PortalChanged``.
+
+    *The download address*: ``link`` is the selector of the link in each row (its ``href``, relative
+    to the page, is fetched). When the row has no link but the address follows from the row's values,
+    declare ``download="/factures/{reference}/pdf"`` instead (values URL-quoted, dates ISO); a row
+    with neither is ``PortalChanged``. :class:`JsonList` takes the same ``download=`` when no key
+    gives ``download_url``. An address that needs more (a query suffix, a token from another page)
+    is an override of ``list_documents`` that rewrites ``download_url``
+    (``dataclasses.replace(document, download_url=...)``: see :mod:`connectors.odoo`).
+
+    *An empty list*: a portal that shows a message instead of an empty table would be
+    ``PortalChanged`` (the table is the list page's marker). Declare that message's selector:
+    ``empty="p.no-invoice"``; the page is then recognised as ``no_invoices`` and read as no document.
+
+    *A total on the invoice's own page* (:class:`DetailTotal`): one page load per listed invoice,
+    and **all or nothing**: a row without the detail link, or a detail page without the total, is
+    ``PortalChanged`` for the whole listing (nothing is filed with a guessed amount). With
+    ``optional=True`` a row without the link keeps an empty amount instead.
 Only when the portal has them (**a page the portal does not have is simply not declared**):
 ``second_factor`` (:class:`SecondFactorForm`), ``terms`` (new terms only the account holder may
 accept: ``ActionNeeded``) and ``password_expired`` (``CredentialsExpired``), each a :class:`Page`.
@@ -54,7 +75,47 @@ An unusual portal overrides one method of :class:`Connector` (``list_documents``
 and keeps the rest; the page-reading classmethods (:meth:`Connector.parse_listing`,
 :meth:`Connector.login_refusal`, :meth:`Connector.parse_second_factor`,
 :meth:`Connector.second_factor_refusal`, :meth:`Connector.recognise`) are pure functions of a page,
-which is what the contract test runs on the saved pages.
+which is what the contract test runs on the saved pages. An override that must tell apart a page
+the declarations do not know adds it to ``extra_pages`` (name -> :class:`PageSpec`, exported here:
+an address regex and a selector only that page has), then asks ``self.expect_page("invoices",
+"that_name")``, which answers the name of the page reached.
+
+Which refusals are retried
+--------------------------
+A step that fails is retried by Prefect (backoff, ``GLANEUR_RETRIES``) only when its error's status
+is marked retried in :mod:`glaneur.statuses`, as ``tasks.collect.is_transient`` (the tasks'
+``retry_condition_fn``) reads it: ``PortalUnavailable`` (5xx, a page still loading at the timeout,
+a browser timeout or a refused connection) and ``RateLimited`` (429), unless the portal's
+``Retry-After`` is longer than ``GLANEUR_MAX_RETRY_AFTER_SECONDS`` (then tomorrow's run catches
+up); ``StorageError`` too, on the filing side. **Nothing else is retried**: ``WrongCredentials``,
+``AccountLocked``, ``CredentialsExpired``, ``ActionNeeded``, the second-factor errors,
+``PortalChanged`` (and ``InvalidDocument``), and any exception that is not a Glaneur error. So map
+a refusal to ``RateLimited`` or ``PortalUnavailable`` only when trying again later can work: a
+credential refusal retried locks the account at the supplier.
+
+Saved pages and ``pages.json``
+------------------------------
+``tests/fixtures/pages/<slug>/`` holds the pages as the portal served them (HTML, or the JSON its
+API answered), saved without the account's secrets, and ``pages.json`` says what the connector must
+make of each (the rules :mod:`tests.unit.test_connector_contract` checks)::
+
+    {"login_erreur.html": {"path": "/login", "is": ["login"], "login_refusal": "WrongCredentials"},
+     "factures_page1.html": {"path": "/factures?page=1", "is": ["home", "invoices"],
+                             "listing": {"count": 10, "first": {"reference": "PD-1001-0023",
+                                                                "document_date": "2026-10-05", "amount": "1082.58"}}},
+     "factures_nouveau_site.html": {"path": "/factures", "is": ["home"], "listing": "PortalChanged"}}
+
+* Every ``.html`` and ``.json`` file of the folder has an entry, and every entry a file.
+* ``is`` (with ``path``, the address it was served at): the exact set of declared page names
+  recognised there (address regex and marker), as navigation sees it.
+* ``listing``: ``count`` documents (distinct references), ``first`` the fields of the **newest**
+  (after sorting newest first, not the first row), compared as text (``str()``: dates ISO,
+  amounts as ``Decimal`` prints them); or the name of the error the parser raises.
+* ``login_refusal`` / ``second_factor_refusal``: the error class read there (:mod:`glaneur.errors`);
+  ``second_factor``: the kind asked (``totp``, ``code``, ``app``).
+* Together the pages show every declared page but ``invoices`` in some ``is``, at least one listing
+  with documents, and exactly the catalogue entry's second-factor kinds.
+* When a portal breaks in the field, the page it showed becomes a new entry here.
 
 What the kit does for every connector
 -------------------------------------
@@ -94,7 +155,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, ClassVar
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from bs4 import BeautifulSoup, Tag
 
@@ -131,6 +192,7 @@ __all__ = [
     "NextLink",
     "Page",
     "PageNumbers",
+    "PageSpec",
     "Provider",
     "RemoteDocument",
     "SecondFactorChallenge",
@@ -238,6 +300,14 @@ def _text(tag: Tag) -> str:
     return tag.get_text(" ", strip=True)
 
 
+def _download_url(template: str, values: dict[str, Any]) -> str:
+    """A download address built from the row's values: ``"/factures/{reference}.pdf"`` (values URL-quoted)."""
+    try:
+        return template.format(**{name: quote(str(value), safe="") for name, value in values.items()})
+    except KeyError as missing:
+        raise TypeError(f"download {template!r} names {missing}, which the listing does not read") from None
+
+
 # -- pages -----------------------------------------------------------------------------------------------------
 
 
@@ -319,12 +389,18 @@ class PageNumbers:
 @dataclass(frozen=True)
 class DetailTotal:
     """Where the invoice's total is when the list shows only the amount due: a link in the row to a detail
-    page (``page``) and the selector of the total there."""
+    page (``page``) and the selector of the total there.
+
+    All or nothing by default: a row without the link, or a detail page without the total, is
+    ``PortalChanged`` for the whole listing (nothing filed with a guessed amount). ``optional=True``
+    accepts rows without the link (an invoice the portal shows no page for): their amount stays empty.
+    A detail page that shows no total is ``PortalChanged`` either way."""
 
     link: str
     page: Page
     total: str
     parser: Callable[[str], Decimal] = parse_amount
+    optional: bool = False
 
     def parse(self, html: str, provider: str) -> Decimal:
         found = BeautifulSoup(html, "html.parser").select_one(self.total)
@@ -338,23 +414,36 @@ class DetailTotal:
 
 @dataclass(frozen=True)
 class HtmlTable:
-    """An invoice list in an HTML table: column header -> field (or ``(field, parser)``), the download link
-    of each row, and how to reach the next page. ``newest_first``: older pages hold older invoices, so a
-    listing ``since`` a date stops at the first page reaching past it."""
+    """An invoice list in an HTML table: column -> field (or ``(field, parser)``), the download link of each
+    row, and how to reach the next page. ``newest_first``: older pages hold older invoices, so a listing
+    ``since`` a date stops at the first page reaching past it.
+
+    A column is named by its header's text, or by its position (``0`` is the first cell) for a table whose
+    headers are missing, empty or icons. ``link`` is the selector of the download link in each row; a row
+    without one takes ``download`` instead, an address built from the row's values
+    (``"/factures/{reference}/pdf"``). ``empty`` is a selector of the page the portal shows in place of the
+    table when there is no invoice (``"p.no-invoice"``): that page is an empty list, not a changed portal.
+    """
 
     path: str
     table: str
-    columns: Mapping[str, str | tuple[str, Callable[[str], Any]]]
-    link: str
+    columns: Mapping[str | int, str | tuple[str, Callable[[str], Any]]]
+    link: str = ""
     pages: NextLink | PageNumbers | None = None
     pattern: str = ""
     newest_first: bool = True
     total_on_detail: DetailTotal | None = None
+    download: str = ""
+    empty: str = ""
 
     def __post_init__(self) -> None:
         names = {_field(spec)[0] for spec in self.columns.values()}
         if missing := {"reference", "document_date"} - names:
             raise TypeError(f"HtmlTable {self.table}: no column gives {', '.join(sorted(missing))}")
+        if not (self.link or self.download):
+            raise TypeError(f"HtmlTable {self.table}: say where each row's document is (link= or download=)")
+        if self.download:
+            _download_url(self.download, dict.fromkeys(names, ""))
 
     def page(self) -> Page:
         return Page(self.path, self.table, self.pattern)
@@ -370,28 +459,33 @@ class HtmlTable:
         rows = table.select(":scope > tr, :scope > thead > tr, :scope > tbody > tr, :scope > tfoot > tr")
         header = next((row for row in rows if row.find("th") and not row.find("td")), None)
         headers = [_text(cell) for cell in header.find_all(["th", "td"], recursive=False)] if header else []
-        missing = [column for column in self.columns if column not in headers]
+        missing = [column for column in self.columns if isinstance(column, str) and column not in headers]
         if missing:
             raise PortalChanged(
                 f"{provider}: the invoice table's columns are {headers}, expected {list(self.columns)} "
                 f"(missing {missing})."
             )
-        fields = {headers.index(column): (column, *_field(spec)) for column, spec in self.columns.items()}
+        fields = {
+            column if isinstance(column, int) else headers.index(column): (column, *_field(spec))
+            for column, spec in self.columns.items()
+        }
+        width = max(len(headers), max(fields) + 1)
         documents = []
         for number, row in enumerate((row for row in rows if row.find("td")), start=1):
             cells = row.find_all(["td", "th"], recursive=False)
-            link = row.select_one(self.link)
-            if len(cells) < len(headers) or link is None or not link.get("href"):
+            link = row.select_one(self.link) if self.link else None
+            href = str(link["href"]) if link is not None and link.get("href") else ""
+            if len(cells) < width or not (href or self.download):
                 raise PortalChanged(
-                    f"{provider}: an invoice row without its {len(headers)} cells and {self.link} link: "
-                    f"{_text(row)[:200]!r}."
+                    f"{provider}: an invoice row without its {width} cells and {self.link} link: {_text(row)[:200]!r}."
                 )
-            values: dict[str, Any] = {"download_url": str(link["href"])}
+            values: dict[str, Any] = {}
             for index, (column, name, parser) in fields.items():
                 try:
                     values[name] = parser(_text(cells[index]))
                 except ValueError as error:
                     raise PortalChanged(f"{provider}: invoice row {number}, column {column!r}: {error}.") from None
+            values["download_url"] = href or _download_url(self.download, values)
             documents.append((_document(values), row))
         return documents
 
@@ -402,8 +496,11 @@ class HtmlTable:
         details: dict[str, str] = {}  # reference -> the address of its detail page, when the total is there
         number = 1
         connector.goto(self.path)
+        if connector.expect_page("invoices", "no_invoices") == "no_invoices":  # "no_invoices": declared by empty=
+            return []
         while True:
-            connector.expect_page("invoices")
+            if number > 1:
+                connector.expect_page("invoices")
             html = connector.page.content()
             found = self._rows(html, name)
             rows = [document for document, _ in found]
@@ -423,13 +520,19 @@ class HtmlTable:
         documents = newest_first(documents, since)
         if self.total_on_detail is None:
             return documents
-        return [self._with_total(connector, document, details[document.reference]) for document in documents]
+        return [
+            self._with_total(connector, document, details[document.reference]) if document.reference in details
+            else document
+            for document in documents
+        ]
 
     def _detail_links(self, found: list[tuple[RemoteDocument, Tag]], url: str, provider: str) -> dict[str, str]:
         assert self.total_on_detail is not None
         links = {}
         for document, row in found:
             link = row.select_one(self.total_on_detail.link)
+            if (link is None or not link.get("href")) and self.total_on_detail.optional:
+                continue
             if link is None or not link.get("href"):
                 what = self.total_on_detail.link
                 raise PortalChanged(f"{provider}: invoice {document.reference} has no {what} link (to its total).")
@@ -449,7 +552,8 @@ class JsonList:
     """An invoice list from the portal's own JSON API, asked after its client-area page (``path``, ``marker``)
     showed. ``fields``: field -> key in each item (a key ending in ``?`` may be absent or null); ``items``:
     the key of the list in the answer (dotted for nested, empty when the answer is the list); ``since_param``:
-    the query parameter the API filters dates with (ISO date)."""
+    the query parameter the API filters dates with (ISO date). ``download``: the document's address built
+    from the item's fields (``"/api/factures/{reference}/pdf"``) when no key gives ``download_url``."""
 
     path: str
     marker: str
@@ -459,12 +563,16 @@ class JsonList:
     since_param: str = ""
     parsers: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     pattern: str = ""
+    download: str = ""
 
     def __post_init__(self) -> None:
         for name in self.fields:
             _field(name)
-        if missing := {"reference", "document_date", "download_url"} - set(self.fields):
+        needed = {"reference", "document_date"} | (set() if self.download else {"download_url"})
+        if missing := needed - set(self.fields):
             raise TypeError(f"JsonList {self.url}: no key gives {', '.join(sorted(missing))}")
+        if self.download:
+            _download_url(self.download, dict.fromkeys(self.fields, ""))
 
     def page(self) -> Page:
         return Page(self.path, self.marker, self.pattern)
@@ -492,6 +600,8 @@ class JsonList:
                     values[name] = self._value(name, value)
             except (AttributeError, TypeError, ValueError, InvalidOperation):
                 raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
+            if "download_url" not in values:
+                values["download_url"] = _download_url(self.download, values)
             documents.append(_document(values))
         return documents
 
@@ -558,6 +668,8 @@ class Connector(PortalConnector):
             pages["new_password"] = cls.password_expired.spec()
         if isinstance(cls.listing, HtmlTable) and cls.listing.total_on_detail is not None:
             pages["invoice_detail"] = cls.listing.total_on_detail.page.spec()
+        if isinstance(cls.listing, HtmlTable) and cls.listing.empty:
+            pages["no_invoices"] = PageSpec(pages["invoices"].url, cls.listing.empty)
         return {**pages, **cls.extra_pages}
 
     # -- reading pages: pure functions of a page's HTML (or JSON), run by the contract test on saved pages --------

@@ -11,7 +11,6 @@ their amount stays empty rather than wrong. Column headers are read in English (
 import dataclasses
 from datetime import date
 
-from connectors.base import PageSpec
 from connectors.kit import Connector, DetailTotal, HtmlTable, LoginForm, NextLink, Page, Provider, RemoteDocument
 from glaneur.errors import RateLimited, WrongCredentials
 
@@ -47,11 +46,11 @@ class Odoo(Connector):
         link=_ROW_LINK,
         pages=NextLink("ul.pagination > li:last-child > a[href]"),
         pattern=r"/my/invoices(/page/\d+)?",
+        empty="#wrap nav.o_portal_navbar ~ p",  # "There are currently no invoices..." (a bare <p> on 16.0)
         total_on_detail=DetailTotal(
             _ROW_LINK, Page("/my/invoices", "#sidebar_content", pattern=r"/my/invoices/\d+"), "#sidebar_content h2.text-break"
         ),
     )
-    extra_pages = {"no_invoices": PageSpec(r"/my/invoices", "#wrap p.alert-warning")}
 
     def list_documents(self, since: date | None) -> list[RemoteDocument]:
         self.goto(self.listing.path)

@@ -462,45 +462,68 @@ def channel_owner(session: Session, channel_id: int) -> User | None:
 
 def remembered_session(session: Session, account_id: int) -> dict | None:
     """The portal session kept after a second factor (Playwright storage state), if still valid."""
-    from glaneur.vault import Vault
-
-    account = session.get(Account, account_id)
-    if account.session_ref is None:
-        return None
-    try:
-        stored = Vault(session).get(account.session_ref)
-    except LookupError:
-        stored = None
-    if stored is None:  # expired: the vault purged it
-        account.session_ref = None
-        session.add(account)
-        session.commit()
-        return None
-    return json.loads(stored)
+    stored = _kept(session, account_id, "session_ref")
+    return None if stored is None else json.loads(stored)
 
 
 def remember_session(session: Session, account_id: int, state: dict, ttl: timedelta | None) -> None:
     """Keep the portal session encrypted, with an expiry (``ttl``; None: kept until replaced or forgotten), so
     tomorrow's run skips the second factor."""
+    _keep(session, account_id, "session_ref", "session", json.dumps(state), utcnow() + ttl if ttl is not None else None)
+
+
+def forget_session(session: Session, account_id: int) -> None:
+    _forget(session, account_id, "session_ref")
+
+
+# An account keeps two things in the vault, each referenced by a field of its row: the portal session
+# saved after a second factor (``session_ref``) and a pending login while its run is suspended
+# (``pending_login_ref``). Both may expire; the vault purges them after.
+
+
+def _kept(session: Session, account_id: int, ref_field: str) -> str | None:
+    """The value the account keeps in ``ref_field``; None (and the reference dropped) once the vault purged it."""
+    from glaneur.vault import Vault
+
+    account = session.get(Account, account_id)
+    ref = getattr(account, ref_field)
+    if ref is None:
+        return None
+    try:
+        stored = Vault(session).get(ref)
+    except LookupError:
+        stored = None
+    if stored is None:  # expired: the vault purged it
+        setattr(account, ref_field, None)
+        session.add(account)
+        session.commit()
+    return stored
+
+
+def _keep(session: Session, account_id: int, ref_field: str, purpose: str, value: str,
+          expires: datetime | None) -> None:
+    """Keep ``value`` encrypted until ``expires`` (None: until replaced or forgotten), replacing what ``ref_field`` held."""
     from glaneur.vault import Vault
 
     vault = Vault(session)
     account = session.get(Account, account_id)
-    expires = utcnow() + ttl if ttl is not None else None
-    if account.session_ref is not None:
-        vault.replace(account.session_ref, json.dumps(state), expires_at=expires)
+    ref = getattr(account, ref_field)
+    if ref is not None:
+        vault.replace(ref, value, expires_at=expires)
     else:
-        account.session_ref = vault.put("session", json.dumps(state), expires_at=expires)
+        setattr(account, ref_field, vault.put(purpose, value, expires_at=expires))
         session.add(account)
     session.commit()
 
 
-def forget_session(session: Session, account_id: int) -> None:
+def _forget(session: Session, account_id: int, ref_field: str) -> None:
+    """Unlink the vault entry ``ref_field`` holds, then delete it."""
     from glaneur.vault import Vault
 
     account = session.get(Account, account_id)
-    if account.session_ref is not None:
-        ref, account.session_ref = account.session_ref, None
+    ref = getattr(account, ref_field)
+    if ref is not None:
+        setattr(account, ref_field, None)
         session.add(account)
         session.flush()
         Vault(session).delete(ref)
@@ -597,47 +620,22 @@ PENDING_LOGIN_PURPOSE = "pending_login"
 
 def keep_pending_login(session: Session, account_id: int, pending: PendingLogin) -> None:
     """Keep the pending login encrypted until its deadline (the vault purges it after)."""
-    from glaneur.vault import Vault
-
     value = json.dumps({**asdict(pending), "deadline": pending.deadline.isoformat()})
-    vault = Vault(session)
-    account = session.get(Account, account_id)
-    if account.pending_login_ref is not None:
-        vault.replace(account.pending_login_ref, value, expires_at=pending.deadline)
-    else:
-        account.pending_login_ref = vault.put(PENDING_LOGIN_PURPOSE, value, expires_at=pending.deadline)
-        session.add(account)
-    session.commit()
+    _keep(session, account_id, "pending_login_ref", PENDING_LOGIN_PURPOSE, value, pending.deadline)
 
 
 def pending_login(session: Session, account_id: int, flow_run_id: str | None) -> PendingLogin | None:
     """This flow run's pending login for the account; one another flow run left behind is forgotten."""
-    from glaneur.vault import Vault
-
-    account = session.get(Account, account_id)
-    if account.pending_login_ref is None:
+    stored = _kept(session, account_id, "pending_login_ref")
+    if stored is None:
         return None
-    try:
-        stored = Vault(session).get(account.pending_login_ref)
-    except LookupError:
-        stored = None
-    found = None
-    if stored is not None:
-        values = json.loads(stored)
-        found = PendingLogin(**{**values, "deadline": datetime.fromisoformat(values["deadline"])})
-    if found is None or found.flow_run_id != flow_run_id:
+    values = json.loads(stored)
+    found = PendingLogin(**{**values, "deadline": datetime.fromisoformat(values["deadline"])})
+    if found.flow_run_id != flow_run_id:
         forget_pending_login(session, account_id)
         return None
     return found
 
 
 def forget_pending_login(session: Session, account_id: int) -> None:
-    from glaneur.vault import Vault
-
-    account = session.get(Account, account_id)
-    if account.pending_login_ref is not None:
-        ref, account.pending_login_ref = account.pending_login_ref, None
-        session.add(account)
-        session.flush()
-        Vault(session).delete(ref)
-        session.commit()
+    _forget(session, account_id, "pending_login_ref")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 
 from sandbox.data import SUPPLIERS, PortalState
 from sandbox.odoo import create_odoo_app
-from sandbox.server import DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, serve_app, start_sandbox
+from sandbox.server import (DEFAULT_PORTS, STATEMENT_DEFAULT_PORTS, SandboxError, serve_app, serve_until_interrupted,
+                            start_sandbox, startup_error)
 
 ODOO_SUPPLIER, ODOO_PORT = "infogerance-martin", 8708  # the demo's Odoo supplier (sandbox/demo.py)
 
@@ -29,14 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         odoo = serve_app(odoo_app, ODOO_SUPPLIER, "/_sandbox/accounts", host=args.host, port=args.odoo_port)
     except SandboxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return startup_error(exc)
     try:
         handle = start_sandbox(args.host, ports)
     except SandboxError as exc:
         odoo.stop()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return startup_error(exc)
     from sandbox.powens import SANDBOX_CLIENT_ID, PowensWorld, start_powens
     from sandbox.powens.state import PASSWORD, SMS_CODE
 
@@ -46,41 +44,32 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a port taken: one line
         odoo.stop()
         handle.stop()
-        print(f"error: powens: {exc}", file=sys.stderr)
-        return 1
-    with odoo, handle, powens:
-        url = powens.urls["powens"]
-        print(f"\npowens: {url} (API {url}/2.0, webview {url}/connect). For Glaneur: GLANEUR_POWENS_API_URL={url} "
-              f"GLANEUR_POWENS_WEBVIEW_URL={url} GLANEUR_POWENS_CLIENT_ID={SANDBOX_CLIENT_ID} "
-              f"GLANEUR_POWENS_CLIENT_SECRET=glaneur-sandbox-secret. Test connector: password {PASSWORD}, login ok "
-              f"(SMS code {SMS_CODE}), decoupled, or a connection state name.")
-        state = odoo_app.state.portal
-        print(f"\n{state.odoo.supplier.name} (Odoo {state.version}, provider odoo): {odoo.urls[ODOO_SUPPLIER]}")
-        for account in state.describe():
-            print(f"  {account['login']:<26} {account['password']:<30} {account['description']}")
-        for slug, url in handle.urls.items():
-            if slug not in SUPPLIERS:  # the statement source and the partners
-                print(f"\n{slug}: {url}")
-                continue
-            supplier = SUPPLIERS[slug]
-            print(f"\n{supplier.name} ({slug}): {url}")
-            for account in PortalState(supplier).describe():
-                login, password, scenario = account["login"], account["password"], account["scenario"]
-                print(f"  {login:<26} {password:<30} {scenario:<20} {account['description']}")
-                if account["totp_seed"]:
-                    print(f"  {'':<26} TOTP seed: {account['totp_seed']}")
-        print(
-            "\nControl: POST /_sandbox/reset, GET /_sandbox/accounts, POST /_sandbox/accounts/{login}/invoices, "
-            "POST /_sandbox/rate-limit, GET /_sandbox/outbox/{login}, POST /_sandbox/approve/{login}, "
-            "GET /_sandbox/sessions, POST /_sandbox/sessions/expire, POST /_sandbox/sessions/lifetime, "
-            "POST /_sandbox/clock. Ctrl-C stops.",
-            flush=True,
-        )
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nStopping.")
-    return 0
+        return startup_error(exc, "powens: ")
+    url = powens.urls["powens"]
+    print(f"\npowens: {url} (API {url}/2.0, webview {url}/connect). For Glaneur: GLANEUR_POWENS_API_URL={url} "
+          f"GLANEUR_POWENS_WEBVIEW_URL={url} GLANEUR_POWENS_CLIENT_ID={SANDBOX_CLIENT_ID} "
+          f"GLANEUR_POWENS_CLIENT_SECRET=glaneur-sandbox-secret. Test connector: password {PASSWORD}, login ok "
+          f"(SMS code {SMS_CODE}), decoupled, or a connection state name.")
+    print("\n" + odoo_app.state.portal.banner(odoo.urls[ODOO_SUPPLIER]))
+    for slug, url in handle.urls.items():
+        if slug not in SUPPLIERS:  # the statement source and the partners
+            print(f"\n{slug}: {url}")
+            continue
+        supplier = SUPPLIERS[slug]
+        print(f"\n{supplier.name} ({slug}): {url}")
+        for account in PortalState(supplier).describe():
+            login, password, scenario = account["login"], account["password"], account["scenario"]
+            print(f"  {login:<26} {password:<30} {scenario:<20} {account['description']}")
+            if account["totp_seed"]:
+                print(f"  {'':<26} TOTP seed: {account['totp_seed']}")
+    print(
+        "\nControl: POST /_sandbox/reset, GET /_sandbox/accounts, POST /_sandbox/accounts/{login}/invoices, "
+        "POST /_sandbox/rate-limit, GET /_sandbox/outbox/{login}, POST /_sandbox/approve/{login}, "
+        "GET /_sandbox/sessions, POST /_sandbox/sessions/expire, POST /_sandbox/sessions/lifetime, "
+        "POST /_sandbox/clock. Ctrl-C stops.",
+        flush=True,
+    )
+    return serve_until_interrupted(odoo, handle, powens)
 
 
 if __name__ == "__main__":

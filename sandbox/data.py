@@ -28,11 +28,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from pathlib import Path
 
 import pyotp
 
@@ -162,15 +164,20 @@ class Account:
         return self.login if "@" in self.login else f"{self.login}@client.test"
 
 
-def french_amount(amount: Decimal) -> str:
-    """``1 234,56 €`` as French invoices print it (non-breaking space between thousands)."""
+def french_number(amount: Decimal, thousands: str = "\u00a0") -> str:
+    """``1 234,56``: two decimals after a comma, groups of three digits apart (a non-breaking space by default)."""
     sign = "-" if amount < 0 else ""
     units, cents = f"{abs(amount):.2f}".split(".")
     groups = []
     while units:
         groups.insert(0, units[-3:])
         units = units[:-3]
-    return f"{sign}{chr(0xA0).join(groups)},{cents} €"
+    return f"{sign}{thousands.join(groups)},{cents}"
+
+
+def french_amount(amount: Decimal) -> str:
+    """``1 234,56 €`` as French invoices print it (non-breaking space between thousands)."""
+    return f"{french_number(amount)} €"
 
 
 def _stationery_lines(code: int, seq: int, month: date) -> tuple[InvoiceLine, ...]:
@@ -199,111 +206,50 @@ def _electricity_lines(code: int, seq: int, month: date) -> tuple[InvoiceLine, .
     )
 
 
-PAPETERIE_DUPONT = Supplier(
-    slug="papeterie-dupont",
-    name="Papeterie Dupont",
-    address=("12 rue des Écoles", "69002 Lyon"),
-    legal="SIRET 552 100 554 00017 · TVA FR40 552100554",
-    invoice_day=5,
-    number_format="PD-{code}-{seq:04d}",
-    login_format="{stem}",
-    password_format="papier-{stem}",
-    code_channel="sms",
-    lines=_stationery_lines,
-)
+def _service_lines(code: int, seq: int, month: date) -> tuple[InvoiceLine, ...]:
+    hours = Decimal(4 + (code * 7 + seq * 5 + month.month) % 12)
+    return (
+        InvoiceLine("Maintenance informatique (heures)", hours, Decimal("62.50")),
+        InvoiceLine("Hébergement serveur (mois)", Decimal(1), Decimal("49.00")),
+    )
 
-ENERGIE_VERTE = Supplier(
-    slug="energie-verte",
-    name="Énergie Verte",
-    address=("8 avenue du Soleil", "31000 Toulouse"),
-    legal="SIRET 801 234 567 00029 · TVA FR12 801234567",
-    invoice_day=1,
-    number_format="EV{code}{seq:05d}",
-    login_format="{stem}@client.test",
-    password_format="soleil-{stem}",
-    code_channel="email",
-    lines=_electricity_lines,
-)
 
+def _transport_lines(code: int, seq: int, month: date) -> tuple[InvoiceLine, ...]:
+    pallets = Decimal(2 + (code * 3 + seq * 11 + month.month) % 9)
+    return (
+        InvoiceLine("Transport palette Lyon - Paris", pallets, Decimal("38.40")),
+        InvoiceLine("Frais de gestion", Decimal(1), Decimal("12.00")),
+    )
+
+
+# What each supplier sells, by the name its entry in suppliers.toml gives under "lines".
+LINE_MAKERS: dict[str, LineMaker] = {
+    "stationery": _stationery_lines,
+    "electricity": _electricity_lines,
+    "service": _service_lines,
+    "transport": _transport_lines,
+}
+
+# The suppliers, customers and demo accounts are data: sandbox/suppliers.toml.
+CATALOGUE = tomllib.loads((Path(__file__).parent / "suppliers.toml").read_text(encoding="utf-8"))
+
+
+def customer(number: str) -> Customer:
+    entry = CATALOGUE["customers"][number]
+    return Customer(number, entry["name"], tuple(entry["address"]))
+
+
+def supplier(slug: str) -> Supplier:
+    """The supplier of that slug in suppliers.toml (its ``odoo_version``, if any, is read by sandbox.odoo)."""
+    entry = {key: value for key, value in CATALOGUE["suppliers"][slug].items() if key != "odoo_version"}
+    return Supplier(
+        slug=slug, **{**entry, "address": tuple(entry["address"]), "lines": LINE_MAKERS[entry["lines"]]}
+    )
+
+
+PAPETERIE_DUPONT = supplier("papeterie-dupont")
+ENERGIE_VERTE = supplier("energie-verte")
 SUPPLIERS = {supplier.slug: supplier for supplier in (PAPETERIE_DUPONT, ENERGIE_VERTE)}
-
-_ACME = Customer("C-1001", "ACME Industries SARL", ("4 quai Rambaud", "69002 Lyon"))
-
-# (stem, customer, scenario, invoice count, description): the same demo accounts on both portals.
-_ACCOUNTS = (
-    ("acme", _ACME, Scenario.NORMAL, 23, "23 monthly invoices (3 pages on Papeterie Dupont)"),
-    ("acme-bis", _ACME, Scenario.NORMAL, 5, "second account of the same customer, 5 invoices"),
-    (
-        "perime",
-        Customer("C-1003", "Boulangerie Martin", ("2 place du Marché", "38000 Grenoble")),
-        Scenario.PASSWORD_EXPIRED,
-        4,
-        "password expired: the portal asks for a new one after login",
-    ),
-    (
-        "cgv",
-        Customer("C-1004", "Cabinet Leroy Avocats", ("17 cours Lafayette", "69003 Lyon")),
-        Scenario.TERMS,
-        4,
-        "new terms to accept after login (only the account holder may accept)",
-    ),
-    (
-        "instable",
-        Customer("C-1005", "Garage du Centre", ("45 route de Vienne", "69007 Lyon")),
-        Scenario.INTERMITTENT,
-        4,
-        "every other request to the invoice list answers 503; the retry works",
-    ),
-    (
-        "lent",
-        Customer("C-1006", "Pharmacie des Lilas", ("3 rue des Lilas", "75019 Paris")),
-        Scenario.SLOW,
-        4,
-        "every page after login takes 1.5 s",
-    ),
-    (
-        "nouveau-site",
-        Customer("C-1007", "Atelier Bernard", ("9 impasse des Tanneurs", "67000 Strasbourg")),
-        Scenario.CHANGED_LAYOUT,
-        4,
-        "the invoice list has a new layout the connector does not know",
-    ),
-    (
-        "pas-pdf",
-        Customer("C-1008", "Librairie Moreau", ("21 rue Sainte-Catherine", "33000 Bordeaux")),
-        Scenario.NOT_PDF,
-        4,
-        "the newest invoice downloads as an HTML error page (status 200)",
-    ),
-    (
-        "bloque",
-        Customer("C-1009", "Fleurs & Cie", ("6 allée des Roses", "44000 Nantes")),
-        Scenario.LOCKED,
-        3,
-        f"locked from the start, as after {MAX_FAILED_LOGINS} wrong passwords",
-    ),
-    (
-        "double-totp",
-        Customer("C-1010", "Menuiserie Petit", ("14 rue du Bois", "21000 Dijon")),
-        Scenario.SECOND_FACTOR_TOTP,
-        4,
-        "second factor: a TOTP code (the seed is in /_sandbox/accounts)",
-    ),
-    (
-        "double-code",
-        Customer("C-1011", "Auto-école Girard", ("30 boulevard Carnot", "59000 Lille")),
-        Scenario.SECOND_FACTOR_CODE,
-        4,
-        "second factor: a code sent by SMS or e-mail (read it in /_sandbox/outbox/{login})",
-    ),
-    (
-        "double-appli",
-        Customer("C-1012", "Cave Rousseau", ("5 quai des Chartrons", "33000 Bordeaux")),
-        Scenario.SECOND_FACTOR_APP,
-        4,
-        "second factor: approval in the app (POST /_sandbox/approve/{login} plays the phone)",
-    ),
-)
 
 
 def totp_seed(supplier: Supplier, login: str) -> str:
@@ -315,13 +261,14 @@ def totp_seed(supplier: Supplier, login: str) -> str:
 def accounts_of(supplier: Supplier) -> dict[str, Account]:
     """The supplier's demo accounts by login; passwords are fake demo values."""
     accounts = {}
-    for index, (stem, customer, scenario, count, description) in enumerate(_ACCOUNTS):
-        login = supplier.login_format.format(stem=stem)
-        password = supplier.password_format.format(stem=stem)
-        code = 1001 + index
+    for index, entry in enumerate(CATALOGUE["portal_accounts"]):
+        login = supplier.login_format.format(stem=entry["stem"])
+        password = supplier.password_format.format(stem=entry["stem"])
+        code, scenario = 1001 + index, Scenario(entry["scenario"])
         seed = totp_seed(supplier, login) if scenario is Scenario.SECOND_FACTOR_TOTP else None
         phone = f"06 12 34 56 {code % 100:02d}"
-        accounts[login] = Account(login, password, customer, scenario, count, code, description, phone, seed)
+        accounts[login] = Account(login, password, customer(entry["customer"]), scenario, entry["invoices"], code,
+                                  entry["description"], phone, seed)
     return accounts
 
 

@@ -8,8 +8,10 @@ uvicorn starts, so that port 0 gives a free port whose number we know at once;
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -115,6 +117,24 @@ def serve_app(
         handle.stop()
         raise
     return handle
+
+
+def startup_error(error: BaseException, what: str = "") -> int:
+    """What the ``python -m sandbox…`` commands do when a server cannot start (a port taken): one line, exit 1."""
+    print(f"error: {what}{error}", file=sys.stderr)
+    return 1
+
+
+def serve_until_interrupted(*handles: SandboxHandle) -> int:
+    """Keep the servers of a ``python -m sandbox…`` command up in the foreground until Ctrl-C, then stop them."""
+    with contextlib.ExitStack() as running:
+        for handle in handles:
+            running.enter_context(handle)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nStopping.")
+    return 0
 
 
 def _start(handle: SandboxHandle, slug: str, app: FastAPI, host: str, port: int) -> None:

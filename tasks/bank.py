@@ -9,10 +9,11 @@ the vault inside each task and never becomes a task parameter, a result or a log
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -25,25 +26,37 @@ from glaneur.settings import get_settings
 from glaneur.storage import StorageConflict, get_storage
 from tasks.collect import is_transient
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from glaneur.models import BankConnection
+
 T = TypeVar("T")
 MAX_RETRY_AFTER_SECONDS = 120.0  # longer waits end the run as rate_limited; tomorrow's run catches up
 FIRST_SYNC_LOOKBACK_DAYS = 90
 
 
-def client_for(channel_id: int) -> PowensClient:
-    """A client holding the channel's Powens token (read from the vault, kept in memory only)."""
+@contextmanager
+def client_for(channel_id: int) -> Iterator[tuple[PowensClient, int | None]]:
+    """A client holding the channel's Powens token (read from the vault, kept in memory only), and the id of
+    the channel's connection at Powens."""
     settings = bank.powens_settings()
     api_url, client_id, _ = settings.require()
-    with session_scope() as session:
-        _, connection = bank.get_connection(session, _slug(session, channel_id))
-        token = bank.read_token(session, connection)
-    return PowensClient(api_url, client_id=client_id, token=token, timeout=get_settings().navigation_timeout_seconds)
+    with channel_connection(channel_id) as (session, connection):
+        token, powens_id = bank.read_token(session, connection), connection.powens_connection_id
+    timeout = get_settings().navigation_timeout_seconds
+    with PowensClient(api_url, client_id=client_id, token=token, timeout=timeout) as client:
+        yield client, powens_id
 
 
-def _slug(session, channel_id: int) -> str:
+@contextmanager
+def channel_connection(channel_id: int) -> Iterator[tuple[Session, BankConnection]]:
+    """A unit of work on the bank channel's connection (committed when the block ends without error)."""
     from glaneur.models import Channel
 
-    return session.get(Channel, channel_id).slug
+    with session_scope() as session:
+        _, connection = bank.get_connection(session, session.get(Channel, channel_id).slug)
+        yield session, connection
 
 
 def call(fn: Callable[[], T]) -> T:
@@ -69,13 +82,9 @@ _step = task(cache_policy=NO_CACHE, retry_condition_fn=is_transient, retry_jitte
 @_step(name="sync-connection")
 def sync_connection(channel_id: int) -> Connection:
     """Ask Powens to synchronise, and record the connection's state (null, or a documented error state)."""
-    with client_for(channel_id) as client:
-        with session_scope() as session:
-            _, connection = bank.get_connection(session, _slug(session, channel_id))
-            powens_id = connection.powens_connection_id
+    with client_for(channel_id) as (client, powens_id):
         remote = call(lambda: client.sync(powens_id))
-    with session_scope() as session:
-        _, connection = bank.get_connection(session, _slug(session, channel_id))
+    with channel_connection(channel_id) as (session, connection):
         bank.record_state(session, connection, remote.state, remote.error_message)
     return remote
 
@@ -83,17 +92,13 @@ def sync_connection(channel_id: int) -> Connection:
 @_step(name="list-accounts")
 def list_accounts(channel_id: int) -> int:
     """Record the connection's accounts, enabling the disabled ones (Powens synchronises only enabled accounts)."""
-    with client_for(channel_id) as client:
-        with session_scope() as session:
-            _, connection = bank.get_connection(session, _slug(session, channel_id))
-            powens_id = connection.powens_connection_id
+    with client_for(channel_id) as (client, powens_id):
         accounts = call(lambda: client.accounts(powens_id))
         for account in accounts:
             if account.disabled:
                 call(lambda: client.enable_account(account.id))
         accounts = call(lambda: client.accounts(powens_id))
-    with session_scope() as session:
-        _, connection = bank.get_connection(session, _slug(session, channel_id))
+    with channel_connection(channel_id) as (session, connection):
         return len(bank.record_accounts(session, connection, accounts))
 
 
@@ -117,9 +122,8 @@ def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000, full_pa
     tally = bank.Tally()
     pages = 0
     seen = []
-    with client_for(channel_id) as client:
-        with session_scope() as session:
-            _, connection = bank.get_connection(session, _slug(session, channel_id))
+    with client_for(channel_id) as (client, _):
+        with channel_connection(channel_id) as (session, connection):
             cursor = None if full_pass else connection.cursor
         lookback = bank.powens_settings().full_pass_lookback_days if full_pass else FIRST_SYNC_LOOKBACK_DAYS
         min_date = None if cursor else date.today() - timedelta(days=lookback)
@@ -127,8 +131,7 @@ def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000, full_pa
         links: set[str] = set()
         while page is not None:
             pages += 1
-            with session_scope() as session:
-                _, connection = bank.get_connection(session, _slug(session, channel_id))
+            with channel_connection(channel_id) as (session, connection):
                 accounts = {a.powens_id: a for a in bank.connection_accounts(session, connection)}
                 bank.upsert_movements(session, accounts, page.transactions, run_id, tally)
             seen.extend(t.last_update for t in page.transactions if t.last_update)
@@ -137,8 +140,7 @@ def fetch_movements(channel_id: int, run_id: int, page_size: int = 1000, full_pa
             links.add(page.next_href or "")
             current = page
             page = call(lambda: client.next_page(current))
-    with session_scope() as session:
-        _, connection = bank.get_connection(session, _slug(session, channel_id))
+    with channel_connection(channel_id) as (session, connection):
         newest = max(seen, default=None)
         if newest is not None and (connection.cursor is None or newest > _utc(connection.cursor)):
             connection.cursor = newest
@@ -156,8 +158,7 @@ def file_movements(channel_id: int, plan_org: str, plan_binder: str, plan_channe
     """
     storage = get_storage(get_settings())
     keys: list[str] = []
-    with session_scope() as session:
-        _, connection = bank.get_connection(session, _slug(session, channel_id))
+    with channel_connection(channel_id) as (session, connection):
         for account in bank.connection_accounts(session, connection):
             pending = bank.movements_to_file(session, account)
             if not pending:

@@ -43,11 +43,18 @@ as stored by the index this was written with: ``addons/portal/views/portal_templ
 0096690e2914876086957dceaff69ffb3b004400: ``portal_my_invoices``, ``portal_invoice_page``).
 The same account templates of a 18.0 fork (informaticeng0011/odoo_18.0, commit 011dedd5...) and
 of a 17.0 fork (filesdna/filesdna17-setup, commit 7b7b9b1c..., with its ``portal_templates.xml``
-at 8a1d9696...) gave the 18.0 and 17.0 differences. No 16.0 branch copy could be read (the
-``odoo/odoo`` snapshot is 19 GB, over the fetch limit, and the index keeps one version per
-file): the 16.0 markup (table and pager wrappers, column order, login form) is written from
-what 16.0 is known to render and should be checked against a 16.0 instance. Nothing of Odoo's
-code is copied: this module writes the resulting HTML itself.
+at 8a1d9696...) gave the 18.0 and 17.0 differences. The 16.0 account templates were checked against
+the 16.0 side of ``addons/account/views/account_portal_templates.xml`` in the fork
+Kireihana7/miceven2 (commit dfe6101719d36fc0fe9b258fc8001be2f45a4e21, ``odoo/release.py`` 16.0; the
+file carries an unresolved merge with 14.0, whose ``<<<<<<< HEAD`` side is 16.0's Bootstrap 5 markup):
+the empty list is a bare ``<p>`` (17.0 and 18.0 give it ``alert alert-warning``), the Status header is
+``th.text-center`` and its cell ``td.tx_status.text-center``, the invoice page shows
+``<h2 class="mb-0"><b>`` the amount due (the total once paid) and Download and Print buttons in a
+``btn-toolbar``. The official ``odoo/odoo`` snapshot is 19 GB, over the fetch limit, and the index
+keeps one (master) version of each file: 16.0's ``portal_templates.xml`` and ``webclient_templates.xml``
+(table and pager wrappers, the sidebar, the login form) could not be read and still follow what
+16.0 is known to render; check them against a 16.0 instance. Nothing of Odoo's
+code is copied (Odoo is LGPL-3, Odoo S.A.): this module writes the resulting HTML itself.
 """
 
 import datetime as dt
@@ -62,13 +69,12 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from sandbox.data import add_months
+from sandbox.data import Account, add_months
 from sandbox.odoo import markup
 from sandbox.odoo.data import (
     NEWEST_MONTH,
     ODOO_SUPPLIERS,
     VERSIONS,
-    OdooAccount,
     OdooInvoice,
     OdooSupplier,
     initial_invoices,
@@ -97,7 +103,7 @@ class OdooState:
 
     odoo: OdooSupplier
     version: str = ""
-    accounts: dict[str, OdooAccount] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
     invoices: dict[str, list[OdooInvoice]] = field(default_factory=dict)  # oldest first
     failures: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)
@@ -130,6 +136,12 @@ class OdooState:
         invoice = make_invoice(self.odoo, account, seq, issued, record_id, amount)
         invoices.append(invoice)
         return invoice
+
+    def banner(self, url: str) -> str:
+        """What ``python -m sandbox`` and ``python -m sandbox.odoo`` print: the portal, then one line an account."""
+        lines = [f"{self.odoo.supplier.name} (Odoo {self.version}, provider odoo): {url}/web/login"]
+        lines += [f"  {a['login']:<26} {a['password']:<30} {a['description']}" for a in self.describe()]
+        return "\n".join(lines)
 
     def describe(self) -> list[dict[str, object]]:
         return [

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 
 from sandbox.odoo import ODOO_SUPPLIERS, VERSIONS, create_odoo_app
-from sandbox.server import SandboxError, serve_app
+from sandbox.server import SandboxError, serve_app, serve_until_interrupted, startup_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,18 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handle = serve_app(app, args.supplier, "/_sandbox/accounts", host=args.host, port=args.port)
     except SandboxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    with handle:
-        state = app.state.portal
-        print(f"{state.odoo.supplier.name} (Odoo {state.version}): {handle.urls[args.supplier]}/web/login")
-        for account in state.describe():
-            print(f"  {account['login']:<24} {account['password']:<22} {account['description']}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nStopping.")
-    return 0
+        return startup_error(exc)
+    print(app.state.portal.banner(handle.urls[args.supplier]), flush=True)
+    return serve_until_interrupted(handle)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,13 @@ from datetime import date
 from decimal import Decimal
 from html import escape
 
+from sandbox.data import french_number
 from sandbox.odoo.data import OdooInvoice
 
 
 def money(amount: Decimal) -> str:
-    """The ``monetary`` widget: ``<span class="oe_currency_value">1 234,56</span>&nbsp;€``."""
-    sign = "-" if amount < 0 else ""
-    units, cents = f"{abs(amount):.2f}".split(".")
-    groups = []
-    while units:
-        groups.insert(0, units[-3:])
-        units = units[:-3]
-    return f'<span class="oe_currency_value">{sign}{chr(0x202F).join(groups)},{cents}</span>\u00a0€'
+    """The ``monetary`` widget: ``<span class="oe_currency_value">1 234,56</span>&nbsp;€`` (narrow no-break spaces)."""
+    return f'<span class="oe_currency_value">{french_number(amount, chr(0x202F))}</span>\u00a0€'
 
 
 def day(value: date) -> str:
@@ -173,13 +168,14 @@ def invoices_page(version: str, company: str, user: str, invoices: list[OdooInvo
         '<li class="breadcrumb-item active">Invoices &amp; Bills</li></ol></nav>'
     )
     if not invoices:
-        table = '<p class="alert alert-warning">There are currently no invoices and payments for your account.</p>'
+        empty = "<p>" if version == "16.0" else '<p class="alert alert-warning">'  # 16.0: a bare paragraph
+        table = f"{empty}There are currently no invoices and payments for your account.</p>"
     else:
         status_first = version in ("16.0", "17.0")  # 18.0 moved Amount Due before Status
         amount_th = (
             '<th class="text-end">Amount Due</th>' if status_first else '<th name="amount_due" class="text-end pe-3">Amount Due</th>'
         )
-        status_th = "<th>Status</th>" if version == "16.0" else '<th name="status">Status</th>'
+        status_th = '<th class="text-center">Status</th>' if version == "16.0" else '<th name="status">Status</th>'
         head = (
             "<th>Invoice #</th><th>Invoice Date</th><th class='d-none d-md-table-cell'>Due Date</th>"
             if version == "16.0"
@@ -193,7 +189,8 @@ def invoices_page(version: str, company: str, user: str, invoices: list[OdooInvo
             late = invoice.due < today and invoice.payment_state != "paid"
             due_class = "d-none d-md-table-cell" + (" text-danger" if late and version == "18.0" else "")
             amount_td = f'<td class="text-end{"" if status_first else " pe-3"}"><span>{money(invoice.amount_residual)}</span></td>'
-            status_td = f'<td name="invoice_status">{_badge(version, invoice)}</td>'
+            status_cell = '<td class="tx_status text-center">' if version == "16.0" else '<td name="invoice_status">'
+            status_td = f"{status_cell}{_badge(version, invoice)}</td>"
             rows.append(
                 f'<tr><td><a href="{escape(url)}" title="{escape(invoice.name)}">{escape(invoice.name)}</a></td>'
                 f"<td><span>{day(invoice.invoice.issued)}</span></td>"
@@ -238,14 +235,24 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
             f'<a class="btn btn-light o_download_btn flex-grow-1" href="{pdf}" title="Download" role="button">'
             '<i class="fa fa-download"></i> Download</a></div>'
         )
-    else:
-        shown = invoice.amount_residual if invoice.amount_residual > 0 else invoice.amount_total
-        title = f"<h2><span>{money(shown)}</span></h2>"
-        button = "btn btn-secondary btn-block o_download_btn" if version == "16.0" else "btn btn-secondary d-block o_download_btn"
-        download = (
-            '<div class="o_download_pdf d-flex gap-1 flex-lg-column flex-xl-row"><div class="flex-grow-1">'
-            f'<a class="{button}" href="{pdf}" title="Download"><i class="fa fa-download"></i> Download</a></div></div>'
-        )
+    else:  # 16.0 and 17.0: the amount due while one is left, the total once paid
+        shown = money(invoice.amount_residual if invoice.amount_residual > 0 else invoice.amount_total)
+        link = f'href="{pdf}" title="Download"><i class="fa fa-download"></i> Download</a>'
+        if version == "17.0":
+            title = f"<h2><span>{shown}</span></h2>"
+            download = (
+                '<div class="o_download_pdf d-flex gap-1 flex-lg-column flex-xl-row"><div class="flex-grow-1">'
+                f'<a class="btn btn-secondary d-block o_download_btn" {link}</div></div>'
+            )
+        else:  # 16.0: in bold; Download and Print side by side in a toolbar
+            title = f'<h2 class="mb-0"><b>{shown}</b></h2>'
+            printed = pdf.replace("&amp;download=true", "")
+            download = (
+                '<div class="o_download_pdf btn-toolbar flex-sm-nowrap"><div class="btn-group  flex-grow-1 me-1 mb-1">'
+                f'<a class="btn btn-secondary btn-block o_download_btn" {link}</div><div class="btn-group flex-grow-1 mb-1">'
+                f'<a class="btn btn-secondary btn-block o_print_btn o_portal_invoice_print" href="{printed}" '
+                'id="print_invoice_report" title="Print" target="_blank"><i class="fa fa-print"></i> Print</a></div></div>'
+            )
     sidebar = (
         '<div class="d-flex col-lg-4 col-xxl-3 d-print-none"><div class="o_portal_sidebar_content flex-grow-1 mb-4 mb-lg-0 pe-lg-4" '
         f'id="sidebar_content"><div class="position-relative d-flex align-items-center justify-content-md-center '

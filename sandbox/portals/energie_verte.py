@@ -28,7 +28,6 @@ from sandbox.data import (
     PendingLogin,
     PortalState,
     Scenario,
-    SecondFactor,
     SecondFactorResult,
     SessionTicket,
     add_months,
@@ -36,7 +35,8 @@ from sandbox.data import (
 from sandbox.portals.controls import control_router, download_path, misbehaviour, odd_download
 from sandbox.portals.rate_limit import rate_limiter
 from sandbox.portals.responses import pace, pdf_response
-from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message, second_factor_prompt
+from sandbox.portals import second_factor
+from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message
 
 EV_CSRF_COOKIE = "ev_csrf"
 EV_SESSION_COOKIE = "ev_session"
@@ -112,30 +112,12 @@ def _ev_verification_page(state: PortalState, pending: PendingLogin, error: str 
     waiting = " attente" if error == second_factor_message(SecondFactorResult.NOT_APPROVED, None) else ""
     message = f'<p class="erreur{expired}{waiting}">{escape(error)}</p>' if error else ""
     message += f'<p class="info">{escape(info)}</p>' if info else ""
-    if pending.kind is SecondFactor.APP:
-        fields = '<button type="submit">J\'ai validé</button>'
-    else:
-        fields = (
-            '<label>Code reçu <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7" '
-            'required></label>\n<button type="submit">Vérifier</button>'
-        )
-    resend = (
-        f"""\n<form id="renvoi" method="post" action="/connexion/verification/renvoi">
-<input type="hidden" name="jeton" value="{escape(pending.csrf)}">
-<button type="submit">Renvoyer le code</button>
-</form>"""
-        if pending.kind is SecondFactor.CODE
-        else ""
-    )
     return _ev_page(
         "Vérification",
         f"""<h1>Vérifions qu'il s'agit bien de vous</h1>
 {message}
-<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
-<form id="verification" method="post" action="/connexion/verification">
-<input type="hidden" name="jeton" value="{escape(pending.csrf)}">
-{fields}
-</form>{resend}""",
+{second_factor.second_factor_form(state, pending, form_id="verification", action="/connexion/verification",
+                                  token_field="jeton", label="Code reçu", submit="Vérifier")}""",
     )
 
 
@@ -314,12 +296,9 @@ def energie_verte_app() -> FastAPI:
             )
         if result is LoginResult.WRONG:
             return _ev_login_page(cookie, "Adresse e-mail ou mot de passe incorrect.")
-        pending = state.begin_second_factor(email)
-        if pending is None:
-            return signed_in(email)
-        response = RedirectResponse("/connexion/verification", 303)
-        response.set_cookie(EV_PENDING_COOKIE, pending, httponly=True, samesite="lax")
-        return response
+        return second_factor.after_password(
+            state, email, signed_in, second_factor_url="/connexion/verification", pending_cookie=EV_PENDING_COOKIE
+        )
 
     @pages.get("/connexion/verification")
     async def verification_form(
@@ -338,24 +317,18 @@ def energie_verte_app() -> FastAPI:
         token, pending = found
         if not hmac.compare_digest(pending.csrf, jeton):
             return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
-        result = state.answer_second_factor(token, code)
-        if result is SecondFactorResult.OK:
-            return signed_in(pending.login)
-        if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
-            response = RedirectResponse(f"/connexion?motif={SECOND_FACTOR_DROPPED}", 303)
-            response.delete_cookie(EV_PENDING_COOKIE)
-            return response
-        return _ev_verification_page(state, pending, second_factor_message(result, pending))
+        return second_factor.answer(
+            state, token, code, signed_in,
+            lambda result: _ev_verification_page(state, pending, second_factor_message(result, pending)),
+            dropped_url=f"/connexion?motif={SECOND_FACTOR_DROPPED}", pending_cookie=EV_PENDING_COOKIE,
+        )
 
     @pages.post("/connexion/verification/renvoi")
     async def verification_resend(
         found: Annotated[tuple[str, PendingLogin], Depends(verifying)], jeton: Annotated[str, Form()] = ""
     ) -> Response:
-        token, pending = found
-        if not hmac.compare_digest(pending.csrf, jeton) or pending.kind is not SecondFactor.CODE:
-            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
-        state.send_code(token)
-        return RedirectResponse("/connexion/verification?renvoye=1", 303)
+        refused = _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+        return second_factor.resend(state, found[0], jeton, refused, sent_url="/connexion/verification?renvoye=1")
 
     @pages.get("/deconnexion")
     async def logout() -> Response:

@@ -26,7 +26,6 @@ from sandbox.data import (
     PendingLogin,
     PortalState,
     Scenario,
-    SecondFactor,
     SecondFactorResult,
     SessionTicket,
     french_amount,
@@ -34,7 +33,8 @@ from sandbox.data import (
 from sandbox.portals.controls import ListQuirks, control_router, download_path, misbehaviour, odd_download
 from sandbox.portals.rate_limit import rate_limiter
 from sandbox.portals.responses import pace, pdf_response
-from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message, second_factor_prompt
+from sandbox.portals import second_factor
+from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message
 
 PD_PRESESSION_COOKIE = "pd_presession"
 PD_SESSION_COOKIE = "pd_session"
@@ -82,30 +82,13 @@ def _pd_login_page(csrf: str, alert: str = "") -> HTMLResponse:
 
 
 def _pd_second_factor_page(state: PortalState, pending: PendingLogin, alert: str = "") -> HTMLResponse:
-    if pending.kind is SecondFactor.APP:
-        fields = '<button type="submit">J\'ai validé</button>'
-    else:
-        fields = (
-            '<label>Code de vérification <input name="code" inputmode="numeric" autocomplete="one-time-code" '
-            'maxlength="7" required></label>\n<button type="submit">Valider</button>'
-        )
-    resend = (
-        f"""\n<form id="renvoi" method="post" action="/double-authentification/renvoi">
-<input type="hidden" name="csrf_token" value="{escape(pending.csrf)}">
-<button type="submit" class="lien">Renvoyer le code</button>
-</form>"""
-        if pending.kind is SecondFactor.CODE
-        else ""
-    )
     return _pd_page(
         "Vérification en deux étapes",
         f"""<h1>Vérification en deux étapes</h1>
 {alert}
-<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
-<form id="double-authentification" method="post" action="/double-authentification">
-<input type="hidden" name="csrf_token" value="{escape(pending.csrf)}">
-{fields}
-</form>{resend}""",
+{second_factor.second_factor_form(state, pending, form_id="double-authentification", action="/double-authentification",
+                                  token_field="csrf_token", label="Code de vérification", submit="Valider",
+                                  resend_button=' class="lien"')}""",
     )
 
 
@@ -243,12 +226,9 @@ def papeterie_dupont_app() -> FastAPI:
                 expected, '<div class="alert alert-error">Identifiant ou mot de passe incorrect</div>'
             )
         del presessions[presession]
-        pending = state.begin_second_factor(username)
-        if pending is not None:
-            response = RedirectResponse("/double-authentification", 303)
-            response.set_cookie(PD_PENDING_COOKIE, pending, httponly=True, samesite="lax")
-        else:
-            response = signed_in(username)
+        response = second_factor.after_password(
+            state, username, signed_in, second_factor_url="/double-authentification", pending_cookie=PD_PENDING_COOKIE
+        )
         response.delete_cookie(PD_PRESESSION_COOKIE)
         return response
 
@@ -274,28 +254,25 @@ def papeterie_dupont_app() -> FastAPI:
         token, pending = found
         if not hmac.compare_digest(pending.csrf, csrf_token):
             return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
-        result = state.answer_second_factor(token, code)
-        if result is SecondFactorResult.OK:
-            return signed_in(pending.login)
-        if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
-            response = RedirectResponse(f"/login?erreur={SECOND_FACTOR_DROPPED}", 303)
-            response.delete_cookie(PD_PENDING_COOKIE)
-            return response
-        kind = {SecondFactorResult.NOT_APPROVED: "alert-attente", SecondFactorResult.EXPIRED: "alert-error code-expire"}
-        message = escape(second_factor_message(result, pending))
-        alert = f'<div class="alert {kind.get(result, "alert-error")}">{message}</div>'
-        return _pd_second_factor_page(state, pending, alert)
+
+        def again(result: SecondFactorResult) -> Response:
+            kind = {SecondFactorResult.NOT_APPROVED: "alert-attente", SecondFactorResult.EXPIRED: "alert-error code-expire"}
+            message = escape(second_factor_message(result, pending))
+            alert = f'<div class="alert {kind.get(result, "alert-error")}">{message}</div>'
+            return _pd_second_factor_page(state, pending, alert)
+
+        dropped = f"/login?erreur={SECOND_FACTOR_DROPPED}"
+        return second_factor.answer(
+            state, token, code, signed_in, again, dropped_url=dropped, pending_cookie=PD_PENDING_COOKIE
+        )
 
     @app.post("/double-authentification/renvoi")
     async def second_factor_resend(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
         found = pending_of(request)
         if found is None:
             return RedirectResponse("/login", 303)
-        token, pending = found
-        if not hmac.compare_digest(pending.csrf, csrf_token) or pending.kind is not SecondFactor.CODE:
-            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
-        state.send_code(token)
-        return RedirectResponse("/double-authentification?renvoye=1", 303)
+        refused = _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+        return second_factor.resend(state, found[0], csrf_token, refused, sent_url="/double-authentification?renvoye=1")
 
     @app.get("/logout")
     async def logout(request: Request) -> Response:

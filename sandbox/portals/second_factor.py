@@ -1,4 +1,11 @@
-"""The second-factor page's words, shared by both portals (the prompt, and the message after a wrong answer)."""
+"""The second factor as both portals handle it: the page's words (the prompt, the message after a wrong
+answer), its fields, and the steps after the password, after an answer and after a request for a new code."""
+
+import hmac
+from collections.abc import Callable
+from html import escape
+
+from fastapi.responses import RedirectResponse, Response
 
 from sandbox.data import CODE_VALIDITY, PendingLogin, PortalState, SecondFactor, SecondFactorResult, masked_phone
 
@@ -30,3 +37,75 @@ def second_factor_message(result: SecondFactorResult, pending: PendingLogin | No
 
 
 SECOND_FACTOR_DROPPED = "double-authentification"  # the login page's ?erreur= after a dropped pending login
+
+
+# -- what both portals do alike around the second factor, each with its own addresses, words and markup --------
+
+
+def second_factor_form(
+    state: PortalState, pending: PendingLogin, *, form_id: str, action: str, token_field: str, label: str,
+    submit: str, resend_button: str = "",
+) -> str:
+    """The page's prompt and form: a code input (or only "J'ai validé" for an approval in the app), then, for a
+    code sent by SMS or e-mail, the form asking for a new one (at ``action``/renvoi)."""
+    if pending.kind is SecondFactor.APP:
+        fields = '<button type="submit">J\'ai validé</button>'
+    else:
+        fields = (
+            f'<label>{label} <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7" '
+            f'required></label>\n<button type="submit">{submit}</button>'
+        )
+    token = f'<input type="hidden" name="{token_field}" value="{escape(pending.csrf)}">'
+    resend = f"""\n<form id="renvoi" method="post" action="{action}/renvoi">
+{token}
+<button type="submit"{resend_button}>Renvoyer le code</button>
+</form>"""
+    return f"""<p class="consigne">{escape(second_factor_prompt(state, pending))}</p>
+<form id="{form_id}" method="post" action="{action}">
+{token}
+{fields}
+</form>{resend if pending.kind is SecondFactor.CODE else ""}"""
+
+
+def after_password(
+    state: PortalState, login: str, signed_in: Callable[[str], Response], *, second_factor_url: str, pending_cookie: str
+) -> Response:
+    """After the right password: on to the second-factor page (its pending-login cookie set), or signed in."""
+    pending = state.begin_second_factor(login)
+    if pending is None:
+        return signed_in(login)
+    response = RedirectResponse(second_factor_url, 303)
+    response.set_cookie(pending_cookie, pending, httponly=True, samesite="lax")
+    return response
+
+
+def answer(
+    state: PortalState,
+    token: str,
+    code: str,
+    signed_in: Callable[[str], Response],
+    again: Callable[[SecondFactorResult], Response],
+    *,
+    dropped_url: str,
+    pending_cookie: str,
+) -> Response:
+    """Check an answer: signed in, back to the login page (``dropped_url``) when the pending login is gone, or
+    the form ``again`` with the portal's complaint."""
+    login = state.pending[token].login
+    result = state.answer_second_factor(token, code)
+    if result is SecondFactorResult.OK:
+        return signed_in(login)
+    if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
+        response = RedirectResponse(dropped_url, 303)
+        response.delete_cookie(pending_cookie)
+        return response
+    return again(result)
+
+
+def resend(state: PortalState, token: str, typed: str, refused: Response, *, sent_url: str) -> Response:
+    """Send a new code when the form's token is right and the login waits for a code; ``refused`` otherwise."""
+    pending = state.pending[token]
+    if not hmac.compare_digest(pending.csrf, typed) or pending.kind is not SecondFactor.CODE:
+        return refused
+    state.send_code(token)
+    return RedirectResponse(sent_url, 303)

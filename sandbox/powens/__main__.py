@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 
 from sandbox.powens import DEFAULT_PORT, PowensWorld, start_powens
 from sandbox.powens.state import PASSWORD, SMS_CODE
+from sandbox.server import serve_until_interrupted, startup_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,19 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handle = start_powens(world, host=args.host, port=args.port)
     except Exception as exc:  # noqa: BLE001 - a port taken: one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    with handle:
-        url = handle.urls["powens"]
-        print(f"Powens sandbox: API {url}/2.0, webview {url}/connect")
-        print(f"Test connector: any bank; password {PASSWORD}; the login chooses the scenario: ok (SMS code "
-              f"{SMS_CODE}), decoupled, or a state name (wrongpass, SCARequired, websiteUnavailable, ...).", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nStopping.")
-    return 0
-
+        return startup_error(exc)
+    url = handle.urls["powens"]
+    print(f"Powens sandbox: API {url}/2.0, webview {url}/connect")
+    print(f"Test connector: any bank; password {PASSWORD}; the login chooses the scenario: ok (SMS code "
+          f"{SMS_CODE}), decoupled, or a state name (wrongpass, SCARequired, websiteUnavailable, ...).", flush=True)
+    return serve_until_interrupted(handle)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,7 +24,7 @@ import html
 from datetime import date, datetime
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sandbox.powens.state import (
@@ -45,6 +45,15 @@ def _error(status: int, code: str, description: str, headers: dict | None = None
     return JSONResponse({"code": code, "description": description}, status_code=status, headers=headers)
 
 
+class _Refused(Exception):
+    """A refusal raised by a dependency (bad token, someone else's connection, an expired webview session): its
+    response is the answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def create_powens_app(world: PowensWorld) -> FastAPI:
     app = FastAPI(title="Powens sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     api = APIRouter(prefix="/2.0")
@@ -60,18 +69,22 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
                               headers={"Retry-After": str(int(wait + 0.999))})
         return await call_next(request)
 
-    def user_or_error(request: Request) -> int | JSONResponse:
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, refusal: _Refused) -> Response:
+        return refusal.response
+
+    def current_user(request: Request) -> int:
         header = request.headers.get("authorization", "")
         token = header[7:] if header.lower().startswith("bearer ") else None
         user = world.user_of(token)
         if user is None:
-            return _error(401, "invalidToken", "The token is invalid or was revoked.")
+            raise _Refused(_error(401, "invalidToken", "The token is invalid or was revoked."))
         return user
 
-    def own_connection(user: int, connection_id: int):
+    def own_connection(connection_id: int, user: int = Depends(current_user)):
         connection = world.connections.get(connection_id)
         if connection is None or connection.id_user != user:
-            return _error(404, "connectionNotFound", f"Connection {connection_id} not found.")
+            raise _Refused(_error(404, "connectionNotFound", f"Connection {connection_id} not found."))
         return connection
 
     # -- authentication --
@@ -88,10 +101,7 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return {"auth_token": token, "type": "permanent", "id_user": user}
 
     @api.get("/auth/token/code")
-    async def token_code(request: Request):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def token_code(user: int = Depends(current_user)):
         return {"code": world.new_code(user), "type": "temporary", "access": "single", "expires_in": 1800}
 
     # -- connectors --
@@ -105,64 +115,36 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
     # -- connections --
 
     @api.get("/users/me/connections")
-    async def connections(request: Request):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def connections(user: int = Depends(current_user)):
         found = [c.payload() for c in world.connections.values() if c.id_user == user]
         return {"connections": found, "total": len(found)}
 
     @api.get("/users/me/connections/{connection_id}")
-    async def connection(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        return found if isinstance(found, JSONResponse) else found.payload()
+    async def connection(found=Depends(own_connection)):
+        return found.payload()
 
     @api.put("/users/me/connections/{connection_id}")
     @api.post("/users/me/connections/{connection_id}")
-    async def sync(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        if isinstance(found, JSONResponse):
-            return found
+    async def sync(found=Depends(own_connection)):
         world.sync(found)
         return found.payload()
 
     @api.delete("/users/me/connections/{connection_id}")
-    async def delete(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        if isinstance(found, JSONResponse):
-            return found
-        world.delete_connection(connection_id)
+    async def delete(found=Depends(own_connection)):
+        world.delete_connection(found.id)
         return Response(status_code=204)
 
     # -- accounts --
 
     @api.get("/users/me/connections/{connection_id}/accounts")
-    async def accounts(request: Request, connection_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
-        found = own_connection(user, connection_id)
-        if isinstance(found, JSONResponse):
-            return found
+    async def accounts(request: Request, connection_id: int, found=Depends(own_connection)):
         show_all = "all" in request.query_params
         items = [a.payload(world.balance(a)) for a in world.accounts.values()
                  if a.id_connection == connection_id and (show_all or not a.disabled)]
         return {"accounts": items, "total": len(items)}
 
     @api.put("/users/me/accounts/{account_id}")
-    async def update_account(request: Request, account_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def update_account(request: Request, account_id: int, user: int = Depends(current_user)):
         account = world.accounts.get(account_id)
         if account is None or account.id_user != user:
             return _error(404, "accountNotFound", f"Account {account_id} not found.")
@@ -173,10 +155,7 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
 
     # -- transactions --
 
-    async def list_transactions(request: Request, account_id: int | None):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def list_transactions(request: Request, account_id: int | None, user: int):
         query = request.query_params
         try:
             limit = int(query.get("limit", "1000"))
@@ -211,12 +190,12 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return body
 
     @api.get("/users/me/transactions")
-    async def transactions(request: Request):
-        return await list_transactions(request, None)
+    async def transactions(request: Request, user: int = Depends(current_user)):
+        return await list_transactions(request, None, user)
 
     @api.get("/users/me/accounts/{account_id}/transactions")
-    async def account_transactions(request: Request, account_id: int):
-        return await list_transactions(request, account_id)
+    async def account_transactions(request: Request, account_id: int, user: int = Depends(current_user)):
+        return await list_transactions(request, account_id, user)
 
     # -- billers (the "Documents" product): subscriptions, documents, their files --
 
@@ -235,28 +214,19 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         return {k: v for k, v in document.items() if not k.startswith("_")}
 
     @api.get("/users/me/subscriptions")
-    async def subscriptions(request: Request):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def subscriptions(user: int = Depends(current_user)):
         found = [subscription for subscription, _ in biller_items(user)]
         return {"subscriptions": found, "total": len(found)}
 
     @api.get("/users/me/subscriptions/{subscription_id}/documents")
     @api.get("/users/me/documents")
-    async def documents(request: Request, subscription_id: int | None = None):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def documents(subscription_id: int | None = None, user: int = Depends(current_user)):
         found = [public(d) for subscription, docs in biller_items(user) for d in docs
                  if subscription_id is None or subscription["id"] == subscription_id]
         return {"documents": found, "total": len(found)}
 
     @api.get("/users/me/documents/{document_id}/file")
-    async def document_file(request: Request, document_id: int):
-        user = user_or_error(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def document_file(document_id: int, user: int = Depends(current_user)):
         for _, docs in biller_items(user):
             for d in docs:
                 if d["id"] == document_id:
@@ -341,17 +311,14 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
     async def manage(request: Request):
         return start("manage", request)
 
-    def session_or_page(session_id: str):
+    def webview_session(session_id: str) -> WebviewSession:
         session = world.webviews.get(session_id)
         if session is None:
-            return None, _page("Erreur", '<p class=error id=error>Session expirée.</p>')
-        return session, None
+            raise _Refused(_page("Erreur", '<p class=error id=error>Session expirée.</p>'))
+        return session
 
     @app.get("/webview/{session_id}")
-    async def show(session_id: str):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def show(session: WebviewSession = Depends(webview_session)):
         cancel = _cancel_button(session.id)
         if session.step == "bank":
             banks = "".join(
@@ -396,19 +363,13 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         return _page("Erreur", "<p class=error id=error>Étape inconnue.</p>")
 
     @app.post("/webview/{session_id}/bank")
-    async def bank(session_id: str, connector: int = Form(...)):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def bank(connector: int = Form(...), session: WebviewSession = Depends(webview_session)):
         session.connector_id = connector
         session.step = "consent"
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/consent")
-    async def consent(session_id: str, decision: str = Form(...)):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def consent(decision: str = Form(...), session: WebviewSession = Depends(webview_session)):
         if decision != "accept":
             world.webviews.pop(session.id, None)
             return _redirect(session, error="access_denied", error_description="The user refused the consent.")
@@ -417,10 +378,9 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/credentials")
-    async def credentials(session_id: str, login: str = Form(""), password: str = Form("")):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def credentials(
+        login: str = Form(""), password: str = Form(""), session: WebviewSession = Depends(webview_session)
+    ):
         if not session.consented:
             return _page("Erreur", "<p class=error id=error>Consentement manquant.</p>")
         if password != PASSWORD or not login:
@@ -438,38 +398,26 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/sms")
-    async def sms(session_id: str, code: str = Form("")):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def sms(code: str = Form(""), session: WebviewSession = Depends(webview_session)):
         if code.strip() != SMS_CODE:
             session.errors += 1
             return RedirectResponse(f"/webview/{session.id}", status_code=303)
         return _finish(world, session)
 
     @app.post("/webview/{session_id}/cancel")
-    async def cancel(session_id: str):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def cancel(session: WebviewSession = Depends(webview_session)):
         world.webviews.pop(session.id, None)
         return _redirect(session, error="cancelled", error_description="The user left the webview.")
 
     @app.post("/webview/{session_id}/delete")
-    async def delete(session_id: str, connection: int = Form(...)):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def delete(connection: int = Form(...), session: WebviewSession = Depends(webview_session)):
         found = world.connections.get(connection)
         if found is not None and found.id_user == session.id_user:
             world.delete_connection(connection)
         return RedirectResponse(f"/webview/{session.id}", status_code=303)
 
     @app.post("/webview/{session_id}/done")
-    async def done(session_id: str):
-        session, page = session_or_page(session_id)
-        if page:
-            return page
+    async def done(session: WebviewSession = Depends(webview_session)):
         world.webviews.pop(session.id, None)
         return _redirect(session)
 

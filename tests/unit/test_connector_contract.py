@@ -11,11 +11,18 @@ must make of it::
      "double_authentification_code.html": {"path": "/double-authentification", "is": ["second_factor"],
                                            "second_factor": "code"}}
 
-``is``: the declared pages recognised there (address and marker, as navigation does); ``listing``: the
-documents its listing parser reads (``count``, fields of the ``first``), or the error it raises;
-``login_refusal`` / ``second_factor_refusal``: the typed error read from it; ``second_factor``: the kind
-it asks. The saved pages must show every page the connector declares, a listing, and each second-factor
-kind the catalogue entry lists.
+The rules (the kit's docstring, "Saved pages and pages.json", says the same for connector authors):
+
+* every ``.html`` / ``.json`` file of the folder has an entry in ``pages.json``, and every entry a file;
+* ``is`` (with ``path``, the address the page was served at; its query is ignored): exactly the declared
+  page names recognised there (address regex and marker, as navigation does);
+* ``listing``: the documents its listing parser reads: ``count`` (references distinct) and ``first``, the
+  fields of the **newest** document (after sorting newest first, not the first row), compared as text
+  (dates ISO, amounts as ``Decimal`` prints them); or the name of the error of :mod:`glaneur.errors` it raises;
+* ``login_refusal`` / ``second_factor_refusal``: the typed error read from it; ``second_factor``: the kind
+  it asks (``totp``, ``code``, ``app``);
+* together, the saved pages show every page the connector declares (``invoices`` aside: a JSON listing's
+  page is its API), a listing with documents, and exactly the second-factor kinds the catalogue entry lists.
 
 ``list_documents(since)``: ``since`` None is a full pass (every document the portal lists: the first
 collection of an account, then every ``GLANEUR_FULL_PASS_EVERY_DAYS``); otherwise it is the account's

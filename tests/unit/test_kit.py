@@ -320,3 +320,68 @@ def test_a_listing_missing_a_required_field_is_refused_when_declared() -> None:
         HtmlTable("/", "table", columns={"No": "reference", "Date": "document_date", "Total": "montant"}, link="a")
     with pytest.raises(TypeError, match="no key gives download_url"):
         JsonList("/", "main", "/api", {"reference": "id", "document_date": "on"})
+
+
+# -- columns by position, a download address built from the row, an empty list, an optional detail page ---------
+
+
+def test_columns_by_position_and_a_download_address_built_from_the_row() -> None:
+    listing = HtmlTable("/", "table", columns={0: "reference", 2: "document_date", "Total": "amount"},
+                        download="/factures/{reference}/pdf?du={document_date}")
+    html = "<table><tr><th></th><th>Client</th><th><img alt=''></th><th>Total</th></tr>"
+    html += "<tr><td>FA/001</td><td>ACME</td><td>12/01/2026</td><td>10,00 €</td></tr></table>"
+
+    (document,) = listing.parse(html, "P")
+
+    assert (document.reference, document.document_date, document.amount) == ("FA/001", date(2026, 1, 12), Decimal(10))
+    assert document.download_url == "/factures/FA%2F001/pdf?du=2026-01-12"
+    with pytest.raises(PortalChanged, match="without its 4 cells"):
+        listing.parse(html.replace("<td>ACME</td>", ""), "P")
+
+
+def test_a_row_link_wins_over_the_built_address_and_one_of_them_is_required() -> None:
+    listing = HtmlTable("/", "table", columns={0: "reference", 1: "document_date"}, link="a", download="/f/{reference}")
+    html = "<table><tr><td>F1</td><td>12/01/2026</td></tr><tr><td><a href='/x.pdf'>F2</a></td><td>13/01/2026</td></tr>"
+
+    assert [d.download_url for d in listing.parse(html + "</table>", "P")] == ["/f/F1", "/x.pdf"]
+    with pytest.raises(TypeError, match="link= or download="):
+        HtmlTable("/", "table", columns={0: "reference", 1: "document_date"})
+    with pytest.raises(TypeError, match="names 'id'"):
+        HtmlTable("/", "table", columns={0: "reference", 1: "document_date"}, download="/f/{id}")
+
+
+def test_a_json_list_without_download_key_builds_the_address() -> None:
+    listing = JsonList("/", "main", "/api", {"reference": "id", "document_date": "on"}, download="/api/{reference}.pdf")
+
+    assert listing.parse(json.dumps([{"id": 7, "on": "2026-02-03"}]), "P")[0].download_url == "/api/7.pdf"
+
+
+class WithEmptyList(Minimal):
+    listing = HtmlTable("/account/invoices", "table", columns={"No": "reference", "Date": "document_date"}, link="a",
+                        empty="p.no-invoice")
+
+
+def test_the_page_shown_in_place_of_an_empty_list_is_declared() -> None:
+    assert WithEmptyList.recognise('<p class="no-invoice">Aucune facture</p>', "/account/invoices") == {"no_invoices"}
+    assert "no_invoices" not in Minimal.pages
+
+
+def test_an_optional_detail_total_keeps_rows_without_a_page() -> None:
+    detail = Page("/i/0", "main", r"/i/\d+")
+    html = "<table><tr><th>No</th><th>Date</th></tr><tr><td><a class='d' href='/i/1'>F1</a></td><td>12/01/2026</td>"
+    html += "</tr><tr><td>F2</td><td>13/01/2026</td></tr></table>"
+    columns = {"No": "reference", "Date": "document_date"}
+    strict = HtmlTable("/", "table", columns, download="/{reference}", total_on_detail=DetailTotal("a.d", detail, "h2"))
+    lenient = HtmlTable("/", "table", columns, download="/{reference}",
+                        total_on_detail=DetailTotal("a.d", detail, "h2", optional=True))
+
+    with pytest.raises(PortalChanged, match="F2 has no a.d link"):
+        strict._detail_links(strict._rows(html, "P"), "http://p.test/", "P")
+    assert lenient._detail_links(lenient._rows(html, "P"), "http://p.test/", "P") == {"F1": "http://p.test/i/1"}
+
+
+def test_the_kit_exports_page_spec() -> None:
+    from connectors.base import PageSpec as FromBase
+    from connectors.kit import PageSpec
+
+    assert PageSpec is FromBase
