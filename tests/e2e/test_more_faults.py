@@ -23,43 +23,47 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from sqlmodel import select
 
 from glaneur.db import session_scope
 from glaneur.models import Channel
 from glaneur.settings import get_settings, reset_settings
 from glaneur.storage import get_storage
 from tests.e2e.test_collect_channel import filed_documents, flow_run_logs, make_channel, run, runs
+from tests.e2e.test_collect_hostile_portals import control
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 PD = "papeterie-dupont"
 
 
-def run_together(*slugs: str) -> list:
-    """``run_channel`` for each slug, each in its own thread, started at the same instant; their results
-    (a summary, or the exception a run raised) in the order given."""
+def start_run(slug: str) -> tuple[threading.Thread, list]:
+    """``run_channel(slug)`` in a thread of this process, as a worker's lane runs it; the list gets its result
+    (a summary, or the exception the run raised)."""
     from flows.collect_channel import run_channel
 
-    results: list = [None] * len(slugs)
-    start = threading.Barrier(len(slugs))
+    result: list = []
 
-    def one(index: int, slug: str) -> None:
-        start.wait()
+    def one() -> None:
         try:
-            results[index] = run_channel(slug)
+            result.append(run_channel(slug))
         except BaseException as error:  # noqa: BLE001  the test looks at it
-            results[index] = error
+            result.append(error)
 
-    threads = [
-        threading.Thread(target=contextvars.copy_context().run, args=(one, index, slug), daemon=True)
-        for index, slug in enumerate(slugs)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
-        assert not thread.is_alive(), "a collection did not finish"
-    return results
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(one,), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def finished(thread: threading.Thread, result: list):
+    thread.join(300)
+    assert not thread.is_alive(), "a collection did not finish"
+    return result[0]
+
+
+def claimed_by(slug: str) -> str | None:
+    with session_scope() as session:
+        return session.exec(select(Channel.collecting_flow_run_id).where(Channel.slug == slug)).one()
 
 
 def assert_filed_once_and_whole(expected: int) -> None:
@@ -75,11 +79,24 @@ def assert_filed_once_and_whole(expected: int) -> None:
 # -- two runs of one channel at once ---------------------------------------------------------------------------
 
 
-def test_two_runs_of_one_channel_at_once_file_each_invoice_once_and_one_says_already_running(glaneur_home, portals):
+def test_two_runs_of_one_channel_at_once_file_each_invoice_once_and_one_says_already_running(
+    glaneur_home, portals, monkeypatch
+):
+    """The second run starts once the first holds the channel, while the first is still listing (its list shows
+    15 s after the page loaded): started together, the first could be done before the second begins."""
+    monkeypatch.setenv("GLANEUR_NAVIGATION_TIMEOUT_SECONDS", "40")
+    reset_settings()
     slug = make_channel(PD, ("acme-bis", None))
+    control(portals, "/accounts/acme-bis/list", {"late_render": 15})
     started = datetime.now(UTC)
 
-    results = run_together(slug, slug)
+    first = start_run(slug)
+    deadline = time.monotonic() + 120
+    while claimed_by(slug) is None:
+        assert time.monotonic() < deadline, "the first run never claimed its channel"
+        time.sleep(0.2)
+    second = start_run(slug)
+    results = [finished(*first), finished(*second)]
 
     statuses = sorted(result["status"] for result in results)
     assert statuses == ["already_running", "ok"], results
@@ -104,7 +121,8 @@ def test_two_runs_of_one_channel_at_once_file_each_invoice_once_and_one_says_alr
     states = sorted((flow_run.state.type.value, flow_run.state.name) for flow_run in flow_runs)
     assert states == [("CANCELLED", "Already running"), ("COMPLETED", "Collected")]
 
-    again = run_together(slug)[0]  # the claim was given back: the next run collects
+    control(portals, "/accounts/acme-bis/list", {"late_render": 0})
+    again = finished(*start_run(slug))  # the claim was given back: the next run collects
     assert (again["status"], again["new"]) == ("ok", 0)  # incremental: what it lists is already filed
     assert_filed_once_and_whole(5)
 
@@ -270,6 +288,9 @@ def stopped(server, timeout: float = 60) -> None:
     raise AssertionError("the Prefect server did not stop")
 
 
+OUTAGE_SECONDS = 8
+
+
 def test_a_run_paused_for_a_second_factor_resumes_after_the_prefect_server_restarts(glaneur_home, portals, own_prefect):
     import httpx
     from prefect.flow_runs import resume_flow_run
@@ -294,6 +315,7 @@ def test_a_run_paused_for_a_second_factor_resumes_after_the_prefect_server_resta
 
             stopped(own_prefect)  # the server goes away while the run waits, and comes back on the same database
             gone_at = time.monotonic()
+            time.sleep(OUTAGE_SECONDS)  # away far longer than one retry of the client, however fast it restarts
             own_prefect.start()
             away = time.monotonic() - gone_at
             assert away > 6, f"the server was away {away:.1f} s only: longer than the client's own 2 s is the point"
