@@ -33,6 +33,18 @@ def _user(session, email):
     return admin.get_user(session, "acme", email)
 
 
+def _consented_connection(session, bank_name: str):
+    """Anne adds the bank to the referential, gives the holder's consent and checks a new connection:
+    (anne, the consent, the checked connection request)."""
+    anne = _user(session, "anne@acme.example")
+    found = bank.add_bank(session, "acme", bank_name, actor=anne)
+    org = admin.get_organization(session, "acme")
+    consent = bank.record_consent(session, org, found, holder_email=anne.email, given=True, actor=anne,
+                                  text=bank.consent_text(org, found))
+    new = bank.check_new_connection(session, "acme", bank_name, binder="banque", recipient=anne.email, actor=anne)
+    return anne, consent, new
+
+
 def test_the_referential_comes_first_and_needs_the_accounting_right(acme):
     with session_scope() as session:
         with pytest.raises(UsageError, match="Autoriser l'accès au paramétrage de la comptabilité"):
@@ -71,13 +83,7 @@ def _transaction(id_: int, value: str, coming: bool, wording: str = "Boulangerie
 
 def test_movements_are_unique_by_powens_id_and_updates_bump_the_version(acme):
     with session_scope() as session:
-        anne = _user(session, "anne@acme.example")
-        found = bank.add_bank(session, "acme", "Connecteur de test", actor=anne)
-        org = admin.get_organization(session, "acme")
-        consent = bank.record_consent(session, org, found, holder_email=anne.email, given=True, actor=anne,
-                                      text=bank.consent_text(org, found))
-        new = bank.check_new_connection(session, "acme", "Connecteur de test", binder="banque",
-                                        recipient=anne.email, actor=anne)
+        anne, consent, new = _consented_connection(session, "Connecteur de test")
         _, connection = bank.create_connection(session, new, consent=consent, powens_user_id=1, token="tok-secret",
                                                powens_connection_id=5, powens_connector_id=40,
                                                settings=bank.PowensSettings())
@@ -240,13 +246,7 @@ def test_the_holder_is_told_in_one_sentence_what_happened_and_what_to_do(acme, m
 
     monkeypatch.delenv("GLANEUR_SMTP_HOST", raising=False)
     with session_scope() as session:
-        anne = _user(session, "anne@acme.example")
-        found = bank.add_bank(session, "acme", "Banque Exemple", actor=anne)
-        org = admin.get_organization(session, "acme")
-        consent = bank.record_consent(session, org, found, holder_email=anne.email, given=True, actor=anne,
-                                      text=bank.consent_text(org, found))
-        new = bank.check_new_connection(session, "acme", "Banque Exemple", binder="banque", recipient=anne.email,
-                                        actor=anne)
+        anne, consent, new = _consented_connection(session, "Banque Exemple")
         channel, connection = bank.create_connection(session, new, consent=consent, powens_user_id=1, token="t",
                                                      powens_connection_id=5, powens_connector_id=41,
                                                      settings=bank.PowensSettings())
