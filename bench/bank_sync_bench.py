@@ -33,8 +33,9 @@ def main() -> None:
     os.environ.setdefault("GLANEUR_NAVIGATION_TIMEOUT_SECONDS", "120")  # the sandbox computes 10,000 movements on a shared machine
 
     import connectors.catalog  # noqa: F401  installs the provider catalogue the domain looks providers up in
-    from glaneur import admin, bank, collection
+    from glaneur import admin, bank
     from glaneur.db import migrate, session_scope
+    from glaneur.invoices import collection
     from glaneur.settings import reset_settings
     from sandbox.powens import PowensWorld, start_powens
     from sandbox.powens.state import HISTORY_DAYS

@@ -74,8 +74,8 @@ def main() -> None:
 def bench_filing(count: int) -> None:
     """sha256, idempotent storage write and database row per document, no browser."""
     from connectors.base import FetchedDocument, RemoteDocument
-    from glaneur import collection
     from glaneur.db import session_scope
+    from glaneur.invoices import collection
     from glaneur.settings import get_settings
     from glaneur.storage import get_storage
     from sandbox.data import SUPPLIERS, accounts_of, initial_invoices

@@ -169,8 +169,8 @@ def _collect_without_prefect(job: tuple[dict[str, str], str]) -> int:
     from datetime import date
 
     from flows import collect_channel as flow_module
-    from glaneur import collection
     from glaneur.db import session_scope
+    from glaneur.invoices import collection
     from glaneur.settings import get_settings, reset_settings
     from tasks.browser import launch_browser
     from tasks.collect import transient_steps

@@ -189,9 +189,9 @@ def bank_invite(
     The bank channel is created now; its request is a Prefect run that waits, suspended (no process
     held), until the holder connects; it needs the deployments, a worker and 'glaneur serve'.
     """
-    from glaneur import admin, bank
     from connectors.powens import PowensApiError, PowensClient
     from flows.request_bank_connection import DEPLOYMENT
+    from glaneur import admin, bank
 
     settings = bank.powens_settings()
     api_url, client_id, client_secret = settings.require()
@@ -224,10 +224,10 @@ def bank_invite(
 @bank_app.command("resend-invitation")
 def bank_resend_invitation(channel: str) -> None:
     """Send the holder's pending connection request again (same link, same expiry)."""
-    from glaneur import bank, invitations
-
     from cli.channels import _check_invitation_run_waits
     from flows.request_bank_connection import send
+    from glaneur import bank
+    from glaneur.invoices import invitations
 
     with common.session() as session:
         found, _ = bank.get_connection(session, channel)
@@ -297,9 +297,8 @@ def bank_reconnect(
     no_collect: bool = typer.Option(False, "--no-collect", help="Do not collect now."),
 ) -> None:
     """Answer the bank's second factor (SCARequired, decoupled...) or a new password: the POWENS reconnect page."""
-    from glaneur import bank
-
     from connectors.powens import PowensClient
+    from glaneur import bank
 
     settings = bank.powens_settings()
     api_url, client_id, _ = settings.require()
@@ -378,9 +377,8 @@ def bank_show(channel: str) -> None:
 @bank_app.command("revoke")
 def bank_revoke(channel: str, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
     """The holder withdraws consent: the connection is deleted at POWENS and the token purged."""
-    from glaneur import bank
-
     from connectors.powens import PowensApiError, PowensClient
+    from glaneur import bank
 
     if not yes and not typer.confirm(f"Delete the POWENS connection of {channel} and purge its access?"):
         raise typer.Exit(common.FAILED_EXIT)

@@ -248,7 +248,8 @@ def channel_invite(
 @channel_app.command("resend-invitation")
 def channel_resend_invitation(channel: str) -> None:
     """Send the pending invitation's mail and notification again (same link, same expiry)."""
-    from glaneur import admin, invitations
+    from glaneur import admin
+    from glaneur.invoices import invitations
     from glaneur.models import Invitation
     from glaneur.notify import notify_user
     from tasks.human import flow_run_link

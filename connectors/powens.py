@@ -49,6 +49,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 
 from connectors.base import Engine, Provider
+from glaneur.bank.states import STATE_STATUS, status_of_state
 from glaneur.errors import (
     ActionNeeded,
     AwaitingCredentials,
@@ -61,7 +62,6 @@ from glaneur.errors import (
     RateLimited,
     WrongCredentials,
 )
-from glaneur.bank_states import STATE_STATUS, status_of_state
 from glaneur.statuses import Status
 
 API_PREFIX = "/2.0"

@@ -16,9 +16,10 @@ from prefect import flow, get_run_logger, runtime
 from prefect.states import Completed, Failed, State
 
 from connectors.powens import RECONNECT_STATES
-from glaneur import bank, collection
+from glaneur import bank
 from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import GlaneurError
+from glaneur.invoices import collection
 from glaneur.models import Binder, Organization, utcnow
 from glaneur.statuses import Status, describe
 from tasks import bank as steps

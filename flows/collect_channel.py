@@ -20,8 +20,6 @@ from prefect.states import State
 
 from connectors.base import SecondFactorChallenge, SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
-from glaneur import collection
-from glaneur.collection import AccountOutcome, AccountPlan, AccountStart, CollectionPlan, PendingLogin
 from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import (
     AwaitingSecondFactor,
@@ -31,6 +29,8 @@ from glaneur.errors import (
     SecondFactorRefused,
     WrongSecondFactor,
 )
+from glaneur.invoices import collection
+from glaneur.invoices.collection import AccountOutcome, AccountPlan, AccountStart, CollectionPlan, PendingLogin
 from glaneur.settings import Settings, get_settings
 from glaneur.statuses import Status, describe
 from tasks.browser import PortalSession, launch_browser, portal_session

@@ -13,11 +13,11 @@ from prefect import flow, get_run_logger, runtime
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
-from glaneur import invitations
 from glaneur.db import require_current_schema, session_scope
-from glaneur.statements.firm import firms
+from glaneur.invoices import invitations
 from glaneur.models import Channel, ChannelKind, Organization
 from glaneur.settings import get_settings
+from glaneur.statements.firm import firms
 from tasks.lifecycle import close_stale_runs, run_day, run_tags
 
 COLLECT_DEPLOYMENT = "collect-channel/collect-channel"
@@ -61,7 +61,11 @@ def collection_runs_since(deployment: str, since: datetime) -> list[tuple[str, d
     """``(channel, created)`` of the deployment's runs expected to start since ``since`` (cancelled ones left out)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterExpectedStartTime, FlowRunFilterState,
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType

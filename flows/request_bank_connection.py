@@ -26,8 +26,8 @@ from prefect.states import Completed, Failed, State
 
 from flows.request_credentials import _expire, _schedule_expiry
 from glaneur import bank
-from glaneur import invitations as invites
 from glaneur.db import require_current_schema, session_scope
+from glaneur.invoices import invitations as invites
 from glaneur.models import Bank, Channel, Invitation, InvitationState, Organization
 from glaneur.settings import get_settings
 from tasks.history import md_escape

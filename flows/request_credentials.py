@@ -25,10 +25,11 @@ from prefect.states import Completed, Failed, State
 from pydantic import Field, SecretStr, WithJsonSchema
 
 from connectors.catalog import get_provider, portal_url
-from glaneur import admin, collection
-from glaneur import invitations as invites
+from glaneur import admin
 from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import UsageError
+from glaneur.invoices import collection
+from glaneur.invoices import invitations as invites
 from glaneur.models import Channel, Invitation, InvitationState, User
 from glaneur.settings import get_settings
 from tasks.history import md_escape

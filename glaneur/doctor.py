@@ -103,7 +103,7 @@ def diagnose(
     now = now or datetime.now(UTC)
     found = admin.get_channel(session, channel, deleted_ok=True)
     if found.kind == ChannelKind.BANK:
-        from glaneur.bank_doctor import diagnose_bank  # the POWENS page's checklist
+        from glaneur.bank.doctor import diagnose_bank  # the POWENS page's checklist
 
         return diagnose_bank(session, found, now)
     if admin.is_deleted(found):

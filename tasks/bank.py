@@ -19,7 +19,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.powens import Connection, PowensApiError, PowensClient, RateLimitExceeded, as_status_error
-from glaneur import bank, bank_files
+from glaneur import bank
+from glaneur.bank import files as bank_files
 from glaneur.db import session_scope
 from glaneur.errors import GlaneurError, PortalChanged, StorageError
 from glaneur.settings import get_settings

@@ -26,9 +26,9 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from connectors.base import Credentials, PortalConnector, RemoteDocument
-from glaneur import collection
 from glaneur.db import session_scope
 from glaneur.errors import GlaneurError, InvalidDocument, PortalUnavailable
+from glaneur.invoices import collection
 from glaneur.settings import Settings, get_settings
 from glaneur.storage import StorageConflict, get_storage, safe_part
 from tasks.evidence import publish_evidence

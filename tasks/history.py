@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from glaneur import collection
 from glaneur.db import session_scope
+from glaneur.invoices import collection
 from glaneur.settings import get_settings
 from glaneur.statuses import Status, describe
 from glaneur.storage import get_storage

@@ -24,10 +24,10 @@ from prefect.input.run_input import keyset_from_base_key
 from pydantic import Field
 
 from connectors.base import SecondFactorKind
-from glaneur import collection
 from glaneur import totp as portal_totp
 from glaneur.db import session_scope
 from glaneur.errors import SecondFactorDeclined, SecondFactorTimeout
+from glaneur.invoices import collection
 from glaneur.models import Channel, utcnow
 from glaneur.settings import Settings
 from glaneur.statuses import Status, describe

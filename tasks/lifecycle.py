@@ -24,9 +24,9 @@ from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from prefect.states import Cancelled, Completed, Crashed, Failed, State
 
-from glaneur import collection
 from glaneur.db import session_scope
 from glaneur.errors import ConfigurationError
+from glaneur.invoices import collection
 from glaneur.models import Channel, CollectionRun, utcnow
 from glaneur.settings import get_settings
 from glaneur.statuses import Status, describe
@@ -156,7 +156,7 @@ ALREADY_RUNNING = "already_running"  # the summary status of a run that found it
 def claim_channel(channel_id: int) -> str | None:
     """Make this flow run the one collecting the channel; None when it is, else what holds it (for people).
 
-    The claim is a column of the channel in Glaneur's database (:func:`glaneur.collection.claim_channel`),
+    The claim is a column of the channel in Glaneur's database (:func:`glaneur.invoices.collection.claim_channel`),
     not a Prefect concurrency slot: a run suspended for a second factor has no process to renew a
     slot's lease and must keep its channel, and a run killed outright must not block the next one
     for a lease's duration. A holder whose flow run has ended (or is gone, or lost: still Running

@@ -40,9 +40,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from glaneur import bank
 from glaneur.db import session_scope
@@ -140,7 +140,7 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
 
     def open_invitation(invitation_id: int, exp: int, sig: str):
         """The invitation and its channel's connection while the link is valid and the invitation open, else a page."""
-        from glaneur import invitations as invites
+        from glaneur.invoices import invitations as invites
         from glaneur.models import Invitation
 
         if not hmac.compare_digest(sig, sign(settings, f"invitation:{invitation_id}:{exp}")):
@@ -251,7 +251,7 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
 
     def _invitation_returned(invitation_id: int, connection_id: int | None, error: str | None, description: str):
         """Option 2, step 3: the webview came back; the connection is recorded, then the waiting run resumed."""
-        from glaneur import invitations as invites
+        from glaneur.invoices import invitations as invites
         from glaneur.models import Invitation, InvitationState
 
         with session_scope() as session:

@@ -18,7 +18,6 @@ from pypdf import PdfReader
 
 from connectors.base import Credentials, PortalConnector
 from connectors.catalog import connector_class
-from glaneur.collection import validate_pdf
 from glaneur.errors import (
     AccountLocked,
     ActionNeeded,
@@ -29,6 +28,7 @@ from glaneur.errors import (
     RateLimited,
     WrongCredentials,
 )
+from glaneur.invoices.collection import validate_pdf
 from glaneur.settings import get_settings
 from sandbox.data import french_amount
 from sandbox.portals import SLOW_SECONDS

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import date
 
-
-from glaneur import bank_files
+from glaneur.bank import files as bank_files
 from glaneur.models import BankAccount, BankMovement
 from tests.camt_schema import camt053_errors
-
 
 DAY = date(2026, 11, 20)
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlmodel import select
 
 from connectors.powens import BankAccount as RemoteAccount
 from connectors.powens import Transaction
-from glaneur import admin, bank, bank_files
+from glaneur import admin, bank
+from glaneur.bank import files as bank_files
 from glaneur.db import session_scope
 from glaneur.errors import UsageError
-from sqlmodel import select
-
 from glaneur.models import AuditLog, BankConsentState, VaultEntry
 
 
@@ -172,11 +171,11 @@ def test_the_camt053_file_reads_back_through_the_statement_parser():
 def test_doctor_compares_the_movements_with_the_statement_of_the_same_iban(acme):
     """Item 8: the firm side receives statements for the IBAN POWENS also collects; doctor names what is
     missing on either side and a closing balance that disagrees, and says OK when both agree."""
-    from glaneur.bank_doctor import compare_with_statements
+    from glaneur.bank.doctor import compare_with_statements
+    from glaneur.doctor import Verdict
     from glaneur.models import BankAccount, BankMovement, Statement, StatementFile, StatementFileState
     from glaneur.settings import get_settings
     from glaneur.storage import get_storage
-    from glaneur.doctor import Verdict
     from sandbox.powens.state import _iban
 
     iban = _iban("00100001000")

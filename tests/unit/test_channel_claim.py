@@ -8,9 +8,10 @@ import threading
 import pytest
 from sqlmodel import select
 
-from glaneur import admin, collection
+from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.errors import DatabaseUnavailable
+from glaneur.invoices import collection
 from glaneur.models import Channel, Right
 from glaneur.settings import reset_settings
 

@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 
 from connectors.base import FetchedDocument, RemoteDocument
-from glaneur.collection import listing_since, validate_pdf
 from glaneur.errors import (
     GlaneurError,
     InvalidDocument,
@@ -21,6 +20,7 @@ from glaneur.errors import (
     StorageError,
     WrongCredentials,
 )
+from glaneur.invoices.collection import listing_since, validate_pdf
 from glaneur.models import Account
 from glaneur.settings import Settings
 from glaneur.statuses import STATUS_TABLE, Status, describe

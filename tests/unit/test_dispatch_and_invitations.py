@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pytest
 
 from flows.dispatch import slot_time
-from glaneur import invitations
 from glaneur.db import session_scope
 from glaneur.errors import UsageError
+from glaneur.invoices import invitations
 from glaneur.models import Binder, Channel, InvitationState, Organization, User, utcnow
 from glaneur.statuses import Status
 

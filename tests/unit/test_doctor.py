@@ -22,10 +22,9 @@ from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from glaneur import admin, doctor
 from cli.main import app
+from glaneur import admin, doctor
 from glaneur.doctor import Verdict
-from tasks.deployments import lookup_deployment
 from glaneur.models import (
     Account,
     Channel,
@@ -37,6 +36,7 @@ from glaneur.models import (
 )
 from glaneur.settings import get_settings, reset_settings
 from glaneur.statuses import Status, describe
+from tasks.deployments import lookup_deployment
 
 PASSWORD = "Zq7-unique-Pa55word"
 SLUG = "acme-papeterie"
@@ -508,7 +508,7 @@ def test_a_failing_path_falls_back_or_reports(home, fake_prefect, monkeypatch):
 
 
 def test_a_bank_channel_gets_the_powens_checklist(world):
-    # Bank channels have their own checks (glaneur/bank_doctor.py); one without a POWENS connection says so.
+    # Bank channels have their own checks (glaneur/bank/doctor.py); one without a POWENS connection says so.
     with session() as s:
         channel = s.exec(select(Channel)).one()
         channel.kind = "bank"

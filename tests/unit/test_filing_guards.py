@@ -8,8 +8,8 @@ from email.utils import format_datetime
 import pytest
 
 from connectors.base import Pagination, RemoteDocument, _origin, parse_retry_after
-from glaneur.collection import documents_not_filed
 from glaneur.errors import InvalidDocument, PortalChanged, StorageError
+from glaneur.invoices.collection import documents_not_filed
 
 
 def rows(*references: str) -> list[RemoteDocument]:

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from glaneur import invitations
 from glaneur.db import session_scope
 from glaneur.errors import UsageError
+from glaneur.invoices import invitations
 from glaneur.models import Binder, Channel, Notification, Organization, User, utcnow
 
 
@@ -26,8 +26,9 @@ def test_durations_read_in_plain_words():
 
 
 def test_the_invitation_form_masks_secrets_and_has_no_none_switch():
-    from flows.request_credentials import AccountCredentials
     from prefect.utilities.callables import create_v2_schema
+
+    from flows.request_credentials import AccountCredentials
 
     model = AccountCredentials.with_initial_data(description="x")
     properties = create_v2_schema(model.__name__, model_base=model)["properties"]
@@ -37,13 +38,13 @@ def test_the_invitation_form_masks_secrets_and_has_no_none_switch():
 
 
 def test_a_16_character_seed_gives_the_codes_of_rfc_6238():
-    from glaneur import totp
-
     # RFC 6238 appendix B's SHA-1 key, cut to 80 bits, checked against an independent HMAC computation.
     import base64
     import hashlib
     import hmac
     import struct
+
+    from glaneur import totp
 
     seed = "GEZDGNBVGY3TQOJQ"  # base32 of "1234567890": 10 bytes, 80 bits
     moment = 59

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from connectors import catalog
-from glaneur import collection, doctor
+from glaneur import doctor
 from glaneur.errors import UsageError
+from glaneur.invoices import collection
 from glaneur.models import Channel
 from glaneur.settings import get_settings, reset_settings
 

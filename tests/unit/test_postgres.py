@@ -61,8 +61,9 @@ def test_migrations_upgrade_match_the_models_downgrade_and_upgrade_again(on_post
 
 
 def test_a_channel_with_its_account_round_trips(on_postgres):
-    from glaneur import admin, collection
+    from glaneur import admin
     from glaneur.db import migrate, session_scope
+    from glaneur.invoices import collection
     from glaneur.models import Right
 
     migrate()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from glaneur import admin, collection
+from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.errors import SecretUnreadable
+from glaneur.invoices import collection
 from glaneur.models import Account, Right, VaultEntry
 from glaneur.statuses import Status
 

@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import select
 
-from glaneur import admin, collection
+from glaneur import admin
 from glaneur.db import session_scope
+from glaneur.invoices import collection
 from glaneur.models import Channel, CollectionRun, Right
 from glaneur.settings import get_settings
 from glaneur.statuses import STATUS_TABLE, Status, describe

@@ -16,6 +16,10 @@ The rules of the help page, each enforced here:
 Movements are unique by their Powens id on their account: a re-run adds nothing, an update from
 Powens updates the row (``version`` + 1), and the day's file carries each new or updated version once.
 Secrets (the Powens user token) go to the vault only; nothing here logs or prints.
+
+Beside it: ``files`` (the day's CSV, OFX and CAMT.053 of an account), ``states`` (what a connection's
+``state`` means in the one status vocabulary) and ``doctor`` (the POWENS page's checklist, and the
+movements compared with a firm's statements).
 """
 
 from __future__ import annotations

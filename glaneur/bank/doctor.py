@@ -76,7 +76,7 @@ def diagnose_bank(session: Session, channel: Channel, now: datetime) -> list[Che
 
 
 def bank_status(state: str) -> Status:
-    from glaneur.bank_states import status_of_state
+    from glaneur.bank.states import status_of_state
 
     return status_of_state(state)
 
