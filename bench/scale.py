@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -173,18 +175,23 @@ def _collect_without_prefect(job: tuple[dict[str, str], str]) -> int:
     from glaneur.invoices import collection
     from glaneur.settings import get_settings, reset_settings
     from tasks.browser import launch_browser
-    from tasks.collect import transient_steps
+    from tasks import collect as steps_module
+    from tasks.collect import AccountSteps
 
     flow_module.provider_slot = lambda provider: contextlib.nullcontext()  # Prefect's limits: not without Prefect
+    for module in (flow_module, steps_module):  # no run, no run logger
+        module.get_run_logger = lambda: logging.getLogger("bench.no-prefect")
     reset_settings()
     settings = get_settings()
     with session_scope() as session:
         plan = collection.load_plan(session, slug, settings, date.today())
-    steps = {name: getattr(step, "fn", step) for name, step in transient_steps(settings).items()}
+    tasks = AccountSteps.configured(settings)  # the same steps, each called as its plain function
+    steps = AccountSteps(**{f.name: getattr(getattr(tasks, f.name), "fn", getattr(tasks, f.name))
+                            for f in dataclasses.fields(AccountSteps)})
     new = 0
     with launch_browser(settings) as browser:
         for account in plan.accounts:
-            new += flow_module._collect_account(plan, account, browser, steps, settings, date.today())["new"]
+            new += flow_module._collect_account(plan, account, browser, steps, settings, date.today()).new
     return new
 
 
