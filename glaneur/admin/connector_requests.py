@@ -14,7 +14,7 @@ from glaneur.errors import UsageError
 from glaneur.models import ConnectorRequest, ConnectorRequestState, Organization, User
 from glaneur.settings import Settings
 from glaneur.admin.checks import check_name, names_or_none, now
-from glaneur.admin.lookups import get_organization, get_provider
+from glaneur.admin.lookups import get_organization, get_provider, of_organizations
 from glaneur.admin.rights import audit_log_entry, require_member
 
 if TYPE_CHECKING:
@@ -142,10 +142,7 @@ def list_connector_requests(
         .join(Organization, ConnectorRequest.organization_id == Organization.id)
         .join(User, ConnectorRequest.requester_user_id == User.id)
     )
-    if org is not None:
-        query = query.where(ConnectorRequest.organization_id == get_organization(session, org).id)
-    if organizations is not None:
-        query = query.where(col(ConnectorRequest.organization_id).in_(organizations))
+    query = of_organizations(session, query, ConnectorRequest.organization_id, org, organizations)
     if state is not None:
         query = query.where(ConnectorRequest.state == parse_request_state(state))
     query = query.order_by(col(ConnectorRequest.created_at).desc(), col(ConnectorRequest.id).desc())
