@@ -24,15 +24,6 @@ ADMINISTRATION_RIGHTS = (Right.CONFIGURE_COLLECTION, Right.CONFIGURE_ACCOUNTING)
 FIRM_ROLE_RANK = {FirmRole.COLLABORATOR: 1, FirmRole.SUPERVISOR: 2, FirmRole.ADMINISTRATOR: 3}
 
 
-def parse_firm_role(value: FirmRole | str) -> FirmRole:
-    try:
-        return FirmRole(str(value).strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"unknown firm profile '{value}'; profiles: {', '.join(r.value for r in FirmRole)}."
-        ) from None
-
-
 def right_label(right: Right) -> str:
     """``'Autoriser l'accès au paramétrage de la collecte' (configure_collection)``."""
     return f"'{RIGHT_LABELS[right]}' ({right.value})"
