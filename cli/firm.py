@@ -15,6 +15,10 @@ partner_app = common.group("Partner connectors (production tools) statements can
 firm_app = common.group("An accounting firm's connectors and statement sources.")
 iban_app = common.group("A firm's client IBANs: connector and mandate.")
 
+SIGNING_SECRET = f"Signing secret (at least {MIN_SECRET_CHARS} characters)"  # the hidden prompts
+API_TOKEN = f"API token (at least {MIN_SECRET_CHARS} characters)"
+TOKEN_STDIN = typer.Option(False, "--token-stdin", help=f"Read the {API_TOKEN} from stdin.")
+
 
 def _firm_actor(session, org: str):
     """The acting user, once ``org`` is known to be a firm (the firm's error comes first)."""
@@ -39,7 +43,7 @@ def partner_add(
     """Add a partner connector to the catalogue (the platform team's act). With --url, asks for its secret."""
     from glaneur.statements import firm as firms
 
-    secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if url else None
+    secret = common.read_secret(secret_stdin, SIGNING_SECRET) if url else None
     with common.session() as session:
         partner = firms.create_partner(session, slug, name, delivery_url=url, secret=secret, support_contact=support)
         how = f"HTTP to {partner.delivery_url} and" if partner.delivery_url else "only"
@@ -57,7 +61,7 @@ def partner_update(
     from glaneur.statements import firm as firms
 
     asked = secret_stdin or new_secret
-    secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if asked else None
+    secret = common.read_secret(secret_stdin, SIGNING_SECRET) if asked else None
     with common.session() as session:
         partner = firms.update_partner(session, slug, delivery_url=url, secret=secret)
         common.say(f"Updated partner connector {partner.slug}.")
@@ -143,15 +147,13 @@ def firm_source_add(
     org: str,
     slug: str,
     url: str | None = typer.Option(None, "--url", help="The statement API's address (asks for the firm's token)."),
-    token_stdin: bool = typer.Option(
-        False, "--token-stdin", help=f"Read the API token (at least {MIN_SECRET_CHARS} characters) from stdin."
-    ),
+    token_stdin: bool = TOKEN_STDIN,
     inbox: str | None = typer.Option(None, "--inbox", help="An inbox name: files dropped under ORG/inbox/NAME/."),
 ) -> None:
     """Add where the firm's statement files come from (supervisor or administrator)."""
     from glaneur.statements import firm as firms
 
-    token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)") if url else None
+    token = common.read_secret(token_stdin, API_TOKEN) if url else None
     with common.session() as session:
         source = firms.add_statement_source(
             session, org, slug, url=url, token=token, inbox_prefix=inbox, actor=_firm_actor(session, org)
@@ -164,14 +166,12 @@ def firm_source_add(
 def firm_source_token(
     org: str,
     slug: str,
-    token_stdin: bool = typer.Option(
-        False, "--token-stdin", help=f"Read the API token (at least {MIN_SECRET_CHARS} characters) from stdin."
-    ),
+    token_stdin: bool = TOKEN_STDIN,
 ) -> None:
     """Enter a statement API's token again, e.g. when it can no longer be read (supervisor or administrator)."""
     from glaneur.statements import firm as firms
 
-    token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)")
+    token = common.read_secret(token_stdin, API_TOKEN)
     with common.session() as session:
         firms.replace_source_token(session, org, slug, token, actor=_firm_actor(session, org))
         common.say(f"Token of statement source {slug} of {org} replaced: the next routing reads it.")
