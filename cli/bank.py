@@ -372,11 +372,14 @@ def bank_show(channel: str) -> None:
             out.print(f"Consent: {consent.state} by {consent.holder} on {common.when(consent.given_at)} "
                       f"(recorded by {consent.recorded_by}, text sha256 {consent.text_sha256[:12]}{revoked})",
                       markup=False)
-        table = common.table("Accounts", "account", "iban", "balance", "movements")
-        for account in bank.connection_accounts(session, connection):
-            table.add_row(common.cell(account.name), common.cell(account.iban or "-"), common.cell(account.balance or "-"),
-                          str(len(bank.movements(session, account))))
-        out.print(table)
+        common.print_rows(
+            "Accounts",
+            ("account", "iban", "balance", "movements"),
+            [
+                (account.name, account.iban or "-", account.balance or "-", len(bank.movements(session, account)))
+                for account in bank.connection_accounts(session, connection)
+            ],
+        )
 
 
 @bank_app.command("revoke")

@@ -74,14 +74,12 @@ def partner_list() -> None:
 
     with common.session() as session:
         partners = firms.list_partners(session)
-    if not partners:
-        common.say("No partner connector yet: add one with 'glaneur partner add'.", style="yellow")
-        return
-    table = common.table("Partner connectors", "Slug", "Name", "Delivery", "Support")
-    for partner in partners:
-        table.add_row(common.cell(partner.slug), common.cell(partner.name),
-                      common.cell(partner.delivery_url or "storage only"), common.cell(partner.support_contact or "-"))
-    common.out().print(table)
+    common.print_rows(
+        "Partner connectors",
+        ("Slug", "Name", "Delivery", "Support"),
+        [(p.slug, p.name, p.delivery_url or "storage only", p.support_contact or "-") for p in partners],
+        empty="No partner connector yet: add one with 'glaneur partner add'.",
+    )
 
 
 # -- a firm's connectors and sources ("Cabinet(s)" page) -------------------------------------------------
@@ -94,14 +92,13 @@ def firm_connectors(org: str) -> None:
 
     with common.session() as session:
         found = firms.firm_connectors(session, common.read_org(session, org))
-    if not found:
-        common.say(f"Firm {org} has no connector yet: a supervisor or administrator adds one with "
-                  "'glaneur firm connector-add'.", style="yellow")
-        return
-    table = common.table(f"Connectors of {org}", "Slug", "Name")
-    for partner in found:
-        table.add_row(common.cell(partner.slug), common.cell(partner.name))
-    common.out().print(table)
+    common.print_rows(
+        f"Connectors of {org}",
+        ("Slug", "Name"),
+        [(partner.slug, partner.name) for partner in found],
+        empty=f"Firm {org} has no connector yet: a supervisor or administrator adds one with "
+        "'glaneur firm connector-add'.",
+    )
 
 
 @firm_app.command("connector-add")
@@ -184,12 +181,15 @@ def firm_sources(org: str) -> None:
 
     with common.session() as session:
         found = firms.statement_sources(session, common.read_org(session, org))
-    table = common.table(f"Statement sources of {org}", "Slug", "Kind", "Where", "Last polled (UTC)", "Last error")
-    for source in found:
-        table.add_row(common.cell(source.slug), common.cell(source.kind.value),
-                      common.cell(source.url or source.inbox_prefix), common.cell(common.when(source.last_polled_at)),
-                      common.cell(source.last_error or "-"))
-    common.out().print(table)
+    common.print_rows(
+        f"Statement sources of {org}",
+        ("Slug", "Kind", "Where", "Last polled (UTC)", "Last error"),
+        [
+            (source.slug, source.kind.value, source.url or source.inbox_prefix, common.when(source.last_polled_at),
+             source.last_error or "-")
+            for source in found
+        ],
+    )
 
 
 # -- client IBANs ("IBAN" page) ------------------------------------------------------------------------------
@@ -251,14 +251,15 @@ def iban_list(org: str) -> None:
 
     with common.session() as session:
         rows = firms.list_ibans(session, common.read_org(session, org))
-    if not rows:
-        common.say(f"Firm {org} has no client IBAN yet: add one with 'glaneur iban add'.", style="yellow")
-        return
-    table = common.table(f"Client IBANs of {org}", "IBAN", "Client", "Connector", "Mandate", "Active")
-    for row, partner in rows:
-        table.add_row(common.cell(row.iban), common.cell(row.client_name),
-                      common.cell(partner.slug if partner else "none"), common.cell(row.mandate_status.value),
-                      common.cell("yes" if row.active else "no"))
-    common.out().print(table)
+    common.print_rows(
+        f"Client IBANs of {org}",
+        ("IBAN", "Client", "Connector", "Mandate", "Active"),
+        [
+            (row.iban, row.client_name, partner.slug if partner else "none", row.mandate_status.value,
+             "yes" if row.active else "no")
+            for row, partner in rows
+        ],
+        empty=f"Firm {org} has no client IBAN yet: add one with 'glaneur iban add'.",
+    )
 
 
