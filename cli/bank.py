@@ -221,6 +221,17 @@ def bank_invite(
         common.say("No worker is online in its work pool: the mail goes out once one starts.", style="yellow")
 
 
+def _acting_on(session, channel: str) -> tuple[bank.Channel, bank.BankConnection, bank.Organization]:
+    """The bank channel, its connection and its organisation, once the acting user (--as) is known to hold the
+    accounting right."""
+    from glaneur import bank
+
+    found, connection = bank.get_connection(session, channel)
+    org = bank.admin.organization_of(session, found)
+    bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
+    return found, connection, org
+
+
 @bank_app.command("resend-invitation")
 def bank_resend_invitation(channel: str) -> None:
     """Send the holder's pending connection request again (same link, same expiry)."""
@@ -230,9 +241,7 @@ def bank_resend_invitation(channel: str) -> None:
     from glaneur.invoices import invitations
 
     with common.session() as session:
-        found, _ = bank.get_connection(session, channel)
-        org = bank.admin.organization_of(session, found)
-        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
+        found, _, _ = _acting_on(session, channel)
         waiting = [i for i in invitations.pending_for(session, found.id) if i.state in invitations.WAITING]
         if not waiting:
             raise UsageError(f"bank channel '{found.slug}' has no pending request: send one with 'glaneur bank invite'.")
@@ -303,9 +312,7 @@ def bank_reconnect(
     settings = bank.powens_settings()
     api_url, client_id, _ = settings.require()
     with common.session() as session:
-        found, connection = bank.get_connection(session, channel)
-        org = bank.admin.organization_of(session, found)
-        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
+        _, connection, org = _acting_on(session, channel)
         token = bank.read_token(session, connection)
         powens_id, bank_name = connection.powens_connection_id, session.get(bank.Bank, connection.bank_id).name
     password = _read_line(password_stdin, "Bank password")
@@ -337,9 +344,7 @@ def bank_run(channel: str) -> None:
     from glaneur import bank
 
     with common.session() as session:
-        found, _ = bank.get_connection(session, channel)
-        org = bank.admin.organization_of(session, found)
-        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)
+        _acting_on(session, channel)
     from flows.collect_bank_movements import run_bank_channel
 
     summary = run_bank_channel(channel)
@@ -367,11 +372,14 @@ def bank_show(channel: str) -> None:
             out.print(f"Consent: {consent.state} by {consent.holder} on {common.when(consent.given_at)} "
                       f"(recorded by {consent.recorded_by}, text sha256 {consent.text_sha256[:12]}{revoked})",
                       markup=False)
-        table = common.table("Accounts", "account", "iban", "balance", "movements")
-        for account in bank.connection_accounts(session, connection):
-            table.add_row(common.cell(account.name), common.cell(account.iban or "-"), common.cell(account.balance or "-"),
-                          str(len(bank.movements(session, account))))
-        out.print(table)
+        common.print_rows(
+            "Accounts",
+            ("account", "iban", "balance", "movements"),
+            [
+                (account.name, account.iban or "-", account.balance or "-", len(bank.movements(session, account)))
+                for account in bank.connection_accounts(session, connection)
+            ],
+        )
 
 
 @bank_app.command("revoke")
@@ -384,9 +392,7 @@ def bank_revoke(channel: str, yes: bool = typer.Option(False, "--yes", help="Do 
         raise typer.Exit(common.FAILED_EXIT)
     api_url, client_id, _ = bank.powens_settings().require()
     with common.session() as session:
-        found, connection = bank.get_connection(session, channel)
-        org = bank.admin.organization_of(session, found)
-        bank.admin.require_right(common.actor(session, org), org, bank.RIGHT)  # refused before anything is deleted
+        _, connection, _ = _acting_on(session, channel)  # refused before anything is deleted
         token = bank.read_token(session, connection) if connection.token_ref else None
         powens_id = connection.powens_connection_id
     if token and powens_id:

@@ -316,25 +316,22 @@ def channels(org: str | None = typer.Option(None, "--org", help="Only this organ
     from glaneur import admin
 
     with common.session() as session:
-        if org is not None:
-            common.read_org(session, org)
-        summaries = admin.channel_summaries(session, org, organizations=common.readable(session))
-    if not summaries:
-        common.say("No channels yet: create one with 'glaneur channel add'.", style="yellow")
-        return
-    table = common.table("Channels", "Channel", "Provider", "Accounts", "Status", "Last run")
-    for item in summaries:
-        name = Text(common.clean(item.channel.slug), style="bold")
-        name.append(f"\n{common.clean(item.channel.label)}", style="default")
-        accounts = "\n".join(f"{a.login} ({a.status.value})" for a in item.accounts) or "none"
-        last = f"{common.when(item.last_run.started_at)}\n{item.last_run.status.value}" if item.last_run else "never"
-        table.add_row(
-            name,
-            *map(common.cell, (_provider_cell(item.channel), accounts)),
-            common.status_and_message(item.channel.status, item.message),
-            common.cell(last),
-        )
-    common.out().print(table)
+        summaries = admin.channel_summaries(session, org, organizations=common.readable_within(session, org=org))
+    common.print_rows(
+        "Channels",
+        ("Channel", "Provider", "Accounts", "Status", "Last run"),
+        [_channel_row(item) for item in summaries],
+        empty="No channels yet: create one with 'glaneur channel add'.",
+    )
+
+
+def _channel_row(item) -> tuple[object, ...]:
+    name = Text(common.clean(item.channel.slug), style="bold")
+    name.append(f"\n{common.clean(item.channel.label)}", style="default")
+    accounts = "\n".join(f"{a.login} ({a.status.value})" for a in item.accounts) or "none"
+    last = f"{common.when(item.last_run.started_at)}\n{item.last_run.status.value}" if item.last_run else "never"
+    status = common.status_and_message(item.channel.status, item.message)
+    return name, _provider_cell(item.channel), accounts, status, last
 
 
 def _notes(entry) -> str:
@@ -362,21 +359,18 @@ def providers(search: str | None = typer.Argument(None, help="Part of a provider
         return
     from tasks.politeness import politeness_of
 
-    table = common.table(
-        "Providers", "Slug", "Name", "Login fields", "Second factor", "Compatible", "At once", "Per minute", "Notes"
+    common.print_rows(
+        "Providers",
+        ("Slug", "Name", "Login fields", "Second factor", "Compatible", "At once", "Per minute", "Notes"),
+        [_provider_row(entry, politeness_of(entry.slug)) for entry in entries],
     )
-    for entry in entries:
-        polite = politeness_of(entry.slug)
-        factors = ", ".join(str(kind) for kind in entry.second_factor_kinds) or "-"
-        compatible = Text("yes", style="green") if entry.compatible else Text("no", style="red")
-        table.add_row(
-            *map(common.cell, (entry.slug, entry.name, ", ".join(entry.login_fields), factors)),
-            compatible,
-            common.cell(str(polite.concurrency)),
-            common.cell(f"{polite.per_minute:g}"),
-            common.cell(_notes(entry)),
-        )
-    common.out().print(table)
+
+
+def _provider_row(entry, polite) -> tuple[object, ...]:
+    factors = ", ".join(str(kind) for kind in entry.second_factor_kinds) or "-"
+    compatible = Text("yes", style="green") if entry.compatible else Text("no", style="red")
+    return (entry.slug, entry.name, ", ".join(entry.login_fields), factors, compatible, polite.concurrency,
+            f"{polite.per_minute:g}", _notes(entry))
 
 
 def run(channel: str) -> None:
@@ -409,16 +403,15 @@ def run(channel: str) -> None:
 
 
 def _print_summary(summary: dict) -> None:
-    table = common.table(f"Collection of {summary.get('channel')}", "Account", "New", "Already had", "Status")
-    for account in summary.get("accounts", []):
-        table.add_row(
-            common.cell(account.get("login")),
-            common.cell(account.get("new", 0)),
-            common.cell(account.get("already_had", 0)),
-            common.status_and_message(account.get("status", Status.INTERNAL_ERROR), account.get("message", "")),
-        )
-    out = common.out()
-    out.print(table)
+    common.print_rows(
+        f"Collection of {summary.get('channel')}",
+        ("Account", "New", "Already had", "Status"),
+        [
+            (account.get("login"), account.get("new", 0), account.get("already_had", 0),
+             common.status_and_message(account.get("status", Status.INTERNAL_ERROR), account.get("message", "")))
+            for account in summary.get("accounts", [])
+        ],
+    )
     line = Text(common.clean(f"{summary.get('channel')}: "))
     line.append_text(common.status_text(summary.get("status", Status.INTERNAL_ERROR)))
     line.append(
@@ -426,4 +419,4 @@ def _print_summary(summary: dict) -> None:
             f", {summary.get('new', 0)} new, {summary.get('already_had', 0)} already had. {summary.get('message', '')}"
         )
     )
-    out.print(line, soft_wrap=True)
+    common.out().print(line, soft_wrap=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -142,6 +142,17 @@ def table(title: str, *columns: str) -> Table:
     return made
 
 
+def print_rows(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str = "") -> None:
+    """``rows`` as a table, each value a :func:`cell`; with no row and an ``empty`` line, that line in yellow instead."""
+    if not rows and empty:
+        say(empty, style="yellow")
+        return
+    made = table(title, *columns)
+    for row in rows:
+        made.add_row(*map(cell, row))
+    out().print(made)
+
+
 def status_and_message(status: Status | str, message: str) -> Text:
     """The status, and under it what to do: one cell, so that the advice gets the width it needs."""
     text = status_text(status)
@@ -180,6 +191,15 @@ def readable(opened: Session) -> set[int] | None:
 
     email = acting_email_if_any()
     return None if email is None else admin.readable_organizations(opened, email)
+
+
+def readable_within(opened: Session, *, org: str | None = None, channel: str | None = None) -> set[int] | None:
+    """:func:`readable`, once the organisation or channel a listing is narrowed to (if any) is known to be readable."""
+    if org is not None:
+        read_org(opened, org)
+    if channel is not None:
+        read_channel(opened, channel)
+    return readable(opened)
 
 
 def read_org(opened: Session, org: Organization | str) -> Organization:

@@ -29,9 +29,7 @@ def doctor(
             if iban is not None:
                 from glaneur.statements.doctor import diagnose_iban
 
-                if org is not None:
-                    common.read_org(session, org)
-                checks = diagnose_iban(session, iban, org, organizations=common.readable(session))
+                checks = diagnose_iban(session, iban, org, organizations=common.readable_within(session, org=org))
             else:
                 from glaneur.doctor import diagnose
                 from tasks.deployments import lookup_deployment

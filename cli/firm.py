@@ -15,6 +15,10 @@ partner_app = common.group("Partner connectors (production tools) statements can
 firm_app = common.group("An accounting firm's connectors and statement sources.")
 iban_app = common.group("A firm's client IBANs: connector and mandate.")
 
+SIGNING_SECRET = f"Signing secret (at least {MIN_SECRET_CHARS} characters)"  # the hidden prompts
+API_TOKEN = f"API token (at least {MIN_SECRET_CHARS} characters)"
+TOKEN_STDIN = typer.Option(False, "--token-stdin", help=f"Read the {API_TOKEN} from stdin.")
+
 
 def _firm_actor(session, org: str):
     """The acting user, once ``org`` is known to be a firm (the firm's error comes first)."""
@@ -39,7 +43,7 @@ def partner_add(
     """Add a partner connector to the catalogue (the platform team's act). With --url, asks for its secret."""
     from glaneur.statements import firm as firms
 
-    secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if url else None
+    secret = common.read_secret(secret_stdin, SIGNING_SECRET) if url else None
     with common.session() as session:
         partner = firms.create_partner(session, slug, name, delivery_url=url, secret=secret, support_contact=support)
         how = f"HTTP to {partner.delivery_url} and" if partner.delivery_url else "only"
@@ -57,7 +61,7 @@ def partner_update(
     from glaneur.statements import firm as firms
 
     asked = secret_stdin or new_secret
-    secret = common.read_secret(secret_stdin, f"Signing secret (at least {MIN_SECRET_CHARS} characters)") if asked else None
+    secret = common.read_secret(secret_stdin, SIGNING_SECRET) if asked else None
     with common.session() as session:
         partner = firms.update_partner(session, slug, delivery_url=url, secret=secret)
         common.say(f"Updated partner connector {partner.slug}.")
@@ -70,14 +74,12 @@ def partner_list() -> None:
 
     with common.session() as session:
         partners = firms.list_partners(session)
-    if not partners:
-        common.say("No partner connector yet: add one with 'glaneur partner add'.", style="yellow")
-        return
-    table = common.table("Partner connectors", "Slug", "Name", "Delivery", "Support")
-    for partner in partners:
-        table.add_row(common.cell(partner.slug), common.cell(partner.name),
-                      common.cell(partner.delivery_url or "storage only"), common.cell(partner.support_contact or "-"))
-    common.out().print(table)
+    common.print_rows(
+        "Partner connectors",
+        ("Slug", "Name", "Delivery", "Support"),
+        [(p.slug, p.name, p.delivery_url or "storage only", p.support_contact or "-") for p in partners],
+        empty="No partner connector yet: add one with 'glaneur partner add'.",
+    )
 
 
 # -- a firm's connectors and sources ("Cabinet(s)" page) -------------------------------------------------
@@ -90,14 +92,13 @@ def firm_connectors(org: str) -> None:
 
     with common.session() as session:
         found = firms.firm_connectors(session, common.read_org(session, org))
-    if not found:
-        common.say(f"Firm {org} has no connector yet: a supervisor or administrator adds one with "
-                  "'glaneur firm connector-add'.", style="yellow")
-        return
-    table = common.table(f"Connectors of {org}", "Slug", "Name")
-    for partner in found:
-        table.add_row(common.cell(partner.slug), common.cell(partner.name))
-    common.out().print(table)
+    common.print_rows(
+        f"Connectors of {org}",
+        ("Slug", "Name"),
+        [(partner.slug, partner.name) for partner in found],
+        empty=f"Firm {org} has no connector yet: a supervisor or administrator adds one with "
+        "'glaneur firm connector-add'.",
+    )
 
 
 @firm_app.command("connector-add")
@@ -143,15 +144,13 @@ def firm_source_add(
     org: str,
     slug: str,
     url: str | None = typer.Option(None, "--url", help="The statement API's address (asks for the firm's token)."),
-    token_stdin: bool = typer.Option(
-        False, "--token-stdin", help=f"Read the API token (at least {MIN_SECRET_CHARS} characters) from stdin."
-    ),
+    token_stdin: bool = TOKEN_STDIN,
     inbox: str | None = typer.Option(None, "--inbox", help="An inbox name: files dropped under ORG/inbox/NAME/."),
 ) -> None:
     """Add where the firm's statement files come from (supervisor or administrator)."""
     from glaneur.statements import firm as firms
 
-    token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)") if url else None
+    token = common.read_secret(token_stdin, API_TOKEN) if url else None
     with common.session() as session:
         source = firms.add_statement_source(
             session, org, slug, url=url, token=token, inbox_prefix=inbox, actor=_firm_actor(session, org)
@@ -164,14 +163,12 @@ def firm_source_add(
 def firm_source_token(
     org: str,
     slug: str,
-    token_stdin: bool = typer.Option(
-        False, "--token-stdin", help=f"Read the API token (at least {MIN_SECRET_CHARS} characters) from stdin."
-    ),
+    token_stdin: bool = TOKEN_STDIN,
 ) -> None:
     """Enter a statement API's token again, e.g. when it can no longer be read (supervisor or administrator)."""
     from glaneur.statements import firm as firms
 
-    token = common.read_secret(token_stdin, f"API token (at least {MIN_SECRET_CHARS} characters)")
+    token = common.read_secret(token_stdin, API_TOKEN)
     with common.session() as session:
         firms.replace_source_token(session, org, slug, token, actor=_firm_actor(session, org))
         common.say(f"Token of statement source {slug} of {org} replaced: the next routing reads it.")
@@ -184,12 +181,15 @@ def firm_sources(org: str) -> None:
 
     with common.session() as session:
         found = firms.statement_sources(session, common.read_org(session, org))
-    table = common.table(f"Statement sources of {org}", "Slug", "Kind", "Where", "Last polled (UTC)", "Last error")
-    for source in found:
-        table.add_row(common.cell(source.slug), common.cell(source.kind.value),
-                      common.cell(source.url or source.inbox_prefix), common.cell(common.when(source.last_polled_at)),
-                      common.cell(source.last_error or "-"))
-    common.out().print(table)
+    common.print_rows(
+        f"Statement sources of {org}",
+        ("Slug", "Kind", "Where", "Last polled (UTC)", "Last error"),
+        [
+            (source.slug, source.kind.value, source.url or source.inbox_prefix, common.when(source.last_polled_at),
+             source.last_error or "-")
+            for source in found
+        ],
+    )
 
 
 # -- client IBANs ("IBAN" page) ------------------------------------------------------------------------------
@@ -251,14 +251,15 @@ def iban_list(org: str) -> None:
 
     with common.session() as session:
         rows = firms.list_ibans(session, common.read_org(session, org))
-    if not rows:
-        common.say(f"Firm {org} has no client IBAN yet: add one with 'glaneur iban add'.", style="yellow")
-        return
-    table = common.table(f"Client IBANs of {org}", "IBAN", "Client", "Connector", "Mandate", "Active")
-    for row, partner in rows:
-        table.add_row(common.cell(row.iban), common.cell(row.client_name),
-                      common.cell(partner.slug if partner else "none"), common.cell(row.mandate_status.value),
-                      common.cell("yes" if row.active else "no"))
-    common.out().print(table)
+    common.print_rows(
+        f"Client IBANs of {org}",
+        ("IBAN", "Client", "Connector", "Mandate", "Active"),
+        [
+            (row.iban, row.client_name, partner.slug if partner else "none", row.mandate_status.value,
+             "yes" if row.active else "no")
+            for row, partner in rows
+        ],
+        empty=f"Firm {org} has no client IBAN yet: add one with 'glaneur iban add'.",
+    )
 
 

@@ -17,21 +17,18 @@ def history(
     from glaneur import admin
 
     with common.session() as session:
-        if channel is not None:
-            common.read_channel(session, channel)
         entries = admin.history(session, channel=channel, status=status, since=since, limit=limit,
-                                organizations=common.readable(session))
-    if not entries:
-        common.say("No collection matches.", style="yellow")
-        return
-    table = common.table("History", "Date (UTC)", "Channel", "Account", "New", "Already had", "Status")
-    for entry in entries:
-        table.add_row(
-            *map(common.cell, (common.when(entry.run.started_at), entry.channel.slug, entry.login or "-")),
-            *map(common.cell, (entry.run.new_documents, entry.run.already_had)),
-            common.status_and_message(entry.run.status, entry.message),
-        )
-    common.out().print(table)
+                                organizations=common.readable_within(session, channel=channel))
+    common.print_rows(
+        "History",
+        ("Date (UTC)", "Channel", "Account", "New", "Already had", "Status"),
+        [
+            (common.when(entry.run.started_at), entry.channel.slug, entry.login or "-", entry.run.new_documents,
+             entry.run.already_had, common.status_and_message(entry.run.status, entry.message))
+            for entry in entries
+        ],
+        empty="No collection matches.",
+    )
 
 
 def documents(
@@ -42,30 +39,20 @@ def documents(
     from glaneur import admin
 
     with common.session() as session:
-        if channel is not None:
-            common.read_channel(session, channel)
-        found = admin.list_documents(session, channel=channel, limit=limit, organizations=common.readable(session))
+        readable = common.readable_within(session, channel=channel)
+        found = admin.list_documents(session, channel=channel, limit=limit, organizations=readable)
         slugs = admin.channel_slugs(session, {document.channel_id for document in found})
-    if not found:
-        common.say("No documents filed yet.", style="yellow")
-        return
-    table = common.table("Documents", "Date", "Channel", "Reference", "Amount", "Size", "Storage key")
-    for document in found:
-        amount = f"{document.amount} {document.currency}" if document.amount is not None else "-"
-        table.add_row(
-            *map(
-                common.cell,
-                (
-                    document.document_date.isoformat(),
-                    slugs.get(document.channel_id, "?"),
-                    document.provider_reference,
-                    amount,
-                    f"{document.size:,} B",
-                    document.storage_key,
-                ),
-            )
-        )
-    common.out().print(table)
+    common.print_rows(
+        "Documents",
+        ("Date", "Channel", "Reference", "Amount", "Size", "Storage key"),
+        [
+            (document.document_date.isoformat(), slugs.get(document.channel_id, "?"), document.provider_reference,
+             f"{document.amount} {document.currency}" if document.amount is not None else "-",
+             f"{document.size:,} B", document.storage_key)
+            for document in found
+        ],
+        empty="No documents filed yet.",
+    )
 
 
 def audit(
@@ -76,25 +63,14 @@ def audit(
     from glaneur import admin
 
     with common.session() as session:
-        if org is not None:
-            common.read_org(session, org)
-        entries = admin.audit_log(session, org=org, limit=limit, organizations=common.readable(session))
-    if not entries:
-        common.say("The audit log is empty.", style="yellow")
-        return
-    table = common.table("Audit log", "Date (UTC)", "Organisation", "Who", "Action", "Target", "Detail")
-    for entry in entries:
-        table.add_row(
-            *map(
-                common.cell,
-                (
-                    common.when(entry.log.at),
-                    entry.organization,
-                    entry.actor or "platform (console)",
-                    entry.log.action,
-                    entry.log.target,
-                    entry.log.detail,
-                ),
-            )
-        )
-    common.out().print(table)
+        entries = admin.audit_log(session, org=org, limit=limit, organizations=common.readable_within(session, org=org))
+    common.print_rows(
+        "Audit log",
+        ("Date (UTC)", "Organisation", "Who", "Action", "Target", "Detail"),
+        [
+            (common.when(entry.log.at), entry.organization, entry.actor or "platform (console)", entry.log.action,
+             entry.log.target, entry.log.detail)
+            for entry in entries
+        ],
+        empty="The audit log is empty.",
+    )

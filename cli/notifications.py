@@ -28,22 +28,20 @@ def notifications_list(
     with common.session() as session:
         user = _me(session, org)
         found = list_notifications(session, user, unread_only=unread)
-    if not found:
-        common.say(f"No {'unread ' if unread else ''}notification for {user.email}.", style="yellow")
-        return
-    table = common.table(f"Notifications of {user.email}", "#", "Date (UTC)", "Kind", "Subject", "Read")
-    for item in found:
-        subject = Text(common.clean(item.subject), style="default" if item.read_at else "bold")
-        if item.link:
-            subject.append(f"\n{common.clean(item.link)}", style="default")
-        table.add_row(
-            common.cell(item.id),
-            common.cell(common.when(item.created_at)),
-            common.cell(item.kind),
-            subject,
-            common.cell(common.when(item.read_at)),
-        )
-    common.out().print(table)
+    common.print_rows(
+        f"Notifications of {user.email}",
+        ("#", "Date (UTC)", "Kind", "Subject", "Read"),
+        [(item.id, common.when(item.created_at), item.kind, _subject(item), common.when(item.read_at)) for item in found],
+        empty=f"No {'unread ' if unread else ''}notification for {user.email}.",
+    )
+
+
+def _subject(item) -> Text:
+    """Unread in bold, with the link under it."""
+    subject = Text(common.clean(item.subject), style="default" if item.read_at else "bold")
+    if item.link:
+        subject.append(f"\n{common.clean(item.link)}", style="default")
+    return subject
 
 
 NOTIFICATION_IDS = typer.Argument(None, metavar="ID", help="Notifications to mark read; default: all unread.")

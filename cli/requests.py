@@ -41,36 +41,25 @@ def request_list(
     from glaneur import admin
 
     with common.session() as session:
-        if org is not None:
-            common.read_org(session, org)
-        entries = admin.list_connector_requests(session, org=org, state=state, organizations=common.readable(session))
-    if not entries:
-        common.say("No connector request matches.", style="yellow")
-        return
-    table = common.table(
-        "Connector requests", "#", "Date (UTC)", "Organisation", "Requester", "Supplier", "Portal", "State", "Message"
+        readable = common.readable_within(session, org=org)
+        entries = admin.list_connector_requests(session, org=org, state=state, organizations=readable)
+    common.print_rows(
+        "Connector requests",
+        ("#", "Date (UTC)", "Organisation", "Requester", "Supplier", "Portal", "State", "Message"),
+        [
+            (entry.request.id, common.when(entry.request.created_at), entry.organization, entry.requester,
+             entry.request.supplier_name, entry.request.portal_url, _state_text(entry.request), entry.request.message)
+            for entry in entries
+        ],
+        empty="No connector request matches.",
     )
-    for entry in entries:
-        request = entry.request
-        state_text = request.state.value + (f"\n{request.provider}" if request.provider else "")
-        if request.notified_at:
-            state_text += f"\nnotified {common.when(request.notified_at)}"
-        table.add_row(
-            *map(
-                common.cell,
-                (
-                    request.id,
-                    common.when(request.created_at),
-                    entry.organization,
-                    entry.requester,
-                    request.supplier_name,
-                    request.portal_url,
-                    state_text,
-                    request.message,
-                ),
-            )
-        )
-    common.out().print(table)
+
+
+def _state_text(request) -> str:
+    text = request.state.value + (f"\n{request.provider}" if request.provider else "")
+    if request.notified_at:
+        text += f"\nnotified {common.when(request.notified_at)}"
+    return text
 
 
 def _say_shipped(shipped) -> None:

@@ -85,13 +85,15 @@ def statements_route(
         except GlaneurError as error:
             common.error_line(f"the routing of {org} failed: {error.user_message}")
             raise typer.Exit(common.FAILED_EXIT) from None
-    table = common.table(f"Statement sources of {org}", "Source", "Files", "Duplicates", "New statements", "Rejected",
-                        "Error")
-    for pull in summary["sources"]:
-        rejected = "\n".join(f"{name}: {message}" for name, message in pull["rejected"])
-        table.add_row(common.cell(pull["source"]), common.cell(pull["files"]), common.cell(pull["duplicates"]),
-                      common.cell(pull["new_statements"]), common.cell(rejected or "-"), common.cell(pull["error"] or "-"))
-    common.out().print(table)
+    common.print_rows(
+        f"Statement sources of {org}",
+        ("Source", "Files", "Duplicates", "New statements", "Rejected", "Error"),
+        [
+            (pull["source"], pull["files"], pull["duplicates"], pull["new_statements"],
+             "\n".join(f"{name}: {message}" for name, message in pull["rejected"]) or "-", pull["error"] or "-")
+            for pull in summary["sources"]
+        ],
+    )
     failed = summary["not_delivered"] or summary["rejected_files"] or any(p["error"] for p in summary["sources"])
     common.say(summary["message"], style="red" if failed else "green")
     if failed:
@@ -114,30 +116,25 @@ def statements_list(
         compact = firms.normalize_iban(iban) if iban else None
         entries = routing.statement_history(session, org, iban=compact, route=route, limit=limit)
         rejected = routing.rejected_files(session, org)
-    if not entries:
-        common.say(f"No statement for {org} yet.", style="yellow")
-    else:
-        table = common.table(
-            f"Statements of {org}", "#", "Received (UTC)", "IBAN", "Client", "Period", "Closing", "Entries", "Warnings",
-            "Went to",
-        )
-        for entry in entries:
-            s = entry.statement
-            warnings = "\n".join(f"{w['code']}: {w['message']}" for w in routing.warnings_of(s))
-            table.add_row(
-                common.cell(s.id), common.cell(common.when(s.received_at)), common.cell(s.iban or s.account),
-                common.cell(entry.client or "-"), common.cell(f"{s.period_start} → {s.period_end}"),
-                common.cell(f"{s.closing_balance} {s.currency}"), common.cell(s.entries),
-                common.cell(warnings or "-"), common.cell(entry.destination),
-            )
-        common.out().print(table)
+    common.print_rows(
+        f"Statements of {org}",
+        ("#", "Received (UTC)", "IBAN", "Client", "Period", "Closing", "Entries", "Warnings", "Went to"),
+        [_statement_row(entry, routing.warnings_of(entry.statement)) for entry in entries],
+        empty=f"No statement for {org} yet.",
+    )
     if rejected and iban is None and route is None:
-        table = common.table(f"Rejected files of {org} (kept as received)", "Received (UTC)", "File", "Reason",
-                            "Stored at")
-        for item in rejected:
-            table.add_row(common.cell(common.when(item.received_at)), common.cell(item.source_name),
-                          common.cell(item.error_message), common.cell(item.storage_key))
-        common.out().print(table)
+        common.print_rows(
+            f"Rejected files of {org} (kept as received)",
+            ("Received (UTC)", "File", "Reason", "Stored at"),
+            [(common.when(i.received_at), i.source_name, i.error_message, i.storage_key) for i in rejected],
+        )
+
+
+def _statement_row(entry, warnings: list[dict]) -> tuple[object, ...]:
+    s = entry.statement
+    return (s.id, common.when(s.received_at), s.iban or s.account, entry.client or "-", f"{s.period_start} → {s.period_end}",
+            f"{s.closing_balance} {s.currency}", s.entries,
+            "\n".join(f"{w['code']}: {w['message']}" for w in warnings) or "-", entry.destination)
 
 
 @statements_app.command("release")

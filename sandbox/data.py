@@ -30,7 +30,7 @@ import hashlib
 import secrets
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -329,14 +329,7 @@ class OutboxMessage:
     sent_at: datetime
 
     def as_json(self) -> dict[str, str]:
-        return {
-            "login": self.login,
-            "channel": self.channel,
-            "to": self.to,
-            "code": self.code,
-            "text": self.text,
-            "sent_at": self.sent_at.isoformat(),
-        }
+        return {**asdict(self), "sent_at": self.sent_at.isoformat()}
 
 
 @dataclass(frozen=True)

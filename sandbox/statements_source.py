@@ -289,17 +289,13 @@ class SourceFile:
     content: bytes
     available_at: dt.datetime
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
-
     def as_json(self) -> dict[str, object]:
         return {
             "id": self.id,
             "name": self.name,
             "format": self.format,
             "size": len(self.content),
-            "sha256": self.sha256,
+            "sha256": hashlib.sha256(self.content).hexdigest(),
             "available_at": self.available_at.isoformat(),
         }
 

@@ -8,6 +8,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import TypeVar
 
 
 from glaneur import totp as portal_totp
@@ -23,6 +25,7 @@ EMAIL_RE = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
 TIME_SLOT_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+C = TypeVar("C", bound=StrEnum)
 
 
 
@@ -102,12 +105,18 @@ def check_login(login: str) -> str:
     return login
 
 
+def parse_choice(choices: type[C], value: C | str, what: str, plural: str) -> C:
+    """A member of ``choices`` from its value, case and surrounding spaces aside; raises listing the valid ones
+    (``"unknown {what} 'x'; {plural}: a, b."``)."""
+    try:
+        return choices(value.strip().lower() if isinstance(value, str) else value)
+    except ValueError:
+        raise UsageError(f"unknown {what} '{value}'; {plural}: {', '.join(c.value for c in choices)}.") from None
+
+
 def parse_status(value: Status | str) -> Status:
     """A status from its value (``"wrong_credentials"``); raises listing the valid ones."""
-    try:
-        return Status(value.strip().lower() if isinstance(value, str) else value)
-    except ValueError:
-        raise UsageError(f"unknown status '{value}'; statuses: {', '.join(s.value for s in Status)}.") from None
+    return parse_choice(Status, value, "status", "statuses")
 
 
 def parse_date(value: date | str) -> date:

@@ -13,8 +13,8 @@ from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import ConnectorRequest, ConnectorRequestState, Organization, User
 from glaneur.settings import Settings
-from glaneur.admin.checks import check_name, names_or_none, now
-from glaneur.admin.lookups import get_organization, get_provider
+from glaneur.admin.checks import check_name, names_or_none, now, parse_choice
+from glaneur.admin.lookups import get_organization, get_provider, of_organizations
 from glaneur.admin.rights import audit_log_entry, require_member
 
 if TYPE_CHECKING:
@@ -62,14 +62,6 @@ def provider_for_portal(url: str) -> Provider | None:
         if provider.compatible and provider.default_url and portal_host(provider.default_url) == host:
             return provider
     return None
-
-
-def parse_request_state(value: ConnectorRequestState | str) -> ConnectorRequestState:
-    try:
-        return ConnectorRequestState(value.strip().lower() if isinstance(value, str) else value)
-    except ValueError:
-        states = ", ".join(s.value for s in ConnectorRequestState)
-        raise UsageError(f"unknown request state '{value}'; states: {states}.") from None
 
 
 def request_connector(
@@ -142,12 +134,11 @@ def list_connector_requests(
         .join(Organization, ConnectorRequest.organization_id == Organization.id)
         .join(User, ConnectorRequest.requester_user_id == User.id)
     )
-    if org is not None:
-        query = query.where(ConnectorRequest.organization_id == get_organization(session, org).id)
-    if organizations is not None:
-        query = query.where(col(ConnectorRequest.organization_id).in_(organizations))
+    query = of_organizations(session, query, ConnectorRequest.organization_id, org, organizations)
     if state is not None:
-        query = query.where(ConnectorRequest.state == parse_request_state(state))
+        query = query.where(
+            ConnectorRequest.state == parse_choice(ConnectorRequestState, state, "request state", "states")
+        )
     query = query.order_by(col(ConnectorRequest.created_at).desc(), col(ConnectorRequest.id).desc())
     return [ConnectorRequestEntry(request, slug, email) for request, slug, email in session.exec(query).all()]
 

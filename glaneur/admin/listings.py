@@ -13,7 +13,7 @@ from glaneur.errors import UsageError
 from glaneur.models import Account, Channel, CollectionRun, Document, Organization
 from glaneur.statuses import Status, describe
 from glaneur.admin.checks import parse_date, parse_status
-from glaneur.admin.lookups import LIVE, get_channel, get_organization
+from glaneur.admin.lookups import LIVE, get_channel, of_organizations
 
 
 
@@ -49,11 +49,7 @@ def list_channels(
     session: Session, org: Organization | str | None = None, *, organizations: set[int] | None = None
 ) -> list[Channel]:
     """Channels not deleted, by slug, optionally of one organisation (and only of ``organizations`` when given)."""
-    query = select(Channel).where(*LIVE)
-    if org is not None:
-        query = query.where(Channel.organization_id == get_organization(session, org).id)
-    if organizations is not None:
-        query = query.where(col(Channel.organization_id).in_(organizations))
+    query = of_organizations(session, select(Channel).where(*LIVE), Channel.organization_id, org, organizations)
     return list(session.exec(query.order_by(Channel.slug)).all())
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from glaneur import providers
 from glaneur.contract import Provider
@@ -13,6 +15,7 @@ from glaneur.models import Account, Binder, Channel, Organization, User
 from glaneur.admin.checks import names_or_none, normalize_email
 
 LIVE = (col(Channel.deleted_at).is_(None), col(Channel.active).is_(True))
+Query = TypeVar("Query", Select, SelectOfScalar)
 
 
 
@@ -25,6 +28,18 @@ def get_organization(session: Session, org: Organization | str) -> Organization:
         existing = session.exec(select(Organization.slug).order_by(Organization.slug)).all()
         raise UsageError(f"unknown organisation '{org}'; organisations: {names_or_none(existing)}.")
     return found
+
+
+def of_organizations(
+    session: Session, query: Query, column: Any, org: Organization | str | None, organizations: set[int] | None
+) -> Query:
+    """``query`` narrowed, by its organisation ``column``, to ``org`` (which must exist) when given, and to
+    ``organizations`` (the rows a user may read) when given."""
+    if org is not None:
+        query = query.where(column == get_organization(session, org).id)
+    if organizations is not None:
+        query = query.where(col(column).in_(organizations))
+    return query
 
 
 def get_user(session: Session, org: Organization | str, email: str) -> User:

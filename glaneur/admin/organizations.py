@@ -8,14 +8,13 @@ from sqlmodel import Session, select
 
 from glaneur.errors import UsageError
 from glaneur.models import Binder, FirmRole, Organization, OrganizationKind, Right, User
-from glaneur.admin.checks import check_name, check_slug, normalize_email, now
+from glaneur.admin.checks import check_name, check_slug, normalize_email, now, parse_choice
 from glaneur.admin.lookups import get_organization
 from glaneur.admin.rights import (
     ADMINISTRATION_RIGHTS,
     FIRM_ROLE_RANK,
     audit_log_entry,
     bootstrapping,
-    parse_firm_role,
     require_right,
     right_label,
 )
@@ -62,7 +61,7 @@ def create_user(
     above their own.
     """
     org = get_organization(session, org)
-    role = parse_firm_role(firm_role) if firm_role is not None else None
+    role = parse_choice(FirmRole, firm_role, "firm profile", "profiles") if firm_role is not None else None
     if role is not None and org.kind != OrganizationKind.FIRM:
         raise UsageError(
             f"organisation '{org.slug}' is not an accounting firm: firm profiles ({role.value}) exist only in firms."

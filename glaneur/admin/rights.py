@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from glaneur.errors import UsageError
 from glaneur.models import AuditLog, ChannelKind, FirmRole, Organization, Right, User
 from glaneur.admin.checks import names_or_none, normalize_email, now
-from glaneur.admin.lookups import get_organization
+from glaneur.admin.lookups import get_organization, of_organizations
 
 
 # The labels users read in "détail des droits": a refusal names the missing right by its label.
@@ -22,15 +22,6 @@ ADMINISTRATION_RIGHTS = (Right.CONFIGURE_COLLECTION, Right.CONFIGURE_ACCOUNTING)
 
 
 FIRM_ROLE_RANK = {FirmRole.COLLABORATOR: 1, FirmRole.SUPERVISOR: 2, FirmRole.ADMINISTRATOR: 3}
-
-
-def parse_firm_role(value: FirmRole | str) -> FirmRole:
-    try:
-        return FirmRole(str(value).strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"unknown firm profile '{value}'; profiles: {', '.join(r.value for r in FirmRole)}."
-        ) from None
 
 
 def right_label(right: Right) -> str:
@@ -141,9 +132,6 @@ def audit_log(
         .join(Organization, AuditLog.organization_id == Organization.id)
         .outerjoin(User, AuditLog.actor_user_id == User.id)
     )
-    if org is not None:
-        query = query.where(AuditLog.organization_id == get_organization(session, org).id)
-    if organizations is not None:
-        query = query.where(col(AuditLog.organization_id).in_(organizations))
+    query = of_organizations(session, query, AuditLog.organization_id, org, organizations)
     query = query.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
     return [AuditEntry(log, slug, email) for log, slug, email in session.exec(query).all()]

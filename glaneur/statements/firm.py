@@ -24,7 +24,7 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlmodel import Session, col, select
 
-from glaneur.admin.checks import check_name, check_slug, names_or_none
+from glaneur.admin.checks import check_name, check_slug, names_or_none, parse_choice
 from glaneur.admin.lookups import get_organization
 from glaneur.admin.rights import audit_log_entry, require_member
 from glaneur.errors import UsageError
@@ -364,15 +364,6 @@ def attach_iban(
     return row
 
 
-def parse_mandate_status(value: MandateStatus | str) -> MandateStatus:
-    try:
-        return MandateStatus(str(value).strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"unknown mandate status '{value}'; statuses: {', '.join(s.value for s in MandateStatus)}."
-        ) from None
-
-
 def set_mandate(
     session: Session,
     org: Organization | str,
@@ -385,7 +376,7 @@ def set_mandate(
     """Record the mandate's status as the bank reports it (supervisor or administrator)."""
     org = require_firm(session, org)
     actor = require_profile(actor, org, *CONNECTOR_MANAGERS)
-    status = parse_mandate_status(status)
+    status = parse_choice(MandateStatus, status, "mandate status", "statuses")
     row = get_client_iban(session, org, iban)
     row.mandate_status = status
     if reference is not None:

@@ -26,8 +26,9 @@ logins and sessions), ``GET /accounts`` (passwords, TOTP seeds), ``POST /account
 ``POST /clock`` (``{"seconds": ...}``: the portal's time moves forward until reset).
 
 One module per portal (:mod:`.papeterie_dupont`, :mod:`.energie_verte`) and the parts they share:
-:mod:`.controls` (``/_sandbox`` and the misbehaviours), :mod:`.second_factor` (the pages' words),
-:mod:`.rate_limit` (429 on demand), :mod:`.responses` (the slow pace, the PDF).
+:mod:`.controls` (``/_sandbox`` and the misbehaviours), :mod:`.second_factor` (the page's words and its
+routes), :mod:`.rate_limit` (429 on demand), :mod:`.responses` (the slow pace, the PDF, the redirect a
+dependency asks for).
 """
 from collections.abc import Callable
 

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from functools import partial
 from html import escape
 from typing import Annotated
 
@@ -34,20 +35,13 @@ from sandbox.data import (
 )
 from sandbox.portals.controls import control_router, download_path, misbehaviour, odd_download
 from sandbox.portals.rate_limit import rate_limiter
-from sandbox.portals.responses import pace, pdf_response
+from sandbox.portals.responses import Redirect, answer_redirects, pace, pdf_response
 from sandbox.portals import second_factor
 from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message
 
 EV_CSRF_COOKIE = "ev_csrf"
 EV_SESSION_COOKIE = "ev_session"
 EV_PENDING_COOKIE = "ev_verification"  # the login waiting for its second factor
-
-
-class _Redirect(Exception):
-    """Raised by a dependency to send the browser elsewhere (login page, pending step)."""
-
-    def __init__(self, location: str) -> None:
-        self.location = location
 
 
 class _Signer:
@@ -91,6 +85,11 @@ label{{display:block;margin:.6em 0}}
     )
 
 
+def _ev_expired() -> HTMLResponse:
+    """A form sent without its token, or with another session's."""
+    return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+
+
 def _ev_login_page(csrf: str, error: str = "", status: int = 200, *, css: str = "") -> HTMLResponse:
     message = f'<p class="{" ".join(("erreur", css)).strip()}">{escape(error)}</p>' if error else ""
     return _ev_page(
@@ -107,10 +106,12 @@ def _ev_login_page(csrf: str, error: str = "", status: int = 200, *, css: str = 
     )
 
 
-def _ev_verification_page(state: PortalState, pending: PendingLogin, error: str = "", info: str = "") -> HTMLResponse:
-    expired = " code-expire" if error == second_factor_message(SecondFactorResult.EXPIRED, None) else ""
-    waiting = " attente" if error == second_factor_message(SecondFactorResult.NOT_APPROVED, None) else ""
-    message = f'<p class="erreur{expired}{waiting}">{escape(error)}</p>' if error else ""
+def _ev_verification_page(
+    state: PortalState, pending: PendingLogin, result: SecondFactorResult | None, info: str
+) -> HTMLResponse:
+    """The page, with the portal's complaint after an answer (``result``) or ``info``."""
+    kind = {SecondFactorResult.EXPIRED: " code-expire", SecondFactorResult.NOT_APPROVED: " attente"}.get(result, "")
+    message = f'<p class="erreur{kind}">{escape(second_factor_message(result, pending))}</p>' if result else ""
     message += f'<p class="info">{escape(info)}</p>' if info else ""
     return _ev_page(
         "Vérification",
@@ -205,9 +206,7 @@ def energie_verte_app() -> FastAPI:
     app.state.portal = state
     app.middleware("http")(rate_limiter(state))
 
-    @app.exception_handler(_Redirect)
-    async def redirect(_: Request, exc: _Redirect) -> Response:
-        return RedirectResponse(exc.location, 303)
+    answer_redirects(app)
 
     def session_login(request: Request) -> str | None:
         ticket = signer.unsign(request.cookies.get(EV_SESSION_COOKIE, ""))
@@ -225,14 +224,6 @@ def energie_verte_app() -> FastAPI:
         response.delete_cookie(EV_PENDING_COOKIE)
         return response
 
-    async def verifying(request: Request) -> tuple[str, PendingLogin]:
-        """The login waiting for its second factor (else back to the login page)."""
-        token = request.cookies.get(EV_PENDING_COOKIE, "")
-        pending = state.pending_login(token)
-        if pending is None:
-            raise _Redirect("/connexion")
-        return token, pending
-
     def form_token(request: Request) -> str:
         """CSRF token of the forms shown after login: derived from the session cookie, nothing stored."""
         return signer.mac("form:" + request.cookies.get(EV_SESSION_COOKIE, ""))
@@ -240,14 +231,14 @@ def energie_verte_app() -> FastAPI:
     async def logged_in(request: Request) -> Account:
         login = session_login(request)
         if login is None:
-            raise _Redirect("/connexion")
+            raise Redirect("/connexion")
         return state.accounts[login]
 
     async def client(account: Annotated[Account, Depends(logged_in)]) -> Account:
         """A logged-in customer with nothing pending (else sent to the password or terms page)."""
         step = state.pending_step(account.login)
         if step is not None:
-            raise _Redirect("/securite/mot-de-passe" if step == "password" else "/conditions-generales")
+            raise Redirect("/securite/mot-de-passe" if step == "password" else "/conditions-generales")
         return account
 
     async def api_client(request: Request) -> Account:
@@ -300,35 +291,11 @@ def energie_verte_app() -> FastAPI:
             state, email, signed_in, second_factor_url="/connexion/verification", pending_cookie=EV_PENDING_COOKIE
         )
 
-    @pages.get("/connexion/verification")
-    async def verification_form(
-        found: Annotated[tuple[str, PendingLogin], Depends(verifying)], renvoye: bool = False
-    ) -> Response:
-        _, pending = found
-        info = f"Un nouveau code vous a été envoyé {state.code_destination(pending)}." if renvoye else ""
-        return _ev_verification_page(state, pending, info=info)
-
-    @pages.post("/connexion/verification")
-    async def verification_submit(
-        found: Annotated[tuple[str, PendingLogin], Depends(verifying)],
-        code: Annotated[str, Form()] = "",
-        jeton: Annotated[str, Form()] = "",
-    ) -> Response:
-        token, pending = found
-        if not hmac.compare_digest(pending.csrf, jeton):
-            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
-        return second_factor.answer(
-            state, token, code, signed_in,
-            lambda result: _ev_verification_page(state, pending, second_factor_message(result, pending)),
-            dropped_url=f"/connexion?motif={SECOND_FACTOR_DROPPED}", pending_cookie=EV_PENDING_COOKIE,
-        )
-
-    @pages.post("/connexion/verification/renvoi")
-    async def verification_resend(
-        found: Annotated[tuple[str, PendingLogin], Depends(verifying)], jeton: Annotated[str, Form()] = ""
-    ) -> Response:
-        refused = _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
-        return second_factor.resend(state, found[0], jeton, refused, sent_url="/connexion/verification?renvoye=1")
+    second_factor.second_factor_routes(
+        pages, state, url="/connexion/verification", login_url="/connexion",
+        dropped_url=f"/connexion?motif={SECOND_FACTOR_DROPPED}", pending_cookie=EV_PENDING_COOKIE, token_field="jeton",
+        page=partial(_ev_verification_page, state), expired=_ev_expired, signed_in=signed_in,
+    )
 
     @pages.get("/deconnexion")
     async def logout() -> Response:
@@ -364,7 +331,7 @@ def energie_verte_app() -> FastAPI:
         request: Request, account: Annotated[Account, Depends(logged_in)], jeton: Annotated[str, Form()] = ""
     ) -> Response:
         if not hmac.compare_digest(form_token(request), jeton):
-            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+            return _ev_expired()
         state.accept_terms(account.login)
         return RedirectResponse("/espace-client", 303)
 
@@ -395,7 +362,7 @@ def energie_verte_app() -> FastAPI:
         jeton: Annotated[str, Form()] = "",
     ) -> Response:
         if not hmac.compare_digest(form_token(request), jeton):
-            return _ev_page("Erreur", '<p class="erreur">Votre session a expiré, rechargez la page.</p>', status=400)
+            return _ev_expired()
         problem = state.change_password(account.login, nouveau, confirmation)
         if problem:
             return password_page(request, problem)

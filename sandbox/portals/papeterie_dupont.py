@@ -11,10 +11,11 @@ import asyncio
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from html import escape
 from typing import Annotated
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sandbox.data import (
@@ -32,7 +33,7 @@ from sandbox.data import (
 )
 from sandbox.portals.controls import ListQuirks, control_router, download_path, misbehaviour, odd_download
 from sandbox.portals.rate_limit import rate_limiter
-from sandbox.portals.responses import pace, pdf_response
+from sandbox.portals.responses import Redirect, answer_redirects, pace, pdf_response
 from sandbox.portals import second_factor
 from sandbox.portals.second_factor import SECOND_FACTOR_DROPPED, second_factor_message
 
@@ -67,6 +68,11 @@ label{{display:block;margin:.6em 0}}button.lien{{background:none;border:0;text-d
     )
 
 
+def _pd_expired() -> HTMLResponse:
+    """A form sent without its token, or with another session's."""
+    return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+
+
 def _pd_login_page(csrf: str, alert: str = "") -> HTMLResponse:
     return _pd_page(
         "Connexion",
@@ -81,7 +87,15 @@ def _pd_login_page(csrf: str, alert: str = "") -> HTMLResponse:
     )
 
 
-def _pd_second_factor_page(state: PortalState, pending: PendingLogin, alert: str = "") -> HTMLResponse:
+def _pd_second_factor_page(
+    state: PortalState, pending: PendingLogin, result: SecondFactorResult | None, info: str
+) -> HTMLResponse:
+    """The page, with the portal's complaint after an answer (``result``) or ``info``."""
+    alert = f'<div class="alert alert-info">{escape(info)}</div>' if info else ""
+    if result is not None:
+        kind = {SecondFactorResult.NOT_APPROVED: "alert-attente", SecondFactorResult.EXPIRED: "alert-error code-expire"}
+        message = escape(second_factor_message(result, pending))
+        alert = f'<div class="alert {kind.get(result, "alert-error")}">{message}</div>'
     return _pd_page(
         "Vérification en deux étapes",
         f"""<h1>Vérification en deux étapes</h1>
@@ -147,6 +161,7 @@ def papeterie_dupont_app() -> FastAPI:
     app.state.portal = state
     app.middleware("http")(rate_limiter(state))
     app.include_router(control_router(state))
+    answer_redirects(app)
 
     def session_of(request: Request) -> _PdSession | None:
         token = request.cookies.get(PD_SESSION_COOKIE, "")
@@ -160,7 +175,7 @@ def papeterie_dupont_app() -> FastAPI:
         """A new session for a customer who passed every step of the login."""
         token = secrets.token_urlsafe(24)
         sessions[token] = _PdSession(login, secrets.token_urlsafe(24), state.open_session(login))
-        response = detour(login) or RedirectResponse("/factures", 303)
+        response = RedirectResponse(detour(login) or "/factures", 303)
         response.set_cookie(
             PD_SESSION_COOKIE,
             token,
@@ -171,17 +186,24 @@ def papeterie_dupont_app() -> FastAPI:
         response.delete_cookie(PD_PENDING_COOKIE)
         return response
 
-    def pending_of(request: Request) -> tuple[str, PendingLogin] | None:
-        token = request.cookies.get(PD_PENDING_COOKIE, "")
-        pending = state.pending_login(token)
-        return (token, pending) if pending is not None else None
-
-    def detour(login: str) -> RedirectResponse | None:
+    def detour(login: str) -> str | None:
         """Where the portal sends a logged-in customer who has something to do first."""
         step = state.pending_step(login)
         if step is None:
             return None
-        return RedirectResponse("/mot-de-passe-expire" if step == "password" else "/cgv", 303)
+        return "/mot-de-passe-expire" if step == "password" else "/cgv"
+
+    async def logged_in(request: Request) -> _PdSession:
+        session = session_of(request)
+        if session is None:
+            raise Redirect("/login")
+        return session
+
+    async def client(session: Annotated[_PdSession, Depends(logged_in)]) -> _PdSession:
+        """A logged-in customer with nothing pending (else sent to the password or terms page)."""
+        if redirect := detour(session.login):
+            raise Redirect(redirect)
+        return session
 
     @app.get("/")
     async def home(request: Request) -> Response:
@@ -211,7 +233,7 @@ def papeterie_dupont_app() -> FastAPI:
         presession = request.cookies.get(PD_PRESESSION_COOKIE, "")
         expected = presessions.get(presession)
         if expected is None or not hmac.compare_digest(expected, csrf_token):
-            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+            return _pd_expired()
         if username in state.accounts:
             await pace(state, username)
         result = state.authenticate(username, password)
@@ -232,47 +254,11 @@ def papeterie_dupont_app() -> FastAPI:
         response.delete_cookie(PD_PRESESSION_COOKIE)
         return response
 
-    @app.get("/double-authentification")
-    async def second_factor_form(request: Request, renvoye: bool = False) -> Response:
-        found = pending_of(request)
-        if found is None:
-            return RedirectResponse("/login", 303)
-        _, pending = found
-        alert = ""
-        if renvoye:
-            sent = f"Un nouveau code vous a été envoyé {state.code_destination(pending)}."
-            alert = f'<div class="alert alert-info">{escape(sent)}</div>'
-        return _pd_second_factor_page(state, pending, alert)
-
-    @app.post("/double-authentification")
-    async def second_factor_submit(
-        request: Request, code: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = ""
-    ) -> Response:
-        found = pending_of(request)
-        if found is None:
-            return RedirectResponse("/login", 303)
-        token, pending = found
-        if not hmac.compare_digest(pending.csrf, csrf_token):
-            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
-
-        def again(result: SecondFactorResult) -> Response:
-            kind = {SecondFactorResult.NOT_APPROVED: "alert-attente", SecondFactorResult.EXPIRED: "alert-error code-expire"}
-            message = escape(second_factor_message(result, pending))
-            alert = f'<div class="alert {kind.get(result, "alert-error")}">{message}</div>'
-            return _pd_second_factor_page(state, pending, alert)
-
-        dropped = f"/login?erreur={SECOND_FACTOR_DROPPED}"
-        return second_factor.answer(
-            state, token, code, signed_in, again, dropped_url=dropped, pending_cookie=PD_PENDING_COOKIE
-        )
-
-    @app.post("/double-authentification/renvoi")
-    async def second_factor_resend(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
-        found = pending_of(request)
-        if found is None:
-            return RedirectResponse("/login", 303)
-        refused = _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
-        return second_factor.resend(state, found[0], csrf_token, refused, sent_url="/double-authentification?renvoye=1")
+    second_factor.second_factor_routes(
+        app, state, url="/double-authentification", login_url="/login",
+        dropped_url=f"/login?erreur={SECOND_FACTOR_DROPPED}", pending_cookie=PD_PENDING_COOKIE, token_field="csrf_token",
+        page=partial(_pd_second_factor_page, state), expired=_pd_expired, signed_in=signed_in,
+    )
 
     @app.get("/logout")
     async def logout(request: Request) -> Response:
@@ -282,12 +268,9 @@ def papeterie_dupont_app() -> FastAPI:
         return response
 
     @app.get("/factures")
-    async def invoice_list(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> Response:
-        session = session_of(request)
-        if session is None:
-            return RedirectResponse("/login", 303)
-        if redirect := detour(session.login):
-            return redirect
+    async def invoice_list(
+        request: Request, session: Annotated[_PdSession, Depends(client)], page: Annotated[int, Query(ge=1)] = 1
+    ) -> Response:
         await pace(state, session.login)
         quirks = misbehaviour(state).lists.get(session.login, ListQuirks())
         listing = "page" in request.query_params  # the list itself, not the landing page after login
@@ -326,12 +309,7 @@ def papeterie_dupont_app() -> FastAPI:
         return response
 
     @app.get("/factures/{number:number}/pdf")
-    async def invoice_download(request: Request, number: str) -> Response:
-        session = session_of(request)
-        if session is None:
-            return RedirectResponse("/login", 303)
-        if redirect := detour(session.login):
-            return redirect
+    async def invoice_download(session: Annotated[_PdSession, Depends(client)], number: str) -> Response:
         found = state.find_invoice(number)
         if found is None:
             return _pd_page("Introuvable", "<h1>Facture introuvable</h1>", logged_in=True, status=404)
@@ -342,10 +320,7 @@ def papeterie_dupont_app() -> FastAPI:
         return odd_download(state, number) or pdf_response(state, owner, invoice)
 
     @app.get("/cgv")
-    async def terms(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return RedirectResponse("/login", 303)
+    async def terms(session: Annotated[_PdSession, Depends(logged_in)]) -> Response:
         if not state.terms_pending(session.login):
             return RedirectResponse("/factures", 303)
         return _pd_page(
@@ -361,14 +336,13 @@ générales de vente applicables au 1er novembre 2026 et les accepter.</p>
         )
 
     @app.post("/cgv")
-    async def accept_terms(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
-        session = session_of(request)
-        if session is None:
-            return RedirectResponse("/login", 303)
+    async def accept_terms(
+        session: Annotated[_PdSession, Depends(logged_in)], csrf_token: Annotated[str, Form()] = ""
+    ) -> Response:
         if not hmac.compare_digest(session.csrf, csrf_token):
-            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+            return _pd_expired()
         state.accept_terms(session.login)
-        return detour(session.login) or RedirectResponse("/factures", 303)
+        return RedirectResponse(detour(session.login) or "/factures", 303)
 
     def password_page(session: _PdSession, alert: str = "") -> HTMLResponse:
         return _pd_page(
@@ -385,29 +359,23 @@ générales de vente applicables au 1er novembre 2026 et les accepter.</p>
         )
 
     @app.get("/mot-de-passe-expire")
-    async def expired_password(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return RedirectResponse("/login", 303)
+    async def expired_password(session: Annotated[_PdSession, Depends(logged_in)]) -> Response:
         if not state.password_expired(session.login):
             return RedirectResponse("/factures", 303)
         return password_page(session)
 
     @app.post("/mot-de-passe-expire")
     async def change_password(
-        request: Request,
+        session: Annotated[_PdSession, Depends(logged_in)],
         nouveau: Annotated[str, Form()] = "",
         confirmation: Annotated[str, Form()] = "",
         csrf_token: Annotated[str, Form()] = "",
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return RedirectResponse("/login", 303)
         if not hmac.compare_digest(session.csrf, csrf_token):
-            return _pd_page("Session expirée", "<h1>Session expirée, rechargez la page</h1>", status=400)
+            return _pd_expired()
         problem = state.change_password(session.login, nouveau, confirmation)
         if problem:
             return password_page(session, f'<div class="alert alert-error">{escape(problem)}</div>')
-        return detour(session.login) or RedirectResponse("/factures", 303)
+        return RedirectResponse(detour(session.login) or "/factures", 303)
 
     return app

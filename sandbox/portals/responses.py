@@ -1,14 +1,31 @@
-"""What both portals answer alike: the slow account's pace and an invoice's PDF (or the error page in its place)."""
+"""What both portals answer alike: the slow account's pace, an invoice's PDF (or the error page in its place), and the
+303 a dependency asks for (:class:`Redirect`)."""
 
 import asyncio
 from urllib.parse import quote
 
-from fastapi.responses import HTMLResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sandbox.data import Invoice, PortalState, Scenario
 from sandbox.pdfs import invoice_pdf
 
 SLOW_SECONDS = 1.5  # delay of every page of the slow account
+
+
+class Redirect(Exception):
+    """Raised by a dependency to send the browser elsewhere (login page, pending step) with a 303."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+def answer_redirects(app: FastAPI) -> None:
+    """Make ``app`` answer a :class:`Redirect` raised by a dependency."""
+
+    @app.exception_handler(Redirect)
+    async def redirect(_: Request, exc: Redirect) -> Response:
+        return RedirectResponse(exc.location, 303)
 
 
 async def pace(state: PortalState, login: str) -> None:

@@ -1,13 +1,21 @@
 """The second factor as both portals handle it: the page's words (the prompt, the message after a wrong
-answer), its fields, and the steps after the password, after an answer and after a request for a new code."""
+answer), its fields, the step after the password, and the page's routes (the form, an answer, a request for a
+new code).
+
+No ``from __future__ import annotations``: FastAPI reads the route signatures at runtime, and the
+dependency they name is local to :func:`second_factor_routes`.
+"""
 
 import hmac
 from collections.abc import Callable
 from html import escape
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from sandbox.data import CODE_VALIDITY, PendingLogin, PortalState, SecondFactor, SecondFactorResult, masked_phone
+from sandbox.portals.responses import Redirect
 
 def second_factor_prompt(state: PortalState, pending: PendingLogin) -> str:
     """What the second-factor page asks, in the portal's words (no secret: the destination is masked)."""
@@ -79,33 +87,71 @@ def after_password(
     return response
 
 
-def answer(
+def second_factor_routes(
+    app: FastAPI | APIRouter,
     state: PortalState,
-    token: str,
-    code: str,
-    signed_in: Callable[[str], Response],
-    again: Callable[[SecondFactorResult], Response],
     *,
+    url: str,
+    login_url: str,
     dropped_url: str,
     pending_cookie: str,
-) -> Response:
-    """Check an answer: signed in, back to the login page (``dropped_url``) when the pending login is gone, or
-    the form ``again`` with the portal's complaint."""
-    login = state.pending[token].login
-    result = state.answer_second_factor(token, code)
-    if result is SecondFactorResult.OK:
-        return signed_in(login)
-    if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
-        response = RedirectResponse(dropped_url, 303)
-        response.delete_cookie(pending_cookie)
-        return response
-    return again(result)
+    token_field: str,
+    page: Callable[[PendingLogin, SecondFactorResult | None, str], Response],
+    expired: Callable[[], Response],
+    signed_in: Callable[[str], Response],
+) -> None:
+    """The second-factor page at ``url``, bound to the pending login of ``pending_cookie`` (none: back to
+    ``login_url``), its forms carrying the login's token in ``token_field`` (a wrong one: ``expired()``).
 
+    ``GET url`` shows ``page(pending, None, info)`` (``info``: a new code was sent). ``POST url`` checks the
+    ``code``: signed in, back to ``dropped_url`` when the pending login is gone (its cookie deleted), or
+    ``page(pending, result, "")`` with the portal's complaint. ``POST url/renvoi`` sends a new code when the
+    login waits for one, then shows the page again.
+    """
 
-def resend(state: PortalState, token: str, typed: str, refused: Response, *, sent_url: str) -> Response:
-    """Send a new code when the form's token is right and the login waits for a code; ``refused`` otherwise."""
-    pending = state.pending[token]
-    if not hmac.compare_digest(pending.csrf, typed) or pending.kind is not SecondFactor.CODE:
-        return refused
-    state.send_code(token)
-    return RedirectResponse(sent_url, 303)
+    async def verifying(request: Request) -> tuple[str, PendingLogin]:
+        """The login waiting for its second factor (else back to the login page)."""
+        token = request.cookies.get(pending_cookie, "")
+        pending = state.pending_login(token)
+        if pending is None:
+            raise Redirect(login_url)
+        return token, pending
+
+    async def typed_token(request: Request) -> str:
+        return str((await request.form()).get(token_field, ""))
+
+    @app.get(url)
+    async def second_factor_form(
+        found: Annotated[tuple[str, PendingLogin], Depends(verifying)], renvoye: bool = False
+    ) -> Response:
+        _, pending = found
+        info = f"Un nouveau code vous a été envoyé {state.code_destination(pending)}." if renvoye else ""
+        return page(pending, None, info)
+
+    @app.post(url)
+    async def second_factor_answer(
+        found: Annotated[tuple[str, PendingLogin], Depends(verifying)],
+        typed: Annotated[str, Depends(typed_token)],
+        code: Annotated[str, Form()] = "",
+    ) -> Response:
+        token, pending = found
+        if not hmac.compare_digest(pending.csrf, typed):
+            return expired()
+        result = state.answer_second_factor(token, code)
+        if result is SecondFactorResult.OK:
+            return signed_in(pending.login)
+        if result in (SecondFactorResult.DROPPED, SecondFactorResult.UNKNOWN):
+            response = RedirectResponse(dropped_url, 303)
+            response.delete_cookie(pending_cookie)
+            return response
+        return page(pending, result, "")
+
+    @app.post(f"{url}/renvoi")
+    async def second_factor_resend(
+        found: Annotated[tuple[str, PendingLogin], Depends(verifying)], typed: Annotated[str, Depends(typed_token)]
+    ) -> Response:
+        token, pending = found
+        if not hmac.compare_digest(pending.csrf, typed) or pending.kind is not SecondFactor.CODE:
+            return expired()
+        state.send_code(token)
+        return RedirectResponse(f"{url}?renvoye=1", 303)
