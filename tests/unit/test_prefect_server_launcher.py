@@ -28,11 +28,18 @@ def _files(database: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in database.parent.glob(database.name + "*")}
 
 
-async def _insert_then_delete(database: Path, *, hooked: bool) -> dict[str, bytes]:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
-    event.listen(engine.sync_engine, "connect", _wal)
+def _engine(url: str, *, hooked: bool = True):
+    """An async engine as Prefect's server has (SQLite in WAL mode, or asyncpg), with the launcher's hooks or not."""
+    engine = create_async_engine(url.replace("postgresql+psycopg://", "postgresql+asyncpg://"))
+    if url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _wal)
     if hooked:
         prefect_server.install(engine.sync_engine)
+    return engine
+
+
+async def _insert_then_delete(database: Path, *, hooked: bool) -> dict[str, bytes]:
+    engine = _engine(f"sqlite+aiosqlite:///{database}", hooked=hooked)
     try:
         async with engine.begin() as connection:
             await connection.execute(text(
@@ -73,9 +80,7 @@ def test_a_checkpoint_held_back_by_a_reader_is_done_at_the_next_check_in(tmp_pat
     database = tmp_path / "prefect.db"
 
     async def scenario() -> tuple[dict[str, bytes], dict[str, bytes]]:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
-        event.listen(engine.sync_engine, "connect", _wal)
-        prefect_server.install(engine.sync_engine)
+        engine = _engine(f"sqlite+aiosqlite:///{database}")
         try:
             async with engine.begin() as connection:
                 await connection.execute(text("CREATE TABLE flow_run_input (id INTEGER PRIMARY KEY, value TEXT)"))
@@ -152,9 +157,7 @@ def table_files_hold(cluster, dsn: str, secret: str) -> bool:
 
 
 async def _pg_insert_then_delete(url: str, *, hooked: bool, wait: float) -> None:
-    engine = create_async_engine(url.replace("postgresql+psycopg://", "postgresql+asyncpg://"))
-    if hooked:
-        prefect_server.install(engine.sync_engine)
+    engine = _engine(url, hooked=hooked)
     try:
         async with engine.begin() as connection:
             await connection.execute(text(
@@ -197,8 +200,7 @@ def test_on_postgresql_a_vacuum_kept_from_its_lock_gives_up_quickly_and_is_done_
     released: list[float] = []
 
     async def scenario() -> bool:
-        engine = create_async_engine(pg_url.replace("postgresql+psycopg://", "postgresql+asyncpg://"))
-        prefect_server.install(engine.sync_engine)
+        engine = _engine(pg_url)
         try:
             async with engine.begin() as connection:
                 await connection.execute(text("CREATE TABLE flow_run_input (id serial PRIMARY KEY, value text)"))
