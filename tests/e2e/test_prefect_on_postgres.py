@@ -97,7 +97,9 @@ def paused_flow_run(api_url: str, timeout: float = 180) -> dict:
 
 
 @pytest.mark.parametrize("launcher", ["prefect", "glaneur"], ids=["prefect-server-start", "infra.prefect_server"])
-def test_a_secret_typed_in_a_form_leaves_postgresql_files_only_with_the_launcher(pg_cluster, pg_url, tmp_path, launcher):
+def test_a_secret_typed_in_a_form_leaves_postgresql_files_only_with_the_launcher(
+    pg_cluster, pg_url, tmp_path, launcher
+):
     command = [sys.executable, "-m", "infra.prefect_server"] if launcher == "glaneur" else [
         sys.executable, "-m", "prefect", "server"]
     database_url = pg_url.replace("postgresql+psycopg://", "postgresql+asyncpg://")
