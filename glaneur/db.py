@@ -19,12 +19,16 @@ from glaneur.errors import ConfigurationError, DatabaseUnavailable
 from glaneur.settings import get_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# SQLite: how long a write waits for another process's lock (a long write, a backup, a tool at the console)
+# before the run ends DatabaseUnavailable, saying so. Glaneur's own writes are short; a worker's threads wait
+# for one another well within it.
+SQLITE_LOCK_WAIT_SECONDS = 30.0
 
 
 def _engine(url: str) -> Engine:
     """The engine of a URL; a URL that cannot work is a :class:`ConfigurationError` naming GLANEUR_DATABASE_URL."""
     try:
-        return _cached_engine(url)
+        return _cached_engine(url, SQLITE_LOCK_WAIT_SECONDS)
     except NoSuchModuleError:  # a subclass of ArgumentError: first
         raise ConfigurationError(
             f"GLANEUR_DATABASE_URL names a database kind SQLAlchemy does not know ({_driver(url)}): "
@@ -48,10 +52,11 @@ def _driver(url: str) -> str:
 
 
 @lru_cache
-def _cached_engine(url: str) -> Engine:
+def _cached_engine(url: str, lock_wait: float) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # timeout: SQLite's busy timeout, how long a statement waits for another connection's lock
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": lock_wait})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
@@ -133,9 +138,18 @@ def require_current_schema() -> None:
 
 
 def database_unavailable(error: OperationalError) -> DatabaseUnavailable:
-    """What a run says when its database goes away: where (password hidden), why, and that nothing is lost."""
+    """What a run says when its database goes away or stays locked: where (password hidden), why, and that
+    nothing is lost."""
     reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
-    where = get_engine().url.render_as_string(hide_password=True)
+    engine = get_engine()
+    where = engine.url.render_as_string(hide_password=True)
+    if engine.dialect.name == "sqlite" and reason in ("database is locked", "database table is locked"):
+        return DatabaseUnavailable(
+            f"Glaneur's database {where} (GLANEUR_DATABASE_URL) stayed locked by another process for more than "
+            f"{SQLITE_LOCK_WAIT_SECONDS:g} s (another program writing to it, a backup, a console left in a "
+            "transaction). Invoices filed before are kept; once the lock is released, the next run records and "
+            "files the rest, each once."
+        )
     return DatabaseUnavailable(
         f"Glaneur's database {where} (GLANEUR_DATABASE_URL) could not be reached: {reason}. Invoices filed "
         "before are kept; once the database is back, the next run records and files the rest, each once."

@@ -6,7 +6,9 @@ What it starts, in order (each a real component, nothing home-made):
 
 1. a PostgreSQL cluster with the machine's server binaries (``initdb``, ``pg_ctl``), in a throwaway
    folder on a free loopback port, holding two databases: Prefect's and Glaneur's;
-2. ``prefect server start`` on that PostgreSQL (``PREFECT_API_DATABASE_CONNECTION_URL``);
+2. Prefect's server on that PostgreSQL (``PREFECT_API_DATABASE_CONNECTION_URL``), started through
+   ``python -m infra.prefect_server start``: deleted run inputs (what was typed in a form) are vacuumed
+   out of ``flow_run_input``'s files;
 3. ``python -m infra.deploy``: the ``glaneur`` work pool, the provider limits, every deployment;
 4. N workers on the ``glaneur`` pool, all on Glaneur's PostgreSQL database and one ``GLANEUR_HOME``
    (vault key, local storage): Glaneur's worker (``python -m infra.worker``: collections run on the
@@ -134,7 +136,8 @@ def local_stack(
         }
         server_log = home / "logs" / "server.log"
         server = _spawn(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            # Prefect's server through Glaneur's launcher: it vacuums flow_run_input after run inputs are deleted.
+            [sys.executable, "-m", "infra.prefect_server", "start", "--host", "127.0.0.1", "--port", str(port)],
             {**base, **client_env, "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db, "PREFECT_UI_API_URL": api_url,
              "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": str(slot_wait_seconds)},
             server_log,

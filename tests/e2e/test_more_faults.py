@@ -1,5 +1,6 @@
-"""More faults, end to end (issue 19 item 1): two runs of one channel at once, Glaneur's database going away
-mid-run, and the Prefect server restarted while a run is paused for a second factor.
+"""More faults, end to end (issue 19): two runs of one channel at once, Glaneur's database going away mid-run
+(PostgreSQL) or locked by another process (SQLite), and the Prefect server restarted while a run is paused for
+a second factor in its process, or suspended on a worker.
 
 Real Prefect server, real Chromium, the sandbox portals, real filing. After each fault: every invoice
 filed exactly once, each object whole, and the history true (no "ok" for a run that did not finish).
@@ -336,3 +337,107 @@ def test_a_run_paused_for_a_second_factor_resumes_after_the_prefect_server_resta
     assert (row.status, row.new_documents) == ("ok", summary["new"])
     state = httpx.get(f"{own_prefect.api_url}/flow_runs/{run.id}", timeout=30).json()["state"]
     assert (state["type"], state["name"]) == ("COMPLETED", "Collected")
+
+
+@pytest.mark.timeout(1200)  # two flow-run processes started by the worker, and a server restart: slow when loaded
+def test_a_run_suspended_on_a_worker_resumes_after_the_prefect_server_restarts(glaneur_home, portals, own_prefect):
+    """Suspended (no process, no browser; the pending login in the vault), the worker alive, the server stopped
+    and started again on the same database; then the approver types the code."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.e2e.conftest import run_inputs
+    from tests.e2e.test_invitation import _wait
+    from tests.e2e.test_second_factor_flow import _deployed_collection, _processes_of, resume_from_another_process
+    from tests.e2e.test_second_factor_flow import make_channel as make_2fa_channel
+    from tests.e2e.test_second_factor_flow import sandbox_account, sent_code
+
+    slug = make_2fa_channel(portals, "double-code")
+    with temporary_settings({PREFECT_API_URL: own_prefect.api_url}), _deployed_collection(glaneur_home) as worker:
+        run = run_deployment("collect-channel/collect-channel", parameters={"channel": slug}, timeout=0)
+        suspended = _wait(run.id, lambda state: state.is_paused() and state.name == "Suspended" or state.is_final(),
+                          timeout=300)
+        worker_log = glaneur_home.parent / "worker.log"
+        assert suspended.state.name == "Suspended", worker_log.read_text()[-4000:]
+        deadline = time.monotonic() + 30
+        while _processes_of(run.id) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_of(run.id) == [], "a process still holds the suspended run"
+
+        stopped(own_prefect)  # the server goes away while the run is suspended, and comes back on the same database
+        time.sleep(OUTAGE_SECONDS)  # the worker's polls fail meanwhile
+        own_prefect.start()
+        assert worker.poll() is None, f"the worker died with the server:\n{worker_log.read_text()[-4000:]}"
+
+        code = sent_code(portals, "double-code")
+        resume_from_another_process(run.id, {"code": code})  # what the UI's Resume does
+        finished = _wait(run.id, lambda state: state.is_final(), timeout=600)
+        assert worker.poll() is None
+
+    assert (finished.state.type.value, finished.state.name) == ("COMPLETED", "Collected"), finished.state.message
+    assert_filed_once_and_whole(4)
+    (row,) = runs()  # one row: the suspended run's, finished by the resumed process
+    assert (row.status, row.new_documents, row.already_had) == ("ok", 4, 0)
+    assert row.flow_run_id == str(run.id)
+    assert run_inputs(run.id, own_prefect.api_url) == {}  # the code and the form: deleted
+    # Nor left in the server's files (its launcher wipes them). The code as the form stored it, in quotes: six bare
+    # digits also turn up by chance in the many timestamps' microseconds (seen once).
+    password = sandbox_account(portals, "double-code")["password"]
+    for database in own_prefect.home.glob("prefect.db*"):
+        content = database.read_bytes()
+        assert f'"{code}"'.encode() not in content and password.encode() not in content, database.name
+
+
+# -- Glaneur's SQLite database locked by another process mid-run ------------------------------------------------
+
+
+def test_the_sqlite_database_locked_past_the_wait_ends_the_run_clearly_and_the_next_run_files_the_rest_once(
+    glaneur_home, portals, monkeypatch
+):
+    """Another process takes a write lock on glaneur.db just before the second invoice's row is written, and
+    holds it past the run's wait (``glaneur.db.SQLITE_LOCK_WAIT_SECONDS``, shortened here)."""
+    from sqlalchemy import event
+
+    from glaneur import db
+    from glaneur.errors import DatabaseUnavailable
+    from tests.unit.test_sqlite_lock import locked_by_another_process
+
+    monkeypatch.setattr(db, "SQLITE_LOCK_WAIT_SECONDS", 2.0)
+    slug = make_channel(PD, ("acme-bis", None))
+    lock = contextlib.ExitStack()
+    rows: list[float] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DOCUMENT"):
+            rows.append(time.monotonic())
+            if len(rows) == 2:  # the second invoice is stored, its row not yet written: the lock comes now
+                lock.enter_context(locked_by_another_process(glaneur_home / "glaneur.db"))
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        with lock, pytest.raises(DatabaseUnavailable) as raised:
+            run(slug)
+        assert len(rows) == 2
+        ended = time.monotonic()
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert ended - rows[1] >= db.SQLITE_LOCK_WAIT_SECONDS  # the run waited for the lock before giving up
+    message = raised.value.user_message
+    assert "stayed locked by another process for more than 2 s" in message, message
+    assert "the next run records and files the rest" in message and "INSERT" not in message
+    flow_run = last_flow_run(slug)
+    assert flow_run.state.type.value == "FAILED"  # never "ok"
+    assert "stayed locked by another process" in flow_run.state.message
+
+    second = run(slug)  # the lock is gone
+
+    assert second["status"] == "ok", second
+    # The first invoice's row was written before the lock; the second's object was stored but not its row:
+    # the next run finds the object identical, records it, and files the three others.
+    assert (second["new"], second["already_had"]) == (4, 1)
+    assert_filed_once_and_whole(5)
+    first_row, second_row = runs()
+    assert (first_row.status, first_row.new_documents) == ("internal_error", 1)  # closed by the sweep, not ok
+    assert "stayed locked by another process" in first_row.message
+    assert (second_row.status, second_row.new_documents) == ("ok", 4)
