@@ -45,7 +45,49 @@ def bank_add(org: str, name: str) -> None:
 
     with common.session() as session:
         found = bank.add_bank(session, org, name, actor=common.actor(session, org))
-        common.say(f"Bank '{found.name}' added to the referential of {org}. Connect it with 'glaneur bank connect'.")
+        common.say(f"Bank '{found.name}' added to the referential of {org}.")
+    settings = bank.powens_settings()
+    if not (settings.api_url and settings.client_id and settings.client_secret):
+        common.say("Connect it with 'glaneur bank connect' (POWENS is not configured here: its list of banks "
+                   "was not checked).", style="default")
+        return
+    try:
+        problem = bank.connector_problem(found, bank.find_connector(found, powens_connectors(timeout=10)))
+    except GlaneurError as error:
+        common.say(f"POWENS could not be asked whether it can connect this bank ({error.user_message}): "
+                   "'glaneur bank connect' checks it again.", style="yellow")
+        return
+    if problem:  # the referential keeps it (its accounting use does not need POWENS): said, not refused
+        what, advice = problem
+        common.say(f"{what} It stays in the referential, but 'glaneur bank connect' and 'bank invite' refuse it. "
+                   f"{advice}", style="yellow")
+    else:
+        common.say("POWENS can connect it: 'glaneur bank connect' or 'glaneur bank invite'.", style="default")
+
+
+def powens_connectors(timeout: float = 30.0) -> list:
+    """POWENS' list of connectors (no user token needed), for the checks before any consent or webview and for
+    ``doctor``; errors are :class:`GlaneurError` (an API error as its typed status)."""
+    from connectors.powens import PowensApiError, PowensClient, as_status_error
+    from glaneur import bank
+
+    api_url, client_id, _ = bank.powens_settings().require()
+    try:
+        with PowensClient(api_url, client_id=client_id, timeout=timeout) as client:
+            return client.connectors()
+    except PowensApiError as error:
+        raise as_status_error(error) from None
+
+
+def _connectable(found: bank.Bank) -> object:
+    """The POWENS connector of the referential's ``found`` bank, when it accepts a new connection; else bad input
+    (not listed, restricted, POWENS away), said before anything is recorded."""
+    from glaneur import bank
+
+    try:
+        return bank.match_connector(found, powens_connectors())
+    except GlaneurError as error:
+        raise UsageError(str(error)) from None
 
 
 @bank_app.command("list")
@@ -137,17 +179,14 @@ def connect_with_credentials(
 
     settings = bank.powens_settings()
     api_url, client_id, client_secret = settings.require()
-    from connectors.powens import PowensApiError, PowensClient
+    from connectors.powens import PowensClient
 
     with common.session() as session:
         new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
                                         actor=admin.get_actor(session, org, actor_email), label=label, slug=slug)
         text = bank.consent_text(new.org, new.bank)
+    connector = _connectable(new.bank)
     with PowensClient(api_url, client_id=client_id, client_secret=client_secret) as client:
-        try:
-            connector = bank.match_connector(new.bank, client.connectors())
-        except (GlaneurError, PowensApiError) as error:
-            raise UsageError(str(error)) from None
         given = holder_consents(text)
         with common.session() as session:
             consent = bank.record_consent(session, org, new.bank, holder_email=holder, given=given,
@@ -189,21 +228,15 @@ def bank_invite(
     The bank channel is created now; its request is a Prefect run that waits, suspended (no process
     held), until the holder connects; it needs the deployments, a worker and 'glaneur serve'.
     """
-    from connectors.powens import PowensApiError, PowensClient
     from flows.request_bank_connection import DEPLOYMENT
     from glaneur import admin, bank
 
-    settings = bank.powens_settings()
-    api_url, client_id, client_secret = settings.require()
+    bank.powens_settings().require()
     with common.session() as session:
         new = bank.check_new_connection(session, org, bank_name, binder=binder, recipient=recipient,
                                         actor=common.actor(session, org), label=label, slug=slug)
         person = admin.get_person(session, holder, new.org)
-    with PowensClient(api_url, client_id=client_id, client_secret=client_secret) as client:
-        try:
-            connector = bank.match_connector(new.bank, client.connectors())
-        except (GlaneurError, PowensApiError) as error:
-            raise UsageError(str(error)) from None
+    connector = _connectable(new.bank)
     lookup = common.require_deployment(DEPLOYMENT, nothing="nothing was created or sent.",
                                        what="Bank connection requests", then=" and 'glaneur serve'")
     with common.session() as session:

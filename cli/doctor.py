@@ -31,10 +31,12 @@ def doctor(
 
                 checks = diagnose_iban(session, iban, org, organizations=common.readable_within(session, org=org))
             else:
+                from cli.bank import powens_connectors
                 from glaneur.doctor import diagnose
                 from tasks.deployments import lookup_deployment
 
-                checks = diagnose(session, common.read_channel(session, channel).slug, deployments=lookup_deployment)
+                checks = diagnose(session, common.read_channel(session, channel).slug, deployments=lookup_deployment,
+                                  powens_connectors=lambda: powens_connectors(timeout=10))
         session.rollback()  # reading only: the vault's first use may have written its canary
     table = common.table(f"Diagnosis of {subject}", "Check", "Verdict", "What was found", "Fix")
     for check in checks:

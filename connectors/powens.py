@@ -18,7 +18,9 @@ Written against Powens' public documentation (docs.powens.com), not against the 
   answered. The list takes no capability filter: ``expand`` (``fields``, ``sources``, ``countries``)
   is its only parameter (Powens' OpenAPI description, ``ConnectorsApi.listConnectors``, in
   github.com/powenscompany/powens-sdks); filtering by capability is the webview's
-  ``connector_capabilities``.
+  ``connector_capabilities``. A connector also says ``restricted`` (the same description's ``Connector``:
+  "If true, new connections cannot be added with this connector": the bank is listed, but this client
+  cannot connect it without an agreement with Powens), which Glaneur checks before any consent or webview.
 * ``GET /users/me/connections``: each connection's ``state`` is null (synced) or one of the
   documented error codes, with ``error_message`` ("Error message" page of the webview docs).
   ``PUT /users/me/connections/{id}`` asks for a synchronisation; ``DELETE`` removes it.
@@ -39,16 +41,17 @@ No token or password is ever put in an exception message or a repr.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
 from connectors.base import Engine, Provider
+from connectors.http_api import HttpApi
 from glaneur.bank.states import STATE_STATUS, status_of_state
 from glaneur.errors import (
     ActionNeeded,
@@ -65,6 +68,7 @@ from glaneur.errors import (
 from glaneur.statuses import Status
 
 API_PREFIX = "/2.0"
+R = TypeVar("R")  # a record read from an answer
 
 # The catalogue entry of bank channels (the engine is Powens, not a browser).
 provider = Provider(
@@ -131,6 +135,7 @@ class Connector:
     capabilities: tuple[str, ...]
     fields: tuple[Field_, ...]
     auth_mechanism: str | None = None
+    restricted: bool = False  # documented: "If true, new connections cannot be added with this connector."
 
     @property
     def is_bank(self) -> bool:
@@ -278,28 +283,34 @@ def _currency(item: dict) -> str:
     return str(currency or "EUR")
 
 
-def parse_connectors(payload: Any) -> list[Connector]:
-    what = "the connector list"
-    connectors = []
-    for item in _list(payload, "connectors", what):
-        fields = tuple(
-            Field_(str(f.get("name", "")), str(f.get("label", "")), str(f.get("type", "text")))
-            for f in item.get("fields") or []
-            if isinstance(f, dict)
-        )
-        capabilities = item.get("capabilities") or []
-        if not isinstance(capabilities, list):
-            raise _malformed(what, "'capabilities' is not a list")
-        connectors.append(
-            Connector(
-                id=_int(item, "id", what),
-                name=str(item.get("name") or ""),
-                capabilities=tuple(str(c) for c in capabilities),
-                fields=fields,
-                auth_mechanism=item.get("auth_mechanism"),
-            )
-        )
-    return connectors
+def parse_list(payload: Any, key: str, read: Callable[[dict], R]) -> list[R]:
+    """Each object of the answer's ``key`` list (``connectors``, ``accounts``...) read by ``read`` (``parse_connector``,
+    ``parse_account``...): the one record selector of every list the API answers."""
+    return [read(item) for item in _list(payload, key, f"the '{key}' list")]
+
+
+def _flag(item: dict, name: str, what: str) -> bool:
+    """A documented boolean; absent or null is false, anything else but a boolean is a changed API."""
+    value = item.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise _malformed(what, f"'{name}' is not a boolean")
+    return bool(value)
+
+
+def parse_connector(item: dict) -> Connector:
+    what = "a connector"
+    capabilities = item.get("capabilities") or []
+    if not isinstance(capabilities, list):
+        raise _malformed(what, "'capabilities' is not a list")
+    return Connector(
+        id=_int(item, "id", what),
+        name=str(item.get("name") or ""),
+        capabilities=tuple(str(c) for c in capabilities),
+        fields=tuple(Field_(str(f.get("name", "")), str(f.get("label", "")), str(f.get("type", "text")))
+                     for f in item.get("fields") or [] if isinstance(f, dict)),
+        auth_mechanism=item.get("auth_mechanism"),
+        restricted=_flag(item, "restricted", what),
+    )
 
 
 def parse_connection(item: Any) -> Connection:
@@ -321,27 +332,18 @@ def parse_connection(item: Any) -> Connection:
     )
 
 
-def parse_connections(payload: Any) -> list[Connection]:
-    return [parse_connection(item) for item in _list(payload, "connections", "the connection list")]
-
-
-def parse_accounts(payload: Any) -> list[BankAccount]:
-    what = "the account list"
-    accounts = []
-    for item in _list(payload, "accounts", what):
-        accounts.append(
-            BankAccount(
-                id=_int(item, "id", what),
-                id_connection=_int(item, "id_connection", what),
-                name=str(item.get("name") or item.get("original_name") or ""),
-                number=item.get("number"),
-                iban=(str(item["iban"]).replace(" ", "").upper() if item.get("iban") else None),
-                balance=_decimal(item.get("balance"), "balance", what, required=False),
-                currency=_currency(item),
-                disabled=bool(item.get("disabled")),  # documented: null, or the date it was disabled
-            )
-        )
-    return accounts
+def parse_account(item: dict) -> BankAccount:
+    what = "an account"
+    return BankAccount(
+        id=_int(item, "id", what),
+        id_connection=_int(item, "id_connection", what),
+        name=str(item.get("name") or item.get("original_name") or ""),
+        number=item.get("number"),
+        iban=(str(item["iban"]).replace(" ", "").upper() if item.get("iban") else None),
+        balance=_decimal(item.get("balance"), "balance", what, required=False),
+        currency=_currency(item),
+        disabled=bool(item.get("disabled")),  # documented: null, or the date it was disabled
+    )
 
 
 def parse_transaction(item: dict) -> Transaction:
@@ -364,40 +366,33 @@ def parse_transaction(item: dict) -> Transaction:
 
 
 def parse_transactions_page(payload: Any) -> TransactionPage:
-    items = _list(payload, "transactions", "the transaction list")
+    transactions = parse_list(payload, "transactions", parse_transaction)
     links = payload.get("_links") or {}
     nxt = links.get("next") if isinstance(links, dict) else None
     href = nxt.get("href") if isinstance(nxt, dict) else None
     if href is not None and not isinstance(href, str):
         raise _malformed("the transaction list", "'_links.next.href' is not a string")
-    return TransactionPage([parse_transaction(item) for item in items], href or None)
+    return TransactionPage(transactions, href or None)
 
 
-def parse_subscriptions(payload: Any) -> list[Subscription]:
-    what = "the subscription list"
-    return [
-        Subscription(_int(i, "id", what), _int(i, "id_connection", what), str(i.get("label") or i.get("subscriber") or ""))
-        for i in _list(payload, "subscriptions", what)
-    ]
+def parse_subscription(item: dict) -> Subscription:
+    what = "a subscription"
+    label = str(item.get("label") or item.get("subscriber") or "")
+    return Subscription(_int(item, "id", what), _int(item, "id_connection", what), label)
 
 
-def parse_documents(payload: Any) -> list[BillerDocument]:
-    what = "the document list"
-    documents = []
-    for item in _list(payload, "documents", what):
-        documents.append(
-            BillerDocument(
-                id=_int(item, "id", what),
-                id_subscription=_int(item, "id_subscription", what),
-                date=_date(item.get("date"), "date", what),
-                number=str(item["number"]) if item.get("number") else None,
-                total_amount=_decimal(item.get("total_amount"), "total_amount", what, required=False),
-                currency=_currency(item),
-                url=item.get("url"),
-                name=str(item.get("name") or ""),
-            )
-        )
-    return documents
+def parse_document(item: dict) -> BillerDocument:
+    what = "a document"
+    return BillerDocument(
+        id=_int(item, "id", what),
+        id_subscription=_int(item, "id_subscription", what),
+        date=_date(item.get("date"), "date", what),
+        number=str(item["number"]) if item.get("number") else None,
+        total_amount=_decimal(item.get("total_amount"), "total_amount", what, required=False),
+        currency=_currency(item),
+        url=item.get("url"),
+        name=str(item.get("name") or ""),
+    )
 
 
 def error_from_response(response: httpx.Response) -> PowensApiError:
@@ -477,7 +472,7 @@ def webview_url(base: str, flow: str, *, domain: str, client_id: str, redirect_u
 # --- HTTP ------------------------------------------------------------------------------------------
 
 
-class PowensClient:
+class PowensClient(HttpApi):
     """The REST API 2.0 of one Powens domain. ``token`` is a user's permanent token (from the vault).
 
     Transport failures become :class:`~glaneur.errors.PortalUnavailable`; error answers become
@@ -495,17 +490,7 @@ class PowensClient:
         self._token = token
         self._http = http or httpx.Client(timeout=timeout)
 
-    def __repr__(self) -> str:
-        return f"PowensClient({self.base_url!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> PowensClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    api_name = "Powens"
 
     @property
     def domain(self) -> str:
@@ -520,12 +505,7 @@ class PowensClient:
             if not self._token:
                 raise AwaitingCredentials("No Powens user token: connect the bank first.")
             headers["Authorization"] = f"Bearer {self._token}"
-        try:
-            response = self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise PortalUnavailable(f"Powens did not answer in time ({method} {_path_only(url)}).") from exc
-        except httpx.TransportError as exc:
-            raise PortalUnavailable(f"Powens could not be reached ({type(exc).__name__}).") from exc
+        response = self._send(method, url, headers=headers, **kwargs)
         if response.status_code >= 400:
             raise error_from_response(response)
         if response.status_code == 204 or not response.content:
@@ -559,12 +539,13 @@ class PowensClient:
 
     def connectors(self) -> list[Connector]:
         """Every connector of the domain with its login fields (``fields`` comes only with ``expand=fields``)."""
-        return parse_connectors(self._request("GET", "/connectors", auth=False, params={"expand": "fields"}))
+        return parse_list(self._request("GET", "/connectors", auth=False, params={"expand": "fields"}), "connectors",
+                          parse_connector)
 
     # -- connections --
 
     def connections(self) -> list[Connection]:
-        return parse_connections(self._request("GET", "/users/me/connections"))
+        return parse_list(self._request("GET", "/users/me/connections"), "connections", parse_connection)
 
     def connection(self, connection_id: int) -> Connection:
         return parse_connection(self._request("GET", f"/users/me/connections/{connection_id}"))
@@ -585,7 +566,8 @@ class PowensClient:
 
     def accounts(self, connection_id: int) -> list[BankAccount]:
         """Every account of the connection, disabled ones included (``?all``)."""
-        return parse_accounts(self._request("GET", f"/users/me/connections/{connection_id}/accounts", params={"all": ""}))
+        answer = self._request("GET", f"/users/me/connections/{connection_id}/accounts", params={"all": ""})
+        return parse_list(answer, "accounts", parse_account)
 
     def enable_account(self, account_id: int) -> None:
         self._request("PUT", f"/users/me/accounts/{account_id}", params={"all": ""}, json={"disabled": False})
@@ -628,21 +610,17 @@ class PowensClient:
     # -- billers --
 
     def subscriptions(self) -> list[Subscription]:
-        return parse_subscriptions(self._request("GET", "/users/me/subscriptions"))
+        return parse_list(self._request("GET", "/users/me/subscriptions"), "subscriptions", parse_subscription)
 
     def documents(self, subscription_id: int | None = None) -> list[BillerDocument]:
         path = f"/users/me/subscriptions/{subscription_id}/documents" if subscription_id else "/users/me/documents"
-        return parse_documents(self._request("GET", path))
+        return parse_list(self._request("GET", path), "documents", parse_document)
 
     def document_file(self, document: BillerDocument) -> bytes:
         if not document.url:
             raise _malformed("a document", "no 'url' to its file")
         headers = {"Authorization": f"Bearer {self._token}"}
-        url = urljoin(self.base_url + "/", document.url)
-        try:
-            response = self._http.get(url, headers=headers)
-        except httpx.TransportError as exc:
-            raise PortalUnavailable(f"Powens could not be reached ({type(exc).__name__}).") from exc
+        response = self._send("GET", urljoin(self.base_url + "/", document.url), headers=headers)
         if response.status_code >= 400:
             raise error_from_response(response)
         return response.content

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from connectors.http_api import HttpApi
 from glaneur.errors import PortalChanged, PortalUnavailable, RateLimited, WrongCredentials
 
 LIST_PATH = "/api/v1/statement-files"
@@ -36,24 +37,16 @@ class Listing:
     cursor: str | None  # to pass as ``after`` next time
 
 
-class StatementApi:
+class StatementApi(HttpApi):
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(
+        self._http = httpx.Client(
             base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
 
-    def __repr__(self) -> str:
-        return f"StatementApi({self.base_url!r})"
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> StatementApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @property
+    def api_name(self) -> str:
+        return f"the statement API at {self.base_url}"
 
     def list_files(self, after: str | None) -> Listing:
         """Every file made available after ``after`` (all pages), oldest first."""
@@ -82,14 +75,7 @@ class StatementApi:
         return self._get(f"{LIST_PATH}/{remote.id}").content
 
     def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
-        try:
-            response = self._client.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise PortalUnavailable(f"the statement API at {self.base_url} did not answer in time.") from exc
-        except httpx.TransportError as exc:
-            raise PortalUnavailable(
-                f"the statement API at {self.base_url} could not be reached ({type(exc).__name__})."
-            ) from exc
+        response = self._send("GET", path, params=params)
         if response.status_code in (401, 403):
             raise WrongCredentials(f"the statement API at {self.base_url} refused the firm's token.")
         if response.status_code == 429:

@@ -93,11 +93,13 @@ def diagnose(
     settings: Settings | None = None,
     now: datetime | None = None,
     deployments: Callable[[str], DeploymentLookup] | None = None,
+    powens_connectors: Callable[[], list] | None = None,
 ) -> list[Check]:
     """The checks of one channel, in the order a support agent walks them. Never commits.
 
     ``deployments`` asks the Prefect server about a deployment by name; without it the next run is
-    computed only.
+    computed only. ``powens_connectors`` asks POWENS for its list of connectors (a bank channel's bank
+    still listed, and not restricted); without it that check is left out.
     """
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
@@ -105,7 +107,7 @@ def diagnose(
     if found.kind == ChannelKind.BANK:
         from glaneur.bank.doctor import diagnose_bank  # the POWENS page's checklist
 
-        return diagnose_bank(session, found, now)
+        return diagnose_bank(session, found, now, powens_connectors=powens_connectors)
     if admin.is_deleted(found):
         return [_deleted(session, found)]
     accounts = admin.channel_accounts(session, found)

@@ -73,6 +73,12 @@ NOT_IN_POWENS = (
     "La banque n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement bancaire est compatible avec "
     "le service POWENS ou contactez le support technique."
 )
+# A connector POWENS lists but marks ``restricted``: "new connections cannot be added with this connector".
+RESTRICTED_IN_POWENS = (
+    "La banque apparaît dans la liste POWENS, mais POWENS n'y accepte pas de nouvelle connexion pour ce client "
+    "(connecteur restreint : un accord avec POWENS est nécessaire). Vérifiez que l'établissement bancaire est "
+    "compatible avec le service POWENS tel qu'il est ouvert ici ou contactez le support technique."
+)
 
 
 class PowensSettings(BaseSettings):
@@ -155,14 +161,32 @@ def get_bank(session: Session, org: Organization | str, name: str) -> Bank:
     return found
 
 
+def find_connector(bank: Bank, connectors: list) -> object | None:
+    """The Powens bank connector whose name is the referential's bank (restricted or not), or None."""
+    return next((c for c in connectors if c.is_bank and name_key(c.name) == bank.name_key), None)
+
+
+def connector_problem(bank: Bank, connector: object | None) -> tuple[str, str] | None:
+    """Why ``bank`` cannot be connected through this Powens client (its connector: :func:`find_connector`), and the
+    help page's advice; None when it can."""
+    if connector is None:
+        return f"'{bank.name}' is not in the POWENS list of banks.", NOT_IN_POWENS
+    if connector.restricted:
+        return (f"'{bank.name}' cannot be connected through this POWENS client: its POWENS connector is restricted "
+                "(no new connection without an agreement with POWENS).", RESTRICTED_IN_POWENS)
+    return None
+
+
 def match_connector(bank: Bank, connectors: list) -> object:
-    """The Powens bank connector whose name is the referential's bank; else the help page's FAQ answer."""
-    for connector in connectors:
-        if connector.is_bank and name_key(connector.name) == bank.name_key:
-            return connector
+    """The Powens bank connector of the referential's bank that accepts a new connection; else why not, with the
+    help page's advice (:class:`~glaneur.errors.NotCompatible`), before any consent is asked or webview opened."""
     from glaneur.errors import NotCompatible
 
-    raise NotCompatible(f"'{bank.name}' is not in the POWENS list of banks. {NOT_IN_POWENS}")
+    connector = find_connector(bank, connectors)
+    problem = connector_problem(bank, connector)
+    if problem:
+        raise NotCompatible(" ".join(problem))
+    return connector
 
 
 # --- consent -----------------------------------------------------------------------------------------

@@ -9,18 +9,22 @@ also receives bank statements (the firm side), the latest statement against the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlmodel import Session
 
 from glaneur import bank
 from glaneur.doctor import Check, Verdict, _last_run, _status
-from glaneur.errors import UsageError
-from glaneur.models import BankConsentState, Channel, CollectionRun
+from glaneur.errors import GlaneurError, UsageError
+from glaneur.models import Bank, BankConnection, BankConsentState, Channel, CollectionRun
 from glaneur.statuses import Status, describe
 
 
-def diagnose_bank(session: Session, channel: Channel, now: datetime) -> list[Check]:
+def diagnose_bank(session: Session, channel: Channel, now: datetime, *,
+                  powens_connectors: Callable[[], list] | None = None) -> list[Check]:
+    """``powens_connectors`` asks POWENS for its list (from outside the domain); without it, the bank's POWENS
+    connector is not checked."""
     from sqlmodel import col, select
 
     checks = [_status(session, channel)]
@@ -41,6 +45,8 @@ def diagnose_bank(session: Session, channel: Channel, now: datetime) -> list[Che
                             f"POWENS connection {connection.powens_connection_id}: state {state}"
                             f"{' (' + connection.error_message + ')' if connection.error_message else ''}",
                             describe(status).message))
+    if powens_connectors is not None:
+        checks.append(_powens_connector(session, connection, powens_connectors))
     consent = bank.consent_of(session, connection)
     if consent is None:
         checks.append(Check("consent", Verdict.FAIL, "no consent of the account holder recorded",
@@ -73,6 +79,28 @@ def diagnose_bank(session: Session, channel: Channel, now: datetime) -> list[Che
                         .order_by(col(CollectionRun.started_at).desc(), col(CollectionRun.id).desc()).limit(50)).all()
     checks.append(_last_run("last run", channel, list(runs), None))
     return checks
+
+
+def _powens_connector(session: Session, connection: BankConnection, powens_connectors: Callable[[], list]) -> Check:
+    """Whether POWENS still lists the channel's bank and accepts new connections to it (not ``restricted``)."""
+    name = "POWENS bank"
+    found = session.get(Bank, connection.bank_id)
+    try:
+        connectors = powens_connectors()
+    except (GlaneurError, UsageError) as error:  # away, refusing, or not configured: said, never a crash
+        said = error.user_message if isinstance(error, GlaneurError) else str(error)
+        return Check(name, Verdict.WARN, f"POWENS could not be asked for its list of banks ({said})",
+                     "Check GLANEUR_POWENS_API_URL and that POWENS answers, then run doctor again.")
+    connector = next((c for c in connectors if c.id == connection.powens_connector_id), None)
+    connector = connector or bank.find_connector(found, connectors)
+    problem = bank.connector_problem(found, connector)
+    if problem is None:
+        return Check(name, Verdict.OK, f"'{connector.name}' (POWENS connector {connector.id}) accepts new connections")
+    what, advice = problem
+    if connection.powens_connection_id is None:
+        return Check(name, Verdict.FAIL, f"{what} The connection this channel waits for would be refused.", advice)
+    return Check(name, Verdict.WARN, f"{what} POWENS connection {connection.powens_connection_id} keeps collecting, "
+                 "but a new one (after a revocation, or for a new channel) would be refused.", advice)
 
 
 def bank_status(state: str) -> Status:

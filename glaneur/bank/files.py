@@ -8,6 +8,7 @@ Keys follow the storage layout: ``{org}/{binder}/{channel}/{yyyy}/{mm}/{day}_pow
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from datetime import date
@@ -100,6 +101,39 @@ def _text(value: str, limit: int) -> str:
     return escape(value[:limit])
 
 
+MAX_ACCOUNT_ID = 34  # Acct/Id/Othr/Id is Max34Text
+MAX_ACCOUNT_NAME = 70  # Acct/Nm is Max70Text
+MAX_STATEMENT_INFORMATION = 500  # Stmt/AddtlStmtInf is Max500Text
+POWENS_ACCOUNT_SCHEME = "POWENS-ACCOUNT-ID"  # Othr/SchmeNm/Prtry (Max35Text): the identifier is POWENS' account id
+
+
+def _camt_account(account: BankAccount) -> tuple[str, str, str]:
+    """``Acct/Id``'s content, then ``Acct/Nm`` and ``Stmt/AddtlStmtInf`` (empty, or carrying a replaced number).
+
+    An IBAN the schema accepts is ``IBAN``. Anything else (a number, an IBAN the schema refuses) is
+    ``Othr/Id``, Max34Text, as it is when it fits. A longer number is never cut, since two accounts sharing
+    their first 34 characters would become one account in the books: ``Othr/Id`` is then ``POWENS-{id}``, the
+    account's POWENS id (stable across days, unique within the POWENS domain), ``SchmeNm/Prtry`` and ``Issr``
+    saying so, and the full number is kept where the schema allows its length: ``Acct/Nm`` (70 characters)
+    when it fits, and ``AddtlStmtInf`` (500), or its length and SHA-256 there when even that is too short.
+    """
+    iban = (account.iban or "").replace(" ", "").upper()
+    if _IBAN.fullmatch(iban):
+        return f"<IBAN>{iban}</IBAN>", "", ""
+    number = account.iban or account.number or str(account.powens_id)
+    if len(number) <= MAX_ACCOUNT_ID:
+        return f"<Othr><Id>{escape(number)}</Id></Othr>", "", ""
+    identifier = f"POWENS-{account.powens_id}"
+    scheme = f"<SchmeNm><Prtry>{POWENS_ACCOUNT_SCHEME}</Prtry></SchmeNm><Issr>POWENS</Issr>"
+    name = f"<Nm>{escape(number)}</Nm>" if len(number) <= MAX_ACCOUNT_NAME else ""
+    said = f"Numéro de compte : {number}"
+    if len(said) > MAX_STATEMENT_INFORMATION:
+        digest = hashlib.sha256(number.encode()).hexdigest()
+        said = f"Numéro de compte de {len(number)} caractères, SHA-256 {digest} (complet dans le fichier OFX du jour)"
+    return (f"<Othr><Id>{escape(identifier)}</Id>{scheme}</Othr>", name,
+            f"<AddtlStmtInf>{escape(said)}</AddtlStmtInf>")
+
+
 def _camt_amount(value: str) -> tuple[str, str]:
     """ISO 20022 amounts are unsigned with a credit/debit mark."""
     negative = value.startswith("-")
@@ -113,7 +147,8 @@ def to_camt053(account: BankAccount, movements: list[BankMovement], day: date, *
     balance); deleted ones are left out. ``CLBD`` is the account's balance as POWENS gave it at the
     sync; ``OPBD`` is derived, the balance before this file's booked entries (the file holds the day's
     new and updated movements, not a bank's full statement). ``NtryRef`` and ``AcctSvcrRef`` carry the
-    Powens id and version, so a re-import recognises an entry. ``created`` (ISO date-time) is given by
+    Powens id and version, so a re-import recognises an entry. The account is its IBAN, else its number,
+    never cut (:func:`_camt_account`). ``created`` (ISO date-time) is given by
     the caller, so the same movements always give the same bytes.
     """
     from decimal import Decimal
@@ -122,10 +157,7 @@ def to_camt053(account: BankAccount, movements: list[BankMovement], day: date, *
     closing = Decimal(account.balance or "0")
     booked = sum((Decimal(m.amount) for m in kept if not m.coming), Decimal(0))
     currency = escape(account.currency)
-    account_id = account.iban or account.number or str(account.powens_id)
-    iban = (account.iban or "").replace(" ", "").upper()
-    identification = (f"<IBAN>{iban}</IBAN>" if _IBAN.fullmatch(iban)
-                      else f"<Othr><Id>{_text(account_id, 34)}</Id></Othr>")
+    identification, name, statement_information = _camt_account(account)
     start = min((m.booking_date for m in kept), default=day)
 
     def balance(code: str, amount: Decimal) -> str:
@@ -156,8 +188,8 @@ def to_camt053(account: BankAccount, movements: list[BankMovement], day: date, *
         f"<BkToCstmrStmt><GrpHdr><MsgId>{statement_id}</MsgId><CreDtTm>{escape(created)}</CreDtTm></GrpHdr>"
         f"<Stmt><Id>{statement_id}</Id><CreDtTm>{escape(created)}</CreDtTm>"
         f"<FrToDt><FrDtTm>{start.isoformat()}T00:00:00</FrDtTm><ToDtTm>{day.isoformat()}T23:59:59</ToDtTm></FrToDt>"
-        f"<Acct><Id>{identification}</Id><Ccy>{currency}</Ccy></Acct>"
-        f"{balance('OPBD', closing - booked)}{balance('CLBD', closing)}{''.join(entries)}"
+        f"<Acct><Id>{identification}</Id><Ccy>{currency}</Ccy>{name}</Acct>"
+        f"{balance('OPBD', closing - booked)}{balance('CLBD', closing)}{''.join(entries)}{statement_information}"
         "</Stmt></BkToCstmrStmt></Document>\n"
     )
     return body.encode("utf-8")

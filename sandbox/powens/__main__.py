@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     url = handle.urls["powens"]
     print(f"Powens sandbox: API {url}/2.0, webview {url}/connect")
     print(f"Test connector: any bank; password {PASSWORD}; the login chooses the scenario: ok (SMS code "
-          f"{SMS_CODE}), decoupled, or a state name (wrongpass, SCARequired, websiteUnavailable, ...).", flush=True)
+          f"{SMS_CODE}), decoupled, or a state name (wrongpass, SCARequired, websiteUnavailable, ...). "
+          f"{', '.join(c.name for c in world.connectors if c.restricted)}: listed, but restricted (no new "
+          "connection).", flush=True)
     return serve_until_interrupted(handle)
 
 if __name__ == "__main__":

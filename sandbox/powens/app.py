@@ -10,7 +10,10 @@ Billers: ``GET /2.0/users/me/subscriptions``, ``GET /2.0/users/me[/subscriptions
 with a ``url`` to its PDF, ``GET /2.0/users/me/documents/{id}/file``).
 
 Webview: ``GET /connect|/reconnect|/manage?client_id=&redirect_uri=&code=[&connection_id=][&state=]
-[&connector_capabilities=document]`` (billers rather than banks);
+[&connector_capabilities=bank,document]``: the first step lists the connectors having **any** of the
+comma-separated capabilities (``bank`` when absent), as Powens' webview SDK uses the list (its example
+asks ``['bank', 'bankwealth', 'document']``: banks, wealth institutions and billers together); a
+``restricted`` connector (no new connection) is never offered, and choosing it anyway is refused;
 it redirects to ``redirect_uri`` with ``connection_id`` (and ``state``), or with ``error`` and
 ``error_description`` when the user refuses the consent or cancels.
 
@@ -28,7 +31,6 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sandbox.powens.state import (
-    CONNECTORS,
     DOCUMENTED_STATES,
     PASSWORD,
     SMS_CODE,
@@ -110,7 +112,8 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
     async def connectors(expand: str = ""):
         """As documented: ``fields`` (and ``sources``, ``countries``) only when asked with ``expand``."""
         asked = set(expand.split(","))
-        return {"connectors": [c.payload(fields="fields" in asked) for c in CONNECTORS], "total": len(CONNECTORS)}
+        return {"connectors": [c.payload(fields="fields" in asked) for c in world.connectors],
+                "total": len(world.connectors)}
 
     # -- connections --
 
@@ -202,8 +205,8 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
     def biller_items(user: int, connection_id: int | None = None):
         found = []
         for connection in list(world.connections.values()):
-            connector = next(c for c in CONNECTORS if c.id == connection.id_connector)
-            if connection.id_user != user or "document" not in connector.capabilities or connection.state is not None:
+            connector = world.connector(connection.id_connector)
+            if connection.id_user != user or connector is None or "document" not in connector.capabilities or connection.state is not None:
                 continue
             if connection_id is not None and connection.id != connection_id:
                 continue
@@ -255,6 +258,14 @@ def _page(title: str, body: str, refresh: bool = False) -> HTMLResponse:
     )
 
 
+def _choose_title(capabilities: tuple[str, ...]) -> str:
+    banks = any(c in ("bank", "bankwealth", "transfer") for c in capabilities)
+    billers = "document" in capabilities
+    if banks and billers:
+        return "Choisissez votre banque ou votre fournisseur"
+    return "Choisissez votre fournisseur" if billers else "Choisissez votre banque"
+
+
 def _redirect(session: WebviewSession, **params: str) -> RedirectResponse:
     if session.state:
         params["state"] = session.state
@@ -284,9 +295,9 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
         user = world.take_code(query.get("code") or "")
         if user is None:
             return _page("Erreur", '<p class=error id=error>Lien expiré ou déjà utilisé : demandez un nouveau lien.</p>')
+        asked = tuple(c.strip() for c in (query.get("connector_capabilities") or "bank").split(",") if c.strip())
         session = WebviewSession(id=world.new_code(0), id_user=user, redirect_uri=redirect_uri,
-                                 state=query.get("state"), flow=flow,
-                                 capability=(query.get("connector_capabilities") or "bank").split(",")[0])
+                                 state=query.get("state"), flow=flow, capabilities=asked or ("bank",))
         world.webviews[session.id] = session
         if flow in ("reconnect", "manage") and query.get("connection_id"):
             connection = world.connections.get(int(query["connection_id"]))
@@ -324,9 +335,9 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
             banks = "".join(
                 f'<li><form method=post action="/webview/{session.id}/bank"><input type=hidden name=connector '
                 f'value="{c.id}"><button class=bank data-name="{html.escape(c.name)}">{html.escape(c.name)}</button></form></li>'
-                for c in CONNECTORS if session.capability in c.capabilities
+                for c in world.connectors if c.offered(session.capabilities)
             )
-            title = "Choisissez votre banque" if session.capability == "bank" else "Choisissez votre fournisseur"
+            title = _choose_title(session.capabilities)
             return _page(title, f"<ul id=banks>{banks}</ul>{cancel}")
         if session.step == "consent":
             return _page("Votre consentement", f"<p id=consent-text>{html.escape(CONSENT_TEXT)}</p>"
@@ -334,7 +345,7 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
                          '<button name=decision value=accept id=accept>J\'accepte</button>'
                          '<button name=decision value=refuse id=refuse>Je refuse</button></form>')
         if session.step == "credentials":
-            connector = next(c for c in CONNECTORS if c.id == session.connector_id)
+            connector = world.connector(session.connector_id)
             error = '<p class=error id=error>Identifiant ou mot de passe incorrect.</p>' if session.errors else ""
             return _page(f"Connexion à {connector.name}", f"{error}"
                          f'<form method=post action="/webview/{session.id}/credentials">'
@@ -353,7 +364,7 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
                          "banque. Cette page se met à jour d'elle-même.</p>" + cancel, refresh=True)
         if session.step == "manage":
             rows = "".join(
-                f'<li>Connexion {c.id} ({html.escape(next(x.name for x in CONNECTORS if x.id == c.id_connector))})'
+                f'<li>Connexion {c.id} ({html.escape(world.connector(c.id_connector).name)})'
                 f'<form method=post action="/webview/{session.id}/delete"><input type=hidden name=connection '
                 f'value="{c.id}"><button class=delete>Supprimer</button></form></li>'
                 for c in world.connections.values() if c.id_user == session.id_user
@@ -364,6 +375,12 @@ def _webview(app: FastAPI, world: PowensWorld) -> None:
 
     @app.post("/webview/{session_id}/bank")
     async def bank(connector: int = Form(...), session: WebviewSession = Depends(webview_session)):
+        chosen = world.connector(connector)
+        if chosen is None or not chosen.offered(session.capabilities):  # a restricted one: no new connection
+            said = ("Cet établissement n'accepte pas de nouvelle connexion pour cette application."
+                    if chosen is not None and chosen.restricted else "Établissement inconnu.")
+            return _page("Établissement indisponible", f"<p class=error id=error>{said}</p>"
+                         + _cancel_button(session.id))
         session.connector_id = connector
         session.step = "consent"
         return RedirectResponse(f"/webview/{session.id}", status_code=303)

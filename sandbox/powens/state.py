@@ -15,6 +15,9 @@ the **login** typed in the webview chooses the scenario:
 
 The **password** must be ``1234``; anything else is a wrong password, as in the webview of a bank.
 
+"Banque Réservée" is listed with ``restricted: true`` (Powens' ``Connector``: "new connections cannot be
+added with this connector"): the webview never offers it and refuses it when chosen anyway.
+
 Movements change day after day: on the clock's day D each account has a few movements dated D,
 not booked yet (``coming: true``); on D+1 they are booked (``coming: false``, ``last_update`` moves),
 and new ones appear. Nothing is visible before ``first_movements_delay`` seconds after the connection
@@ -62,6 +65,11 @@ class SandboxConnector:
     id: int
     name: str
     capabilities: tuple[str, ...]
+    restricted: bool = False  # "If true, new connections cannot be added with this connector" (Powens' OpenAPI)
+
+    def offered(self, capabilities: tuple[str, ...]) -> bool:
+        """Whether the webview's first step lists it: any of the asked capabilities, and open to new connections."""
+        return not self.restricted and any(c in self.capabilities for c in capabilities)
 
     def payload(self, *, fields: bool = False) -> dict:
         found = {
@@ -71,7 +79,7 @@ class SandboxConnector:
             "capabilities": list(self.capabilities),
             "auth_mechanism": "credentials",
             "hidden": False,
-            "restricted": False,
+            "restricted": self.restricted,
             "charged": True,
             "code": None,
             "beta": False,
@@ -89,6 +97,7 @@ CONNECTORS = (
     SandboxConnector(40, "Connecteur de test", ("bank", "document")),
     SandboxConnector(41, "Banque Exemple", ("bank", "transfer")),
     SandboxConnector(42, "Banque Populaire du Test", ("bank",)),
+    SandboxConnector(43, "Banque Réservée", ("bank",), restricted=True),  # listed, but no new connection
     SandboxConnector(60, "Énergie Verte", ("document",)),  # a biller
 )
 
@@ -168,7 +177,7 @@ class WebviewSession:
     consented: bool = False
     login: str | None = None
     step: str = "bank"  # bank, consent, credentials, sms, decoupled
-    capability: str = "bank"  # which connectors the first step lists (connector_capabilities)
+    capabilities: tuple[str, ...] = ("bank",)  # the connectors the first step lists (connector_capabilities)
     decoupled_since: float | None = None
     approved: bool = False
     errors: int = 0
@@ -184,6 +193,7 @@ class PowensWorld:
     webhook_url: str | None = None  # where CONNECTION_SYNCED / CONNECTION_DELETED are posted, signed
     webhook_secret: str | None = None
     today: date = field(default_factory=date.today)
+    connectors: tuple[SandboxConnector, ...] = CONNECTORS  # a test may turn one restricted (dataclasses.replace)
     lock: threading.RLock = field(default_factory=threading.RLock)
     tokens: dict[str, int] = field(default_factory=dict)
     codes: dict[str, tuple[int, datetime]] = field(default_factory=dict)
@@ -263,7 +273,7 @@ class PowensWorld:
                     per_day = max(1, int(login.removeprefix("bench-")) // (HISTORY_DAYS + 1))
                 except ValueError:
                     per_day = 3
-            connector = next((c for c in CONNECTORS if c.id == connector_id), None)
+            connector = self.connector(connector_id)
             if connector is not None and "bank" not in connector.capabilities:  # a biller: documents, no account
                 connection.last_update = self.now() if state is None else None
                 return connection
@@ -273,6 +283,9 @@ class PowensWorld:
             if state is None:
                 connection.last_update = self.now()
             return connection
+
+    def connector(self, connector_id: int | None) -> SandboxConnector | None:
+        return next((c for c in self.connectors if c.id == connector_id), None)
 
     def _add_account(self, connection: Connection, name: str, kind: str, *, disabled: bool, per_day: int) -> None:
         account_id = self._next_account
@@ -484,7 +497,7 @@ BILLER_MONTHS = 3  # documents of the three months before the clock's, and the c
 
 def biller_documents(world: PowensWorld, connection: Connection) -> tuple[dict, list[dict]]:
     """A biller connection's one subscription and its monthly documents, as of the clock's day."""
-    connector = next(c for c in CONNECTORS if c.id == connection.id_connector)
+    connector = world.connector(connection.id_connector)
     subscription = {"id": connection.id * 10 + 1, "id_connection": connection.id, "id_user": connection.id_user,
                     "label": "Contrat électricité", "subscriber": f"CLIENT-{connection.id}", "number": None,
                     "validity": None, "renewdate": None, "currency": {"id": "EUR"}}

@@ -36,6 +36,7 @@ ANNE = "anne@acme.example"
 BOB = "bob@acme.example"  # no accounting right
 BANK = "Connecteur de test"
 SLUG = "acme-connecteur-de-test"
+RESERVED = "Banque Réservée"  # the sandbox's restricted connector
 SECRET = "sandbox-client-secret-0123456789"
 DAY1 = date(2026, 11, 20)
 
@@ -120,12 +121,31 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
     assert refused.exit_code == 2 and "Add it first, before any connection" in " ".join(refused.output.split())
     bob = glaneur("--as", BOB, "bank", "add", "acme", BANK)
     assert bob.exit_code == 2 and "Autoriser l'accès au paramétrage de la comptabilité" in bob.output
-    ok("--as", ANNE, "bank", "add", "acme", BANK)
+    added = ok("--as", ANNE, "bank", "add", "acme", BANK)
+    assert "POWENS can connect it" in added.output
     unknown = glaneur("--as", ANNE, "bank", "add", "acme", "Banque Inconnue")
     assert unknown.exit_code == 0  # the referential accepts any bank...
+    assert "La banque n'apparaît pas dans la liste POWENS" in " ".join(unknown.output.split())  # ...and says so
     far = glaneur("--as", ANNE, "bank", "connect", "acme", "Banque Inconnue", "--holder", ANNE, "--binder", "banque",
                   "--recipient", ANNE, "--login", "ok", "--holder-consents", "--password-stdin", input="1234\n")
     assert far.exit_code == 2 and "La banque n'apparaît pas dans la liste POWENS" in far.output  # ...POWENS does not
+
+    # Listed by POWENS but restricted (no new connection for this client): the referential keeps it and says so at
+    # once; connect and invite refuse it with the page's advice, before any consent, POWENS user or channel.
+    reserved = ok("--as", ANNE, "bank", "add", "acme", RESERVED)
+    said = " ".join(reserved.output.split())
+    assert f"'{RESERVED}' cannot be connected through this POWENS client: its POWENS connector is restricted" in said
+    assert "contactez le support technique" in said and "'glaneur bank connect' and 'bank invite' refuse it" in said
+    where = ("--holder", ANNE, "--binder", "banque", "--recipient", ANNE)
+    for command in (("connect", "acme", RESERVED, *where, "--login", "ok", "--holder-consents", "--password-stdin"),
+                    ("invite", "acme", RESERVED, *where)):
+        refused = glaneur("--as", ANNE, "bank", *command, input="1234\n123456\n")
+        said = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and "its POWENS connector is restricted" in said, (command, refused.output)
+        assert "un accord avec POWENS est nécessaire" in said
+    with session() as s:
+        assert not s.exec(select(BankConsent)).all() and not s.exec(select(Channel)).all()
+    assert not world.tokens and not world.connections
 
     # The holder refuses: recorded, nothing connected.
     no = connect("ok", "1234\n", consent="--holder-refuses")
@@ -201,6 +221,23 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
     assert "Consent: given by anne@acme.example" in " ".join(show.output.split())
     doctor = ok("doctor", SLUG)
     assert "given by anne@acme.example" in " ".join(doctor.output.split()) and "No check failed" in doctor.output
+    assert "POWENS bank" in doctor.output
+
+    # POWENS restricts the bank after the connection: doctor warns (it keeps collecting, a new connection would be
+    # refused) with the page's advice, over HTTP as the command asks it; collection goes on.
+    from dataclasses import replace
+
+    from cli.bank import powens_connectors
+    from glaneur import bank
+    from glaneur.doctor import Verdict, diagnose
+
+    world.connectors = tuple(replace(c, restricted=c.name == BANK) for c in world.connectors)
+    with session() as s:
+        [check] = [c for c in diagnose(s, SLUG, powens_connectors=powens_connectors) if c.name == "POWENS bank"]
+    assert check.verdict == Verdict.WARN and f"POWENS connection {remote.id} keeps collecting" in check.detail
+    assert check.fix == bank.RESTRICTED_IN_POWENS
+    assert "No check failed" in ok("doctor", SLUG).output
+    assert run_bank(world)["status"] == "ok"
 
 
 EXPECTED = {
@@ -343,3 +380,55 @@ def test_decoupled_approval_dispatch_then_revoking_consent_purges(powens, glaneu
     assert "revoked" in shown.output
     doctor = glaneur("doctor", SLUG)
     assert doctor.exit_code == 1 and "consent of anne@acme.example revoked" in " ".join(doctor.output.split())
+
+
+def test_the_webview_offers_any_asked_capability_and_never_a_restricted_bank(powens):
+    """The webview's ``connector_capabilities`` is a comma-separated list: its first step lists the connectors
+    having **any** of them (Powens' webview SDK asks ``['bank', 'bankwealth', 'document']`` in one list), ``bank``
+    when absent. A restricted connector is never offered; choosing it anyway is refused, and the driver of option
+    1 says the bank is not in the list. Real Chromium on the sandbox's webview."""
+    from connectors.powens import PowensClient, webview_url
+    from connectors.powens_webview import drive
+    from glaneur.bank import powens_settings
+    from glaneur.errors import NotCompatible
+    from glaneur.settings import get_settings
+    from tasks.browser import launch_browser
+
+    world = powens
+    settings = powens_settings()
+    api_url, client_id, client_secret = settings.require()
+    client = PowensClient(api_url, client_id=client_id, client_secret=client_secret)
+    client.init_user()
+
+    def opening(capabilities: tuple[str, ...] | None = None) -> str:
+        return webview_url(settings.webview_url, "connect", domain=client.domain, client_id=client_id,
+                           redirect_uri=settings.redirect_uri, code=client.temporary_code(), capabilities=capabilities)
+
+    banks = ["Connecteur de test", "Banque Exemple", "Banque Populaire du Test"]
+    expected = {
+        None: (banks, "Choisissez votre banque"),
+        ("document",): (["Connecteur de test", "Énergie Verte"], "Choisissez votre fournisseur"),
+        ("bank", "document"): ([*banks, "Énergie Verte"], "Choisissez votre banque ou votre fournisseur"),
+        ("transfer",): (["Banque Exemple"], "Choisissez votre banque"),
+        ("transfer", "document"): (["Connecteur de test", "Banque Exemple", "Énergie Verte"],
+                                   "Choisissez votre banque ou votre fournisseur"),
+        ("bankwealth",): ([], "Choisissez votre banque"),
+    }
+    with launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            for capabilities, (names, title) in expected.items():
+                page.goto(opening(capabilities))
+                shown = page.locator("button.bank").evaluate_all("buttons => buttons.map(b => b.dataset.name)")
+                assert shown == names and page.locator("h1").inner_text() == title, capabilities
+            page.goto(opening(("bank", "document")))  # the restricted bank chosen anyway, by a hand-made form
+            refused = page.request.post(f"{page.url}/bank", form={"connector": "43"})
+            assert "n'accepte pas de nouvelle connexion" in refused.text()
+            with pytest.raises(NotCompatible, match="'Banque Réservée' does not appear in the POWENS list"):
+                drive(page, opening(), redirect_uri=settings.redirect_uri, bank_name=RESERVED, login="ok",
+                      password="1234", ask_code=lambda prompt: "123456")
+        finally:
+            context.close()
+            client.close()
+    assert not world.connections

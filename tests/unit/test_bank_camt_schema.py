@@ -9,6 +9,7 @@ empty and markup-laden wordings, long texts, and a day with no movement left to 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 from glaneur.bank import files as bank_files
@@ -59,3 +60,47 @@ def test_every_shape_of_movement_gives_a_valid_camt053():
         assert camt053_errors(camt(account, movements)) == [], account.name
         assert camt053_errors(camt(account, [])) == [], f"{account.name}: a day with nothing to file"
         assert camt053_errors(camt(account, [movements[3]])) == [], f"{account.name}: only a deleted movement"
+
+
+def test_a_number_too_long_for_othr_id_is_replaced_not_cut():
+    """``Acct/Id/Othr/Id`` is Max34Text: two accounts whose numbers share their first 34 characters stay two
+    accounts (their POWENS ids), and the full number stays in the file (``Acct/Nm``, ``AddtlStmtInf``)."""
+    from lxml import etree
+
+    shared = "CARTE-DIFFEREE-0001-0002-0003-0004"  # 34 characters
+    assert len(shared) == 34
+    first = BankAccount(connection_id=1, powens_id=21, name="Carte A", number=shared + "-A", balance="1.00")
+    second = BankAccount(connection_id=1, powens_id=22, name="Carte B", number=shared + "-B", balance="1.00")
+    fits = BankAccount(connection_id=1, powens_id=23, name="Carte C", number=shared, balance="1.00")
+    huge = BankAccount(connection_id=1, powens_id=24, name="Contrat", number="N" * 80, balance="1.00")
+    absurd = BankAccount(connection_id=1, powens_id=25, name="Contrat", number="9" * 600, balance="1.00")
+    not_an_iban = BankAccount(connection_id=1, powens_id=26, name="Compte", iban="FR76 <&> " + "1" * 40, balance="1.00")
+    entries = [movement(31, "-5.00", wording="CB", original_wording="CB", kind="card")]
+    ns = {"c": bank_files.CAMT_NAMESPACE}
+
+    def account_of(data: bytes) -> tuple[str, str | None, str | None, str | None, str | None]:
+        root = etree.fromstring(data)
+        return (root.findtext(".//c:Acct/c:Id/c:Othr/c:Id", namespaces=ns),
+                root.findtext(".//c:Acct/c:Id/c:Othr/c:SchmeNm/c:Prtry", namespaces=ns),
+                root.findtext(".//c:Acct/c:Id/c:Othr/c:Issr", namespaces=ns),
+                root.findtext(".//c:Acct/c:Nm", namespaces=ns),
+                root.findtext(".//c:Stmt/c:AddtlStmtInf", namespaces=ns))
+
+    files = {account.powens_id: camt(account, entries) for account in (first, second, fits, huge, absurd, not_an_iban)}
+    for powens_id, data in files.items():
+        assert camt053_errors(data) == [], powens_id
+    assert account_of(files[21]) == ("POWENS-21", "POWENS-ACCOUNT-ID", "POWENS", first.number,
+                                     f"Numéro de compte : {first.number}")
+    assert account_of(files[22])[0] == "POWENS-22"  # not the same account as 21, as cutting would have made it
+    assert account_of(files[23]) == (shared, None, None, None, None)  # a number that fits is written as it is
+    identifier, _, _, name, said = account_of(files[24])
+    assert identifier == "POWENS-24" and name is None and said == f"Numéro de compte : {'N' * 80}"  # over Max70Text
+    identifier, _, _, name, said = account_of(files[25])
+    assert identifier == "POWENS-25" and name is None and len(said) <= 500
+    assert "600 caractères" in said and hashlib.sha256(absurd.number.encode()).hexdigest() in said
+    assert account_of(files[26])[3] == not_an_iban.iban  # escaped, kept whole
+    # CSV and OFX keep the full number: OFX in ACCTID, and both in the day's file names.
+    assert f"<ACCTID>{absurd.number}</ACCTID>" in bank_files.to_ofx(absurd, entries, DAY).decode()
+    keys = [bank_files.file_keys(organization="o", binder="b", channel="c", account=a, day=DAY)["csv"]
+            for a in (first, second)]
+    assert keys[0] != keys[1]

@@ -261,3 +261,49 @@ def test_the_holder_is_told_in_one_sentence_what_happened_and_what_to_do(acme, m
             assert "ACME" in body and reason in body and "en tant que titulaire du compte" in body
             assert "ouvrez le lien ci-dessous dans les 7 jours et suivez la page POWENS" in body
             assert body.endswith(".") and body.count(".") == 1 and "\n" not in body  # one sentence
+
+
+def test_doctor_says_whether_powens_still_accepts_the_bank(acme):
+    """The bank's POWENS connector as POWENS lists it (the sandbox's own payloads through the client's parser):
+    open is ok; restricted after the connection is a warning (it keeps collecting, a new connection would be
+    refused); restricted while the channel still waits for its connection, or no longer listed, fails; POWENS
+    away is a warning, never a crash. Each with the help page's advice."""
+    from dataclasses import replace
+
+    from connectors import powens
+    from glaneur.bank.doctor import diagnose_bank
+    from glaneur.doctor import Verdict
+    from glaneur.errors import PortalUnavailable
+    from sandbox.powens.state import CONNECTORS
+
+    def listed(*, restricted: bool) -> list:
+        payloads = [replace(c, restricted=restricted and c.id == 40).payload() for c in CONNECTORS]
+        return powens.parse_list({"connectors": payloads}, "connectors", powens.parse_connector)
+
+    def away() -> list:
+        raise PortalUnavailable("Powens could not be reached (ConnectError).")
+
+    with session_scope() as session:
+        _, consent, new = _consented_connection(session, "Connecteur de test")
+        channel, connection = bank.create_connection(session, new, consent=consent, powens_user_id=1, token="tok",
+                                                     powens_connection_id=5, powens_connector_id=40,
+                                                     settings=bank.PowensSettings())
+
+        def check(powens_connectors):
+            checks = {c.name: c for c in diagnose_bank(session, channel, datetime.now(UTC),
+                                                        powens_connectors=powens_connectors)}
+            return checks.get("POWENS bank")
+
+        assert check(None) is None  # not asked: not checked
+        open_ = check(lambda: listed(restricted=False))
+        assert open_.verdict == Verdict.OK and "'Connecteur de test' (POWENS connector 40) accepts" in open_.detail
+        restricted = check(lambda: listed(restricted=True))
+        assert restricted.verdict == Verdict.WARN and "is restricted" in restricted.detail
+        assert "POWENS connection 5 keeps collecting" in restricted.detail and restricted.fix == bank.RESTRICTED_IN_POWENS
+        unreachable = check(away)
+        assert unreachable.verdict == Verdict.WARN and "could not be asked" in unreachable.detail
+        connection.powens_connection_id = None  # an invited channel, its holder not connected yet
+        waiting = check(lambda: listed(restricted=True))
+        assert waiting.verdict == Verdict.FAIL and "would be refused" in waiting.detail
+        gone = check(lambda: [c for c in listed(restricted=False) if c.id != 40])
+        assert gone.verdict == Verdict.FAIL and gone.fix == bank.NOT_IN_POWENS

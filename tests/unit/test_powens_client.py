@@ -121,13 +121,45 @@ def test_documented_error_json_and_rate_limit():
 
 
 def test_connectors_say_banks_from_billers():
-    connectors = powens.parse_connectors({"connectors": [
+    connectors = powens.parse_list({"connectors": [
         {"id": 40, "name": "Connecteur de test", "capabilities": ["bank", "document"],
          "fields": [{"name": "login", "label": "Identifiant", "type": "text"}]},
         {"id": 60, "name": "Énergie Verte", "capabilities": ["document"], "fields": []},
-    ]})
+    ]}, "connectors", powens.parse_connector)
     assert [c.is_bank for c in connectors] == [True, False]
     assert connectors[1].is_biller and connectors[0].fields[0].name == "login"
+
+
+def test_restricted_connectors_are_read_and_refused_before_any_consent():
+    """Powens' ``Connector.restricted`` (its OpenAPI description: "If true, new connections cannot be added with
+    this connector"): parsed as a boolean, absent meaning open; a restricted bank is refused with the help page's
+    advice, an open one is the match."""
+    from glaneur import bank
+    from glaneur.errors import NotCompatible
+    from glaneur.models import Bank
+
+    connectors = powens.parse_list({"connectors": [
+        {"id": 41, "name": "Banque Exemple", "capabilities": ["bank", "transfer"], "restricted": False},
+        {"id": 43, "name": "Banque Réservée", "capabilities": ["bank"], "restricted": True, "hidden": False},
+        {"id": 44, "name": "Banque Ancienne", "capabilities": ["bank"], "restricted": None},
+    ]}, "connectors", powens.parse_connector)
+    assert [c.restricted for c in connectors] == [False, True, False]
+    with pytest.raises(PortalChanged, match="'restricted' is not a boolean"):
+        powens.parse_list({"connectors": [{"id": 1, "name": "x", "capabilities": ["bank"], "restricted": "no"}]},
+                          "connectors", powens.parse_connector)
+
+    def referential(name: str) -> Bank:
+        return Bank(organization_id=1, name=name, name_key=bank.name_key(name))
+
+    assert bank.match_connector(referential("banque exemple"), connectors).id == 41
+    with pytest.raises(NotCompatible) as refused:
+        bank.match_connector(referential("BANQUE RESERVEE"), connectors)
+    said = str(refused.value)
+    assert "cannot be connected through this POWENS client" in said and "restricted" in said
+    assert bank.RESTRICTED_IN_POWENS in said and "contactez le support technique" in said
+    with pytest.raises(NotCompatible, match="La banque n'apparaît pas dans la liste POWENS"):
+        bank.match_connector(referential("Banque Inconnue"), connectors)
+    assert bank.find_connector(referential("Banque Réservée"), connectors).id == 43  # found, but not connectable
 
 
 def test_webview_url_is_the_documented_one():
@@ -164,6 +196,8 @@ def test_client_against_the_sandbox(sandbox_world):
     # The login fields come only with expand=fields, as documented: the client asks for them.
     test_connector = next(c for c in client.connectors() if c.name == "Connecteur de test")
     assert [f.name for f in test_connector.fields] == ["login", "password"]
+    assert not test_connector.restricted  # the sandbox serves one restricted bank beside the open ones
+    assert [c.name for c in client.connectors() if c.restricted] == ["Banque Réservée"]
     assert "fields" not in httpx.get(f"{url}/2.0/connectors").json()["connectors"][0]
     connection = world.create_connection(user, 40, "ok")
     [found] = client.connections()
