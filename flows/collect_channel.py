@@ -145,7 +145,7 @@ def _collect_account(
                 report = steps.download_and_file(connector, plan, account, start.run_id, documents)
                 if looping:
                     raise PortalChanged(
-                        f"{provider.name}: the invoice list, read on from {account.left_at!r}, showed "
+                        f"{connector.provider.name}: the invoice list, read on from {account.left_at!r}, showed "
                         f"{rest.pages} page(s) of invoices all filed already and still goes on: its pages seem to "
                         "lead back to its beginning. Stopped instead of looping."
                     )

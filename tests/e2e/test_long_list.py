@@ -166,3 +166,21 @@ def test_one_page_of_ten_thousand_rows_is_read_whole_and_only_the_new_invoices_a
     assert len(lists) == 2  # the landing page after login, then the one page: 10,002 rows
     assert peak < 400 * 1024 * 1024, f"peak Python memory {peak / 2**20:.0f} MiB for one 10,002-row page"
     assert all(Path(d.storage_key).as_posix().startswith(PREFIX) for d in filed_documents())
+
+
+@pytest.mark.timeout(600)
+def test_a_loop_longer_than_one_run_reads_is_caught_across_runs(glaneur_home, portals, monkeypatch):
+    monkeypatch.setenv("GLANEUR_MAX_LIST_PAGES", "2")
+    reset_settings()
+    slug = make_channel(PD, ("acme", None))
+
+    first = run(slug)  # pages 1 and 2 of 3
+    control(portals, "/accounts/acme/list", {"loop": True})  # page 3's "next" now goes back to page 1
+    second = run(slug)  # page 3 (new), then page 1 again: too far apart for one walk to see it twice
+    third = run(slug)  # pages 2 and 3, all filed, and still a "next": it leads back
+
+    assert (first["status"], second["status"]) == ("more_to_collect", "more_to_collect"), (first, second)
+    assert third["status"] == "portal_changed", third
+    assert "seem to lead back to its beginning" in third["message"]
+    assert len(filed_documents()) == 23  # each once
+    assert account("acme").list_left_at == "/factures?page=2"  # kept: the connector must be looked at
