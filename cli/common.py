@@ -109,6 +109,7 @@ def say(message: str, style: str = "green") -> None:
 
 STATUS_STYLES = {
     Status.OK: "green",
+    Status.MORE_TO_COLLECT: "cyan",
     Status.NEW: "cyan",
     Status.RUNNING: "cyan",
     Status.AWAITING_CREDENTIALS: "yellow",

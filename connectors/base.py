@@ -17,8 +17,10 @@ waiting up to ``GLANEUR_NAVIGATION_TIMEOUT_SECONDS``: a page still loading then 
 is :class:`~glaneur.errors.PortalChanged`, and the task layer keeps a screenshot and a trace.
 A 429 or 503 with ``Retry-After`` makes every later request of the connector wait that long
 (up to ``GLANEUR_MAX_RETRY_AFTER_SECONDS``). Connectors raise only the typed errors of
-:mod:`glaneur.errors`. Lists that span pages go through :class:`Pagination`, which stops on a
-page already seen and after ``GLANEUR_MAX_LIST_PAGES`` pages.
+:mod:`glaneur.errors`. Lists that span pages go through :class:`Pagination`: a page already seen is
+``PortalChanged`` (a loop); after ``GLANEUR_MAX_LIST_PAGES`` pages the listing stops and returns what it
+read with the address it would have read next (:class:`~glaneur.contract.Listing` ``.left_at``), and
+``list_documents(since, start=that address)`` goes on from there in a later run.
 
 Downloads (:meth:`PortalConnector.fetch`) are streamed to a temporary file with the logged-in
 context's cookies, never held whole in memory before their size is known: a
@@ -78,6 +80,7 @@ from glaneur.contract import (
     Credentials,
     Engine,
     FetchedDocument,
+    Listing,
     Provider,
     RemoteDocument,
     SecondFactorChallenge,
@@ -96,6 +99,7 @@ __all__ = [  # with the contract's types (from glaneur.contract), so that a conn
     "Credentials",
     "Engine",
     "FetchedDocument",
+    "Listing",
     "PageSpec",
     "Pagination",
     "PortalConnector",
@@ -176,8 +180,13 @@ class PortalConnector:
         self.goto(url)
         return self.expect_page("second_factor", "login") == "second_factor"
 
-    def list_documents(self, since: date | None) -> list[RemoteDocument]:
-        """Documents dated on or after ``since`` (all when None), newest first."""
+    def list_documents(self, since: date | None, start: str | None = None) -> Listing:
+        """Documents dated on or after ``since`` (all when None), newest first.
+
+        ``start``: the address where an earlier listing was left (its ``left_at``) to go on from, instead of
+        the list's first page. A listing that reaches ``GLANEUR_MAX_LIST_PAGES`` pages stops there and says
+        where (``left_at``); a list without pages never does.
+        """
         raise NotImplementedError
 
     def fetch(self, document: RemoteDocument) -> FetchedDocument:
@@ -393,11 +402,13 @@ class PortalConnector:
 
 
 class Pagination:
-    """Bounds a walk through a paginated list: a page seen before, or too many pages, is PortalChanged.
+    """Bounds a walk through a paginated list: a page seen before is PortalChanged, and at most
+    ``max_pages`` pages are read in one walk.
 
-    A "next" link back to an earlier page (or a portal that always offers one more) would otherwise
-    hold a browser forever. A page is "seen" by its address or by its rows (the same rows under
-    another address is the same page).
+    A "next" link back to an earlier page would otherwise hold a browser forever: that is a loop, and the
+    portal changed. A page is "seen" by its address or by its rows (the same rows under another address
+    is the same page). A list that simply goes on past ``max_pages`` pages is not a changed portal: the
+    walk stops (:attr:`full`) and the listing says where it left the list, for the next run to go on.
     """
 
     def __init__(self, provider: str, max_pages: int) -> None:
@@ -405,6 +416,11 @@ class Pagination:
         self.max_pages = max_pages
         self.visited: list[str] = []
         self._seen: dict[str, str] = {}
+
+    @property
+    def full(self) -> bool:
+        """True once ``max_pages`` pages were read: the walk reads no further page."""
+        return len(self.visited) >= self.max_pages
 
     def visit(self, url: str, rows: list[RemoteDocument]) -> None:
         address = re.sub(r"^https?://[^/]+", "", url) or "/"
@@ -418,11 +434,8 @@ class Pagination:
                     f"{self.provider}: the invoice list came back to a page already read ({address}, "
                     f"first seen at {self._seen[key]}); pages read: {walked}. Stopped instead of looping."
                 )
-        if len(self.visited) >= self.max_pages:
-            raise PortalChanged(
-                f"{self.provider}: the invoice list goes on past {self.max_pages} pages (GLANEUR_MAX_LIST_PAGES); "
-                f"stopped at {address}. The pagination may have changed."
-            )
+        if self.full:
+            raise RuntimeError(f"{self.provider}: a page read past the {self.max_pages}-page bound ({address})")
         self.visited.append(address)
         self._seen[f"url:{address}"] = address
         if rows:

@@ -124,8 +124,10 @@ What the kit does for every connector
   (retried), a loaded page that is not the one expected ``PortalChanged`` (the task layer keeps a
   screenshot and a trace). HTTP 429/5xx are ``RateLimited``/``PortalUnavailable`` and their
   ``Retry-After`` is honoured (up to ``GLANEUR_MAX_RETRY_AFTER_SECONDS``).
-* Pagination is bounded: a page seen twice (same address or same rows) or more than
-  ``GLANEUR_MAX_LIST_PAGES`` pages ends the listing as ``PortalChanged``.
+* Pagination is bounded: a page seen twice (same address or same rows) ends the listing as
+  ``PortalChanged`` (a loop). A list longer than ``GLANEUR_MAX_LIST_PAGES`` pages is not a changed
+  portal: the listing stops after that many pages and returns what it read with the address of the
+  next page (:class:`~glaneur.contract.Listing` ``.left_at``); see "Lists longer than one run reads".
 * Downloads are streamed with the logged-in context's cookies from the portal's own origin (or the
   ``document_origins`` the connector declares), under ``GLANEUR_MAX_DOCUMENT_BYTES``.
 * Second factor: the form's kind is read from the page (no code field: an app approval; a resend
@@ -141,6 +143,30 @@ What the kit does for every connector
 every document dated on or after ``since``, newest first, and may stop reading older pages (it
 does, for lists declared ``newest_first``). Returning more is harmless (files already filed are
 recognised); returning fewer loses invoices.
+
+Lists longer than one run reads
+-------------------------------
+One run reads at most ``GLANEUR_MAX_LIST_PAGES`` pages of a list (bounded work, bounded memory). A
+listing that gets there with pages still to go, having seen no page twice, stops and says where it
+left the list (``Listing.left_at``, the next page's address). The collection files what was read,
+keeps that address and the listing's ``since`` on the account, and the run ends ``more_to_collect``
+("the list is longer than one run reads; N filed; the next run goes on from there"), not
+``portal_changed``. The next runs first read the top of the list as a daily run does (the cursor
+minus the look-back: invoices that appeared meanwhile), then call ``list_documents(since,
+start=left_at)``, which opens the list's page, goes to that address and walks on, until a run reads
+to the end of the list (or to ``since``): the address is then dropped, a full pass counts as done,
+and the account is back to daily runs.
+
+Why going on from the saved address misses nothing in a newest-first list: new invoices are added at
+the top and push every older row down, so the rows not read yet are at the saved page or after it,
+and the rows pushed from the last page read onto it are read again (and skipped: already filed).
+A list that drops rows above the saved page would pull older rows up past it; the periodic full
+pass (``GLANEUR_FULL_PASS_EVERY_DAYS``) is what catches those.
+
+A loop longer than one run reads (the last page's "next" going back to the first after more than
+``GLANEUR_MAX_LIST_PAGES`` pages) is caught across runs: a run that goes on from a saved address,
+reads a whole run's worth of pages holding only invoices already filed and still finds more is
+``portal_changed``.
 """
 
 from __future__ import annotations
@@ -164,6 +190,7 @@ from glaneur.contract import (
     Credentials,
     Engine,
     FetchedDocument,
+    Listing,
     Provider,
     RemoteDocument,
     SecondFactorChallenge,
@@ -188,6 +215,7 @@ __all__ = [
     "FetchedDocument",
     "HtmlTable",
     "JsonList",
+    "Listing",
     "LoginForm",
     "NextLink",
     "Page",
@@ -381,6 +409,9 @@ class PageNumbers:
     template: str
 
     def next(self, soup: BeautifulSoup, url: str, number: int) -> str | None:
+        pattern = re.escape(self.template).replace(re.escape("{n}"), r"(\d+)")
+        shown = re.search(pattern + "$", url)  # a walk that went on from a saved page counts from its number
+        number = int(shown[1]) if shown else number
         wanted = urljoin(url, self.template.format(n=number + 1))
         links = {urljoin(url, str(a["href"])) for a in soup.select("a[href]")}
         return wanted if wanted in links else None
@@ -452,8 +483,9 @@ class HtmlTable:
         """The documents of one page of the list, in the portal's order."""
         return [document for document, _ in self._rows(html, provider)]
 
-    def _rows(self, html: str, provider: str) -> list[tuple[RemoteDocument, Tag]]:
-        table = BeautifulSoup(html, "html.parser").select_one(self.table)
+    def _rows(self, page: str | BeautifulSoup, provider: str) -> list[tuple[RemoteDocument, Tag]]:
+        soup = page if isinstance(page, BeautifulSoup) else BeautifulSoup(page, "html.parser")
+        table = soup.select_one(self.table)
         if table is None:
             raise PortalChanged(f"{provider}: the invoice list has no {self.table}.")
         rows = table.select(":scope > tr, :scope > thead > tr, :scope > tbody > tr, :scope > tfoot > tr")
@@ -489,20 +521,27 @@ class HtmlTable:
             documents.append((_document(values), row))
         return documents
 
-    def read(self, connector: Connector, since: date | None) -> list[RemoteDocument]:
+    def read(self, connector: Connector, since: date | None, start: str | None = None) -> Listing:
+        """The list from its first page, or from ``start`` (where an earlier listing was left), at most
+        ``GLANEUR_MAX_LIST_PAGES`` pages: past them, ``left_at`` says where to go on."""
         name = connector.provider.name
         pagination = Pagination(name, connector.max_list_pages)
         documents: list[RemoteDocument] = []
         details: dict[str, str] = {}  # reference -> the address of its detail page, when the total is there
         number = 1
+        left_at = None
         connector.goto(self.path)
         if connector.expect_page("invoices", "no_invoices") == "no_invoices":  # "no_invoices": declared by empty=
-            return []
+            return Listing()
+        if start is not None:  # through the list's own page first, as a person would, then where it was left
+            connector.goto(start)
+            if connector.expect_page("invoices", "no_invoices") == "no_invoices":
+                return Listing()
         while True:
             if number > 1:
                 connector.expect_page("invoices")
-            html = connector.page.content()
-            found = self._rows(html, name)
+            soup = BeautifulSoup(connector.page.content(), "html.parser")  # one parse a page: rows and next link
+            found = self._rows(soup, name)
             rows = [document for document, _ in found]
             pagination.visit(connector.page.url, rows)
             documents += rows
@@ -512,19 +551,22 @@ class HtmlTable:
                 break
             if self.pages is None:
                 break
-            following = self.pages.next(BeautifulSoup(html, "html.parser"), connector.page.url, number)
+            following = self.pages.next(soup, connector.page.url, number)
             if following is None:
+                break
+            if pagination.full:  # longer than one run reads: not a changed portal, the next run goes on
+                left_at = re.sub(r"^https?://[^/]+", "", following) or "/"
                 break
             connector.goto(following)
             number += 1
         documents = newest_first(documents, since)
-        if self.total_on_detail is None:
-            return documents
-        return [
-            self._with_total(connector, document, details[document.reference]) if document.reference in details
-            else document
-            for document in documents
-        ]
+        if self.total_on_detail is not None:
+            documents = [
+                self._with_total(connector, document, details[document.reference]) if document.reference in details
+                else document
+                for document in documents
+            ]
+        return Listing(documents, left_at=left_at, pages=len(pagination.visited))
 
     def _detail_links(self, found: list[tuple[RemoteDocument, Tag]], url: str, provider: str) -> dict[str, str]:
         assert self.total_on_detail is not None
@@ -618,14 +660,15 @@ class JsonList:
             return Decimal(value)
         return _PARSERS[name](value)
 
-    def read(self, connector: Connector, since: date | None) -> list[RemoteDocument]:
+    def read(self, connector: Connector, since: date | None, start: str | None = None) -> Listing:
+        """One answer holds the whole list: never left part-way, so ``start`` is never asked."""
         connector.goto(self.path)
         connector.expect_page("invoices")
         url = self.url
         if since is not None and self.since_param:
             url += f"{'&' if '?' in url else '?'}{self.since_param}={since.isoformat()}"
         response = connector.api_get(url, what="the invoice list API")
-        return newest_first(self.parse(response.text(), connector.provider.name), since)
+        return Listing(newest_first(self.parse(response.text(), connector.provider.name), since), pages=1)
 
 
 def newest_first(documents: list[RemoteDocument], since: date | None) -> list[RemoteDocument]:
@@ -782,8 +825,8 @@ class Connector(PortalConnector):
         landed = self.expect_page("home", "login", "terms", "new_password")
         return landed != "login" and self._arrived(landed) is None
 
-    def list_documents(self, since: date | None) -> list[RemoteDocument]:
-        return self.listing.read(self, since)
+    def list_documents(self, since: date | None, start: str | None = None) -> Listing:
+        return self.listing.read(self, since, start)
 
     def _arrived(self, landed: str) -> SecondFactorChallenge | None:
         """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""

@@ -11,7 +11,7 @@ their amount stays empty rather than wrong. Column headers are read in English (
 import dataclasses
 from datetime import date
 
-from connectors.kit import Connector, DetailTotal, HtmlTable, LoginForm, NextLink, Page, Provider, RemoteDocument
+from connectors.kit import Connector, DetailTotal, HtmlTable, Listing, LoginForm, NextLink, Page, Provider
 from glaneur.errors import RateLimited, WrongCredentials
 
 provider = Provider(
@@ -52,11 +52,13 @@ class Odoo(Connector):
         ),
     )
 
-    def list_documents(self, since: date | None) -> list[RemoteDocument]:
+    def list_documents(self, since: date | None, start: str | None = None) -> Listing:
         self.goto(self.listing.path)
         if self.expect_page("invoices", "no_invoices") == "no_invoices":
-            return []
+            return Listing()
         total_shown = self.page.locator("th[name=amount_due]").count() > 0  # 18.0: the invoice page shows the total
         listing = self.listing if total_shown else dataclasses.replace(self.listing, total_on_detail=None)
         pdf = "&report_type=pdf&download=true"
-        return [dataclasses.replace(d, download_url=d.download_url + pdf) for d in listing.read(self, since)]
+        read = listing.read(self, since, start)
+        return Listing([dataclasses.replace(d, download_url=d.download_url + pdf) for d in read],
+                       left_at=read.left_at, pages=read.pages)

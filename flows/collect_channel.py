@@ -32,7 +32,7 @@ from glaneur.errors import (
 from glaneur.invoices import collection
 from glaneur.invoices.collection import AccountOutcome, AccountPlan, AccountStart, CollectionPlan, PendingLogin
 from glaneur.settings import Settings, get_settings
-from glaneur.statuses import Status, describe
+from glaneur.statuses import COLLECTED, Status, describe
 from tasks.browser import PortalSession, launch_browser, portal_session
 from tasks.collect import AccountSteps
 from tasks.history import publish_history
@@ -122,6 +122,7 @@ def _collect_account(
         start = collection.begin_account(session, plan, account, _flow_run_id())
     logger.info("%s: start, invoices since %s", account.login, since)
     report = None
+    listing = None  # where the list stands; set once the listing is read through and what it found filed
     evidence: list[str] = []
     try:
         if start.error is not None:
@@ -132,9 +133,23 @@ def _collect_account(
             try:
                 _log_in(plan, account, start, connector, portal, steps, settings)
                 portal.start_trace()
-                documents = steps.list_documents(connector, account.since)
+                top = steps.list_documents(connector, account.since)
+                rest = None
+                if account.left_at is not None:  # a list longer than one run reads: go on where the last run left it
+                    logger.info("%s: going on with the list from %r", account.login, account.left_at)
+                    rest = steps.list_documents(connector, account.left_since, account.left_at)
+                documents = collection.listed_together(top, rest)
                 logger.info("%s: %d invoice(s) listed", account.login, len(documents))
+                with session_scope() as session:
+                    looping = collection.leads_back(session, plan.channel_id, rest)
                 report = steps.download_and_file(connector, plan, account, start.run_id, documents)
+                if looping:
+                    raise PortalChanged(
+                        f"{connector.provider.name}: the invoice list, read on from {account.left_at!r}, showed "
+                        f"{rest.pages} page(s) of invoices all filed already and still goes on: its pages seem to "
+                        "lead back to its beginning. Stopped instead of looping."
+                    )
+                listing = collection.listing_outcome(account, top, rest)
             except PortalChanged:
                 evidence = steps.keep_evidence(plan, start.run_id, portal.evidence())
                 raise
@@ -147,13 +162,16 @@ def _collect_account(
         status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
     else:
         status, message = Status.OK, describe(Status.OK).message
+        if listing is not None and listing.left_at is not None:  # not a failure; not a plain ok either
+            status = Status.MORE_TO_COLLECT
+            message = collection.more_to_collect(listing, report.new, settings.max_list_pages)
     with session_scope() as session:
         # A step that failed half-way returns no report: what it did file is in the database, and counts.
         new = report.new if report else collection.filed_by_run(session, start.run_id)
         outcome = AccountOutcome(account.login, status, message, new, report.already_had if report else 0)
         collection.end_account(session, account, start.run_id, outcome, newest=report.newest if report else None,
-                               today=today, evidence_keys=evidence)
-    (logger.info if status == Status.OK else logger.warning)(
+                               today=today, listing=listing, evidence_keys=evidence)
+    (logger.info if status in COLLECTED else logger.warning)(
         "%s: end, %s, %d new, %d already had. %s", account.login, status.value, outcome.new, outcome.already_had, message
     )
     return outcome

@@ -73,6 +73,21 @@ class RemoteDocument:
     label: str = ""
 
 
+class Listing(list[RemoteDocument]):
+    """What one listing read: its documents (a list, newest first) and where it left the list.
+
+    ``left_at`` is the address of the next page to read when the listing stopped at the page bound
+    (``GLANEUR_MAX_LIST_PAGES``) with more pages to go, None when it read the list to its end (or to
+    ``since``); ``pages`` is how many pages it read. A list longer than one run reads is not a changed
+    portal: the collection files what was read and the next run goes on from ``left_at``.
+    """
+
+    def __init__(self, documents=(), *, left_at: str | None = None, pages: int = 0) -> None:
+        super().__init__(documents)
+        self.left_at = left_at
+        self.pages = pages
+
+
 @dataclass(frozen=True)
 class FetchedDocument:
     document: RemoteDocument

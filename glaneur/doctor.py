@@ -140,7 +140,8 @@ def verdict_of(status: Status | str) -> Verdict:
     if status == Status.OK:
         return Verdict.OK
     info = describe(status)
-    waiting = {Status.NEW, Status.RUNNING, Status.AWAITING_CREDENTIALS, Status.AWAITING_SECOND_FACTOR}
+    waiting = {Status.NEW, Status.RUNNING, Status.MORE_TO_COLLECT, Status.AWAITING_CREDENTIALS,
+               Status.AWAITING_SECOND_FACTOR}
     return Verdict.WARN if info.retried or status in waiting else Verdict.FAIL
 
 

@@ -114,6 +114,10 @@ class Account(SQLModel, table=True):
     status: Status = Status.NEW
     cursor: date | None = None  # newest document date seen; listing looks back from it
     last_full_pass: date | None = None
+    # A list longer than one run reads: the address of the page where the last run left it, and the
+    # ``since`` of that listing (None: a full pass). The next runs go on from there; None once read to the end.
+    list_left_at: str | None = None
+    list_left_since: date | None = None
     last_success_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -38,7 +38,7 @@ STATUS_TITLES: dict[Status, str] = {
 # Statuses that show a past problem is gone, so that the next one is told again. Transient
 # failures (portal_unavailable, rate_limited, storage_error) and internal errors say nothing
 # about whether the person acted: they keep the notice, so a blip does not re-send the same mail.
-_PROBLEM_GONE = {Status.OK, Status.NEW}
+_PROBLEM_GONE = {Status.OK, Status.MORE_TO_COLLECT, Status.NEW}
 
 _WHITESPACE = re.compile(r"\s+")
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 class Status(StrEnum):
     OK = "ok"
+    MORE_TO_COLLECT = "more_to_collect"  # collected what one run reads of a longer list; the next run goes on
     RUNNING = "running"  # a run under way; a run whose process died is closed as internal_error
     AWAITING_CREDENTIALS = "awaiting_credentials"
     AWAITING_SECOND_FACTOR = "awaiting_second_factor"
@@ -42,6 +43,14 @@ class StatusInfo:
 
 _TABLE = [
     StatusInfo(Status.OK, "Collected", "Collection works. New invoices are filed as they appear.", False, False),
+    StatusInfo(
+        Status.MORE_TO_COLLECT, "More to collect",
+        "The supplier's invoice list is longer than one run reads (GLANEUR_MAX_LIST_PAGES pages): this run "
+        "filed what it read, and the next runs go on from where it stopped, with the new invoices too, until "
+        "the end of the list. Nothing needs doing; 'glaneur run' goes on now.",
+        False,
+        False,
+    ),
     StatusInfo(
         Status.RUNNING, "Collecting",
         "A collection is under way. Its run in the Prefect UI shows each step as it happens.",
@@ -167,6 +176,9 @@ _TABLE = [
         False,
     ),
 ]
+
+# A run that ended with one of these collected what it set out to (the flow run ends Completed).
+COLLECTED = frozenset({Status.OK, Status.MORE_TO_COLLECT})
 
 STATUS_TABLE: dict[Status, StatusInfo] = {info.status: info for info in _TABLE}
 assert set(STATUS_TABLE) == set(Status), "every status needs a row"

@@ -580,6 +580,21 @@ class PortalState:
         existing.append(invoice)
         return invoice
 
+    def add_history(self, login: str, count: int) -> tuple[date, date]:
+        """``count`` older invoices, one a day back from the day before the oldest: a long history.
+
+        Numbered after the existing ones (numbers stay unique); returns the oldest and newest dates added.
+        """
+        account = self.accounts[login]
+        existing = self._invoices[login]
+        oldest = min((invoice.issued for invoice in existing), default=NEWEST_MONTH)
+        first_seq = len(existing) + 1
+        added = [
+            make_invoice(self.supplier, account, first_seq + k, oldest - timedelta(days=k + 1)) for k in range(count)
+        ]
+        existing.extend(added)
+        return added[-1].issued, added[0].issued
+
     # -- misbehaviour --------------------------------------------------------------------------
     def list_request_fails(self, login: str) -> bool:
         """Count one request to the invoice list; True when the intermittent account must answer 503.

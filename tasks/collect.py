@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from connectors.base import Credentials, PortalConnector, RemoteDocument
+from connectors.base import Credentials, Listing, PortalConnector, RemoteDocument
 from glaneur.db import session_scope
 from glaneur.errors import GlaneurError, InvalidDocument, PortalUnavailable
 from glaneur.invoices import collection
@@ -105,9 +105,11 @@ def resume_session(connector: PortalConnector) -> bool:
 
 
 @_step(name="list-documents")
-def list_documents(connector: PortalConnector, since: date | None) -> list[RemoteDocument]:
+def list_documents(connector: PortalConnector, since: date | None, start: str | None = None) -> Listing:
+    """The list from its top, or from ``start`` where an earlier run left it; at most GLANEUR_MAX_LIST_PAGES pages."""
     with portal_errors(connector.provider.name, "the invoice list"):
-        return connector.list_documents(since)
+        listed = connector.list_documents(since) if start is None else connector.list_documents(since, start)
+    return listed if isinstance(listed, Listing) else Listing(listed, pages=1)  # a list without pages
 
 
 @_step(name="download-and-file")

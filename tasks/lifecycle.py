@@ -29,7 +29,7 @@ from glaneur.errors import ConfigurationError
 from glaneur.invoices import collection
 from glaneur.models import Channel, CollectionRun, utcnow
 from glaneur.settings import get_settings
-from glaneur.statuses import Status, describe
+from glaneur.statuses import COLLECTED, Status, describe
 
 STALE_WITHOUT_FLOW_RUN = timedelta(days=1)  # a row no flow run owns (run outside Prefect): closed after this
 
@@ -74,7 +74,7 @@ class RunFailed(Exception):
 def final_state(status: Status, message: str, summary: dict) -> State:
     """Completed or Failed, named after the status (the runs list then says what happened)."""
     title = describe(status).title
-    if status == Status.OK:
+    if status in COLLECTED:  # more_to_collect too: what one run reads of a long list was collected
         return Completed(message=message, name=title, data=summary)
     return Failed(message=message, name=title, data=RunFailed(message, summary))
 

@@ -19,11 +19,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from glaneur.contract import Credentials, FetchedDocument
+from glaneur.contract import Credentials, FetchedDocument, Listing, RemoteDocument
 from glaneur.errors import AwaitingCredentials, ConfigurationError, GlaneurError, InvalidDocument, SecretUnreadable
 from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings
-from glaneur.statuses import Status, describe
+from glaneur.statuses import COLLECTED, Status, describe
 from glaneur.storage import Storage, document_key
 
 
@@ -33,6 +33,9 @@ class AccountPlan:
     login: str
     position: int
     since: date | None  # list documents dated on or after; None = full pass
+    # A list longer than one run reads, being read on: where the last run left it, and that listing's since.
+    left_at: str | None = None
+    left_since: date | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,13 @@ class CollectionPlan:
 
 
 def listing_since(account: Account, today: date, settings: Settings) -> date | None:
-    """Incremental listing with a look-back window; a periodic full pass catches what a cursor missed."""
+    """Incremental listing with a look-back window; a periodic full pass catches what a cursor missed.
+
+    While a list longer than one run reads is read on (``list_left_at``), the top of the list is read as a
+    daily run reads it (what appeared meanwhile); the pass under way goes on from where it was left.
+    """
+    if account.list_left_at is not None:
+        return (account.cursor or today) - timedelta(days=settings.lookback_days)
     if account.cursor is None or account.last_full_pass is None:
         return None
     if (today - account.last_full_pass).days >= settings.full_pass_every_days:
@@ -77,7 +86,10 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
         provider=channel.provider,
         organization=organization.slug,
         binder=binder.slug,
-        accounts=[AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings)) for a in accounts],
+        accounts=[
+            AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings), a.list_left_at, a.list_left_since)
+            for a in accounts
+        ],
         portal_url=channel.portal_url,
     )
 
@@ -183,9 +195,14 @@ class CollectionSummary:
 
 
 def summarize(channel: str, outcomes: list[AccountOutcome]) -> CollectionSummary:
-    failing = [outcome for outcome in outcomes if outcome.status != Status.OK]
+    failing = [outcome for outcome in outcomes if outcome.status not in COLLECTED]
     if not failing:
-        return CollectionSummary(channel, Status.OK, describe(Status.OK).message, tuple(outcomes))
+        longer = [outcome for outcome in outcomes if outcome.status == Status.MORE_TO_COLLECT]
+        if not longer:
+            return CollectionSummary(channel, Status.OK, describe(Status.OK).message, tuple(outcomes))
+        message = (" ".join(f"{outcome.login}: {outcome.message}" for outcome in longer) if len(outcomes) > 1
+                   else longer[0].message)
+        return CollectionSummary(channel, Status.MORE_TO_COLLECT, message, tuple(outcomes))
     message = (" ".join(f"{outcome.login}: {outcome.message}" for outcome in failing) if len(outcomes) > 1
                else failing[0].message)
     return CollectionSummary(channel, failing[0].status, message, tuple(outcomes))
@@ -348,7 +365,7 @@ def finish_run(
     run.finished_at = utcnow()
     run.status = status
     run.message = message
-    run.error_code = None if status == Status.OK else status.value
+    run.error_code = None if status in COLLECTED else status.value
     run.new_documents = new
     run.already_had = already_had
     run.evidence_keys = ",".join(evidence_keys or [])
@@ -365,6 +382,72 @@ def documents_not_filed(errors: list[GlaneurError]) -> GlaneurError:
     return type(first)(f"{len(errors)} documents were not filed: " + " ".join(e.detail or str(e) for e in errors))
 
 
+# -- lists longer than one run reads (see "Lists longer than one run reads" in connectors/kit.py) ------------
+
+
+@dataclass(frozen=True)
+class ListingOutcome:
+    """What an account's listing did to the list: where the next run goes on, and whether a full pass ended."""
+
+    left_at: str | None  # the address the next run goes on from; None: the list was read to its end (or since)
+    left_since: date | None  # the since of the listing left there (None: a full pass)
+    full_pass: bool  # a full pass read to the end of the list (in this run, or as the last of several)
+    pages: int
+
+
+def listing_outcome(account: AccountPlan, top: Listing, rest: Listing | None) -> ListingOutcome:
+    """Where the list stands after this run read its top (``top``, from ``account.since``) and, for a list being
+    read on, the rest from where it was left (``rest``, from ``account.left_at``).
+
+    The pass being read on goes first: a top that is itself longer than one run reads (a list whose newest
+    invoices are not at the top reads all of it every time) must not keep the pass from moving on.
+    """
+    pages = top.pages + (rest.pages if rest is not None else 0)
+    if account.left_at is None:
+        if top.left_at is not None:
+            return ListingOutcome(top.left_at, account.since, False, pages)
+        return ListingOutcome(None, None, account.since is None, pages)
+    if rest is None:
+        raise ValueError(f"{account.login}: the list left at {account.left_at!r} was not read on")
+    if rest.left_at is not None:
+        return ListingOutcome(rest.left_at, account.left_since, False, pages)
+    if top.left_at is not None:  # the pass ended; what the top could not read in one run is read on next
+        return ListingOutcome(top.left_at, account.since, account.left_since is None, pages)
+    return ListingOutcome(None, None, account.left_since is None, pages)
+
+
+def listed_together(top: Listing, rest: Listing | None) -> list[RemoteDocument]:
+    """The documents of both listings, each once (the rest may read again rows the top read), newest first."""
+    seen: set[str] = set()
+    documents = []
+    for document in [*top, *(rest or [])]:
+        if document.reference not in seen:
+            seen.add(document.reference)
+            documents.append(document)
+    return sorted(documents, key=lambda document: document.document_date, reverse=True)
+
+
+def leads_back(session: Session, channel_id: int, rest: Listing | None) -> bool:
+    """True when the list, read on from where it was left, showed a whole run's worth of pages of invoices all
+    filed already and still went on: a "next" link leading back to the list's beginning, too far for one run
+    to see a page twice. A list really read on shows invoices not filed yet (only the few rows new invoices
+    pushed onto the page where it was left are read again)."""
+    if rest is None or rest.left_at is None or not rest:
+        return False
+    references = list({document.reference for document in rest})
+    return len(filed_references(session, channel_id, references)) == len(references)
+
+
+def more_to_collect(listing: ListingOutcome, new: int, max_pages: int) -> str:
+    """What a run that read as much of a list as one run reads says (the status message of more_to_collect)."""
+    shown = repr(listing.left_at[:200]) if listing.left_at else "?"
+    return (
+        f"The invoice list is longer than one run reads ({max_pages} pages, GLANEUR_MAX_LIST_PAGES): this run read "
+        f"{listing.pages} page(s) and filed {new} new invoice(s). The next run goes on from {shown}, where this one "
+        "stopped, and the runs after it until the end of the list; then daily runs as usual. Nothing needs doing."
+    )
+
+
 def advance_cursor(session: Session, account_id: int, newest: date | None) -> None:
     """Move the listing cursor up to the newest document handled; never back."""
     account = session.get(Account, account_id)
@@ -374,13 +457,24 @@ def advance_cursor(session: Session, account_id: int, newest: date | None) -> No
         session.commit()
 
 
-def record_success(session: Session, account_id: int, newest: date | None, full_pass: bool, today: date) -> None:
+def record_success(
+    session: Session, account_id: int, newest: date | None, full_pass: bool, today: date,
+    status: Status = Status.OK,
+) -> None:
     advance_cursor(session, account_id, newest)
     account = session.get(Account, account_id)
-    account.status = Status.OK
+    account.status = status
     account.last_success_at = utcnow()
     if full_pass:
         account.last_full_pass = today
+    session.add(account)
+    session.commit()
+
+
+def record_list_left_at(session: Session, account_id: int, listing: ListingOutcome) -> None:
+    """Keep where the list was left (the next run goes on from there), or forget it once read to the end."""
+    account = session.get(Account, account_id)
+    account.list_left_at, account.list_left_since = listing.left_at, listing.left_since
     session.add(account)
     session.commit()
 
@@ -584,11 +678,19 @@ def end_account(
     *,
     newest: date | None,
     today: date,
+    listing: ListingOutcome | None = None,
     evidence_keys: list[str] | None = None,
 ) -> None:
-    """Record the account's outcome: its status, cursor and the history row, in one unit of work."""
-    if outcome.status == Status.OK:
-        record_success(session, account.id, newest, full_pass=account.since is None, today=today)
+    """Record the account's outcome: its status, cursor, where its list was left and the history row.
+
+    ``listing`` is None when the run did not read the list through (a failure before or while listing):
+    where an earlier run left a long list stays as it was.
+    """
+    if listing is not None:
+        record_list_left_at(session, account.id, listing)
+    if outcome.status in COLLECTED:
+        full_pass = listing.full_pass if listing is not None else False
+        record_success(session, account.id, newest, full_pass=full_pass, today=today, status=outcome.status)
     else:
         advance_cursor(session, account.id, newest)  # what was filed counts: the next run starts after it
         record_account_status(session, account.id, outcome.status)

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from sandbox.data import PortalState
+from sandbox.data import PAGE_SIZE, PortalState
 
 RETRY_AFTER_SECONDS = 30
 
@@ -34,6 +34,10 @@ class NewInvoice(BaseModel):
     link: str | None = None
     redirect: str | None = None
     shown_amount: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class History(BaseModel):
+    count: int = Field(ge=1, le=100_000)  # invoices added below the oldest, one a day
 
 
 class RateLimit(BaseModel):
@@ -57,6 +61,7 @@ class ListQuirks(BaseModel):
     """How an account's invoice list misbehaves (Papeterie Dupont's paginated list)."""
 
     loop: bool = False  # the last page's "next" link goes back to page 1
+    page_size: int = Field(default=PAGE_SIZE, ge=1, le=100_000)  # rows a page of the list shows
     slow_redirect: float = Field(default=0, ge=0, le=120)  # list pages: a "loading" page whose script moves to a page this slow
     late_render: float = Field(default=0, ge=0, le=120)  # list pages: the table shows this long after the page loaded
 
@@ -155,6 +160,12 @@ def control_router(state: PortalState) -> APIRouter:
                 body.size, body.announce_size, body.link, body.redirect, body.shown_amount
             )
         return {"number": invoice.number, "date": invoice.issued.isoformat(), "amount": str(invoice.total_ttc)}
+
+    @router.post("/accounts/{login}/history", status_code=201)
+    async def add_history(login: str, body: History) -> dict[str, object]:
+        """A long history: ``count`` older invoices at once (10,000 rows for the list's hostile cases)."""
+        oldest, newest = state.add_history(known(login), body.count)
+        return {"added": body.count, "oldest": oldest.isoformat(), "newest": newest.isoformat()}
 
     @router.post("/accounts/{login}/list")
     async def list_quirks(login: str, body: ListQuirks) -> dict[str, object]:

@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sandbox.data import (
     MAX_FAILED_LOGINS,
-    PAGE_SIZE,
     PAPETERIE_DUPONT,
     Invoice,
     LoginResult,
@@ -285,8 +284,9 @@ def papeterie_dupont_app() -> FastAPI:
             response.headers["Retry-After"] = "5"
             return response
         invoices = state.invoices(session.login)
-        shown = invoices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        more = len(invoices) > page * PAGE_SIZE
+        size = quirks.page_size
+        shown = invoices[(page - 1) * size : page * size]
+        more = len(invoices) > page * size
         if state.accounts[session.login].scenario is Scenario.CHANGED_LAYOUT:
             return _pd_invoice_cards(shown, page, more)
         odd = misbehaviour(state).invoices

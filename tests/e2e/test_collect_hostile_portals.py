@@ -246,15 +246,16 @@ def test_a_next_link_back_to_page_one_stops_as_portal_changed_with_evidence(glan
 
 
 @pytest.mark.timeout(180)
-def test_a_list_longer_than_the_page_limit_stops_as_portal_changed(glaneur_home, portals, monkeypatch):
+def test_a_list_longer_than_the_page_limit_is_more_to_collect_not_a_changed_portal(glaneur_home, portals, monkeypatch):
     monkeypatch.setenv("GLANEUR_MAX_LIST_PAGES", "2")
     reset_settings()
     slug = make_channel(PD, ("acme", None))
 
-    summary = run(slug)
+    summary = run(slug)  # 23 invoices, 3 pages: two read, the third left for the next run (tests/e2e/test_long_list.py)
 
-    assert summary["status"] == "portal_changed", summary
-    assert "goes on past 2 pages (GLANEUR_MAX_LIST_PAGES)" in summary["message"]
+    assert summary["status"] == "more_to_collect", summary
+    assert summary["new"] == 20 and "The next run goes on from '/factures?page=3'" in summary["message"]
+    assert runs()[-1].evidence_keys == ""  # nothing changed on the portal: no screenshot, no trace
 
 
 # -- item 21: slow pages, Retry-After ---------------------------------------------------------------

@@ -4,8 +4,8 @@ Real Prefect server, real Chromium, the sandbox portals with hostile invoices ad
 references with ``../``, absolute paths, NUL, newlines, terminal escapes, Windows paths, references that
 sanitise alike, HTML and Markdown; an amount that is markup. Other hostile cases live beside their
 feature in ``test_collect_hostile_portals.py`` (a document far over the size limit, links and redirects
-to another origin, a "next page" loop, lists past the page limit) and ``test_collect_channel.py`` (HTML
-where a PDF should be).
+to another origin, a "next page" loop), ``test_long_list.py`` (a 10,000-row list, a list longer than one
+run reads) and ``test_collect_channel.py`` (HTML where a PDF should be).
 
 After each run: nothing written outside the channel's prefix (database keys and the files on disk),
 every reference kept as the portal gave it, nothing unescaped in any artifact field, mail or CLI output.

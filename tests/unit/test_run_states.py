@@ -13,7 +13,7 @@ from glaneur.db import session_scope
 from glaneur.invoices import collection
 from glaneur.models import Channel, CollectionRun, Right
 from glaneur.settings import get_settings
-from glaneur.statuses import STATUS_TABLE, Status, describe
+from glaneur.statuses import COLLECTED, STATUS_TABLE, Status, describe
 from tasks.history import md_link
 
 
@@ -83,7 +83,7 @@ def test_every_status_has_a_short_distinct_title():
     assert all(0 < len(title) <= 30 and title[0].isupper() for title in titles)
 
 
-@pytest.mark.parametrize("status", [s for s in Status if s not in (Status.OK, Status.RUNNING, Status.NEW)])
+@pytest.mark.parametrize("status", [s for s in Status if s not in COLLECTED | {Status.RUNNING, Status.NEW}])
 def test_a_failed_final_state_is_named_after_its_status_and_resolves_into_an_exception(status):
     from prefect.states import StateType, get_state_exception
 
@@ -104,6 +104,9 @@ def test_a_completed_final_state_carries_the_summary():
     state = final_state(Status.OK, "fine", {"status": "ok"})
     assert state.type == StateType.COMPLETED and state.name == "Collected"
     assert summary_of(state) == {"status": "ok"}
+    longer = final_state(Status.MORE_TO_COLLECT, "the list goes on", {"status": "more_to_collect"})
+    assert longer.type == StateType.COMPLETED and longer.name == "More to collect"  # not a failure, not "Collected"
+    assert summary_of(longer) == {"status": "more_to_collect"}
 
 
 def test_a_failed_summary_survives_pickling():
