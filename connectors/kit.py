@@ -91,7 +91,10 @@ up); ``StorageError`` too, on the filing side. **Nothing else is retried**: ``Wr
 ``AccountLocked``, ``CredentialsExpired``, ``ActionNeeded``, the second-factor errors,
 ``PortalChanged`` (and ``InvalidDocument``), and any exception that is not a Glaneur error. So map
 a refusal to ``RateLimited`` or ``PortalUnavailable`` only when trying again later can work: a
-credential refusal retried locks the account at the supplier.
+credential refusal retried locks the account at the supplier. A block that lifts by itself and
+does not say whose password was wrong (Odoo's login cool-down, counted per source address) is
+``RateLimited`` with a ``retry_after`` long enough for the retry to be checked, not ``AccountLocked``
+(a person told to unlock what unlocks itself): see :mod:`connectors.odoo`.
 
 Saved pages and ``pages.json``
 ------------------------------
