@@ -9,11 +9,9 @@ from datetime import UTC, date, datetime
 import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import Session, func, select
-from typer.testing import CliRunner
 
 from connectors import catalog
 from connectors.base import Provider, SecondFactorKind
-from cli.main import app
 from glaneur.models import (
     Account,
     Channel,
@@ -25,6 +23,7 @@ from glaneur.models import (
 from glaneur.settings import get_settings, reset_settings
 from glaneur.statuses import Status, describe
 from glaneur.vault import Vault
+from tests.commands import glaneur, ok
 
 PORTAL = "test-portal"
 LEGACY = "test-legacy-portal"
@@ -32,7 +31,6 @@ PASSWORD = "Zq7-unique-Pa55word"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CHANNEL = "acme-papeterie"
 
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -48,15 +46,6 @@ def home(monkeypatch, request):
     return request.getfixturevalue("glaneur_home")
 
 
-def glaneur(*args: str, input: str | None = None):
-    # A wide terminal so that tables do not truncate what the tests look for.
-    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
-
-
-def ok(*args: str, input: str | None = None):
-    result = glaneur(*args, input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def refused(*args: str, input: str | None = None, expect: str = ""):

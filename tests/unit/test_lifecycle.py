@@ -13,12 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, func, select
-from typer.testing import CliRunner
 
+from cli.main import app
 from connectors import catalog
 from connectors.base import Provider
 from glaneur import admin
-from cli.main import app
 from glaneur.models import (
     Account,
     AuditLog,
@@ -36,6 +35,7 @@ from glaneur.models import (
 from glaneur.settings import reset_settings
 from glaneur.statuses import STATUS_TABLE, Status, describe
 from glaneur.vault import Vault
+from tests.commands import glaneur, ok, runner
 
 PORTAL = "test-portal"
 LEGACY = "test-legacy-portal"
@@ -47,7 +47,6 @@ CHANNEL = "acme-papeterie"
 COLLECTION_RIGHT = "Autoriser l'accès au paramétrage de la collecte"
 ACCOUNTING_RIGHT = "Autoriser l'accès au paramétrage de la comptabilité"
 
-runner = CliRunner()
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------------
@@ -82,14 +81,6 @@ def first_collections(monkeypatch):
     return calls
 
 
-def glaneur(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
-
-
-def ok(*args: str, input: str | None = None):
-    result = glaneur(*args, input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def refused(*args: str, input: str | None = None, expect: str = ""):
