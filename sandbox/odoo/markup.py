@@ -286,17 +286,7 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
         f'<iframe id="invoice_html" class="position-relative d-block" width="100%" height="100%" frameborder="0" scrolling="no" '
         f'src="{html_report}"></iframe></div></div>'
     )
-    breadcrumb = (
-        '<div class="o_portal container mt-3"><div class="d-flex justify-content-between align-items-center flex-wrap">'
-        '<ol class="o_portal_submenu breadcrumb mb-0 flex-grow-1 px-0"><li class="breadcrumb-item ms-1"><a href="/my/home" '
-        'aria-label="Home" title="Home"><i class="fa fa-home"></i></a></li><li class="breadcrumb-item"><a href="/my/invoices?">'
-        f'Invoices &amp; Bills</a></li><li class="breadcrumb-item active">{escape(invoice.name)}</li></ol></div></div>'
-    )
-    main = (
-        f'{breadcrumb}<div id="wrap" class="o_portal_wrap"><div class="container pt-3 pb-5"><div class="container o_portal_sidebar">'
-        f'<div class="row o_portal_invoice_sidebar">{sidebar}{content}</div></div></div></div>'
-    )
-    return layout(invoice.name, main, user=user, company=company)
+    return _invoice_frame(version, company, user, invoice, sidebar + content)
 
 
 def _invoice_page_16(company: str, user: str | None, invoice: OdooInvoice, title: str, download: str, report: str) -> str:
@@ -314,15 +304,30 @@ def _invoice_page_16(company: str, user: str | None, invoice: OdooInvoice, title
         f'<iframe id="invoice_html" class="mt8 mb8" width="100%" height="100%" frameborder="0" scrolling="no" src="{report}">'
         "</iframe></div></div>"
     )
+    return _invoice_frame("16.0", company, user, invoice, sidebar + content)
+
+
+def _invoice_frame(version: str, company: str, user: str | None, invoice: OdooInvoice, inside: str) -> str:
+    """``portal.portal_layout`` around an invoice: the breadcrumbs (16.0: in a bordered row), then sidebar and report."""
+    if version == "16.0":
+        frame, ol, link, container, row = (
+            ('<div class="row align-items-center bg-white g-0 border rounded"><div class="col-10">', "</div></div>"),
+            "mb-0 py-2 flex-grow-1", "breadcrumb-item ", "container mb64", "row mt16 o_portal_invoice_sidebar",
+        )
+    else:
+        frame, ol, link, container, row = (
+            ('<div class="d-flex justify-content-between align-items-center flex-wrap">', "</div>"),
+            "mb-0 flex-grow-1 px-0", "breadcrumb-item", "container pt-3 pb-5", "row o_portal_invoice_sidebar",
+        )
     breadcrumb = (
-        '<div class="o_portal container mt-3"><div class="row align-items-center bg-white g-0 border rounded"><div class="col-10">'
-        '<ol class="o_portal_submenu breadcrumb mb-0 py-2 flex-grow-1"><li class="breadcrumb-item ms-1"><a href="/my/home" '
-        'aria-label="Home" title="Home"><i class="fa fa-home"></i></a></li><li class="breadcrumb-item "><a href="/my/invoices?">'
-        f'Invoices &amp; Bills</a></li><li class="breadcrumb-item active">{escape(invoice.name)}</li></ol></div></div></div>'
+        f'<div class="o_portal container mt-3">{frame[0]}<ol class="o_portal_submenu breadcrumb {ol}"><li class="breadcrumb-item '
+        'ms-1"><a href="/my/home" aria-label="Home" title="Home"><i class="fa fa-home"></i></a></li>'
+        f'<li class="{link}"><a href="/my/invoices?">Invoices &amp; Bills</a></li>'
+        f'<li class="breadcrumb-item active">{escape(invoice.name)}</li></ol>{frame[1]}</div>'
     )
     main = (
-        f'{breadcrumb}<div id="wrap" class="o_portal_wrap"><div class="container mb64"><div class="container o_portal_sidebar">'
-        f'<div class="row mt16 o_portal_invoice_sidebar">{sidebar}{content}</div></div></div></div>'
+        f'{breadcrumb}<div id="wrap" class="o_portal_wrap"><div class="{container}"><div class="container o_portal_sidebar">'
+        f'<div class="{row}">{inside}</div></div></div></div>'
     )
     return layout(invoice.name, main, user=user, company=company)
 
