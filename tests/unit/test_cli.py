@@ -23,14 +23,13 @@ from glaneur.models import (
 from glaneur.settings import get_settings, reset_settings
 from glaneur.statuses import Status, describe
 from glaneur.vault import Vault
-from tests.commands import glaneur, ok
+from tests.commands import first_collections, glaneur, ok  # noqa: F401  first_collections: an autouse fixture
 
 PORTAL = "test-portal"
 LEGACY = "test-legacy-portal"
 PASSWORD = "Zq7-unique-Pa55word"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CHANNEL = "acme-papeterie"
-
 
 
 @pytest.fixture
@@ -44,8 +43,6 @@ def home(monkeypatch, request):
     )
     monkeypatch.setitem(catalog.PROVIDERS, LEGACY, Provider(slug=LEGACY, name="Legacy Portal", compatible=False))
     return request.getfixturevalue("glaneur_home")
-
-
 
 
 def refused(*args: str, input: str | None = None, expect: str = ""):
@@ -67,21 +64,6 @@ def session() -> Session:
 def count(model) -> int:
     with session() as s:
         return s.exec(select(func.count()).select_from(model)).one()
-
-
-@pytest.fixture(autouse=True)
-def first_collections(monkeypatch):
-    """Stands in for flows.activation: the CLI's first collections are recorded, never run here."""
-    module = types.ModuleType("flows.activation")
-    calls: list[str] = []
-
-    def start_first_collection(slug: str, *, what: str = "First collection") -> str:
-        calls.append(slug)
-        return f"{what} of {slug} ran in this process (test double)."
-
-    module.start_first_collection = start_first_collection
-    monkeypatch.setitem(sys.modules, "flows.activation", module)
-    return calls
 
 
 @pytest.fixture

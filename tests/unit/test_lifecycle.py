@@ -7,8 +7,6 @@ glance, the first collection "dans l'heure", and the audit log. Secrets go in th
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -35,7 +33,7 @@ from glaneur.models import (
 from glaneur.settings import reset_settings
 from glaneur.statuses import STATUS_TABLE, Status, describe
 from glaneur.vault import Vault
-from tests.commands import glaneur, ok, runner
+from tests.commands import first_collections, glaneur, ok, runner  # noqa: F401  first_collections: an autouse fixture
 
 PORTAL = "test-portal"
 LEGACY = "test-legacy-portal"
@@ -46,7 +44,6 @@ SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CHANNEL = "acme-papeterie"
 COLLECTION_RIGHT = "Autoriser l'accès au paramétrage de la collecte"
 ACCOUNTING_RIGHT = "Autoriser l'accès au paramétrage de la comptabilité"
-
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------------
@@ -64,23 +61,6 @@ def home(monkeypatch, request):
                                                             description="Needs a code sent by post."))  # fmt: skip
     monkeypatch.setitem(catalog.PROVIDERS, BANK, Provider(slug=BANK, name="Test Bank", kind="bank"))
     return request.getfixturevalue("glaneur_home")
-
-
-@pytest.fixture(autouse=True)
-def first_collections(monkeypatch):
-    """Stands in for flows.activation: which first collections the CLI started, never run here."""
-    module = types.ModuleType("flows.activation")
-    calls: list[str] = []
-
-    def start_first_collection(slug: str, *, what: str = "First collection") -> str:
-        calls.append(slug)
-        return f"{what} of {slug} ran in this process (test double)."
-
-    module.start_first_collection = start_first_collection
-    monkeypatch.setitem(sys.modules, "flows.activation", module)
-    return calls
-
-
 
 
 def refused(*args: str, input: str | None = None, expect: str = ""):

@@ -21,8 +21,6 @@ PLATFORM = "odoo"
 PASSWORD = "Zq7-unique-Pa55word"
 
 
-
-
 def refused(*args: str, expect: str):
     result = glaneur(*args)
     assert result.exit_code == 2, (result.output, result.exception)
