@@ -328,13 +328,17 @@ class PortalConnector:
                     f", longer than a run waits (GLANEUR_MAX_RETRY_AFTER_SECONDS = {self.max_retry_after:g} s): "
                     "the next run tries again"
                 )
-            else:  # every later request of this connector waits: the retry, and any other step
-                self._not_before = max(self._not_before, time.monotonic() + retry_after)
+            else:
+                self.wait_before_next_request(retry_after)
         if status == 429:
             raise RateLimited(f"{self.provider.name} answered 429 to {what}{asked}.", retry_after=retry_after)
         raise PortalUnavailable(
             f"{self.provider.name} answered HTTP {status} to {what}{asked}.", retry_after=retry_after
         )
+
+    def wait_before_next_request(self, seconds: float) -> None:
+        """The portal asked for ``seconds`` of quiet: every later request of this connector waits (the retry too)."""
+        self._not_before = max(self._not_before, time.monotonic() + min(seconds, self.max_retry_after))
 
     def wait_for_portal(self) -> None:
         """Sleep until the time the portal's last Retry-After asked for (at once when it asked nothing)."""

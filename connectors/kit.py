@@ -91,7 +91,10 @@ up); ``StorageError`` too, on the filing side. **Nothing else is retried**: ``Wr
 ``AccountLocked``, ``CredentialsExpired``, ``ActionNeeded``, the second-factor errors,
 ``PortalChanged`` (and ``InvalidDocument``), and any exception that is not a Glaneur error. So map
 a refusal to ``RateLimited`` or ``PortalUnavailable`` only when trying again later can work: a
-credential refusal retried locks the account at the supplier.
+credential refusal retried locks the account at the supplier. A block that lifts by itself and
+does not say whose password was wrong (Odoo's login cool-down, counted per source address) is
+``RateLimited`` with a ``retry_after`` long enough for the retry to be checked, not ``AccountLocked``
+(a person told to unlock what unlocks itself): see :mod:`connectors.odoo`.
 
 Saved pages and ``pages.json``
 ------------------------------
@@ -203,6 +206,7 @@ from glaneur.errors import (
     CredentialsExpired,
     GlaneurError,
     PortalChanged,
+    RateLimited,
     WrongCredentials,
     WrongSecondFactor,
 )
@@ -800,7 +804,10 @@ class Connector(PortalConnector):
         self.submit(f"{form.form} {form.submit}", what="the login form")
         landed = self.expect_page(*self.after_login)
         if landed == "login":
-            raise self.login_refusal(self.page.content())
+            error = self.login_refusal(self.page.content())
+            if isinstance(error, RateLimited) and error.retry_after:  # a cool-down the connector knows: as Retry-After
+                self.wait_before_next_request(error.retry_after)
+            raise error
         return self._arrived(landed)
 
     def answer_second_factor(

@@ -6,13 +6,23 @@ PDF per invoice: its page's address (in the row's link, with its access token) p
 DUE (0 once paid), never taken for the amount: Odoo 18.0 shows the total on the invoice's page
 (``h2.text-break``), read there; 16.0 and 17.0 show the amount due there too while one is left, so
 their amount stays empty rather than wrong. Column headers are read in English (Odoo's own strings).
+
+Odoo's login cool-down ("Too many login failures, please wait a bit before trying again.") is
+``RateLimited``, retried once it is over: Odoo counts failed logins per source address (any
+account's, Glaneur's one address for every channel on that portal), and after
+``base.login_cooldown_after`` of them refuses every login from that address, unchecked and
+uncounted, for ``base.login_cooldown_duration`` (60 s by default) after the last. Glaneur never
+retries a wrong password, so the password of the account that meets it may well be right: neither
+``WrongCredentials`` nor ``AccountLocked`` (a person told to unlock an account that unlocks itself
+within the minute) would be true. The retry waits :attr:`Odoo.cooldown_seconds` first, so that it
+is checked: logged in (which clears the count), or ``WrongCredentials``, never retried.
 """
 
 import dataclasses
 from datetime import date
 
 from connectors.kit import Connector, DetailTotal, HtmlTable, Listing, LoginForm, NextLink, Page, Provider
-from glaneur.errors import RateLimited, WrongCredentials
+from glaneur.errors import GlaneurError, RateLimited, WrongCredentials
 
 provider = Provider(
     slug="odoo",
@@ -28,11 +38,9 @@ _ROW_LINK = "a[href*='access_token=']"
 
 class Odoo(Connector):
     provider = provider
+    cooldown_seconds = 60.0  # Odoo's default base.login_cooldown_duration: the retry comes after it
     login_form = LoginForm(
-        "/web/login",
-        "form.oe_login_form",
-        login="login",
-        password="password",
+        "/web/login", "form.oe_login_form", login="login", password="password",
         refusals={  # Odoo's login cool-down after repeated failures, then a wrong login or password
             'p.alert-danger:-soup-contains("Too many login failures")': RateLimited,
             "p.alert-danger": WrongCredentials,
@@ -51,6 +59,13 @@ class Odoo(Connector):
             _ROW_LINK, Page("/my/invoices", "#sidebar_content", pattern=r"/my/invoices/\d+"), "#sidebar_content h2.text-break"
         ),
     )
+
+    @classmethod
+    def login_refusal(cls, html: str) -> GlaneurError:
+        error = super().login_refusal(html)
+        if isinstance(error, RateLimited):  # Odoo does not say how long: its default cool-down (the kit waits it out)
+            error.retry_after = cls.cooldown_seconds
+        return error
 
     def list_documents(self, since: date | None, start: str | None = None) -> Listing:
         self.goto(self.listing.path)

@@ -7,9 +7,14 @@ What is served, as Odoo serves it:
 
 * ``GET/POST /web/login``: the ``web.login`` form (``login``, ``password``, ``csrf_token``
   bound to the ``session_id`` cookie, ``redirect``); a wrong password shows "Wrong
-  login/password" in ``p.alert-danger``; after five failures in a row the account is in
-  cool-down ("Too many login failures, please wait a bit before trying again."), as
-  ``base.login_cooldown_after`` does. A good login redirects (303) to ``redirect`` or ``/my``.
+  login/password" in ``p.alert-danger``. Odoo's login cool-down (``res.users._assert_can_auth`` and
+  ``_on_login_cooldown``) as its source does it: failed logins are counted per **source address**
+  (``remote_addr``, whatever the login tried), and after :data:`LOGIN_COOLDOWN_AFTER` of them
+  without a success in between every login from that address is refused for
+  ``cooldown_seconds`` after the last failure ("Too many login failures, please wait a bit before
+  trying again."; ``base.login_cooldown_after``, ``base.login_cooldown_duration``: 5 and 60 s by
+  default). A login refused by the cool-down is not checked and not counted; a success clears the
+  address's count. A good login redirects (303) to ``redirect`` or ``/my``.
 * ``/my``, ``/my/home``: the portal home; ``/web/session/logout``.
 * ``/my/invoices``, ``/my/invoices/page/<n>`` (the pager's links) and ``/my/invoices?page=<n>``
   (Odoo takes query parameters as the controller's arguments): the ``o_portal_my_doc_table``
@@ -20,19 +25,22 @@ What is served, as Odoo serves it:
   :func:`sandbox.odoo.markup.invoice_page`), ``&report_type=html`` the report shown in its iframe,
   ``&report_type=pdf&download=true`` the PDF (drawn by :mod:`sandbox.pdfs`: it carries the total).
   Without a session the access token alone opens the invoice, as ``portal.mixin`` allows.
-* Control (``/_sandbox``): ``GET /accounts``, ``POST /reset``, ``POST /accounts/{login}/invoices``
+* Control (``/_sandbox``): ``GET /accounts``, ``POST /reset`` (invoices, sessions, failed logins),
+  ``POST /accounts/{login}/invoices``
   (``{"date": ..., "amount": ...}`` optional: a new unpaid invoice), ``GET /version`` and
   ``POST /version`` (``{"version": "16.0"}``: the markup of another version from the next page on).
 
 Versions: 16.0, 17.0 and 18.0 (those Odoo still maintains). Their differences, as rendered here:
 16.0 wraps the list in ``div.table-responsive.border.rounded`` around
-``table.table.rounded.bg-white.o_portal_my_doc_table`` and its pager in ``div.o_portal_pager.text-center``;
-17.0 and 18.0 use ``table.o_list_table.table-sm.table-striped.o_portal_my_doc_table``. 16.0 and
-17.0 put Status before Amount Due; 18.0 puts Amount Due first, names its columns
+``table.table.rounded.bg-white.o_portal_my_doc_table``, under a bordered ``nav.o_portal_navbar``
+holding the breadcrumbs, in ``div.container.mb64``; its pager is ``div.o_portal_pager.d-flex.justify-content-center``
+(17.0 and 18.0 add ``my-3``); 17.0 and 18.0 use ``table.o_list_table.table-sm.table-striped.o_portal_my_doc_table``.
+16.0 and 17.0 put Status before Amount Due; 18.0 puts Amount Due first, names its columns
 (``th[name=amount_due]``...) and marks overdue due dates ``text-danger``. The invoice page of 16.0
 and 17.0 shows the amount due while one is left (the total only once paid); 18.0 always shows the
-total. 17.0 and 18.0 put the password in a ``password-reveal`` input group; 18.0 adds a hidden
-``type=password`` field to the login form.
+total; 16.0's sidebar is a card (``portal.portal_record_sidebar``). 16.0's home lists the documents
+in a ``list-group``, 17.0 and 18.0 in cards. 17.0 and 18.0 put the password in a ``password-reveal``
+input group; 18.0 adds a hidden ``type=password`` field to the login form.
 
 Sources. Read from the public ``odoo/odoo`` repository (LGPL-3; Odoo S.A.), master-branch files
 as stored by the index this was written with: ``addons/portal/views/portal_templates.xml``
@@ -43,23 +51,31 @@ as stored by the index this was written with: ``addons/portal/views/portal_templ
 0096690e2914876086957dceaff69ffb3b004400: ``portal_my_invoices``, ``portal_invoice_page``).
 The same account templates of a 18.0 fork (informaticeng0011/odoo_18.0, commit 011dedd5...) and
 of a 17.0 fork (filesdna/filesdna17-setup, commit 7b7b9b1c..., with its ``portal_templates.xml``
-at 8a1d9696...) gave the 18.0 and 17.0 differences. The 16.0 account templates were checked against
-the 16.0 side of ``addons/account/views/account_portal_templates.xml`` in the fork
+at 8a1d9696...) gave the 18.0 and 17.0 differences. 16.0 (the official 16.0 branch could not be
+read: the ``odoo/odoo`` snapshot is over the fetch limit and the index keeps its master files) was
+read in forks at 16.0: ``account_portal_templates.xml`` and ``portal_templates.xml`` of
 Kireihana7/miceven2 (commit dfe6101719d36fc0fe9b258fc8001be2f45a4e21, ``odoo/release.py`` 16.0; the
-file carries an unresolved merge with 14.0, whose ``<<<<<<< HEAD`` side is 16.0's Bootstrap 5 markup):
-the empty list is a bare ``<p>`` (17.0 and 18.0 give it ``alert alert-warning``), the Status header is
-``th.text-center`` and its cell ``td.tx_status.text-center``, the invoice page shows
-``<h2 class="mb-0"><b>`` the amount due (the total once paid) and Download and Print buttons in a
-``btn-toolbar``. The official ``odoo/odoo`` snapshot is 19 GB, over the fetch limit, and the index
-keeps one (master) version of each file: 16.0's ``portal_templates.xml`` and ``webclient_templates.xml``
-(table and pager wrappers, the sidebar, the login form) could not be read and still follow what
-16.0 is known to render; check them against a 16.0 instance. Nothing of Odoo's
-code is copied (Odoo is LGPL-3, Odoo S.A.): this module writes the resulting HTML itself.
+files carry an unresolved merge with 14.0, whose ``<<<<<<< HEAD`` side is 16.0's Bootstrap 5
+markup), ``portal_templates.xml`` of jointdream/odoo16 (commit 1b8db6aed96d49abec2236b44ad79088bb07477e,
+customised elsewhere) and ``webclient_templates.xml`` of Johnnas12/Odoo-16.0 (commit
+4352d223899e8824829c969fec06a2ace376e619, rebranded layout, standard ``web.login`` form). The
+two ``portal_templates.xml`` agree on ``portal_table`` (its pager wrapper above), ``portal_searchbar``,
+``portal_layout``, ``portal_breadcrumbs``, ``portal_my_home`` and ``portal_record_sidebar``; their
+``pager`` differs only in its previous/next links (chevron icons in jointdream/odoo16, as served
+here, the words Prev and Next in miceven2), which nothing reads. The 16.0 account templates: the
+empty list is a bare ``<p>`` (17.0 and 18.0 give it ``alert alert-warning``), the Status header is
+``th.text-center`` and its cell ``td.tx_status.text-center``, the invoice page shows ``<h2
+class="mb-0"><b>`` the amount due (the total once paid) and Download and Print buttons in a
+``btn-toolbar``. The login cool-down follows ``res.users._assert_can_auth`` and ``_on_login_cooldown``
+as 16.0 writes them (keyed on ``request.httprequest.remote_addr``). Nothing of Odoo's code is copied
+(Odoo is LGPL-3, Odoo S.A.): this module writes the resulting HTML itself.
 """
 
 import datetime as dt
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -84,7 +100,8 @@ from sandbox.odoo.data import (
 from sandbox.pdfs import invoice_pdf
 
 ITEMS_PER_PAGE = 10
-LOGIN_COOLDOWN_AFTER = 5
+LOGIN_COOLDOWN_AFTER = 5  # base.login_cooldown_after (the code's default)
+LOGIN_COOLDOWN_SECONDS = 60.0  # base.login_cooldown_duration
 SESSION_COOKIE = "session_id"
 TODAY = date(2026, 11, 20)  # the portal's "today" (overdue marks), fixed like every sandbox date
 WRONG_LOGIN = "Wrong login/password"
@@ -103,9 +120,12 @@ class OdooState:
 
     odoo: OdooSupplier
     version: str = ""
+    cooldown_seconds: float = LOGIN_COOLDOWN_SECONDS
+    clock: Callable[[], float] = time.monotonic
     accounts: dict[str, Account] = field(default_factory=dict)
     invoices: dict[str, list[OdooInvoice]] = field(default_factory=dict)  # oldest first
-    failures: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # source address -> (count, last failure)
+    refused_in_cooldown: int = 0  # logins the cool-down refused (Odoo only logs them)
     sessions: dict[str, _Session] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -114,7 +134,7 @@ class OdooState:
         self.reset()
 
     def reset(self) -> None:
-        self.invoices, self.failures, self.sessions = {}, dict.fromkeys(self.accounts, 0), {}
+        self.invoices, self.failures, self.sessions, self.refused_in_cooldown = {}, {}, {}, 0
         next_id = 1
         for login, account in self.accounts.items():
             self.invoices[login] = initial_invoices(self.odoo, account, next_id)
@@ -126,6 +146,14 @@ class OdooState:
                 if invoice.id == record_id:
                     return login, invoice
         return None
+
+    def on_cooldown(self, source: str) -> bool:
+        """``_on_login_cooldown``: enough failures from this address, the last one less than the cool-down ago."""
+        count, last = self.failures.get(source, (0, 0.0))
+        return count >= LOGIN_COOLDOWN_AFTER and self.clock() - last < self.cooldown_seconds
+
+    def login_failed(self, source: str) -> None:
+        self.failures[source] = (self.failures.get(source, (0, 0.0))[0] + 1, self.clock())
 
     def add_invoice(self, login: str, issued: date | None, amount: Decimal | None) -> OdooInvoice:
         account, invoices = self.accounts[login], self.invoices[login]
@@ -196,12 +224,15 @@ def _control(state: OdooState) -> APIRouter:
     return router
 
 
-def create_odoo_app(odoo: OdooSupplier | str, version: str | None = None) -> FastAPI:
-    """A fresh Odoo portal for one supplier (an :class:`OdooSupplier` or the slug of one in ``ODOO_SUPPLIERS``)."""
+def create_odoo_app(
+    odoo: OdooSupplier | str, version: str | None = None, *, cooldown_seconds: float = LOGIN_COOLDOWN_SECONDS
+) -> FastAPI:
+    """A fresh Odoo portal for one supplier (an :class:`OdooSupplier` or the slug of one in ``ODOO_SUPPLIERS``);
+    ``cooldown_seconds`` is its ``base.login_cooldown_duration``."""
     odoo = ODOO_SUPPLIERS[odoo] if isinstance(odoo, str) else odoo
     if version is not None and version not in VERSIONS:
         raise ValueError(f"Unknown Odoo version {version!r}; this sandbox renders {', '.join(VERSIONS)}.")
-    state = OdooState(odoo, version or "")
+    state = OdooState(odoo, version or "", cooldown_seconds)
     company = odoo.supplier.name
     app = FastAPI(title=f"{company} (Odoo {state.version} sandbox)", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.portal = state
@@ -245,17 +276,18 @@ def create_odoo_app(odoo: OdooSupplier | str, version: str | None = None) -> Fas
         if not hmac.compare_digest(current.csrf, csrf_token):
             return HTMLResponse("<h1>Bad Request</h1><p>Session expired (invalid CSRF token)</p>", 400)
         account = state.accounts.get(login)
+        source = request.client.host if request.client else ""
         error = ""
-        if account is not None and state.failures[login] >= LOGIN_COOLDOWN_AFTER:
+        if state.on_cooldown(source):  # refused before the password is looked at, and not counted
+            state.refused_in_cooldown += 1
             error = COOLDOWN
         elif account is None or not hmac.compare_digest(account.password, password):
-            if account is not None:
-                state.failures[login] += 1
+            state.login_failed(source)
             error = WRONG_LOGIN
         if error:
             page = markup.login_page(state.version, company, current.csrf, login=login, error=error, redirect=redirect)
             return html(sid, page)
-        state.failures[login] = 0
+        state.failures.pop(source, None)
         del state.sessions[sid]  # Odoo rotates the session on login
         new_sid = secrets.token_hex(20)
         state.sessions[new_sid] = _Session(secrets.token_hex(20), login)
@@ -278,7 +310,7 @@ def create_odoo_app(odoo: OdooSupplier | str, version: str | None = None) -> Fas
         if not current.login:
             return to_login(request)
         name = state.accounts[current.login].customer.name
-        return html(sid, markup.home_page(company, name, len(state.invoices[current.login])))
+        return html(sid, markup.home_page(state.version, company, name, len(state.invoices[current.login])))
 
     async def listing(request: Request, page: int) -> Response:
         sid, current = session(request)
@@ -325,4 +357,4 @@ def create_odoo_app(odoo: OdooSupplier | str, version: str | None = None) -> Fas
     return app
 
 
-__all__ = ["ITEMS_PER_PAGE", "ODOO_SUPPLIERS", "VERSIONS", "OdooState", "create_odoo_app"]
+__all__ = ["ITEMS_PER_PAGE", "LOGIN_COOLDOWN_AFTER", "ODOO_SUPPLIERS", "VERSIONS", "OdooState", "create_odoo_app"]

@@ -104,8 +104,22 @@ def login_page(version: str, company: str, csrf: str, *, login: str = "", error:
     return layout("Login", card, user=None, company=company, body_class="bg-100", header=False)
 
 
-def home_page(company: str, user: str, invoice_count: int) -> str:
-    """``portal.portal_my_home`` with account's "Your Invoices" entry (its count filled, as the page's script does)."""
+def home_page(version: str, company: str, user: str, invoice_count: int) -> str:
+    """``portal.portal_my_home`` with account's invoices entry (its count filled, as the page's script does).
+
+    16.0: a "Documents" ``list-group`` of ``portal.portal_docs_entry`` links; 17.0 and 18.0: index cards.
+    """
+    if version == "16.0":
+        main = (
+            '<div id="wrap" class="o_portal_wrap"><div class="container mb64"><div class="row justify-content-between mt-4">'
+            '<div class="col-12 col-md col-lg-6"><div class="o_portal_my_home">'
+            '<div class="oe_structure" id="oe_structure_portal_my_home_1"></div><h3>Documents</h3>'
+            '<div class="o_portal_docs list-group"><p class="o_portal_no_doc_message d-none">No Documents to display</p>'
+            '<a href="/my/invoices" title="Invoices &amp; Bills" class="list-group-item list-group-item-action d-flex '
+            'align-items-center justify-content-between">Invoices &amp; Bills<span class="badge text-bg-secondary '
+            f'rounded-pill" data-placeholder_count="invoice_count">{invoice_count}</span></a></div></div></div></div></div></div>'
+        )
+        return layout("My Portal", main, user=user, company=company)
     main = (
         '<div id="wrap" class="o_portal_wrap"><div class="container pt-3 pb-5"><h3 class="my-3">My account</h3>'
         '<div class="o_portal_my_home"><div class="o_portal_docs row g-2">'
@@ -143,7 +157,7 @@ def pager(version: str, page: int, page_count: int, base: str = "/my/invoices", 
         f'<li class="page-item {"disabled" if page == page_count else ""}"><a{next_href} class="page-link ">'
         '<span class="fa fa-chevron-right" role="img" aria-label="Next" title="Next"></span></a></li></ul>'
     )
-    wrapper = "o_portal_pager text-center" if version == "16.0" else "o_portal_pager d-flex justify-content-center my-3"
+    wrapper = "o_portal_pager d-flex justify-content-center" + ("" if version == "16.0" else " my-3")
     return f'<div class="{wrapper}">{ul}</div>'
 
 
@@ -161,9 +175,13 @@ def _badge(version: str, invoice: OdooInvoice) -> str:
 
 def invoices_page(version: str, company: str, user: str, invoices: list[OdooInvoice], pager_html: str, today: date) -> str:
     """``account.portal_my_invoices`` through ``portal.portal_table``: the amount column is the amount DUE."""
+    nav, ol = (  # 16.0: the bordered navbar of breadcrumbs_searchbar
+        ("navbar navbar-light navbar-expand-lg border py-0 mb-2 o_portal_navbar  mt-3 rounded", "mb-0 py-2 flex-grow-1")
+        if version == "16.0"
+        else ("navbar navbar-expand-lg flex-wrap mb-4 p-0 o_portal_navbar ", "mb-0 flex-grow-1 px-0")
+    )
     searchbar = (
-        '<nav class="navbar navbar-expand-lg flex-wrap mb-4 p-0 o_portal_navbar ">'
-        '<ol class="o_portal_submenu breadcrumb mb-0 flex-grow-1 px-0"><li class="breadcrumb-item ms-1">'
+        f'<nav class="{nav}"><ol class="o_portal_submenu breadcrumb {ol}"><li class="breadcrumb-item ms-1">'
         '<a href="/my/home" aria-label="Home" title="Home"><i class="fa fa-home"></i></a></li>'
         '<li class="breadcrumb-item active">Invoices &amp; Bills</li></ol></nav>'
     )
@@ -208,7 +226,8 @@ def invoices_page(version: str, company: str, user: str, invoices: list[OdooInvo
             f'{wrapper}<table class="{table_class}"><thead><tr class="active">{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>{pager_html}'
         )
-    main = f'<div id="wrap" class="o_portal_wrap"><div class="container pt-3 pb-5">{searchbar}{table}</div></div>'
+    container = "container mb64" if version == "16.0" else "container pt-3 pb-5"
+    main = f'<div id="wrap" class="o_portal_wrap"><div class="{container}">{searchbar}{table}</div></div>'
     return layout("Invoices", main, user=user, company=company)
 
 
@@ -253,6 +272,8 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
                 f'<a class="btn btn-secondary btn-block o_print_btn o_portal_invoice_print" href="{printed}" '
                 'id="print_invoice_report" title="Print" target="_blank"><i class="fa fa-print"></i> Print</a></div></div>'
             )
+    if version == "16.0":  # portal.portal_record_sidebar (a card), portal_layout's bordered breadcrumbs
+        return _invoice_page_16(company, user, invoice, title, download, html_report)
     sidebar = (
         '<div class="d-flex col-lg-4 col-xxl-3 d-print-none"><div class="o_portal_sidebar_content flex-grow-1 mb-4 mb-lg-0 pe-lg-4" '
         f'id="sidebar_content"><div class="position-relative d-flex align-items-center justify-content-md-center '
@@ -265,15 +286,48 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
         f'<iframe id="invoice_html" class="position-relative d-block" width="100%" height="100%" frameborder="0" scrolling="no" '
         f'src="{html_report}"></iframe></div></div>'
     )
+    return _invoice_frame(version, company, user, invoice, sidebar + content)
+
+
+def _invoice_page_16(company: str, user: str | None, invoice: OdooInvoice, title: str, download: str, report: str) -> str:
+    sidebar = (
+        '<div class="col-lg-auto d-print-none"><div class="card bg-white mb-4 sticky-top" id="sidebar_content">'
+        f'<div class="card-body text-center pb-2 pt-3">{title}</div>'
+        '<ul class="list-group list-group-flush flex-wrap flex-row flex-lg-column">'
+        f'<li class="list-group-item flex-grow-1">{download}</li></ul>'
+        '<div class="card-footer small text-center text-muted border-top-0 pt-1 pb-1 d-none d-lg-block">Powered by '
+        '<a target="_blank" href="http://www.odoo.com?utm_source=db&amp;utm_medium=portal" title="odoo">'
+        '<img src="/web/static/img/logo.png" alt="Odoo Logo" height="15"/></a></div></div></div>'
+    )
+    content = (
+        '<div id="invoice_content" class="col-12 col-lg"><div class="o_portal_html_view shadow p-3">'
+        f'<iframe id="invoice_html" class="mt8 mb8" width="100%" height="100%" frameborder="0" scrolling="no" src="{report}">'
+        "</iframe></div></div>"
+    )
+    return _invoice_frame("16.0", company, user, invoice, sidebar + content)
+
+
+def _invoice_frame(version: str, company: str, user: str | None, invoice: OdooInvoice, inside: str) -> str:
+    """``portal.portal_layout`` around an invoice: the breadcrumbs (16.0: in a bordered row), then sidebar and report."""
+    if version == "16.0":
+        frame, ol, link, container, row = (
+            ('<div class="row align-items-center bg-white g-0 border rounded"><div class="col-10">', "</div></div>"),
+            "mb-0 py-2 flex-grow-1", "breadcrumb-item ", "container mb64", "row mt16 o_portal_invoice_sidebar",
+        )
+    else:
+        frame, ol, link, container, row = (
+            ('<div class="d-flex justify-content-between align-items-center flex-wrap">', "</div>"),
+            "mb-0 flex-grow-1 px-0", "breadcrumb-item", "container pt-3 pb-5", "row o_portal_invoice_sidebar",
+        )
     breadcrumb = (
-        '<div class="o_portal container mt-3"><div class="d-flex justify-content-between align-items-center flex-wrap">'
-        '<ol class="o_portal_submenu breadcrumb mb-0 flex-grow-1 px-0"><li class="breadcrumb-item ms-1"><a href="/my/home" '
-        'aria-label="Home" title="Home"><i class="fa fa-home"></i></a></li><li class="breadcrumb-item"><a href="/my/invoices?">'
-        f'Invoices &amp; Bills</a></li><li class="breadcrumb-item active">{escape(invoice.name)}</li></ol></div></div>'
+        f'<div class="o_portal container mt-3">{frame[0]}<ol class="o_portal_submenu breadcrumb {ol}"><li class="breadcrumb-item '
+        'ms-1"><a href="/my/home" aria-label="Home" title="Home"><i class="fa fa-home"></i></a></li>'
+        f'<li class="{link}"><a href="/my/invoices?">Invoices &amp; Bills</a></li>'
+        f'<li class="breadcrumb-item active">{escape(invoice.name)}</li></ol>{frame[1]}</div>'
     )
     main = (
-        f'{breadcrumb}<div id="wrap" class="o_portal_wrap"><div class="container pt-3 pb-5"><div class="container o_portal_sidebar">'
-        f'<div class="row o_portal_invoice_sidebar">{sidebar}{content}</div></div></div></div>'
+        f'{breadcrumb}<div id="wrap" class="o_portal_wrap"><div class="{container}"><div class="container o_portal_sidebar">'
+        f'<div class="{row}">{inside}</div></div></div></div>'
     )
     return layout(invoice.name, main, user=user, company=company)
 

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from glaneur import admin
 from glaneur.db import session_scope
-from glaneur.models import Channel, CollectionRun, Document, Right
+from glaneur.models import Channel, CollectionRun, Document
 from glaneur.settings import get_settings
 from glaneur.storage import get_storage, reference_hash
 from sandbox.data import SUPPLIERS, accounts_of
+from tests import factories
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -31,14 +31,8 @@ def password(provider: str, login: str) -> str:
 
 
 def make_channel(provider: str, *accounts: tuple[str, str | None], slug: str = "test-channel") -> str:
-    with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label="Test", provider=provider, binder="factures",
-                          recipient="owner@org.example", slug=slug, actor=owner)
-        for login, secret in accounts:
-            admin.add_account(session, slug, login=login, password=secret or password(provider, login), actor=owner)
+    logins = [(login, secret or password(provider, login)) for login, secret in accounts]
+    factories.collection_channel(slug, provider, label="Test", accounts=logins)
     return slug
 
 

@@ -19,8 +19,9 @@ from sqlmodel import select
 
 from glaneur import admin
 from glaneur.db import session_scope
-from glaneur.models import Account, Document, Invitation, InvitationState, Notification, Right, VaultEntry
+from glaneur.models import Account, Document, Invitation, InvitationState, Notification, VaultEntry
 from glaneur.settings import PROJECT_ROOT
+from tests import factories
 from tests.e2e.conftest import assert_no_secret_in_inputs, run_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -101,13 +102,7 @@ def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, p
     from prefect.flow_runs import resume_flow_run
     from prefect.input.actions import read_flow_run_input
 
-    with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_user(session, "org", "holder@org.example", "Holder", actor=owner)
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label="Papeterie", provider="papeterie-dupont", binder="factures",
-                          recipient="owner@org.example", slug="org-papeterie", actor=owner)
+    factories.collection_channel("org-papeterie", holders=["holder@org.example"])
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
 
     with worker(glaneur_home):
@@ -149,13 +144,9 @@ SEED_SHORT = "JBSWY3DPEHPK"  # 12 characters, 60 bits: a seed copied short, not 
 
 def _org_with_channels(*slugs: str) -> None:
     with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_user(session, "org", "holder@org.example", "Holder", actor=owner)
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
+        owner = factories.organization(session, holders=["holder@org.example"])
         for slug in slugs:
-            admin.add_channel(session, "org", label=f"Papeterie {slug}", provider="papeterie-dupont",
-                              binder="factures", recipient="owner@org.example", slug=slug, actor=owner)
+            factories.channel(session, owner, slug, label=f"Papeterie {slug}")
 
 
 def _invite(slug: str):

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import pytest
 from sqlmodel import Session, select
-from typer.testing import CliRunner
 
-from cli.main import app
 from glaneur.models import Account, Channel, CollectionRun, Document, VaultEntry
 from glaneur.statuses import Status, describe
 from glaneur.vault import Vault
+from tests.commands import glaneur, ok
 from tests.e2e.conftest import prefect_call
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-runner = CliRunner()
 ALICE = "alice@org.example"
 SLUG = "org-papeterie"
-
-
-def glaneur(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
-
-
-def ok(*args: str, input: str | None = None):
-    result = glaneur(*args, input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def flat(text: str) -> str:

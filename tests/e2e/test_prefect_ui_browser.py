@@ -85,17 +85,10 @@ def test_an_approver_types_the_code_in_the_prefect_ui(ui_server, glaneur_home, p
 def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, glaneur_home, portals):
     from prefect.deployments import run_deployment
 
-    from glaneur import admin
-    from glaneur.models import Right
+    from tests import factories
     from tests.e2e.test_invitation import _deploy, _wait, worker
 
-    with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_user(session, "org", "holder@org.example", "Holder", actor=owner)
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label="Papeterie", provider="papeterie-dupont", binder="factures",
-                          recipient="owner@org.example", slug="org-ui", actor=owner)
+    factories.collection_channel("org-ui", holders=["holder@org.example"])
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
     with worker(glaneur_home):
         run = run_deployment("request-credentials/request-credentials",

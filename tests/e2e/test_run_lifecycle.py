@@ -26,10 +26,11 @@ from typer.testing import CliRunner
 from glaneur import admin
 from cli.main import app
 from glaneur.db import session_scope
-from glaneur.models import Account, Channel, CollectionRun, OrganizationKind, Right
+from glaneur.models import Account, Channel, CollectionRun, OrganizationKind
 from glaneur.settings import PROJECT_ROOT
 from glaneur.statuses import Status, describe
 from sandbox.data import SUPPLIERS, accounts_of
+from tests import factories
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -39,14 +40,8 @@ HOSTILE = "[x](javascript:alert(1))"
 
 
 def make_channel(login: str, secret: str | None = None, *, label: str = "Papeterie", org_name: str = "Org") -> str:
-    with session_scope() as session:
-        admin.create_organization(session, "org", org_name)
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label=label, provider="papeterie-dupont", binder="factures",
-                          recipient="owner@org.example", slug=SLUG, actor=owner)
-        password = secret or accounts_of(SUPPLIERS["papeterie-dupont"])[login].password
-        admin.add_account(session, SLUG, login=login, password=password, actor=owner)
+    password = secret or accounts_of(SUPPLIERS["papeterie-dupont"])[login].password
+    factories.collection_channel(SLUG, label=label, org_name=org_name, accounts=[(login, password)])
     return SLUG
 
 

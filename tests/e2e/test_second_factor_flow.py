@@ -17,10 +17,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from glaneur import admin
 from glaneur.db import session_scope
-from glaneur.models import Account, Channel, Document, Right
+from glaneur.models import Account, Channel, Document
 from glaneur.settings import get_settings, reset_settings
+from tests import factories
 from tests.e2e.conftest import assert_no_secret, run_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -35,14 +35,9 @@ def sandbox_account(portals, login: str) -> dict:
 
 def make_channel(portals, login: str, *, with_seed: bool = False) -> str:
     account = sandbox_account(portals, login)
-    with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "approver@org.example", "Approver", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label="Papeterie", provider=PROVIDER, binder="factures",
-                          recipient="approver@org.example", slug="org-2fa", actor=owner)
-        admin.add_account(session, "org-2fa", login=login, password=account["password"],
-                          totp_seed=account.get("totp_seed") if with_seed else None, actor=owner)
+    seed = account.get("totp_seed") if with_seed else None
+    factories.collection_channel("org-2fa", PROVIDER, owner="approver@org.example", owner_name="Approver",
+                                 accounts=[(login, account["password"], seed)])  # fmt: skip
     return "org-2fa"
 
 

@@ -31,11 +31,12 @@ from sqlmodel import select
 
 from glaneur import admin
 from glaneur.db import session_scope
-from glaneur.models import Account, Right
+from glaneur.models import Account
 from glaneur.statements import firm
 from glaneur.vault import Vault
 from sandbox.powens import PowensWorld
 from sandbox.prefect_server import LocalPrefect
+from tests import factories
 from tests.e2e import test_bank_powens as bank_e2e
 from tests.e2e import test_invitation as invitation_e2e
 from tests.e2e.test_bank_powens import powens  # noqa: F401  a fixture: the Powens sandbox, org "acme" and Anne
@@ -127,16 +128,10 @@ def test_no_secret_of_any_kind_is_left_anywhere(  # powens, info_logs: fixtures 
     accounts = sandbox_accounts(portals)
     assert set(accounts) == set(LOGINS) and accounts["double-totp"].get("totp_seed")
     with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_user(session, "org", "holder@org.example", "Holder", actor=owner)
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
+        owner = factories.organization(session, holders=["holder@org.example"])
         for slug, logins in CHANNELS.items():  # at most two accounts per channel
-            admin.add_channel(session, "org", label=slug, provider=PROVIDER, binder="factures",
-                              recipient="owner@org.example", slug=slug, actor=owner)
-            for login in logins if slug != INVITED else ():
-                admin.add_account(session, slug, login=login, password=accounts[login]["password"],
-                                  totp_seed=accounts[login].get("totp_seed"), actor=owner)
+            credentials = [(login, accounts[login]["password"], accounts[login].get("totp_seed")) for login in logins]
+            factories.channel(session, owner, slug, PROVIDER, label=slug, accounts=credentials if slug != INVITED else ())
         admin.create_organization(session, "cab", "Cabinet", "firm")
         boss = admin.create_user(session, "cab", "boss@cab.fr", "Boss", firm_role="administrator")
         firm.create_partner(session, "outil", "Outil", delivery_url="https://outil.example/api", secret=PARTNER_SECRET)

@@ -8,22 +8,16 @@ import threading
 import pytest
 from sqlmodel import select
 
-from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.errors import DatabaseUnavailable
 from glaneur.invoices import collection
-from glaneur.models import Channel, Right
+from glaneur.models import Channel
 from glaneur.settings import reset_settings
+from tests import factories
 
 
 def a_channel() -> int:
-    with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label="Test", provider="papeterie-dupont", binder="factures",
-                          recipient="owner@org.example", slug="test-channel", actor=owner)
-        return session.exec(select(Channel.id)).one()
+    return factories.collection_channel(label="Test")
 
 
 def claim(channel_id: int, flow_run_id: str, replacing: str | None = None) -> str | None:

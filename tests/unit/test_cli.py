@@ -9,11 +9,9 @@ from datetime import UTC, date, datetime
 import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import Session, func, select
-from typer.testing import CliRunner
 
 from connectors import catalog
 from connectors.base import Provider, SecondFactorKind
-from cli.main import app
 from glaneur.models import (
     Account,
     Channel,
@@ -25,14 +23,13 @@ from glaneur.models import (
 from glaneur.settings import get_settings, reset_settings
 from glaneur.statuses import Status, describe
 from glaneur.vault import Vault
+from tests.commands import first_collections, glaneur, ok  # noqa: F401  first_collections: an autouse fixture
 
 PORTAL = "test-portal"
 LEGACY = "test-legacy-portal"
 PASSWORD = "Zq7-unique-Pa55word"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CHANNEL = "acme-papeterie"
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -46,17 +43,6 @@ def home(monkeypatch, request):
     )
     monkeypatch.setitem(catalog.PROVIDERS, LEGACY, Provider(slug=LEGACY, name="Legacy Portal", compatible=False))
     return request.getfixturevalue("glaneur_home")
-
-
-def glaneur(*args: str, input: str | None = None):
-    # A wide terminal so that tables do not truncate what the tests look for.
-    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
-
-
-def ok(*args: str, input: str | None = None):
-    result = glaneur(*args, input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def refused(*args: str, input: str | None = None, expect: str = ""):
@@ -78,21 +64,6 @@ def session() -> Session:
 def count(model) -> int:
     with session() as s:
         return s.exec(select(func.count()).select_from(model)).one()
-
-
-@pytest.fixture(autouse=True)
-def first_collections(monkeypatch):
-    """Stands in for flows.activation: the CLI's first collections are recorded, never run here."""
-    module = types.ModuleType("flows.activation")
-    calls: list[str] = []
-
-    def start_first_collection(slug: str, *, what: str = "First collection") -> str:
-        calls.append(slug)
-        return f"{what} of {slug} ran in this process (test double)."
-
-    module.start_first_collection = start_first_collection
-    monkeypatch.setitem(sys.modules, "flows.activation", module)
-    return calls
 
 
 @pytest.fixture

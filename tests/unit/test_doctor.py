@@ -31,12 +31,12 @@ from glaneur.models import (
     CollectionRun,
     Invitation,
     InvitationState,
-    Right,
     User,
 )
 from glaneur.settings import get_settings, reset_settings
 from glaneur.statuses import Status, describe
 from tasks.deployments import lookup_deployment
+from tests import factories
 
 PASSWORD = "Zq7-unique-Pa55word"
 SLUG = "acme-papeterie"
@@ -139,13 +139,9 @@ def session() -> Session:
 def world(home):
     """acme, with alice allowed to configure collection and a papeterie-dupont channel, one account."""
     with session() as s:
-        admin.create_organization(s, "acme", "Acme SA")
-        admin.create_binder(s, "acme", "factures", "Factures")
-        alice = admin.create_user(s, "acme", "alice@acme.fr", "Alice", [Right.CONFIGURE_COLLECTION])
-        admin.create_user(s, "acme", "holder@acme.fr", "Holder", actor=alice)
-        admin.add_channel(s, "acme", label="Papeterie", provider="papeterie-dupont", binder="factures",
-                          recipient="alice@acme.fr", time_slot="06:00", actor=alice)  # fmt: skip
-        admin.add_account(s, SLUG, login="acme", password=PASSWORD, actor=alice)
+        alice = factories.organization(s, "acme", "Acme SA", owner="alice@acme.fr", owner_name="Alice",
+                                       holders=["holder@acme.fr"])  # fmt: skip
+        factories.channel(s, alice, SLUG, accounts=[("acme", PASSWORD)], time_slot="06:00")
         s.commit()
     return home
 

@@ -7,18 +7,15 @@ glance, the first collection "dans l'heure", and the audit log. Secrets go in th
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, func, select
-from typer.testing import CliRunner
 
+from cli.main import app
 from connectors import catalog
 from connectors.base import Provider
 from glaneur import admin
-from cli.main import app
 from glaneur.models import (
     Account,
     AuditLog,
@@ -36,6 +33,7 @@ from glaneur.models import (
 from glaneur.settings import reset_settings
 from glaneur.statuses import STATUS_TABLE, Status, describe
 from glaneur.vault import Vault
+from tests.commands import first_collections, glaneur, ok, runner  # noqa: F401  first_collections: an autouse fixture
 
 PORTAL = "test-portal"
 LEGACY = "test-legacy-portal"
@@ -46,8 +44,6 @@ SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CHANNEL = "acme-papeterie"
 COLLECTION_RIGHT = "Autoriser l'accès au paramétrage de la collecte"
 ACCOUNTING_RIGHT = "Autoriser l'accès au paramétrage de la comptabilité"
-
-runner = CliRunner()
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------------
@@ -65,31 +61,6 @@ def home(monkeypatch, request):
                                                             description="Needs a code sent by post."))  # fmt: skip
     monkeypatch.setitem(catalog.PROVIDERS, BANK, Provider(slug=BANK, name="Test Bank", kind="bank"))
     return request.getfixturevalue("glaneur_home")
-
-
-@pytest.fixture(autouse=True)
-def first_collections(monkeypatch):
-    """Stands in for flows.activation: which first collections the CLI started, never run here."""
-    module = types.ModuleType("flows.activation")
-    calls: list[str] = []
-
-    def start_first_collection(slug: str, *, what: str = "First collection") -> str:
-        calls.append(slug)
-        return f"{what} of {slug} ran in this process (test double)."
-
-    module.start_first_collection = start_first_collection
-    monkeypatch.setitem(sys.modules, "flows.activation", module)
-    return calls
-
-
-def glaneur(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
-
-
-def ok(*args: str, input: str | None = None):
-    result = glaneur(*args, input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def refused(*args: str, input: str | None = None, expect: str = ""):

@@ -8,29 +8,17 @@ import types
 
 import pytest
 from sqlmodel import Session, select
-from typer.testing import CliRunner
 
-from cli.main import app
 from connectors import catalog
 from glaneur import doctor
 from glaneur.errors import UsageError
 from glaneur.invoices import collection
 from glaneur.models import Channel
 from glaneur.settings import get_settings, reset_settings
+from tests.commands import glaneur, ok
 
 PLATFORM = "odoo"
 PASSWORD = "Zq7-unique-Pa55word"
-runner = CliRunner()
-
-
-def glaneur(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
-
-
-def ok(*args: str, input: str | None = None):
-    result = glaneur(*args, input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def refused(*args: str, expect: str):

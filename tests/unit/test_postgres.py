@@ -61,21 +61,14 @@ def test_migrations_upgrade_match_the_models_downgrade_and_upgrade_again(on_post
 
 
 def test_a_channel_with_its_account_round_trips(on_postgres):
-    from glaneur import admin
     from glaneur.db import migrate, session_scope
     from glaneur.invoices import collection
-    from glaneur.models import Right
+    from tests import factories
 
     migrate()
     with session_scope() as session:
-        admin.create_organization(session, "acme", "Acme")
-        owner = admin.create_user(session, "acme", "owner@acme.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "acme", "factures", "Factures", actor=owner)
-        admin.add_channel(
-            session, "acme", label="Papeterie", provider="papeterie-dupont", binder="factures",
-            recipient="owner@acme.example", slug="acme-papeterie", actor=owner,
-        )
-        admin.add_account(session, "acme-papeterie", login="compta", password="pg-Pa55-é", actor=owner)
+        owner = factories.organization(session, "acme", "Acme", owner="owner@acme.example")
+        factories.channel(session, owner, "acme-papeterie", accounts=[("compta", "pg-Pa55-é")])
 
     with session_scope() as session:
         plan = collection.load_plan(session, "acme-papeterie", get_settings(), date(2026, 12, 1))

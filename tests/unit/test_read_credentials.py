@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.errors import SecretUnreadable
 from glaneur.invoices import collection
-from glaneur.models import Account, Right, VaultEntry
+from glaneur.models import Account, VaultEntry
 from glaneur.statuses import Status
+from tests import factories
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
@@ -20,17 +20,8 @@ def channel(glaneur_home, monkeypatch):
     for name in ("GLANEUR_VAULT_KEY", "GLANEUR_VAULT_KEY_FILE"):
         monkeypatch.delenv(name, raising=False)
     with session_scope() as session:
-        admin.create_organization(session, "acme", "Acme")
-        owner = admin.create_user(session, "acme", "owner@acme.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "acme", "factures", "Factures", actor=owner)
-        admin.add_channel(
-            session, "acme", label="Papeterie", provider="papeterie-dupont", binder="factures",
-            recipient="owner@acme.example", slug="acme-papeterie", actor=owner,
-        )
-        admin.add_account(session, "acme-papeterie", login="one", password="first-Pa55", actor=owner)
-        admin.add_account(
-            session, "acme-papeterie", login="two", password="second-Pa55", totp_seed=SEED, actor=owner
-        )
+        owner = factories.organization(session, "acme", "Acme", owner="owner@acme.example")
+        factories.channel(session, owner, "acme-papeterie", accounts=[("one", "first-Pa55"), ("two", "second-Pa55", SEED)])
     return "acme-papeterie"
 
 

@@ -10,7 +10,6 @@ from io import BytesIO
 import pytest
 from sqlmodel import Session, select
 
-from glaneur import admin
 
 from glaneur.statements import firm, routing
 from glaneur.models import (
@@ -24,6 +23,7 @@ from glaneur.models import (
 from glaneur.storage import LocalStorage
 from sandbox.statement_files import BankAccount, Entry, camt053, mt940
 from sandbox.statement_files import Statement as Written
+from tests import factories
 
 ACTIVE = "FR7630004000000001234567845"
 PENDING = "FR7620041000000009876543285"
@@ -45,15 +45,7 @@ def world(glaneur_home, tmp_path):
     from glaneur.db import get_engine
 
     with Session(get_engine(), expire_on_commit=False) as session:
-        admin.create_organization(session, "cab", "Cabinet", "firm")
-        boss = admin.create_user(session, "cab", "boss@cab.fr", "Boss", firm_role="administrator")
-        firm.create_partner(session, "tool", "Tool")
-        firm.associate_connector(session, "cab", "tool", actor=boss)
-        firm.add_iban(session, "cab", ACTIVE, "Active client", actor=boss)
-        firm.attach_iban(session, "cab", ACTIVE, "tool", actor=boss)
-        firm.set_mandate(session, "cab", ACTIVE, "approved", actor=boss)
-        firm.add_iban(session, "cab", PENDING, "Pending client", actor=boss)
-        firm.attach_iban(session, "cab", PENDING, "tool", actor=boss)
+        factories.firm_with_partner(session, [(ACTIVE, "Active client", "approved"), (PENDING, "Pending client", None)])
         session.commit()
         yield session, LocalStorage(tmp_path / "docs"), firm.require_firm(session, "cab")
 

@@ -11,20 +11,17 @@ from sqlmodel import select
 from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.invoices import collection
-from glaneur.models import Channel, CollectionRun, Right
+from glaneur.models import Channel, CollectionRun
 from glaneur.settings import get_settings
 from glaneur.statuses import COLLECTED, STATUS_TABLE, Status, describe
 from tasks.history import md_link
+from tests import factories
 
 
 @pytest.fixture
 def plan(glaneur_home):
+    factories.collection_channel("org-papeterie")
     with session_scope() as session:
-        admin.create_organization(session, "org", "Org")
-        owner = admin.create_user(session, "org", "owner@org.example", "Owner", [Right.CONFIGURE_COLLECTION])
-        admin.create_binder(session, "org", "factures", "Factures", actor=owner)
-        admin.add_channel(session, "org", label="Papeterie", provider="papeterie-dupont", binder="factures",
-                          recipient="owner@org.example", slug="org-papeterie", actor=owner)
         return collection.load_plan(session, "org-papeterie", get_settings(), date(2026, 3, 15))
 
 

@@ -13,7 +13,9 @@ from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
-from sandbox.odoo import ITEMS_PER_PAGE, VERSIONS, create_odoo_app
+from connectors.odoo import Odoo
+from glaneur.errors import RateLimited, WrongCredentials
+from sandbox.odoo import ITEMS_PER_PAGE, LOGIN_COOLDOWN_AFTER, VERSIONS, create_odoo_app
 from sandbox.odoo.data import ODOO_SUPPLIERS, odoo_accounts
 
 _SAVER = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "odoo" / "save_pages.py"
@@ -54,19 +56,53 @@ def test_saved_pages_are_what_the_sandbox_renders(version):
         )
 
 
-def test_login_checks_the_csrf_token_and_the_password_then_cools_down():
+def test_login_checks_the_csrf_token_and_the_password():
     client = TestClient(create_odoo_app("infogerance-martin"), follow_redirects=False)
     assert client.post("/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": "x"}).status_code == 400
-    for _ in range(5):
-        page = client.post("/web/login", data={"login": LOGIN, "password": "nope", "csrf_token": csrf(client)})
-        assert BeautifulSoup(page.text, "html.parser").select_one("p.alert-danger").get_text() == "Wrong login/password"
-    page = client.post("/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": csrf(client)})
-    assert "Too many login failures" in page.text
-    other = TestClient(create_odoo_app("infogerance-martin"), follow_redirects=False)
-    response = other.post(
-        "/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": csrf(other), "redirect": "/my/invoices"}
+    page = client.post("/web/login", data={"login": LOGIN, "password": "nope", "csrf_token": csrf(client)})
+    assert BeautifulSoup(page.text, "html.parser").select_one("p.alert-danger").get_text() == "Wrong login/password"
+    response = client.post(
+        "/web/login", data={"login": LOGIN, "password": PASSWORD, "csrf_token": csrf(client), "redirect": "/my/invoices"}
     )
     assert response.headers["location"] == "/my/invoices"
+
+
+def test_the_cool_down_counts_failures_per_address_refuses_unchecked_and_ends_by_itself():
+    """As res.users._assert_can_auth: keyed on the source address whatever the login, attempts refused during the
+    cool-down are neither checked nor counted, it ends cooldown_seconds after the last failure, a success clears."""
+    now = [1000.0]
+    app = create_odoo_app("infogerance-martin", cooldown_seconds=60)
+    state = app.state.portal
+    state.clock = lambda: now[0]
+    here = TestClient(app, follow_redirects=False)
+    elsewhere = TestClient(app, follow_redirects=False, client=("192.0.2.7", 50000))
+
+    def log_in(client: TestClient, login: str, password: str):
+        return client.post("/web/login", data={"login": login, "password": password, "csrf_token": csrf(client)})
+
+    for login in ["stranger@client.test"] + [LOGIN] * (LOGIN_COOLDOWN_AFTER - 1):  # any login counts
+        assert "Wrong login/password" in log_in(here, login, "nope").text
+    assert "Too many login failures, please wait a bit before trying again." in log_in(here, LOGIN, PASSWORD).text
+    now[0] += 59
+    assert "Too many login failures" in log_in(here, LOGIN, PASSWORD).text
+    assert state.failures["testclient"] == (LOGIN_COOLDOWN_AFTER, 1000.0)  # refused attempts: not counted
+    assert state.refused_in_cooldown == 2
+    assert log_in(elsewhere, LOGIN, PASSWORD).status_code == 303  # another address is not in cool-down
+    now[0] += 2  # 61 s after the last failure
+    assert "Wrong login/password" in log_in(here, LOGIN, "nope").text  # checked again, and counted
+    assert "Too many login failures" in log_in(here, LOGIN, PASSWORD).text  # a new cool-down
+    now[0] += 61
+    assert log_in(here, LOGIN, PASSWORD).status_code == 303
+    assert "testclient" not in state.failures  # a success clears the address's count
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_connector_retries_the_cool_down_once_it_is_over_and_never_a_wrong_password(version):
+    cooldown = Odoo.login_refusal((save_pages.HERE / f"{version}_login_cooldown.html").read_text(encoding="utf-8"))
+    assert isinstance(cooldown, RateLimited) and cooldown.retried and cooldown.retry_after == Odoo.cooldown_seconds == 60
+    assert "Too many login failures" in cooldown.detail
+    wrong = Odoo.login_refusal((save_pages.HERE / f"{version}_login_error.html").read_text(encoding="utf-8"))
+    assert isinstance(wrong, WrongCredentials) and not wrong.retried
 
 
 def test_pages_need_a_session():
@@ -107,6 +143,13 @@ def test_versions_differ_where_odoo_does():
         table_classes = soup.select_one("table.o_portal_my_doc_table")["class"]
         assert ("bg-white" in table_classes) == (version == "16.0")
         assert ("table-striped" in table_classes) == (version != "16.0")
+        pager = soup.select_one("div.o_portal_pager.d-flex.justify-content-center > ul.pagination")
+        assert pager is not None and ("my-3" in pager.parent["class"]) == (version != "16.0")
+        bordered = "border" in soup.select_one("nav.o_portal_navbar")["class"]  # 16.0's breadcrumbs_searchbar
+        assert bordered == (version == "16.0")
+        home = BeautifulSoup(logged_in(version).get("/my").text, "html.parser")
+        entry = home.select_one("div.o_portal_docs.list-group > a.list-group-item[href='/my/invoices']")
+        assert (entry is not None) == (version == "16.0")  # 17.0 and 18.0: index cards
     assert heads["16.0"] == heads["17.0"] == ["Invoice #", "Invoice Date", "Due Date", "Status", "Amount Due"]
     assert heads["18.0"] == ["Invoice #", "Invoice Date", "Due Date", "Amount Due", "Status"]
 

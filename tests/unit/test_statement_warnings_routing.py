@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, select
 
-from glaneur import admin
 
 from glaneur.statements import firm, routing
 from glaneur.errors import UsageError
@@ -20,6 +19,7 @@ from glaneur.models import Statement, StatementRoute
 from glaneur.storage import LocalStorage
 from sandbox.statement_files import BankAccount, Entry, camt053, mt940
 from sandbox.statement_files import Statement as Written
+from tests import factories
 
 ACTIVE = "FR7630004000000001234567845"
 DAY = date(2026, 11, 20)
@@ -44,13 +44,7 @@ def world(glaneur_home, tmp_path):
     from glaneur.db import get_engine
 
     with Session(get_engine(), expire_on_commit=False) as session:
-        admin.create_organization(session, "cab", "Cabinet", "firm")
-        boss = admin.create_user(session, "cab", "boss@cab.fr", "Boss", firm_role="administrator")
-        firm.create_partner(session, "tool", "Tool")
-        firm.associate_connector(session, "cab", "tool", actor=boss)
-        firm.add_iban(session, "cab", ACTIVE, "Active client", actor=boss)
-        firm.attach_iban(session, "cab", ACTIVE, "tool", actor=boss)
-        firm.set_mandate(session, "cab", ACTIVE, "approved", actor=boss)
+        factories.firm_with_partner(session, [(ACTIVE, "Active client", "approved")])
         session.commit()
         yield session, LocalStorage(tmp_path / "docs"), firm.require_firm(session, "cab")
 
