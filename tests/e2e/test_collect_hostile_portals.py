@@ -165,14 +165,7 @@ def test_an_oversized_document_is_refused_alone_without_holding_it_in_memory(gla
     announced = add_invoice(portals, "acme-bis", number="BIG-1", size=size)
     chunked = add_invoice(portals, "acme-bis", number="BIG-2", size=size, announce_size=False)
 
-    import flows.collect_channel  # noqa: F401  - imports are not what is measured
-
-    tracemalloc.start()
-    try:
-        summary = run(slug)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    summary, peak = run_measuring_memory(slug)
 
     assert peak < size / 4, f"peak Python memory {peak} bytes for a {size}-byte document"
     assert summary["status"] == "portal_changed", summary
@@ -364,3 +357,16 @@ def test_retry_after_of_a_503_is_honoured_too(glaneur_home, portals):
     lists = [r for r in served(portals) if r["path"] == "/factures"]
     unavailable = next(i for i, r in enumerate(lists) if r["status"] == 503)
     assert lists[unavailable + 1]["at"] - lists[unavailable]["at"] >= 5, lists
+
+
+def run_measuring_memory(slug: str) -> tuple[dict, int]:
+    """One collection of ``slug`` and the peak of Python memory it traced (the flow's imports done before)."""
+    import flows.collect_channel  # noqa: F401  - imports are not what is measured
+
+    tracemalloc.start()
+    try:
+        summary = run(slug)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return summary, peak

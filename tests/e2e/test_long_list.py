@@ -14,7 +14,6 @@ Real Prefect server, real Chromium, the Papeterie Dupont sandbox with a long his
 
 from __future__ import annotations
 
-import tracemalloc
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from glaneur.settings import get_settings, reset_settings
 from glaneur.storage import get_storage
 from sandbox.data import PAPETERIE_DUPONT, PortalState
 from tests.e2e.test_collect_channel import channel_state, filed_documents, make_channel, run, runs
-from tests.e2e.test_collect_hostile_portals import add_invoice, control
+from tests.e2e.test_collect_hostile_portals import add_invoice, control, run_measuring_memory
 from tests.e2e.test_hostile_portal import files_under
 from tests.e2e.test_run_lifecycle import read_artifacts
 
@@ -147,14 +146,7 @@ def test_one_page_of_ten_thousand_rows_is_read_whole_and_only_the_new_invoices_a
         session.add(found)
         session.commit()
     new = [add_invoice(portals, "acme", date="2026-11-05"), add_invoice(portals, "acme", date="2026-11-06")]
-    import flows.collect_channel  # noqa: F401  - imports are not what is measured
-
-    tracemalloc.start()
-    try:
-        summary = run(slug)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    summary, peak = run_measuring_memory(slug)
 
     assert summary["status"] == "ok", summary
     # The two new ones, and the look-back's (45 days before the cursor): the 9,998 older rows read, not fetched.

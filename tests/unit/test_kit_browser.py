@@ -6,11 +6,10 @@ listing is what is under test); the list is sent without ``<tbody>``, which Chro
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from connectors.kit import Connector, DetailTotal, HtmlTable, LoginForm, Page, P
 from glaneur.errors import WrongCredentials
 from glaneur.settings import get_settings
 from tasks.browser import launch_browser
+from tests.local_http import send_html, serving
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,7 @@ class Pages(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         Pages.served.append(path)
         name = {"/my/invoices": "amount_due_list.html"}.get(path, "amount_due_invoice.html")
-        body = (PAGES / name).read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_html(self, (PAGES / name).read_bytes())
 
     def log_message(self, *args: object) -> None:
         pass
@@ -62,14 +57,8 @@ class Pages(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def portal() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Pages) as url:
+        yield url
 
 
 def test_the_totals_come_from_the_invoice_pages_never_from_the_amount_due(portal: str) -> None:

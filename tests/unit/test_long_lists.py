@@ -8,11 +8,10 @@ Chromium against a plain HTTP server whose newest-first list grows between two w
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -28,6 +27,7 @@ from glaneur.invoices.collection import AccountOutcome, AccountPlan, ListingOutc
 from glaneur.models import Account, Channel, Document, Right
 from glaneur.settings import Settings, get_settings
 from glaneur.statuses import Status
+from tests.local_http import send_html, serving
 
 TODAY = date(2026, 12, 2)
 
@@ -193,11 +193,7 @@ class ListServer(BaseHTTPRequestHandler):
         link = f"<a class='next' href='/factures?page={following}'>suivante</a>" if following else ""
         body = (f"<html><body><a href='/logout'>x</a><table id='f'><tr><th>N°</th><th>Date</th><th>PDF</th></tr>"
                 f"{rows}</table>{link}</body></html>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_html(self, body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -221,14 +217,8 @@ def history(count: int, newest: date) -> list[tuple[str, date]]:
 @pytest.fixture
 def list_server() -> Iterator[str]:
     ListServer.size, ListServer.loop_after, ListServer.served = 10, 0, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ListServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ListServer) as url:
+        yield url
 
 
 @pytest.fixture
