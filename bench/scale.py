@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +80,57 @@ class PeakRss(threading.Thread):
         while not self.done.is_set():
             self.peak = max(self.peak, _tree_rss_mib(self.roots))
             self.done.wait(0.5)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> dict[int, tuple[int, float, float]]:
+    """pid -> (parent, CPU seconds of the process itself, CPU seconds of its reaped children)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS,
+                                 (int(fields[13]) + int(fields[14])) / _TICKS)
+    return table
+
+
+def _descendants(table: dict, root: int) -> set[int]:
+    found, frontier = set(), [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, (parent, _, _) in table.items():
+            if parent == pid and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def _cpu_by_part(parts: dict[str, tuple[list[int], bool]]) -> dict[str, float]:
+    """CPU seconds used so far by each part: ``name -> (root pids, with their descendants)``.
+
+    A process counts its own time and that of its children already ended (a flow run process, a
+    Chromium renderer), so nothing is counted twice; "workers' Chromium" is the workers' descendants.
+    """
+    table = _process_table()
+    used = {}
+    for name, (roots, descendants) in parts.items():
+        pids = set(roots)
+        for root in roots if descendants else ():
+            pids |= _descendants(table, root)
+        used[name] = sum(table[p][1] + table[p][2] for p in pids if p in table)
+    return used
+
+
+def _cpu_spent(before: dict[str, float], after: dict[str, float], channels: int) -> dict[str, dict[str, float]]:
+    spent = {name: after[name] - before[name] for name in before}
+    spent["total"] = sum(spent.values())
+    return {name: {"cpu_seconds": round(value, 1), "per_channel": round(value / channels, 2)}
+            for name, value in spent.items()}
 
 
 def _runs(api: str, deployment: str) -> list[dict]:
@@ -174,8 +225,8 @@ def _collect_without_prefect(job: tuple[dict[str, str], str]) -> int:
     from glaneur.db import session_scope
     from glaneur.invoices import collection
     from glaneur.settings import get_settings, reset_settings
-    from tasks.browser import launch_browser
     from tasks import collect as steps_module
+    from tasks.browser import launch_browser
     from tasks.collect import AccountSteps
 
     flow_module.provider_slot = lambda provider: contextlib.nullcontext()  # Prefect's limits: not without Prefect
@@ -238,6 +289,21 @@ def main() -> None:
             peak = PeakRss([os.getpid(), pg_pid, stack.server.pid, *(w.pid for w in stack.workers)])
             peak.start()
             api = stack.api_url
+            worker_pids = [w.pid for w in stack.workers]
+            table = _process_table()
+            parts = {  # where the CPU goes; the sandbox portals are threads of this process
+                "postgresql": ([pg_pid], True),
+                "prefect_server": ([stack.server.pid], True),
+                "workers_python": (worker_pids, False),
+                "workers_children": ([c for w in worker_pids for c in _descendants(table, w)], True),
+                "sandbox_and_bench": ([os.getpid()], False),
+            }
+
+            def children_now() -> None:  # Chromiums and flow run processes start after the workers
+                table = _process_table()
+                parts["workers_children"] = ([c for w in worker_pids for c in _descendants(table, w)], True)
+
+            cpu = _cpu_by_part(parts)
 
             started = time.perf_counter()
             dispatch = _create_run(api, "dispatch-daily/dispatch-daily", {})
@@ -252,14 +318,20 @@ def main() -> None:
             result["first_day_states"] = sorted({r["state_type"] for r in first})
             per_run = [r["total_run_time"] for r in first if r.get("total_run_time")]
             result["mean_run_seconds"] = round(sum(per_run) / len(per_run), 1) if per_run else None
+            children_now()
+            cpu_now = _cpu_by_part(parts)
+            result["first_day_cpu"] = _cpu_spent(cpu, cpu_now, n)
             result["first_day_phases_mean_seconds"] = _phases(api, first)
             _save(args.out, result)  # a long run stopped later still leaves its first day
 
             started = time.perf_counter()
             for slug in slugs:
                 _create_run(api, "collect-channel/collect-channel", {"channel": slug})
+            cpu = _cpu_by_part(parts)
             both = _wait(api, "collect-channel/collect-channel", 2 * n, 3600)
             result["unchanged_day_seconds"] = round(time.perf_counter() - started, 1)
+            children_now()
+            result["unchanged_day_cpu"] = _cpu_spent(cpu, _cpu_by_part(parts), n)
             first_ids = {r["id"] for r in first}
             result["unchanged_day_phases_mean_seconds"] = _phases(api, [r for r in both if r["id"] not in first_ids])
             _save(args.out, result)
@@ -305,10 +377,14 @@ def main() -> None:
                 os.environ.update(env)
                 reset_settings()
                 plain = create_fleet(n, time_slot="00:00")
-                started = time.perf_counter()
+                started, times = time.perf_counter(), os.times()
                 with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                     filed_plain = sum(pool.map(_collect_without_prefect, [(env, slug) for slug in plain]))
                 result["no_prefect_seconds"] = round(time.perf_counter() - started, 1)
+                ended = os.times()  # the pool's processes, ended and reaped; the sandbox's threads are this process
+                result["no_prefect_cpu_seconds"] = round(
+                    ended.children_user + ended.children_system - times.children_user - times.children_system
+                    + ended.user + ended.system - times.user - times.system, 1)
                 result["no_prefect_documents_filed"] = filed_plain
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     _save(args.out, result)

@@ -49,14 +49,17 @@ def run_tags(organization: str, provider: str, kind: str) -> list[str]:
 
 
 def tag_this_flow_run(tags: list[str]) -> None:
-    """Add the tags to the current flow run, whoever created it (dispatch, the CLI, the UI)."""
+    """Add the tags to the current flow run, whoever created it (dispatch, the CLI, the UI).
+
+    A run that has them already (dispatch creates its runs with them) costs no call to the API: the
+    engine read the run's tags when it started it.
+    """
     flow_run_id = runtime.flow_run.id
-    if not flow_run_id:
+    current = list(runtime.flow_run.tags)
+    if not flow_run_id or set(tags) <= set(current):
         return
     with get_client(sync_client=True) as client:
-        current = client.read_flow_run(UUID(str(flow_run_id))).tags
-        if not set(tags) <= set(current):
-            client.update_flow_run(UUID(str(flow_run_id)), tags=[*current, *(t for t in tags if t not in current)])
+        client.update_flow_run(UUID(str(flow_run_id)), tags=[*current, *(t for t in tags if t not in current)])
 
 
 class RunFailed(Exception):
