@@ -39,8 +39,8 @@ holding the breadcrumbs, in ``div.container.mb64``; its pager is ``div.o_portal_
 16.0 and 17.0 put Status before Amount Due; 18.0 and master put Amount Due first, name their columns
 (``th[name=amount_due]``...) and mark overdue due dates ``text-danger``; master also names the amount
 cell (``td[name=invoice_amount]``). The invoice page of 16.0 and 17.0 shows the amount due while one
-is left (the total only once paid); 18.0 and master always show the total; 16.0's sidebar is a card
-(``portal.portal_record_sidebar``), master's adds the due date, "Powered by" and a rule. 16.0's home
+is left (the total only once paid); 18.0 and master always show the total, then the due date while
+unpaid; 16.0's sidebar is a card (``portal.portal_record_sidebar``), master's adds "Powered by" and a rule. 16.0's home
 lists the documents in a ``list-group``, the others in cards. The login form: plain on 16.0 and 17.0;
 on 18.0 and master the ``web.user_switch`` component comes first and the form is ``d-none`` until its
 script shows it (here a stand-in: :func:`sandbox.odoo.markup.login_page`), with a hidden

@@ -268,8 +268,8 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
     """``account.portal_invoice_page``: the sidebar's amount and the Download button.
 
     16.0 and 17.0 show the amount due while something is left to pay, the total once paid;
-    18.0 and master always show the total (and "Left to Pay" under it for a partly paid invoice); master's
-    sidebar adds the due date (its ``o_portal_sidebar_timeago``), "Powered by" and a vertical rule.
+    18.0 and master always show the total (and "Left to Pay" under it for a partly paid invoice), then the
+    due date while unpaid (``o_portal_sidebar_timeago``); master's sidebar adds "Powered by" and a vertical rule.
     """
     query = f"access_token={invoice.access_token}"
     pdf = escape(f"/my/invoices/{invoice.id}?{query}&report_type=pdf&download=true")
@@ -284,12 +284,12 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
                 f'<span>{money(paid)}</span></div><div class="alert alert-warning px-2 py-1 text-center mb-2">'
                 f"Left to Pay: <span>{money(invoice.amount_residual)}</span></div></div>"
             )
+        if invoice.payment_state != "paid":  # the due date, which the page's script writes as "in N days"
+            title += (
+                '<div class="small w-100 text-center"><i class="fa fa-clock-o"></i>'
+                f'<span class="o_portal_sidebar_timeago ml4" datetime="{invoice.due.isoformat()}"></span></div>'
+            )
         if version == "master":
-            if invoice.payment_state != "paid":
-                title += (
-                    '<div class="small w-100 text-center"><i class="fa fa-clock-o"></i>'
-                    f'<span class="o_portal_sidebar_timeago ml4" datetime="{invoice.due.isoformat()}"></span></div>'
-                )
             powered = (
                 '<div class="d-none d-lg-block mt-5 small text-center text-muted">Powered by <a target="_blank" '
                 'href="http://www.odoo.com?utm_source=db&amp;utm_medium=portal" title="odoo">'
