@@ -2,10 +2,13 @@
 
 ``/web/login``, then ``/my/invoices`` (``table.o_portal_my_doc_table``, the ``ul.pagination`` pager), one
 PDF per invoice: its page's address (in the row's link, with its access token) plus
-``&report_type=pdf&download=true``. Markup of Odoo 16.0, 17.0 and 18.0. The list shows the amount
-DUE (0 once paid), never taken for the amount: Odoo 18.0 shows the total on the invoice's page
-(``h2.text-break``), read there; 16.0 and 17.0 show the amount due there too while one is left, so
-their amount stays empty rather than wrong. Column headers are read in English (Odoo's own strings).
+``&report_type=pdf&download=true``. Markup of Odoo 16.0, 17.0, 18.0 and master (Odoo Online's saas
+releases), checked against the official templates of master (``sandbox.odoo`` names the sources). The
+list shows the amount DUE (0 once paid), never taken for the amount: 18.0 and master show the total
+on the invoice's page (``h2.text-break``), read there; 16.0 and 17.0 show the amount due there too
+while one is left, so their amount stays empty rather than wrong. Column headers are read in English
+(Odoo's own strings). From 18.0 the login form is hidden until Odoo's script shows it: filling it
+waits for that, as for any field.
 
 Odoo's login cool-down ("Too many login failures, please wait a bit before trying again.") is
 ``RateLimited``, retried once it is over: Odoo counts failed logins per source address (any
@@ -29,8 +32,8 @@ provider = Provider(
     name="Odoo customer portal",
     platform=True,
     login_fields=("login", "password"),
-    description="Platform: the customer portal of the Odoo ERP (16.0 to 18.0), run by each supplier at its own "
-    "address, given with --portal-url; PDF invoices under My Account > Invoices.",
+    description="Platform: the customer portal of the Odoo ERP (16.0 to 18.0 and master), run by each supplier at its "
+    "own address, given with --portal-url; PDF invoices under My Account > Invoices.",
 )
 
 _ROW_LINK = "a[href*='access_token=']"
@@ -71,7 +74,7 @@ class Odoo(Connector):
         self.goto(self.listing.path)
         if self.expect_page("invoices", "no_invoices") == "no_invoices":
             return Listing()
-        total_shown = self.page.locator("th[name=amount_due]").count() > 0  # 18.0: the invoice page shows the total
+        total_shown = self.page.locator("th[name=amount_due]").count() > 0  # 18.0+: the invoice page shows the total
         listing = self.listing if total_shown else dataclasses.replace(self.listing, total_on_detail=None)
         pdf = "&report_type=pdf&download=true"
         read = listing.read(self, since, start)

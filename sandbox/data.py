@@ -29,12 +29,13 @@ import base64
 import hashlib
 import secrets
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 import pyotp
 
@@ -270,6 +271,14 @@ def accounts_of(supplier: Supplier) -> dict[str, Account]:
         accounts[login] = Account(login, password, customer(entry["customer"]), scenario, entry["invoices"], code,
                                   entry["description"], phone, seed)
     return accounts
+
+
+T = TypeVar("T")
+
+
+def owned(by_login: Mapping[str, Iterable[T]], wanted: Callable[[T], bool]) -> tuple[str, T] | None:
+    """The first of the accounts' records that is ``wanted``, with the login that owns it (None: no such record)."""
+    return next(((login, record) for login, records in by_login.items() for record in records if wanted(record)), None)
 
 
 def add_months(month: date, count: int) -> date:
@@ -547,11 +556,7 @@ class PortalState:
 
     def find_invoice(self, number: str) -> tuple[str, Invoice] | None:
         """The invoice with this number and the login that owns it."""
-        for login, invoices in self._invoices.items():
-            for invoice in invoices:
-                if invoice.number == number:
-                    return login, invoice
-        return None
+        return owned(self._invoices, lambda invoice: invoice.number == number)
 
     def add_invoice(
         self, login: str, issued: date | None = None, amount: Decimal | None = None, number: str | None = None

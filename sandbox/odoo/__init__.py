@@ -30,45 +30,59 @@ What is served, as Odoo serves it:
   (``{"date": ..., "amount": ...}`` optional: a new unpaid invoice), ``GET /version`` and
   ``POST /version`` (``{"version": "16.0"}``: the markup of another version from the next page on).
 
-Versions: 16.0, 17.0 and 18.0 (those Odoo still maintains). Their differences, as rendered here:
+Versions: 16.0, 17.0, 18.0 and master (``VERSIONS``; master is the branch the saas releases of Odoo
+Online are cut from). Their differences, as rendered here:
 16.0 wraps the list in ``div.table-responsive.border.rounded`` around
 ``table.table.rounded.bg-white.o_portal_my_doc_table``, under a bordered ``nav.o_portal_navbar``
 holding the breadcrumbs, in ``div.container.mb64``; its pager is ``div.o_portal_pager.d-flex.justify-content-center``
-(17.0 and 18.0 add ``my-3``); 17.0 and 18.0 use ``table.o_list_table.table-sm.table-striped.o_portal_my_doc_table``.
-16.0 and 17.0 put Status before Amount Due; 18.0 puts Amount Due first, names its columns
-(``th[name=amount_due]``...) and marks overdue due dates ``text-danger``. The invoice page of 16.0
-and 17.0 shows the amount due while one is left (the total only once paid); 18.0 always shows the
-total; 16.0's sidebar is a card (``portal.portal_record_sidebar``). 16.0's home lists the documents
-in a ``list-group``, 17.0 and 18.0 in cards. 17.0 and 18.0 put the password in a ``password-reveal``
-input group; 18.0 adds a hidden ``type=password`` field to the login form.
+(the others add ``my-3``); the others use ``table.o_list_table.table-sm.table-striped.o_portal_my_doc_table``.
+16.0 and 17.0 put Status before Amount Due; 18.0 and master put Amount Due first, name their columns
+(``th[name=amount_due]``...) and mark overdue due dates ``text-danger``; master also names the amount
+cell (``td[name=invoice_amount]``). The invoice page of 16.0 and 17.0 shows the amount due while one
+is left (the total only once paid); 18.0 and master always show the total, then the due date while
+unpaid; 16.0's sidebar is a card (``portal.portal_record_sidebar``), master's adds "Powered by" and a rule. 16.0's home
+lists the documents in a ``list-group``, the others in cards. The login form: plain on 16.0 and 17.0;
+on 18.0 and master the ``web.user_switch`` component comes first and the form is ``d-none`` until its
+script shows it (here a stand-in: :func:`sandbox.odoo.markup.login_page`), with a hidden
+``type=password`` field; master puts the password in a ``password-reveal`` input group.
 
-Sources. Read from the public ``odoo/odoo`` repository (LGPL-3; Odoo S.A.), master-branch files
-as stored by the index this was written with: ``addons/portal/views/portal_templates.xml``
-(commit 005555384000103acf0068be20443f39fc0f9d00: ``portal_layout``, ``portal_table``,
-``pager``, ``portal_searchbar``, ``portal_breadcrumbs``, ``portal_my_home``),
-``addons/web/views/webclient_templates.xml`` (same commit: ``web.login_layout``, ``web.login``,
-``web.frontend_layout``) and ``addons/account/views/account_portal_templates.xml`` (commit
-0096690e2914876086957dceaff69ffb3b004400: ``portal_my_invoices``, ``portal_invoice_page``).
-The same account templates of a 18.0 fork (informaticeng0011/odoo_18.0, commit 011dedd5...) and
-of a 17.0 fork (filesdna/filesdna17-setup, commit 7b7b9b1c..., with its ``portal_templates.xml``
-at 8a1d9696...) gave the 18.0 and 17.0 differences. 16.0 (the official 16.0 branch could not be
-read: the ``odoo/odoo`` snapshot is over the fetch limit and the index keeps its master files) was
-read in forks at 16.0: ``account_portal_templates.xml`` and ``portal_templates.xml`` of
-Kireihana7/miceven2 (commit dfe6101719d36fc0fe9b258fc8001be2f45a4e21, ``odoo/release.py`` 16.0; the
-files carry an unresolved merge with 14.0, whose ``<<<<<<< HEAD`` side is 16.0's Bootstrap 5
-markup), ``portal_templates.xml`` of jointdream/odoo16 (commit 1b8db6aed96d49abec2236b44ad79088bb07477e,
-customised elsewhere) and ``webclient_templates.xml`` of Johnnas12/Odoo-16.0 (commit
-4352d223899e8824829c969fec06a2ace376e619, rebranded layout, standard ``web.login`` form). The
-two ``portal_templates.xml`` agree on ``portal_table`` (its pager wrapper above), ``portal_searchbar``,
-``portal_layout``, ``portal_breadcrumbs``, ``portal_my_home`` and ``portal_record_sidebar``; their
-``pager`` differs only in its previous/next links (chevron icons in jointdream/odoo16, as served
-here, the words Prev and Next in miceven2), which nothing reads. The 16.0 account templates: the
-empty list is a bare ``<p>`` (17.0 and 18.0 give it ``alert alert-warning``), the Status header is
-``th.text-center`` and its cell ``td.tx_status.text-center``, the invoice page shows ``<h2
-class="mb-0"><b>`` the amount due (the total once paid) and Download and Print buttons in a
-``btn-toolbar``. The login cool-down follows ``res.users._assert_can_auth`` and ``_on_login_cooldown``
-as 16.0 writes them (keyed on ``request.httprequest.remote_addr``). Nothing of Odoo's code is copied
-(Odoo is LGPL-3, Odoo S.A.): this module writes the resulting HTML itself.
+Sources (Odoo Community, LGPL-3, Odoo S.A.; nothing of Odoo's code is copied: this package writes the
+resulting HTML itself). **Official** ``odoo/odoo`` files, read in the stored-file index at these commits:
+``addons/portal/views/portal_templates.xml`` at e02a0503a0670b976ee46fea022867125efeb35e (master: its
+user menu links ``/odoo``, its API-key help links the master documentation; ``portal_layout``,
+``portal_table``, ``pager``, ``portal_searchbar``, ``portal_breadcrumbs``, ``portal_my_home``,
+``portal_docs_entry``, ``portal_record_sidebar``, ``user_dropdown``) and at
+005555384000103acf0068be20443f39fc0f9d00; ``addons/web/views/webclient_templates.xml`` at
+005555384000103acf0068be20443f39fc0f9d00 (master: ``web.login_layout``, ``web.login``,
+``web.frontend_layout``); ``addons/account/views/account_portal_templates.xml`` at
+0096690e2914876086957dceaff69ffb3b004400 (after 18.0: ``/odoo/action-`` back-office links,
+installments; ``portal_my_invoices``, ``portal_invoice_page``); ``addons/portal/controllers/portal.py``
+at 0110668521beadb366485f98322c58e8c7164f6d (master: ``pager()``, a window of five pages,
+``_items_per_page = 80``); ``addons/portal/models/portal_mixin.py`` at
+0785f89d6defb7c820dc62278bb493047744734d (``get_portal_url``: always ``?access_token=``, then
+``&report_type=pdf&download=true``); ``odoo/addons/base/models/res_users.py`` at
+26462545a2f69734327b6d829362d5d57b2bb448 (the 16.0 branch: its deploy link names 16.0;
+``_assert_can_auth``, ``_on_login_cooldown``: failures keyed on ``remote_addr``, 5 and 60 s by
+default, refused logins neither checked nor counted, a success clears the count). No stable-branch
+version of the templates could be read there (the index names one stored commit a path, and the
+other stored versions found are master's or older than 16.0), so **the 16.0, 17.0 and 18.0 markup
+comes from forks** that carry those branches (LGPL-3 copies of Odoo's files): 16.0 from Kireihana7/miceven2
+(commit dfe6101719d36fc0fe9b258fc8001be2f45a4e21, ``odoo/release.py`` 16.0; ``account_portal_templates.xml``
+and ``portal_templates.xml``, an unresolved merge with 14.0 whose ``<<<<<<< HEAD`` side is 16.0's
+Bootstrap 5 markup), jointdream/odoo16 (commit 1b8db6aed96d49abec2236b44ad79088bb07477e,
+``portal_templates.xml``) and Johnnas12/Odoo-16.0 (commit 4352d223899e8824829c969fec06a2ace376e619,
+``webclient_templates.xml``, standard ``web.login``); 17.0 from filesdna/filesdna17-setup (commit
+7b7b9b1cb81125f43401c4ee71473a33be6db10e for ``account_portal_templates.xml``,
+8a1d96964ff0d7486174b760f3203bd42af26398 for ``portal_templates.xml`` and ``webclient_templates.xml``);
+18.0 from informaticeng0011/odoo_18.0 (commit 011dedd570d57800e6fa07de6797b690a77b5f91, which merges
+``upstream/18.0``: ``account_portal_templates.xml`` and ``webclient_templates.xml``). The two 16.0
+``portal_templates.xml`` agree on ``portal_table``, ``portal_searchbar``, ``portal_layout``,
+``portal_breadcrumbs``, ``portal_my_home`` and ``portal_record_sidebar``; their ``pager`` differs only
+in its previous/next links (chevron icons in jointdream/odoo16, as served here and on master, the
+words Prev and Next in miceven2), which nothing reads. The 16.0 account templates: the empty list is
+a bare ``<p>`` (the others give it ``alert alert-warning``), the Status header is ``th.text-center``
+and its cell ``td.tx_status.text-center``, the invoice page shows ``<h2 class="mb-0"><b>`` the amount
+due (the total once paid) and Download and Print buttons in a ``btn-toolbar``.
 """
 
 import datetime as dt
@@ -85,7 +99,7 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from sandbox.data import Account, add_months
+from sandbox.data import Account, add_months, owned
 from sandbox.odoo import markup
 from sandbox.odoo.data import (
     NEWEST_MONTH,
@@ -141,11 +155,7 @@ class OdooState:
             next_id += account.invoice_count
 
     def find(self, record_id: int) -> tuple[str, OdooInvoice] | None:
-        for login, invoices in self.invoices.items():
-            for invoice in invoices:
-                if invoice.id == record_id:
-                    return login, invoice
-        return None
+        return owned(self.invoices, lambda invoice: invoice.id == record_id)
 
     def on_cooldown(self, source: str) -> bool:
         """``_on_login_cooldown``: enough failures from this address, the last one less than the cool-down ago."""

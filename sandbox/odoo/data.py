@@ -6,7 +6,7 @@ an integer record id, an access token (a UUID, as ``portal.mixin`` draws one, he
 the supplier and the id so that saved pages stay the same) and a payment state: the newest
 invoice is not paid, the one before is partly paid (so that its amount due is neither 0 nor its
 total), the older ones are paid. The list shows the amount due; only the invoice (its page on
-18.0, its PDF on every version) shows the total.
+18.0 and master, its PDF on every version) shows the total.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sandbox.data import CATALOGUE, CENT, Account, Invoice, Scenario, Supplier, add_months, customer, priced, supplier
 
-VERSIONS = ("16.0", "17.0", "18.0")
+VERSIONS = ("16.0", "17.0", "18.0", "master")  # master: the branch Odoo Online's saas releases are cut from
 PAYMENT_TERM = timedelta(days=30)
 NEWEST_MONTH = date(2026, 10, 1)
 

@@ -1,7 +1,8 @@
 """The HTML that Odoo's portal templates render, per maintained version (see the package docstring for sources).
 
 Only the markup a customer's browser receives is reproduced (class names, table structure, form
-fields, links); Odoo's QWeb engine, assets and scripts are not. Values are rendered as Odoo's
+fields, links); Odoo's QWeb engine, assets and scripts are not, but for the few lines that stand in
+for the login page's ``web.user_switch`` on 18.0 and master (see :func:`login_page`). Values are rendered as Odoo's
 ``fr_FR`` language renders them: dates ``dd/mm/yyyy``, amounts ``1 234,56 €`` with a narrow
 no-break space between thousands (Odoo's ``fr_FR`` separator) and a no-break space before the
 symbol. Labels are the templates' source (English) strings.
@@ -63,36 +64,57 @@ def layout(title: str, main: str, *, user: str | None, company: str, body_class:
     )
 
 
+def newer(version: str, than: str) -> bool:
+    """Whether ``version`` comes after ``than`` (``master`` after every numbered version)."""
+    order = {"16.0": 16, "17.0": 17, "18.0": 18, "master": 99}
+    return order[version] > order[than]
+
+
 def login_page(version: str, company: str, csrf: str, *, login: str = "", error: str = "", redirect: str = "") -> str:
-    """``web.login`` in ``web.login_layout``."""
-    if version == "16.0":
+    """``web.login`` in ``web.login_layout``.
+
+    16.0 and 17.0: a plain form. 18.0 and master: the ``web.user_switch`` Owl component before the form, which is
+    ``d-none`` unless a login is filled in (a refused login comes back with it); the component's script shows the
+    form when the browser remembers fewer than two accounts (a fresh browser: none). Here the one CSS rule and a
+    short script stand in for Odoo's assets, so a browser sees the form appear a moment after the page, as on Odoo.
+    18.0 and master label the fields ``d-flex`` and add a hidden ``type=password`` field; master puts the password
+    in a ``password-reveal`` input group with a Caps Lock warning.
+    """
+    recent = newer(version, "17.0")
+    label = "form-label d-flex justify-content-between" if recent else "form-label"
+    field = (
+        'type="password" placeholder="Password" name="password" id="password" class="form-control{}" '
+        'required="required" autocomplete="current-password" maxlength="4096"'
+    )
+    if version == "master":
         password = (
-            '<div class="mb-3"><label for="password" class="form-label">Password</label>'
-            '<input type="password" placeholder="Password" name="password" id="password" class="form-control" '
-            'required="required" autocomplete="current-password" maxlength="4096"/></div>'
-        )
-    else:  # 17.0 and 18.0: the password-reveal input group
-        password = (
-            '<div class="mb-3"><label for="password" class="form-label d-flex justify-content-between">Password</label>'
-            '<div class="input-group mb-1" data-widget="password-reveal">'
-            '<input type="password" placeholder="Password" name="password" id="password" class="form-control password-input" '
-            'required="required" autocomplete="current-password" maxlength="4096"/>'
+            f'<div><label for="password" class="{label}">Password</label>'
+            f'<div class="input-group mb-1" data-widget="password-reveal"><input {field.format(" password-input")}/>'
             '<button type="button" class="btn btn-sm btn-secondary password-toggle" tabindex="-1"><i class="fa fa-eye"></i></button>'
-            "</div></div>"
+            '</div><span class="caps-lock-warning text-danger invisible">Caps Lock is on!</span></div>'
+        )
+    else:
+        password = (
+            f'<div class="mb-3"><label for="password" class="{label}">Password</label><input {field.format("")}/></div>'
         )
     alert = f'<p class="alert alert-danger" role="alert">{escape(error)}</p>' if error else ""
-    kind = '<input type="hidden" name="type" value="password"/>' if version == "18.0" else ""
+    hidden = recent and not login  # shown by web.user_switch
+    form_class = "oe_login_form" + (" d-none" if hidden else "")
     form = (
-        '<form class="oe_login_form" role="form" action="/web/login" method="post" '
-        "onsubmit=\"this.action = '/web/login' + location.hash\">"
-        f'<input type="hidden" name="csrf_token" value="{escape(csrf)}"/>'
-        '<div class="mb-3 field-login"><label for="login" class="form-label">Email</label>'
+        ('<owl-component name="web.user_switch"></owl-component>' if hidden else "")
+        + f'<form class="{form_class}" role="form" action="/web/login" method="post" '
+        "onsubmit=\"this.action = '/web/login' + location.hash\""
+        + (' data-widget="caps-lock-check"' if version == "master" else "")
+        + f'><input type="hidden" name="csrf_token" value="{escape(csrf)}"/>'
+        f'<div class="mb-3 field-login"><label for="login" class="{label}">Email</label>'
         f'<input type="text" placeholder="Email" name="login" value="{escape(login)}" id="login" class="form-control" '
         'required="required" autocapitalize="off" autocomplete="username"/></div>'
         f"{password}{alert}"
-        '<div class="clearfix oe_login_buttons text-center gap-1 d-grid mb-1 pt-3">'
+        f'<div class="{"" if recent else "clearfix "}oe_login_buttons text-center gap-1 d-grid mb-1 pt-3">'
         '<button type="submit" class="btn btn-primary">Log in</button><div class="o_login_auth"></div></div>'
-        f'{kind}<input type="hidden" name="redirect" value="{escape(redirect)}"/></form>'
+        + ('<input type="hidden" name="type" value="password"/>' if recent else "")
+        + f'<input type="hidden" name="redirect" value="{escape(redirect)}"/></form>'
+        + (_USER_SWITCH if hidden else "")
     )
     card = (
         '<div class="container py-5"><div class="card border-0 mx-auto bg-100 o_database_list" style="max-width: 300px;">'
@@ -102,6 +124,15 @@ def login_page(version: str, company: str, csrf: str, *, login: str = "", error:
         'utm_medium=auth" target="_blank">Powered by <span>Odoo</span></a></div></div></div></div>'
     )
     return layout("Login", card, user=None, company=company, body_class="bg-100", header=False)
+
+
+# Stands in for Odoo's assets on the login page of 18.0 and master: Bootstrap's d-none rule, and what web.user_switch
+# does in a browser that remembers no account (it shows the form), after a short delay like the assets' loading.
+_USER_SWITCH = (
+    "<style>.d-none{display:none!important}</style>"
+    "<script>setTimeout(function(){"
+    "document.querySelector('form.oe_login_form').classList.remove('d-none')},300)</script>"
+)
 
 
 def home_page(version: str, company: str, user: str, invoice_count: int) -> str:
@@ -189,7 +220,7 @@ def invoices_page(version: str, company: str, user: str, invoices: list[OdooInvo
         empty = "<p>" if version == "16.0" else '<p class="alert alert-warning">'  # 16.0: a bare paragraph
         table = f"{empty}There are currently no invoices and payments for your account.</p>"
     else:
-        status_first = version in ("16.0", "17.0")  # 18.0 moved Amount Due before Status
+        status_first = not newer(version, "17.0")  # 18.0 moved Amount Due before Status
         amount_th = (
             '<th class="text-end">Amount Due</th>' if status_first else '<th name="amount_due" class="text-end pe-3">Amount Due</th>'
         )
@@ -205,8 +236,10 @@ def invoices_page(version: str, company: str, user: str, invoices: list[OdooInvo
         for invoice in invoices:
             url = f"/my/invoices/{invoice.id}?access_token={invoice.access_token}"
             late = invoice.due < today and invoice.payment_state != "paid"
-            due_class = "d-none d-md-table-cell" + (" text-danger" if late and version == "18.0" else "")
-            amount_td = f'<td class="text-end{"" if status_first else " pe-3"}"><span>{money(invoice.amount_residual)}</span></td>'
+            due_class = "d-none d-md-table-cell" + (" text-danger" if late and newer(version, "17.0") else "")
+            amount_name = 'name="invoice_amount" ' if version == "master" else ""  # master names the amount cell
+            amount_class = "text-end" + ("" if status_first else " pe-3")
+            amount_td = f'<td {amount_name}class="{amount_class}"><span>{money(invoice.amount_residual)}</span></td>'
             status_cell = '<td class="tx_status text-center">' if version == "16.0" else '<td name="invoice_status">'
             status_td = f"{status_cell}{_badge(version, invoice)}</td>"
             rows.append(
@@ -235,12 +268,14 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
     """``account.portal_invoice_page``: the sidebar's amount and the Download button.
 
     16.0 and 17.0 show the amount due while something is left to pay, the total once paid;
-    18.0 always shows the total (and "Left to Pay" under it for a partly paid invoice).
+    18.0 and master always show the total (and "Left to Pay" under it for a partly paid invoice), then the
+    due date while unpaid (``o_portal_sidebar_timeago``); master's sidebar adds "Powered by" and a vertical rule.
     """
     query = f"access_token={invoice.access_token}"
     pdf = escape(f"/my/invoices/{invoice.id}?{query}&report_type=pdf&download=true")
     html_report = escape(f"/my/invoices/{invoice.id}?{query}&report_type=html")
-    if version == "18.0":
+    powered = rule = ""
+    if newer(version, "17.0"):
         title = f'<h2 class="mb-0 text-break mx-auto"><span>{money(invoice.amount_total)}</span></h2>'
         if invoice.payment_state == "partial":
             paid = invoice.amount_total - invoice.amount_residual
@@ -249,6 +284,18 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
                 f'<span>{money(paid)}</span></div><div class="alert alert-warning px-2 py-1 text-center mb-2">'
                 f"Left to Pay: <span>{money(invoice.amount_residual)}</span></div></div>"
             )
+        if invoice.payment_state != "paid":  # the due date, which the page's script writes as "in N days"
+            title += (
+                '<div class="small w-100 text-center"><i class="fa fa-clock-o"></i>'
+                f'<span class="o_portal_sidebar_timeago ml4" datetime="{invoice.due.isoformat()}"></span></div>'
+            )
+        if version == "master":
+            powered = (
+                '<div class="d-none d-lg-block mt-5 small text-center text-muted">Powered by <a target="_blank" '
+                'href="http://www.odoo.com?utm_source=db&amp;utm_medium=portal" title="odoo">'
+                '<img src="/web/static/img/logo.png" alt="Odoo Logo" height="15"/></a></div>'
+            )
+            rule = '<div class="vr d-none d-lg-block bg-300"></div>'
         download = (
             '<div class="o_download_pdf d-flex flex-lg-column flex-xl-row flex-wrap gap-2">'
             f'<a class="btn btn-light o_download_btn flex-grow-1" href="{pdf}" title="Download" role="button">'
@@ -278,7 +325,7 @@ def invoice_page(version: str, company: str, user: str | None, invoice: OdooInvo
         '<div class="d-flex col-lg-4 col-xxl-3 d-print-none"><div class="o_portal_sidebar_content flex-grow-1 mb-4 mb-lg-0 pe-lg-4" '
         f'id="sidebar_content"><div class="position-relative d-flex align-items-center justify-content-md-center '
         f'justify-content-lg-between flex-wrap gap-2">{title}</div><div class="d-flex flex-column gap-4 mt-3">{download}</div>'
-        "</div></div>"
+        f"{powered}</div>{rule}</div>"
     )
     content = (
         '<div id="invoice_content" class="o_portal_content col-12 col-lg-8 col-xxl-9">'

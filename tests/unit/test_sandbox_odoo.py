@@ -151,16 +151,40 @@ def test_versions_differ_where_odoo_does():
         entry = home.select_one("div.o_portal_docs.list-group > a.list-group-item[href='/my/invoices']")
         assert (entry is not None) == (version == "16.0")  # 17.0 and 18.0: index cards
     assert heads["16.0"] == heads["17.0"] == ["Invoice #", "Invoice Date", "Due Date", "Status", "Amount Due"]
-    assert heads["18.0"] == ["Invoice #", "Invoice Date", "Due Date", "Amount Due", "Status"]
+    assert heads["18.0"] == heads["master"] == ["Invoice #", "Invoice Date", "Due Date", "Amount Due", "Status"]
+    master = BeautifulSoup(logged_in("master").get("/my/invoices").text, "html.parser")
+    assert len(master.select("td[name=invoice_amount]")) == ITEMS_PER_PAGE  # official master names the amount cell
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_the_invoice_page_shows_the_total_on_18_only_and_links_the_pdf(version):
+def test_the_login_form_from_18_shows_once_the_user_switch_script_has_run(version):
+    """18.0 and master: web.user_switch, then the form d-none until its script shows it; a refused login comes back
+    with the login filled in and the form shown. master: the password in a password-reveal group."""
+    client = TestClient(create_odoo_app("infogerance-martin", version))
+    page = BeautifulSoup(client.get("/web/login").text, "html.parser")
+    form = page.select_one("form.oe_login_form")
+    recent = version in ("18.0", "master")
+    assert ("d-none" in form["class"]) == recent
+    assert (page.select_one("owl-component[name='web.user_switch']") is not None) == recent
+    assert (form.select_one("input[name=type][value=password]") is not None) == recent
+    assert (form.select_one("[data-widget=password-reveal] input[name=password]") is not None) == (version == "master")
+    script = page.select_one("script")
+    assert ("classList.remove('d-none')" in script.text) if recent else script is None
+    answer = client.post("/web/login", data={"login": LOGIN, "password": "nope", "csrf_token": csrf(client)})
+    refused = BeautifulSoup(answer.text, "html.parser")
+    assert "d-none" not in refused.select_one("form.oe_login_form")["class"]
+    assert refused.select_one("input[name=login]")["value"] == LOGIN
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_invoice_page_shows_the_total_from_18_on_and_links_the_pdf(version):
     client = logged_in(version)
     partial = next(i for i in client.app.state.portal.invoices[LOGIN] if i.payment_state == "partial")
     page = BeautifulSoup(client.get(f"/my/invoices/{partial.id}?access_token={partial.access_token}").text, "html.parser")
     shown = amount(page.select_one("#sidebar_content h2").get_text(strip=True))
-    assert shown == (partial.amount_total if version == "18.0" else partial.amount_residual)
+    assert shown == (partial.amount_total if version in ("18.0", "master") else partial.amount_residual)
+    if version in ("18.0", "master"):  # what the connector reads there
+        assert Odoo.listing.total_on_detail.parse(str(page), "Odoo") == partial.amount_total
     href = page.select_one("a.o_download_btn")["href"]
     assert href == f"/my/invoices/{partial.id}?access_token={partial.access_token}&report_type=pdf&download=true"
 
