@@ -20,7 +20,7 @@ from glaneur import bank
 from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import GlaneurError
 from glaneur.invoices import collection
-from glaneur.models import Binder, Organization, utcnow
+from glaneur.models import utcnow
 from glaneur.statuses import Status, describe
 from tasks import bank as steps
 from tasks.collect import with_retries
@@ -39,13 +39,7 @@ def _flow_run_id() -> str | None:
 def load_plan(channel: str) -> collection.CollectionPlan:
     with session_scope() as session:
         found, _ = bank.get_connection(session, channel)
-        if not found.active:
-            from glaneur.errors import ConfigurationError
-
-            raise ConfigurationError(f"Channel {channel!r} was deleted; it no longer collects.")
-        org = session.get(Organization, found.organization_id)
-        binder = session.get(Binder, found.binder_id)
-        return collection.CollectionPlan(found.id, found.slug, found.label, found.provider, org.slug, binder.slug)
+        return collection.channel_plan(session, found)
 
 
 @flow(name="collect-bank-movements", flow_run_name=_run_name)
