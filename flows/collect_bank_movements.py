@@ -104,7 +104,7 @@ def _approved_in_the_bank_app(plan: collection.CollectionPlan, remote, settings)
     """Pause for the approver (the second-factor pause of supplier channels, ``tasks.human.ask_approver``): they
     approve in the bank's app and submit; the connection is synchronised again. Declined or unanswered: the
     status says so (``second_factor_declined`` / ``second_factor_timeout``) and the holder keeps the reconnect link."""
-    from connectors.base import SecondFactorChallenge, SecondFactorKind
+    from glaneur.contract import SecondFactorChallenge, SecondFactorKind
     from tasks.human import ask_approver
 
     with session_scope() as session:
