@@ -16,7 +16,6 @@ from glaneur.models import (
     Channel,
     ChannelKind,
     CollectionRun,
-    Document,
     Invitation,
     InvitationState,
     Organization,
@@ -49,6 +48,7 @@ from glaneur.admin.lookups import (
     is_deleted,
     organization_of,
 )
+from glaneur.admin.listings import count_documents
 from glaneur.admin.rights import audit_log_entry, require_member, require_right, right_for_kind
 
 PASSWORD_PURPOSE = "password"
@@ -346,7 +346,7 @@ def delete_channel(session: Session, channel: Channel | str, *, actor: User) -> 
     found.deleted_at = now()
     session.add(found)
     session.flush()
-    documents = session.exec(select(func.count()).select_from(Document).where(Document.channel_id == found.id)).one()
+    documents = count_documents(session, found)
     runs = session.exec(
         select(func.count()).select_from(CollectionRun).where(CollectionRun.channel_id == found.id)
     ).one()
