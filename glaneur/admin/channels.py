@@ -265,15 +265,9 @@ def update_credentials(
     seed = normalize_totp_seed(totp_seed) if totp_seed is not None else None
 
     vault = Vault(session)
-    if account.secret_ref is None:
-        account.secret_ref = vault.put(PASSWORD_PURPOSE, password)
-    else:
-        vault.replace(account.secret_ref, password)
+    account.secret_ref = vault.store(account.secret_ref, PASSWORD_PURPOSE, password)
     if seed is not None:
-        if account.totp_ref is None:
-            account.totp_ref = vault.put(TOTP_PURPOSE, seed)
-        else:
-            vault.replace(account.totp_ref, seed)
+        account.totp_ref = vault.store(account.totp_ref, TOTP_PURPOSE, seed)
     stale_session = account.session_ref
     account.session_ref = None
     account.status = Status.NEW

@@ -609,14 +609,9 @@ def _keep(session: Session, account_id: int, ref_field: str, purpose: str, value
     """Keep ``value`` encrypted until ``expires`` (None: until replaced or forgotten), replacing what ``ref_field`` held."""
     from glaneur.vault import Vault
 
-    vault = Vault(session)
     account = session.get(Account, account_id)
-    ref = getattr(account, ref_field)
-    if ref is not None:
-        vault.replace(ref, value, expires_at=expires)
-    else:
-        setattr(account, ref_field, vault.put(purpose, value, expires_at=expires))
-        session.add(account)
+    setattr(account, ref_field, Vault(session).store(getattr(account, ref_field), purpose, value, expires_at=expires))
+    session.add(account)
     session.commit()
 
 
