@@ -73,7 +73,7 @@ def main() -> None:
 
 def bench_filing(count: int) -> None:
     """sha256, idempotent storage write and database row per document, no browser."""
-    from connectors.base import FetchedDocument, RemoteDocument
+    from glaneur.contract import FetchedDocument, RemoteDocument
     from glaneur.db import session_scope
     from glaneur.invoices import collection
     from glaneur.settings import get_settings

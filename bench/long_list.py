@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update({"GLANEUR_HOME": tempfile.mkdtemp(prefix="glaneur-bench-"), "GLANEUR_MAX_LIST_PAGES": "100"})
 
-    from connectors.base import Credentials
+    from glaneur.contract import Credentials
     from connectors.papeterie_dupont import PapeterieDupont
     from glaneur.settings import get_settings, reset_settings
     from sandbox.data import SUPPLIERS, accounts_of

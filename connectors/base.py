@@ -76,16 +76,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from glaneur.contract import (
-    Credentials,
-    Engine,
-    FetchedDocument,
-    Listing,
-    Provider,
-    RemoteDocument,
-    SecondFactorChallenge,
-    SecondFactorKind,
-)
+from glaneur.contract import Credentials, FetchedDocument, Listing, Provider, RemoteDocument, SecondFactorChallenge
 from glaneur.errors import (
     InvalidDocument,
     PortalChanged,
@@ -95,20 +86,7 @@ from glaneur.errors import (
 )
 from glaneur.settings import Settings, get_settings
 
-__all__ = [  # with the contract's types (from glaneur.contract), so that a connector imports all from here
-    "Credentials",
-    "Engine",
-    "FetchedDocument",
-    "Listing",
-    "PageSpec",
-    "Pagination",
-    "PortalConnector",
-    "Provider",
-    "RemoteDocument",
-    "SecondFactorChallenge",
-    "SecondFactorKind",
-    "parse_retry_after",
-]
+__all__ = ["PageSpec", "Pagination", "PortalConnector", "parse_retry_after"]
 
 if TYPE_CHECKING:
     from playwright.sync_api import APIResponse, Frame, Page, Request, Response

@@ -14,8 +14,9 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from connectors import energie_verte, odoo, papeterie_dupont, powens_billers
-from connectors.base import PortalConnector, Provider
+from connectors.base import PortalConnector
 from glaneur import providers
+from glaneur.contract import Provider
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import get_settings
 

@@ -50,9 +50,9 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from connectors.base import Engine, Provider
 from connectors.http_api import HttpApi
 from glaneur.bank.states import STATE_STATUS, status_of_state
+from glaneur.contract import Engine, Provider
 from glaneur.errors import (
     ActionNeeded,
     AwaitingCredentials,

@@ -29,16 +29,7 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar
 
-from connectors.base import (
-    Credentials,
-    Engine,
-    FetchedDocument,
-    PortalConnector,
-    Provider,
-    RemoteDocument,
-    SecondFactorChallenge,
-    SecondFactorKind,
-)
+from connectors.base import PortalConnector
 from connectors.powens import (
     _ERROR_CLASSES,
     RECONNECT_STATES,
@@ -49,6 +40,15 @@ from connectors.powens import (
     webview_url,
 )
 from connectors.powens_webview import open_webview, steps
+from glaneur.contract import (
+    Credentials,
+    Engine,
+    FetchedDocument,
+    Provider,
+    RemoteDocument,
+    SecondFactorChallenge,
+    SecondFactorKind,
+)
 from glaneur.errors import GlaneurError, WrongSecondFactor
 
 REMEMBERED = "glaneur-powens-connection"

@@ -20,7 +20,7 @@ from glaneur import bank
 from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import GlaneurError
 from glaneur.invoices import collection
-from glaneur.models import Binder, Organization, utcnow
+from glaneur.models import utcnow
 from glaneur.statuses import Status, describe
 from tasks import bank as steps
 from tasks.collect import with_retries
@@ -39,13 +39,7 @@ def _flow_run_id() -> str | None:
 def load_plan(channel: str) -> collection.CollectionPlan:
     with session_scope() as session:
         found, _ = bank.get_connection(session, channel)
-        if not found.active:
-            from glaneur.errors import ConfigurationError
-
-            raise ConfigurationError(f"Channel {channel!r} was deleted; it no longer collects.")
-        org = session.get(Organization, found.organization_id)
-        binder = session.get(Binder, found.binder_id)
-        return collection.CollectionPlan(found.id, found.slug, found.label, found.provider, org.slug, binder.slug)
+        return collection.channel_plan(session, found)
 
 
 @flow(name="collect-bank-movements", flow_run_name=_run_name)
@@ -110,7 +104,7 @@ def _approved_in_the_bank_app(plan: collection.CollectionPlan, remote, settings)
     """Pause for the approver (the second-factor pause of supplier channels, ``tasks.human.ask_approver``): they
     approve in the bank's app and submit; the connection is synchronised again. Declined or unanswered: the
     status says so (``second_factor_declined`` / ``second_factor_timeout``) and the holder keeps the reconnect link."""
-    from connectors.base import SecondFactorChallenge, SecondFactorKind
+    from glaneur.contract import SecondFactorChallenge, SecondFactorKind
     from tasks.human import ask_approver
 
     with session_scope() as session:

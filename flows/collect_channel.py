@@ -18,8 +18,8 @@ from datetime import date, datetime, timedelta
 from prefect import flow, get_run_logger, runtime
 from prefect.states import State
 
-from connectors.base import SecondFactorChallenge, SecondFactorKind
 from connectors.catalog import connector_class, get_provider, portal_url
+from glaneur.contract import SecondFactorChallenge, SecondFactorKind
 from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import (
     AwaitingSecondFactor,

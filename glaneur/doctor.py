@@ -32,7 +32,6 @@ from glaneur.models import (
     Channel,
     ChannelKind,
     CollectionRun,
-    Document,
     Invitation,
     InvitationState,
     Organization,
@@ -123,7 +122,7 @@ def diagnose(
 
 
 def _deleted(session: Session, channel: Channel) -> Check:
-    documents = len(session.exec(select(Document.id).where(Document.channel_id == channel.id)).all())
+    documents = admin.count_documents(session, channel)
     when = f" on {channel.deleted_at:%Y-%m-%d %H:%M} UTC" if channel.deleted_at else ""
     return Check(
         "channel",

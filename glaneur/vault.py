@@ -153,6 +153,14 @@ class Vault:
         self._session.add(entry)
         self._session.flush()
 
+    def store(self, entry_id: int | None, purpose: str, secret: str, *, expires_at: datetime | None = None) -> int:
+        """Keep ``secret`` in the entry ``entry_id`` (:meth:`replace`), or in a new one when there is none yet
+        (:meth:`put`); returns the entry id for the referencing row. The old secret is never read."""
+        if entry_id is None:
+            return self.put(purpose, secret, expires_at=expires_at)
+        self.replace(entry_id, secret, expires_at=expires_at)
+        return entry_id
+
     def delete(self, entry_id: int | None) -> None:
         """Purge an entry (no-op on None or on an entry already gone); references to it become NULL."""
         if entry_id is None:

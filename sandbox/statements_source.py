@@ -59,13 +59,6 @@ FIRM = "cabinet-demo"
 
 SANDBOX_SOURCE_TOKENS: dict[str, str] = {FIRM: "sbx-src-VQ4VLVUyDdcrNsZKHXedwGYDm6VyQwZP"}
 
-SANDBOX_CLIENT_IBANS: dict[str, str] = {
-    "FR7630004012340001029384732": "Boulangerie Martin",
-    "FR7610278060500002030405077": "Garage Lefèvre",
-    "BE56001543210988": "Brasserie Van den Bossche",
-    "BE35310123456737": "Atelier Peeters",
-    "DE17370400440211849500": "Schreinerei Müller GmbH",
-}
 SANDBOX_UNKNOWN_IBAN = "DE54500105176789012345"  # Weber Logistik GmbH: its bank sends its statements, it is no client
 
 FileFormat = Literal["camt053", "mt940", "unknown"]
@@ -164,6 +157,11 @@ ACCOUNTS: dict[str, SandboxAccount] = {
             ),
         ),
     )
+}
+
+# The firm's clients (IBAN -> holder): every sandbox account but the unknown one.
+SANDBOX_CLIENT_IBANS: dict[str, str] = {
+    iban: sandbox.account.owner for iban, sandbox in ACCOUNTS.items() if iban != SANDBOX_UNKNOWN_IBAN
 }
 
 

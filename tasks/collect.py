@@ -25,7 +25,8 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from connectors.base import Credentials, Listing, PortalConnector, RemoteDocument
+from connectors.base import PortalConnector
+from glaneur.contract import Credentials, Listing, RemoteDocument
 from glaneur.db import session_scope
 from glaneur.errors import GlaneurError, InvalidDocument, PortalUnavailable
 from glaneur.invoices import collection
@@ -34,7 +35,7 @@ from glaneur.storage import StorageConflict, get_storage, safe_part
 from tasks.evidence import publish_evidence
 
 if TYPE_CHECKING:
-    from connectors.base import SecondFactorChallenge
+    from glaneur.contract import SecondFactorChallenge
 
 
 def is_transient(task: Task, task_run: TaskRun, state: State) -> bool:

@@ -23,8 +23,8 @@ from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 from pydantic import Field
 
-from connectors.base import SecondFactorKind
 from glaneur import totp as portal_totp
+from glaneur.contract import SecondFactorKind
 from glaneur.db import session_scope
 from glaneur.errors import SecondFactorDeclined, SecondFactorTimeout
 from glaneur.invoices import collection
@@ -84,7 +84,7 @@ def duration(seconds: float) -> str:
 def ask_approver(
     plan: collection.CollectionPlan,
     account: collection.AccountPlan,
-    challenge,  # connectors.base.SecondFactorChallenge
+    challenge,  # glaneur.contract.SecondFactorChallenge
     *,
     attempt: int,
     settings: Settings,

@@ -98,6 +98,7 @@ from glaneur.admin.listings import (
     channel_summaries,
     history,
     list_documents,
+    count_documents,
     channel_slugs,
 )
 from glaneur.admin.connector_requests import (
@@ -175,6 +176,7 @@ __all__ = [
     "channel_summaries",
     "history",
     "list_documents",
+    "count_documents",
     "channel_slugs",
     "URL_MAX",
     "normalize_portal_url",

@@ -16,7 +16,6 @@ from glaneur.models import (
     Channel,
     ChannelKind,
     CollectionRun,
-    Document,
     Invitation,
     InvitationState,
     Organization,
@@ -49,6 +48,7 @@ from glaneur.admin.lookups import (
     is_deleted,
     organization_of,
 )
+from glaneur.admin.listings import count_documents
 from glaneur.admin.rights import audit_log_entry, require_member, require_right, right_for_kind
 
 PASSWORD_PURPOSE = "password"
@@ -265,15 +265,9 @@ def update_credentials(
     seed = normalize_totp_seed(totp_seed) if totp_seed is not None else None
 
     vault = Vault(session)
-    if account.secret_ref is None:
-        account.secret_ref = vault.put(PASSWORD_PURPOSE, password)
-    else:
-        vault.replace(account.secret_ref, password)
+    account.secret_ref = vault.store(account.secret_ref, PASSWORD_PURPOSE, password)
     if seed is not None:
-        if account.totp_ref is None:
-            account.totp_ref = vault.put(TOTP_PURPOSE, seed)
-        else:
-            vault.replace(account.totp_ref, seed)
+        account.totp_ref = vault.store(account.totp_ref, TOTP_PURPOSE, seed)
     stale_session = account.session_ref
     account.session_ref = None
     account.status = Status.NEW
@@ -346,7 +340,7 @@ def delete_channel(session: Session, channel: Channel | str, *, actor: User) -> 
     found.deleted_at = now()
     session.add(found)
     session.flush()
-    documents = session.exec(select(func.count()).select_from(Document).where(Document.channel_id == found.id)).one()
+    documents = count_documents(session, found)
     runs = session.exec(
         select(func.count()).select_from(CollectionRun).where(CollectionRun.channel_id == found.id)
     ).one()

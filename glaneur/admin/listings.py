@@ -142,6 +142,11 @@ def list_documents(
     return list(session.exec(query).all())
 
 
+def count_documents(session: Session, channel: Channel) -> int:
+    """How many documents the channel has filed (all kept when it is deleted)."""
+    return session.exec(select(func.count()).select_from(Document).where(Document.channel_id == channel.id)).one()
+
+
 def channel_slugs(session: Session, ids: Iterable[int]) -> dict[int, str]:
     """Channel id -> slug, for listings that show which channel a row came from."""
     wanted = set(ids)

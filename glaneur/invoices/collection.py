@@ -68,17 +68,30 @@ def listing_since(account: Account, today: date, settings: Settings) -> date | N
 
 
 def load_plan(session: Session, channel_slug: str, settings: Settings, today: date) -> CollectionPlan:
+    """A supplier channel's plan, with its accounts and where each one's listing starts."""
     channel = session.exec(select(Channel).where(Channel.slug == channel_slug)).first()
     if channel is None:
         known = ", ".join(session.exec(select(Channel.slug).where(Channel.active == True)).all())  # noqa: E712
         raise ConfigurationError(f"Unknown channel {channel_slug!r}. Active channels: {known or 'none'}.")
-    if not channel.active:
-        raise ConfigurationError(f"Channel {channel_slug!r} was deleted; it no longer collects.")
-    organization = session.get(Organization, channel.organization_id)
-    binder = session.get(Binder, channel.binder_id)
     accounts = session.exec(
         select(Account).where(Account.channel_id == channel.id).order_by(col(Account.position))
     ).all()
+    return channel_plan(
+        session,
+        channel,
+        [
+            AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings), a.list_left_at, a.list_left_since)
+            for a in accounts
+        ],
+    )
+
+
+def channel_plan(session: Session, channel: Channel, accounts: list[AccountPlan] | None = None) -> CollectionPlan:
+    """What a run of ``channel`` (supplier or bank) collects into; a deleted channel no longer collects."""
+    if not channel.active:
+        raise ConfigurationError(f"Channel {channel.slug!r} was deleted; it no longer collects.")
+    organization = session.get(Organization, channel.organization_id)
+    binder = session.get(Binder, channel.binder_id)
     return CollectionPlan(
         channel_id=channel.id,
         channel=channel.slug,
@@ -86,10 +99,7 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
         provider=channel.provider,
         organization=organization.slug,
         binder=binder.slug,
-        accounts=[
-            AccountPlan(a.id, a.login, a.position, listing_since(a, today, settings), a.list_left_at, a.list_left_since)
-            for a in accounts
-        ],
+        accounts=accounts or [],
         portal_url=channel.portal_url,
     )
 
@@ -599,14 +609,9 @@ def _keep(session: Session, account_id: int, ref_field: str, purpose: str, value
     """Keep ``value`` encrypted until ``expires`` (None: until replaced or forgotten), replacing what ``ref_field`` held."""
     from glaneur.vault import Vault
 
-    vault = Vault(session)
     account = session.get(Account, account_id)
-    ref = getattr(account, ref_field)
-    if ref is not None:
-        vault.replace(ref, value, expires_at=expires)
-    else:
-        setattr(account, ref_field, vault.put(purpose, value, expires_at=expires))
-        session.add(account)
+    setattr(account, ref_field, Vault(session).store(getattr(account, ref_field), purpose, value, expires_at=expires))
+    session.add(account)
     session.commit()
 
 

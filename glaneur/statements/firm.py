@@ -171,11 +171,7 @@ def update_partner(
         raise UsageError(f"partner connector '{partner.slug}' has no signing secret yet: give one with the address.")
     partner.delivery_url = url
     if secret is not None:
-        vault = Vault(session)
-        if partner.secret_ref is None:
-            partner.secret_ref = vault.put(PARTNER_SECRET_PURPOSE, secret)
-        else:
-            vault.replace(partner.secret_ref, secret)
+        partner.secret_ref = Vault(session).store(partner.secret_ref, PARTNER_SECRET_PURPOSE, secret)
     session.add(partner)
     session.flush()
     return partner
@@ -459,11 +455,8 @@ def replace_source_token(
             f"firm '{org.slug}' has no statement API source '{slug}' (see glaneur firm sources {org.slug})."
         )
     token = _check_secret(token, "statement API token")
-    vault = Vault(session)
-    if source.token_ref is None:
-        source.token_ref = vault.put(SOURCE_TOKEN_PURPOSE, token)
-    else:
-        vault.replace(source.token_ref, token)  # no need to read the old one: it may be the unreadable one
+    # Stored without reading the old token: it may be the unreadable one.
+    source.token_ref = Vault(session).store(source.token_ref, SOURCE_TOKEN_PURPOSE, token)
     source.last_error = ""
     session.add(source)
     audit_log_entry(session, org, actor, "statement_source.token", slug, "replaced")

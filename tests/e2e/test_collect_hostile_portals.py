@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlmodel import select
 
-from connectors.base import Credentials
+from glaneur.contract import Credentials
 from glaneur.db import session_scope
 from glaneur.models import Account
 from glaneur.settings import get_settings, reset_settings

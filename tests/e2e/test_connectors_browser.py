@@ -16,8 +16,9 @@ import pytest
 from playwright.sync_api import Browser
 from pypdf import PdfReader
 
-from connectors.base import Credentials, PortalConnector
+from connectors.base import PortalConnector
 from connectors.catalog import connector_class
+from glaneur.contract import Credentials
 from glaneur.errors import (
     AccountLocked,
     ActionNeeded,

@@ -18,8 +18,9 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser
 
-from connectors.base import Credentials, PortalConnector, SecondFactorChallenge, SecondFactorKind
+from connectors.base import PortalConnector
 from connectors.catalog import connector_class
+from glaneur.contract import Credentials, SecondFactorChallenge, SecondFactorKind
 from glaneur.errors import AwaitingSecondFactor, WrongSecondFactor
 from glaneur.settings import get_settings
 from sandbox.data import CODE_VALIDITY, MAX_SECOND_FACTOR_ATTEMPTS

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from connectors import catalog
-from connectors.base import Provider
 from glaneur import admin
+from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import (
     Account,

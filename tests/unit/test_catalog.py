@@ -7,9 +7,10 @@ import json
 import pytest
 
 from connectors import catalog
-from connectors.base import Engine, PortalConnector, SecondFactorKind
+from connectors.base import PortalConnector
 from connectors.kit import Provider
 from connectors.powens_billers import EnergieVerteViaPowens
+from glaneur.contract import Engine, SecondFactorKind
 from glaneur.errors import NotCompatible, UsageError
 from glaneur.settings import reset_settings
 from sandbox.server import DEFAULT_PORTS

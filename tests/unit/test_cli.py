@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from sqlmodel import Session, func, select
 
 from connectors import catalog
-from connectors.base import Provider, SecondFactorKind
+from glaneur.contract import Provider, SecondFactorKind
 from glaneur.models import (
     Account,
     Channel,

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.base import FetchedDocument, RemoteDocument
+from glaneur.contract import FetchedDocument, RemoteDocument
 from glaneur.errors import (
     GlaneurError,
     InvalidDocument,

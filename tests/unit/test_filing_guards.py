@@ -7,7 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from connectors.base import Pagination, RemoteDocument, _origin, parse_retry_after
+from connectors.base import Pagination, _origin, parse_retry_after
+from glaneur.contract import RemoteDocument
 from glaneur.errors import InvalidDocument, PortalChanged, StorageError
 from glaneur.invoices.collection import documents_not_filed
 

@@ -14,8 +14,8 @@ from sqlmodel import Session, func, select
 
 from cli.main import app
 from connectors import catalog
-from connectors.base import Provider
 from glaneur import admin
+from glaneur.contract import Provider
 from glaneur.models import (
     Account,
     AuditLog,

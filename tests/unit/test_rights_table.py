@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from connectors import catalog
-from connectors.base import Provider
+from glaneur.contract import Provider
 from glaneur.settings import reset_settings
 
 runner = CliRunner()

@@ -346,6 +346,15 @@ def test_replace_keeps_the_id(session: Session) -> None:
     assert session.get(VaultEntry, entry_id).expires_at is None
 
 
+def test_store_puts_a_new_entry_then_replaces_it_in_place(session: Session) -> None:
+    vault = Vault(session)
+    entry_id = vault.store(None, "password", "first")
+    assert vault.get(entry_id) == "first" and count(session, "password") == 1
+    assert vault.store(entry_id, "password", "second", expires_at=now() + timedelta(hours=1)) == entry_id
+    assert vault.get(entry_id) == "second" and count(session, "password") == 1
+    assert session.get(VaultEntry, entry_id).expires_at is not None
+
+
 def test_delete(session: Session) -> None:
     vault = Vault(session)
     entry_id = vault.put("password", SECRET)
