@@ -324,10 +324,10 @@ def main() -> None:
             result["first_day_phases_mean_seconds"] = _phases(api, first)
             _save(args.out, result)  # a long run stopped later still leaves its first day
 
+            cpu = _cpu_by_part(parts)  # before the runs are created: the workers start them while the rest are made
             started = time.perf_counter()
             for slug in slugs:
                 _create_run(api, "collect-channel/collect-channel", {"channel": slug})
-            cpu = _cpu_by_part(parts)
             both = _wait(api, "collect-channel/collect-channel", 2 * n, 3600)
             result["unchanged_day_seconds"] = round(time.perf_counter() - started, 1)
             children_now()
