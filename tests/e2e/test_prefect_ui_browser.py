@@ -57,13 +57,26 @@ def browser_page(width: int = 1400, height: int = 900):
         browser.close()
 
 
+def submit(dialog, button: str) -> None:
+    """Click the dialog's button and wait until the UI has taken the answer: the dialog closes once the
+    server accepted the resume. A dialog left open (a field the form redrew empty, a refused input) is
+    reported with what it shows instead of surfacing minutes later as a run still paused."""
+    from playwright.sync_api import expect
+
+    dialog.get_by_role("button", name=button).click()
+    try:
+        expect(dialog).to_be_hidden(timeout=60_000)
+    except AssertionError:
+        raise AssertionError(f"the Resume dialog stayed open: {dialog.inner_text()!r}") from None
+
+
 def resume_in_ui(page, ui_url: str, flow_run_id, fill) -> None:
     page.goto(f"{ui_url}/runs/flow-run/{flow_run_id}")
     page.get_by_role("button", name="Resume").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Resume Flow Run").wait_for()
     fill(dialog)
-    dialog.get_by_role("button", name="Submit").click()
+    submit(dialog, "Submit")
 
 
 def test_an_approver_types_the_code_in_the_prefect_ui(ui_server, glaneur_home, portals):
@@ -83,6 +96,7 @@ def test_an_approver_types_the_code_in_the_prefect_ui(ui_server, glaneur_home, p
 
 
 def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, glaneur_home, portals):
+    from playwright.sync_api import expect
     from prefect.deployments import run_deployment
 
     from tests import factories
@@ -109,6 +123,8 @@ def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, gl
             fields = dialog.locator("input:not([type=checkbox]):not([type=hidden]):not([type=password]), textarea")
             fields.nth(0).fill("acme")
             secrets.nth(0).fill("papier-acme")
+            expect(fields.nth(0)).to_have_value("acme")  # still there: not lost to a late redraw of the form
+            expect(secrets.nth(0)).to_have_value("papier-acme")
 
         # The holder follows the link of the invitation mail.
         mail = email.message_from_bytes(next((glaneur_home / "outbox").glob("*.eml")).read_bytes())
@@ -120,8 +136,8 @@ def test_an_account_holder_answers_an_invitation_in_the_prefect_ui(ui_server, gl
             dialog = page.get_by_role("dialog")
             dialog.get_by_text("Resume Flow Run").wait_for()
             fill(dialog)
-            dialog.get_by_role("button", name="Resume").click()
-            page.wait_for_timeout(1000)
+            submit(dialog, "Resume")
+            _wait(run.id, lambda state: not state.is_paused(), timeout=60)  # resumed while the page is open
         finished = _wait(run.id, lambda state: state.is_final())
     assert seen["masked"] == 2, seen  # password and TOTP seed
     assert portals.urls["papeterie-dupont"] in seen["text"]  # the supplier's portal address, named
