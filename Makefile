@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glaneur-installed
 
-.PHONY: demo demo-stop test test-fast setup browser bench bench-scale deploy worker local-stack clean
+.PHONY: demo demo-stop test test-fast setup browser caddy bench bench-scale deploy worker local-stack clean
 
 setup: $(STAMP) browser
 
@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml
 browser: $(STAMP)
 	@PY=$(PY) sh scripts/ensure-chromium.sh
 
+caddy: $(STAMP)
+	@PY=$(PY) sh scripts/ensure-caddy.sh
+
 demo: setup
 	$(PY) -m sandbox.demo
 
-test: setup
+test: setup caddy
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 
