@@ -307,8 +307,10 @@ def main() -> None:
 
             started = time.perf_counter()
             dispatch = _create_run(api, "dispatch-daily/dispatch-daily", {})
-            _wait(api, "dispatch-daily/dispatch-daily", 1, 600, ids={dispatch})
-            first = _wait(api, "collect-channel/collect-channel", n, 3600)
+            # Bounds that grow with the channels: the dispatch of 1,000 channels outlasts 10 minutes on 2
+            # busy cores (it creates the runs one by one while the first ones collect), a day an hour.
+            _wait(api, "dispatch-daily/dispatch-daily", 1, max(600, 3 * n), ids={dispatch})
+            first = _wait(api, "collect-channel/collect-channel", n, max(3600, 12 * n))
             result["first_day_seconds"] = round(time.perf_counter() - started, 1)
             placed, deadline = {}, time.monotonic() + 60  # the workers' events arrive a little after the runs end
             while len(placed) < len(first) and time.monotonic() < deadline:
@@ -328,7 +330,7 @@ def main() -> None:
             started = time.perf_counter()
             for slug in slugs:
                 _create_run(api, "collect-channel/collect-channel", {"channel": slug})
-            both = _wait(api, "collect-channel/collect-channel", 2 * n, 3600)
+            both = _wait(api, "collect-channel/collect-channel", 2 * n, max(3600, 12 * n))
             result["unchanged_day_seconds"] = round(time.perf_counter() - started, 1)
             children_now()
             result["unchanged_day_cpu"] = _cpu_spent(cpu, _cpu_by_part(parts), n)
