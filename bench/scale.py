@@ -11,6 +11,7 @@ figures measure Glaneur and Prefect, not the pace chosen for real suppliers. Pri
 ``var/bench/scale.json`` (``--out``):
 
 - ``first_day_seconds``: dispatch started -> every channel's first collection finished (files M each);
+- ``dispatch_seconds``: dispatch started -> the dispatch run done (every run of the day created);
 - ``unchanged_day_seconds``: every channel collected again (nothing new): runs created at once;
 - ``floor_seconds``: the same PDFs fetched by a plain HTTP client (login + downloads, ``--workers`` threads);
 - ``no_prefect_seconds``: the same first collections (same connectors, browser, filing) called without
@@ -310,6 +311,7 @@ def main() -> None:
             # Bounds that grow with the channels: the dispatch of 1,000 channels outlasts 10 minutes on 2
             # busy cores (it creates the runs one by one while the first ones collect), a day an hour.
             _wait(api, "dispatch-daily/dispatch-daily", 1, max(600, 3 * n), ids={dispatch})
+            result["dispatch_seconds"] = round(time.perf_counter() - started, 1)  # every run created
             first = _wait(api, "collect-channel/collect-channel", n, max(3600, 12 * n))
             result["first_day_seconds"] = round(time.perf_counter() - started, 1)
             placed, deadline = {}, time.monotonic() + 60  # the workers' events arrive a little after the runs end
