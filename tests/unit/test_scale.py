@@ -3,6 +3,7 @@ once (dispatch's coverage rule), and what prefect.yaml declares."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -176,3 +177,30 @@ def test_compose_has_the_distributed_pieces_and_keeps_the_locked_down_proxy():
     assert worker["environment"]["GLANEUR_STORAGE"] == "s3"
     assert services["deploy"]["command"] == ["python", "-m", "infra.deploy"]
     assert set(compose["volumes"]) == {"pgdata", "minio", "caddy"}
+
+
+def test_compose_file_follows_the_compose_specification():
+    """What `docker compose config` checks first, without a Docker engine: the file against the spec's schema
+    (tests/fixtures/compose/SOURCES.md), the files it mounts and builds from, and Glaneur settings it sets."""
+    from jsonschema import Draft7Validator
+
+    from glaneur.settings import Settings
+
+    infra = ROOT / "infra"
+    compose = yaml.safe_load((infra / "docker-compose.yml").read_text())
+    schema = json.loads((ROOT / "tests" / "fixtures" / "compose" / "compose-spec.json").read_text())
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in Draft7Validator(schema).iter_errors(compose)]
+    assert errors == []
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (infra / source).is_file(), f"{name} mounts {source}, which infra/ lacks"
+        if "build" in service:
+            context = (infra / service["build"]["context"]).resolve()
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+        environment = service.get("environment", {})
+        known = {f"GLANEUR_{field.upper()}" for field in Settings.model_fields} | {politeness.ENVIRONMENT}
+        if name == "postgres":
+            known.add("GLANEUR_DB_PASSWORD")  # read by infra/postgres-init.sh
+        assert [key for key in environment if key.startswith("GLANEUR_") and key not in known] == [], name
