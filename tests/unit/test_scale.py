@@ -204,3 +204,13 @@ def test_compose_file_follows_the_compose_specification():
         if name == "postgres":
             known.add("GLANEUR_DB_PASSWORD")  # read by infra/postgres-init.sh
         assert [key for key in environment if key.startswith("GLANEUR_") and key not in known] == [], name
+
+
+def test_worker_image_copies_every_package_the_project_installs():
+    """`pip install .` in the image installs what was copied: a package left out is a missing command there."""
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    lines = (ROOT / "infra" / "Dockerfile.worker").read_text().splitlines()
+    copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
+    assert {package.rstrip("*") for package in packages} <= copied
