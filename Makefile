@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glaneur-installed
 
-.PHONY: demo demo-stop test test-fast setup browser caddy bench bench-scale deploy worker local-stack clean
+.PHONY: demo demo-stop test test-fast setup browser caddy s3rver bench bench-scale deploy worker local-stack clean
 
 setup: $(STAMP) browser
 
@@ -21,10 +21,13 @@ browser: $(STAMP)
 caddy: $(STAMP)
 	@PY=$(PY) sh scripts/ensure-caddy.sh
 
+s3rver:
+	@sh scripts/ensure-s3rver.sh
+
 demo: setup
 	$(PY) -m sandbox.demo
 
-test: setup caddy
+test: setup caddy s3rver
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 

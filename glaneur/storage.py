@@ -349,6 +349,7 @@ def _read(path: Path, key: str) -> bytes:
 
 # --- S3 ----------------------------------------------------------------------------------------
 
+_ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 _RETRIED_CODES = {
     "InternalError",
     "ServiceUnavailable",
@@ -450,8 +451,11 @@ class S3Storage:
         compared by sha256, never written over), the write is conditional (a conforming server
         settles a race between workers), and the object is read back: if another writer's bytes
         are there, this put reports a conflict instead of ``created``. Only on a store that ignores
-        conditional writes, two writers of different bytes at one key in the same instant can both
-        pass the first read; the read back then tells the loser, whose document is not recorded.
+        conditional writes (s3rver is one, ``tests/e2e/test_storage_s3.py``), two writers of different
+        bytes at one key in the same instant can both pass the first read, and the last write wins: the
+        read back tells a loser that wrote first only if the winner wrote before it read. Two collections
+        never write at one key: a document's key holds its channel, and a channel's runs are claimed one
+        at a time (``claim_channel``).
         """
         full = self._full(key)
         meta = _clean_metadata(metadata, content)
@@ -565,6 +569,12 @@ class S3Storage:
                 return ObjectNotFound(f"No document at {key} in s3://{self.bucket}/{self.prefix}.")
             if code in _RETRIED_CODES or (isinstance(status, int) and status >= 500):
                 return StorageError(f"S3 is unavailable ({code}, HTTP {status}) while trying to {action} {where}.")
+            if code in _ACCESS_CODES or status == 403:  # a HEAD's 403 has no body: its code is just "403"
+                return StorageError(
+                    f"S3 refused to {action} {where}: access denied ({code}, HTTP {status}). Check "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the AWS profile or role) and that they may "
+                    "read and write this bucket."
+                )
             return StorageError(f"S3 refused to {action} {where}: {code} (HTTP {status}).")
         if isinstance(exc, NoCredentialsError):
             return StorageError(

@@ -1,18 +1,26 @@
-"""S3 servers for tests: moto's real HTTP server, and a thin proxy in front of it that ignores conditional writes.
+"""S3 servers for tests: moto's real HTTP server, s3rver (another implementation, in Node.js), and thin
+proxies in front of moto: one that ignores conditional writes, one that goes down.
 
-Several S3-compatible servers ignore ``If-None-Match: *`` and overwrite silently. The proxy plays
-one: it forwards every request to moto unchanged except that it drops the ``If-None-Match`` and
-``If-Match`` headers of writes, so moto never gets the chance to answer 412.
+Several S3-compatible servers ignore ``If-None-Match: *`` and overwrite silently; s3rver is one, and
+the proxy plays one in front of moto: it forwards every request unchanged except that it drops the
+``If-None-Match`` and ``If-Match`` headers of writes, so moto never gets the chance to answer 412.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
+import os
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from tests.local_http import serving
 
@@ -31,6 +39,42 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+S3RVER = Path(__file__).resolve().parents[1] / "s3rver"
+
+
+@contextmanager
+def s3rver_server(access_key: str, secret_key: str) -> Iterator[str]:
+    """s3rver (tests/s3rver, installed by ``make test``) on a free loopback port, checking signatures
+    against ``access_key``/``secret_key``; yields its base URL."""
+    if not (S3RVER / "node_modules" / "s3rver").is_dir():
+        message = "s3rver is not installed: run `make test` (scripts/ensure-s3rver.sh, needs Node.js and npm)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with tempfile.TemporaryDirectory(prefix="glaneur-s3rver-") as directory:
+        environment = {**os.environ, "S3_ACCESS_KEY_ID": access_key, "S3_SECRET_ACCESS_KEY": secret_key}
+        process = subprocess.Popen(
+            ["node", str(S3RVER / "serve.js"), directory],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = process.stdout.readline()  # the port, once it listens; empty if it failed to start
+            if not line:
+                process.wait(10)
+                raise RuntimeError(f"s3rver did not start: {process.stderr.read()[-2000:]}")
+            yield f"http://127.0.0.1:{json.loads(line)['port']}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
