@@ -28,7 +28,8 @@ logins and sessions), ``GET /accounts`` (passwords, TOTP seeds), ``POST /account
 One module per portal (:mod:`.papeterie_dupont`, :mod:`.energie_verte`) and the parts they share:
 :mod:`.controls` (``/_sandbox`` and the misbehaviours), :mod:`.second_factor` (the page's words and its
 routes), :mod:`.rate_limit` (429 on demand), :mod:`.responses` (the slow pace, the PDF, the redirect a
-dependency asks for).
+dependency asks for). The portal modules have no ``from __future__ import annotations``: FastAPI reads
+the route signatures at runtime, and the dependencies they name are local to the app factory.
 """
 from collections.abc import Callable
 

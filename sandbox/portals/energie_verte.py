@@ -1,11 +1,6 @@
-"""Énergie Verte: a newer "single page" client area.
+"""Énergie Verte: the "single page" client area (see :mod:`sandbox.portals`).
 
-A double-submit CSRF cookie, signed stateless session cookies, FastAPI dependencies for
-authentication, and an HTML shell whose inline script loads the invoices from a JSON API. Its second
-factor is at ``/connexion/verification``, bound to a pending-login cookie.
-
-No ``from __future__ import annotations``: FastAPI reads the route signatures at runtime, and the
-dependencies they name are local to the app factory.
+Its second factor is at ``/connexion/verification``, bound to a pending-login cookie.
 """
 
 import base64
@@ -277,8 +272,7 @@ def energie_verte_app() -> FastAPI:
         if not cookie or not hmac.compare_digest(cookie, csrf):
             return _ev_login_page(secrets.token_urlsafe(24), "Votre session a expiré, rechargez la page.", 400)
         email = email.strip().lower()
-        if email in state.accounts:
-            await pace(state, email)
+        await pace(state, email)
         result = state.authenticate(email, mot_de_passe)
         if result is LoginResult.LOCKED:
             return _ev_login_page(

@@ -1,10 +1,6 @@
-"""Papeterie Dupont: an old-style server-rendered site.
+"""Papeterie Dupont: the old-style server-rendered site (see :mod:`sandbox.portals`).
 
-A CSRF token bound to a pre-session cookie, server-side sessions, an HTML table paginated ten rows at
-a time. Its second factor is at ``/double-authentification``, bound to a pending-login cookie.
-
-No ``from __future__ import annotations``: FastAPI reads the route signatures at runtime, and the
-dependencies they name are local to the app factory.
+Its second factor is at ``/double-authentification``, bound to a pending-login cookie.
 """
 
 import asyncio
@@ -233,8 +229,7 @@ def papeterie_dupont_app() -> FastAPI:
         expected = presessions.get(presession)
         if expected is None or not hmac.compare_digest(expected, csrf_token):
             return _pd_expired()
-        if username in state.accounts:
-            await pace(state, username)
+        await pace(state, username)
         result = state.authenticate(username, password)
         if result is LoginResult.LOCKED:
             alert = (

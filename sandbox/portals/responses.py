@@ -29,8 +29,9 @@ def answer_redirects(app: FastAPI) -> None:
 
 
 async def pace(state: PortalState, login: str) -> None:
-    """The slow account's pages take :data:`SLOW_SECONDS`, like an overloaded portal."""
-    if state.accounts[login].scenario is Scenario.SLOW:
+    """The slow account's pages take :data:`SLOW_SECONDS`, like an overloaded portal; an unknown login is not slowed."""
+    account = state.accounts.get(login)
+    if account is not None and account.scenario is Scenario.SLOW:
         await asyncio.sleep(SLOW_SECONDS)
 
 
