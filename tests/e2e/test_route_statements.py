@@ -31,6 +31,7 @@ from glaneur.storage import get_storage
 from sandbox.firm_setup import COLLABORATOR, create_sandbox_firm, iban_of
 from sandbox.statements_source import FIRM, SANDBOX_UNKNOWN_IBAN
 from tests.e2e.conftest import assert_no_secret, prefect_call
+from tests.e2e.s3_servers import moto_server
 
 FIXTURES = __import__("pathlib").Path(__file__).parents[1] / "fixtures" / "statements"
 
@@ -370,13 +371,8 @@ def test_dispatch_schedules_one_routing_per_firm_and_day(world, deployments):
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free port
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["local", "s3"])
