@@ -39,6 +39,7 @@ from tasks.history import publish_history
 from tasks.human import answer_after_suspension, ask_approver, flow_run_link, totp_code
 from tasks.lifecycle import (
     already_running,
+    cancelled_message,
     claim_channel,
     close_runs_of_ended_flow_run,
     close_stale_runs,
@@ -158,8 +159,12 @@ def _collect_account(
     except GlaneurError as error:
         status, message = error.status, error.user_message
     except Exception as error:  # a bug: recorded, logged in full for support, never shown to users raw
-        logger.exception("Collection of %s failed unexpectedly", account.login)
-        status, message = Status.INTERNAL_ERROR, f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
+        status, message = Status.INTERNAL_ERROR, cancelled_message()
+        if message is None:
+            logger.exception("Collection of %s failed unexpectedly", account.login)
+            message = f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"
+        else:
+            logger.warning("%s: stopped by the run's cancellation (%s)", account.login, type(error).__name__)
     else:
         status, message = Status.OK, describe(Status.OK).message
         if listing is not None and listing.left_at is not None:  # not a failure; not a plain ok either

@@ -115,6 +115,26 @@ def ending_of(state: State) -> str:
     return _ENDINGS.get(state.type.value, f"its flow run ended {state.name}")
 
 
+def cancelled_message() -> str | None:
+    """What the history says of a collection that failed because this flow run is being cancelled, else None.
+
+    A cancelled run's process is terminated with its browser: the collection may then fail on the closed
+    browser (``TargetClosedError``) before the run's cancellation hook closes its rows, and that failure is
+    the cancellation, not a bug of Glaneur's.
+    """
+    flow_run_id = runtime.flow_run.id
+    if not flow_run_id:
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(str(flow_run_id))).state
+    except Exception:  # noqa: BLE001 - the server unreachable: the failure is recorded as it was
+        return None
+    if state is None or state.type.value not in ("CANCELLING", "CANCELLED"):
+        return None
+    return ended_message(ending_of(state), state.message)
+
+
 def close_runs(closing: dict[int, str]) -> list[int]:
     """Close the given rows (id -> message) still ``running``, then republish their channels' history."""
     from tasks.history import write_history

@@ -228,6 +228,30 @@ def test_a_cancelled_run_ends_cancelled_and_its_row_is_closed(glaneur_home, port
     assert "internal_error" in history_output()
 
 
+def test_a_collection_failing_because_its_run_is_being_cancelled_is_recorded_as_cancelled():
+    """The cancelled run's browser can close under a collection (TargetClosedError) before the run's
+    cancellation hook closes its rows: that failure is then recorded as the cancellation, not as a bug."""
+    from prefect import flow, runtime
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    from tasks.lifecycle import cancelled_message
+
+    said: dict[str, str | None] = {}
+
+    @flow
+    def being_cancelled() -> None:
+        said["before"] = cancelled_message()
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(runtime.flow_run.id, Cancelling(), force=True)
+        said["after"] = cancelled_message()
+
+    being_cancelled(return_state=True)
+    assert said["before"] is None
+    assert said["after"] is not None and "it was cancelled" in said["after"]
+    assert cancelled_message() is None  # outside a flow run
+
+
 # -- item 11 and issue 15 item 7: a failed run ends cleanly, named and tagged ------------------------------
 
 
