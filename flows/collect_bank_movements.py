@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from prefect import flow, get_run_logger, runtime
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from connectors.powens import RECONNECT_STATES
 from glaneur import bank
@@ -25,11 +25,12 @@ from glaneur.statuses import Status, describe
 from tasks import bank as steps
 from tasks.collect import with_retries
 from tasks.history import publish_history
+from tasks.lifecycle import final_state, run_day, run_in_process
 
 
 def _run_name() -> str:
     parameters = runtime.flow_run.parameters
-    return f"{parameters['channel']}-{parameters.get('day') or date.today().isoformat()}"
+    return f"{parameters['channel']}-{parameters.get('day') or run_day().isoformat()}"
 
 
 def _flow_run_id() -> str | None:
@@ -52,7 +53,7 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
 
     require_current_schema()  # migrations run at start-up and deploy time, not per flow run
     settings = get_settings()
-    day = day or date.today()
+    day = day or run_day(settings.timezone)  # the scheduled day in GLANEUR_TIMEZONE, not the worker's clock
     plan = load_plan(channel)
     with session_scope() as session:
         run_id = collection.start_run(session, plan, None, _flow_run_id())
@@ -95,9 +96,7 @@ def collect_bank_movements(channel: str, day: date | None = None) -> State:
     publish_history(plan)
     summary = {"channel": plan.channel, "status": status.value, "message": message, "new": new,
                "already_had": already, "files": keys}
-    if status in (Status.OK, Status.NEW):
-        return Completed(message=message, data=summary)
-    return Failed(message=message, data=summary)
+    return final_state(status, message, summary, ok=frozenset({Status.OK, Status.NEW}))
 
 
 def _approved_in_the_bank_app(plan: collection.CollectionPlan, remote, settings):
@@ -139,8 +138,4 @@ def _aware(moment: datetime) -> datetime:
 
 def run_bank_channel(channel: str, day: date | None = None) -> dict:
     """Run now, in this process, as its own flow run; the summary (the flow ends Failed on a problem)."""
-    state = collect_bank_movements(channel=channel, day=day, return_state=True)
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return run_in_process(collect_bank_movements, channel=channel, day=day)

@@ -46,8 +46,8 @@ from tasks.lifecycle import (
     final_state,
     release_channel,
     run_day,
+    run_in_process,
     run_tags,
-    summary_of,
     tag_this_flow_run,
 )
 from tasks.politeness import provider_slot
@@ -297,8 +297,4 @@ def run_channel(channel: str) -> dict:
     The flow ends Failed when an account could not be collected (data ops see it in the UI),
     so the summary is read from the final state rather than from the call's return value.
     """
-    state = collect_channel(channel=channel, return_state=True)
-    result = summary_of(state)
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return run_in_process(collect_channel, channel=channel)

@@ -30,8 +30,10 @@ from glaneur.db import require_current_schema, session_scope
 from glaneur.invoices import invitations as invites
 from glaneur.models import Bank, Channel, Invitation, InvitationState, Organization
 from glaneur.settings import get_settings
+from glaneur.statuses import Status, describe
 from tasks.history import md_escape
 from tasks.human import delete_run_inputs
+from tasks.lifecycle import RunFailed, run_in_process
 
 DEPLOYMENT = "request-bank-connection/request-bank-connection"
 
@@ -96,11 +98,15 @@ def request_bank_connection(channel: str, invitee: str, expiry_of: str | None = 
     logger.info("The holder connected the bank of %s; first collection starts now", channel)
     from flows.collect_bank_movements import collect_bank_movements
 
-    first_run = collect_bank_movements(channel=channel, return_state=True).result(raise_on_failure=False)
-    if isinstance(first_run, dict) and first_run.get("status") in ("ok", "new"):
+    try:
+        first_run = run_in_process(collect_bank_movements, channel=channel)
+    except Exception as error:  # the first collection's own run has the details; never shown raw here
+        first_run = {"status": Status.INTERNAL_ERROR.value,
+                     "message": f"{describe(Status.INTERNAL_ERROR).message} ({type(error).__name__})"}
+    if first_run.get("status") in ("ok", "new"):
         return Completed(message=f"Connected by the holder. {first_run['message']}", data=first_run)
-    message = first_run.get("message") if isinstance(first_run, dict) else str(first_run)
-    return Failed(message=f"Connected by the holder, but the first collection failed: {message}", data=first_run)
+    message = f"Connected by the holder, but the first collection failed: {first_run.get('message')}"
+    return Failed(message=message, data=RunFailed(message, first_run))
 
 
 def invitation_link(invitation: Invitation) -> str:

@@ -27,7 +27,7 @@ from glaneur.statements.firm import require_firm, statement_sources
 from glaneur.models import StatementRoute
 from glaneur.settings import get_settings
 from tasks.collect import with_retries
-from tasks.lifecycle import RunFailed, run_day, summary_of
+from tasks.lifecycle import RunFailed, ended, run_day, run_in_process
 from tasks.statements import (
     DeliveryReport,
     PullReport,
@@ -144,14 +144,11 @@ def _route(firm: str, day: date, settings, logger) -> State:
     logger.info(summary["message"])
     if summary["not_delivered"] or summary["rejected_files"] or summary["unread_files"] or failed_sources:
         # An exception, not the dict itself: a Failed state's data must resolve to one (worker TypeError otherwise).
-        return Failed(message=summary["message"], name="Needs attention", data=RunFailed(summary["message"], summary))
-    return Completed(message=summary["message"], name="Routed", data=summary)
+        return ended(Failed(message=summary["message"], name="Needs attention",
+                            data=RunFailed(summary["message"], summary)))
+    return ended(Completed(message=summary["message"], name="Routed", data=summary))
 
 
 def run_firm(firm: str, day: date | None = None) -> dict:
     """Route the firm's statements now, in this process, as its own flow run; return the summary."""
-    state = route_statements(firm=firm, day=day, return_state=True)
-    result = summary_of(state)
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return run_in_process(route_statements, firm=firm, day=day)

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -74,12 +76,12 @@ class RunFailed(Exception):
         return self.message
 
 
-def final_state(status: Status, message: str, summary: dict) -> State:
+def final_state(status: Status, message: str, summary: dict, *, ok: frozenset[Status] = COLLECTED) -> State:
     """Completed or Failed, named after the status (the runs list then says what happened)."""
     title = describe(status).title
-    if status in COLLECTED:  # more_to_collect too: what one run reads of a long list was collected
-        return Completed(message=message, name=title, data=summary)
-    return Failed(message=message, name=title, data=RunFailed(message, summary))
+    if status in ok:  # more_to_collect too: what one run reads of a long list was collected
+        return ended(Completed(message=message, name=title, data=summary))
+    return ended(Failed(message=message, name=title, data=RunFailed(message, summary)))
 
 
 def summary_of(state: State) -> dict | BaseException:
@@ -87,6 +89,41 @@ def summary_of(state: State) -> dict | BaseException:
     result = state.result(raise_on_failure=False)
     if isinstance(result, RunFailed):
         return result.summary
+    return result
+
+
+# The final states flows returned, kept for the in-process caller that asked (see run_in_process).
+_returned: ContextVar[list[State] | None] = ContextVar("glaneur_returned_states", default=None)
+
+
+def ended(state: State) -> State:
+    """The state a flow ends with; every flow whose summary is read in process returns through here."""
+    kept = _returned.get()
+    if kept is not None:
+        kept.append(state)
+    return state
+
+
+def run_in_process(flow: Callable[..., State], **parameters) -> dict:
+    """Run the flow now, in this process, as its own flow run; return its summary, or raise what it ended with.
+
+    The summary is the data of the final state the flow returned. The state Prefect's engine hands back
+    can lack it: when the server commits the final state but its answer is lost (a 503 while the server's
+    SQLite is locked), the client proposes the state again, the server rejects the duplicate transition
+    (``PreventDuplicateTransitions``) and answers with its stored copy, which holds no data since results
+    are not persisted. The state the flow itself returned is kept here for that case.
+    """
+    kept: list[State] = []
+    token = _returned.set(kept)
+    try:
+        state = flow(**parameters, return_state=True)
+    finally:
+        _returned.reset(token)
+    if state.data is None and kept and kept[-1].type == state.type:
+        state = kept[-1]
+    result = summary_of(state)
+    if isinstance(result, BaseException):
+        raise result
     return result
 
 
@@ -224,7 +261,7 @@ def already_running(channel: str, holder: str) -> State:
                "is downloaded twice. That run files what is new; its history row says what it did.")
     summary = {"channel": channel, "status": ALREADY_RUNNING, "message": message, "new": 0, "already_had": 0,
                "accounts": []}
-    return Cancelled(message=message, name="Already running", data=RunFailed(message, summary))
+    return ended(Cancelled(message=message, name="Already running", data=RunFailed(message, summary)))
 
 
 @task(name="close-stale-runs", cache_policy=NO_CACHE)
