@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/statements_bench.py
 	$(PY) bench/cli_startup.py
 	$(PY) bench/bank_sync_bench.py
+	$(PY) bench/chromium_cost.py
 
 # Deploy on the Prefect server PREFECT_API_URL names: work pool (when missing), provider limits, deployments.
 deploy: $(STAMP)

@@ -127,6 +127,9 @@ What the kit does for every connector
   (retried), a loaded page that is not the one expected ``PortalChanged`` (the task layer keeps a
   screenshot and a trace). HTTP 429/5xx are ``RateLimited``/``PortalUnavailable`` and their
   ``Retry-After`` is honoured (up to ``GLANEUR_MAX_RETRY_AFTER_SECONDS``).
+* Pages are read from the browser's DOM (:meth:`PortalConnector.has`, :meth:`PortalConnector.html`),
+  not through Playwright's locators, which inject a script into every page (``bench/chromium_cost.py``):
+  an override that looks at the page uses them too (``self.has("th[name=amount_due]")``).
 * Pagination is bounded: a page seen twice (same address or same rows) ends the listing as
   ``PortalChanged`` (a loop). A list longer than ``GLANEUR_MAX_LIST_PAGES`` pages is not a changed
   portal: the listing stops after that many pages and returns what it read with the address of the
@@ -525,16 +528,18 @@ class HtmlTable:
             documents.append((_document(values), row))
         return documents
 
-    def read(self, connector: Connector, since: date | None, start: str | None = None) -> Listing:
+    def read(self, connector: Connector, since: date | None, start: str | None = None, *, here: bool = False) -> Listing:
         """The list from its first page, or from ``start`` (where an earlier listing was left), at most
-        ``GLANEUR_MAX_LIST_PAGES`` pages: past them, ``left_at`` says where to go on."""
+        ``GLANEUR_MAX_LIST_PAGES`` pages: past them, ``left_at`` says where to go on. ``here``: the connector
+        has just shown the list's first page itself (to read something of it first): not loaded again."""
         name = connector.provider.name
         pagination = Pagination(name, connector.max_list_pages)
         documents: list[RemoteDocument] = []
         details: dict[str, str] = {}  # reference -> the address of its detail page, when the total is there
         number = 1
         left_at = None
-        connector.goto(self.path)
+        if not here:
+            connector.goto(self.path)
         if connector.expect_page("invoices", "no_invoices") == "no_invoices":  # "no_invoices": declared by empty=
             return Listing()
         if start is not None:  # through the list's own page first, as a person would, then where it was left
@@ -544,7 +549,7 @@ class HtmlTable:
         while True:
             if number > 1:
                 connector.expect_page("invoices")
-            soup = BeautifulSoup(connector.page.content(), "html.parser")  # one parse a page: rows and next link
+            soup = BeautifulSoup(connector.html(), "html.parser")  # one parse a page: rows and next link
             found = self._rows(soup, name)
             rows = [document for document, _ in found]
             pagination.visit(connector.page.url, rows)
@@ -589,7 +594,7 @@ class HtmlTable:
         assert self.total_on_detail is not None
         connector.goto(url)
         connector.expect_page("invoice_detail")
-        total = self.total_on_detail.parse(connector.page.content(), connector.provider.name)
+        total = self.total_on_detail.parse(connector.html(), connector.provider.name)
         return dataclasses.replace(document, amount=total)
 
 
@@ -804,7 +809,7 @@ class Connector(PortalConnector):
         self.submit(f"{form.form} {form.submit}", what="the login form")
         landed = self.expect_page(*self.after_login)
         if landed == "login":
-            error = self.login_refusal(self.page.content())
+            error = self.login_refusal(self.html())
             if isinstance(error, RateLimited) and error.retry_after:  # a cool-down the connector knows: as Retry-After
                 self.wait_before_next_request(error.retry_after)
             raise error
@@ -824,7 +829,7 @@ class Connector(PortalConnector):
             self.expect_page("second_factor")
             raise WrongSecondFactor(f"{self.provider.name}: the code had expired; the portal sent a new one.")
         if landed in ("second_factor", "login"):  # the same page with the portal's complaint, or dropped
-            raise self.second_factor_refusal(self.page.content())
+            raise self.second_factor_refusal(self.html())
         return self._arrived(landed)
 
     def is_logged_in(self) -> bool:
@@ -838,7 +843,7 @@ class Connector(PortalConnector):
     def _arrived(self, landed: str) -> SecondFactorChallenge | None:
         """Past the password: logged in (None), a second factor to answer, or a step for the account holder."""
         if landed == "second_factor":
-            return self.parse_second_factor(self.page.content())
+            return self.parse_second_factor(self.html())
         if landed == "terms":  # only the account holder may accept: never click "Accepter" for them
             terms = self.terms.name if self.terms and self.terms.name else "new terms"
             raise ActionNeeded(f"{self.provider.name} asks the account holder to accept its {terms} on the portal.")

@@ -74,9 +74,9 @@ class Odoo(Connector):
         self.goto(self.listing.path)
         if self.expect_page("invoices", "no_invoices") == "no_invoices":
             return Listing()
-        total_shown = self.page.locator("th[name=amount_due]").count() > 0  # 18.0+: the invoice page shows the total
+        total_shown = self.has("th[name=amount_due]")  # 18.0+: the invoice page shows the total
         listing = self.listing if total_shown else dataclasses.replace(self.listing, total_on_detail=None)
         pdf = "&report_type=pdf&download=true"
-        read = listing.read(self, since, start)
+        read = listing.read(self, since, start, here=True)
         return Listing([dataclasses.replace(d, download_url=d.download_url + pdf) for d in read],
                        left_at=read.left_at, pages=read.pages)

@@ -96,7 +96,10 @@ class PortalSession:
     tracing: bool = False
 
     def start_trace(self) -> None:
-        self.context.tracing.start(screenshots=True, snapshots=True)
+        """Record what follows (the listing, the downloads) for the evidence of a failure: DOM snapshots of each
+        step, which the trace viewer shows as the page. No screencast: its frames cost Chromium 0.14 CPU second
+        on every run (``bench/chromium_cost.py``), and :meth:`evidence` takes the screenshot that matters."""
+        self.context.tracing.start(screenshots=False, snapshots=True)
         self.tracing = True
 
     def evidence(self) -> dict[str, bytes]:

@@ -74,3 +74,30 @@ def test_the_totals_come_from_the_invoice_pages_never_from_the_amount_due(portal
     ]
     pages = [path for path in Pages.served if path.startswith("/my")]  # not the browser's /favicon.ico
     assert pages == ["/my/invoices", "/my/invoices/14", "/my/invoices/12"]
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """A page whose script adds the list after load, as many portals do."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        send_html(self, b"<p class='erreur'>Compte bloqu\xc3\xa9</p><div id='liste'></div><script>"
+                        b"addEventListener('load', () => { document.getElementById('liste').innerHTML = "
+                        b"'<table id=factures><tr><td>F-1</td></tr></table>'; });</script>")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_page_is_read_from_its_live_dom_and_playwright_selectors_still_work() -> None:
+    """``has`` and ``html`` ask the page's DOM (no Playwright script injected per page: bench/chromium_cost.py)."""
+    with serving(Scripted) as url, launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        connector = AmountDuePortal(context.new_page(), url)
+        connector.goto("/")
+        connector.page.wait_for_selector("table#factures")
+        assert connector.has("table#factures tbody td")  # what the script added, with the tbody Chromium adds
+        assert not connector.has("table#autre")
+        assert connector.has("p.erreur:has-text('bloqué')")  # Playwright's own syntax goes to Playwright
+        assert not connector.has("p.erreur:has-text('expiré')")
+        assert "<td>F-1</td>" in connector.html() and "Compte bloqué" in connector.html()
+        context.close()
