@@ -378,7 +378,8 @@ class PortalConnector:
         """Whether the page holds ``selector`` now, asked of its DOM (``document.querySelector``).
 
         Playwright's own engine (``query_selector``, ``content()``) first injects its script into each new
-        document: 0.15 CPU second of Chromium a page, a quarter of an unchanged day's (``bench/chromium_cost.py``).
+        document: 0.15 CPU second of Chromium a page, over an unchanged day's two pages a quarter of its cost
+        (``bench/chromium_cost.py``).
         A selector only Playwright reads (``:has-text()``, ``>>``) still goes to it. Asked in the page's own
         world, its scripts could answer for it: a portal can hide its own pages this way (then PortalChanged),
         as it could by serving other HTML, and no more.
