@@ -143,7 +143,8 @@ def _collect_account(
                 logger.info("%s: %d invoice(s) listed", account.login, len(documents))
                 with session_scope() as session:
                     looping = collection.leads_back(session, plan.channel_id, rest)
-                report = steps.download_and_file(connector, plan, account, start.run_id, documents)
+                    report = collection.all_filed(session, plan.channel_id, documents)  # then nothing to download
+                report = report or steps.download_and_file(connector, plan, account, start.run_id, documents)
                 if looping:
                     raise PortalChanged(
                         f"{connector.provider.name}: the invoice list, read on from {account.left_at!r}, showed "

@@ -7,7 +7,9 @@ The tasks take live browser objects, so they are never cached (``NO_CACHE``).
 
 One task run per step of an account (log in, list, download and file, ...), never one per
 invoice: the Prefect server records each task run, and a log of one line per invoice filed
-reads better than two "Finished in state Completed()" lines per invoice.
+reads better than two "Finished in state Completed()" lines per invoice. A step with nothing to do
+is not run: an account whose listed invoices are all filed already has no download step, and the
+run's bookkeeping (the sweep of stale rows, the history artifact) is plain calls, not task runs.
 """
 
 from __future__ import annotations

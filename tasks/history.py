@@ -10,9 +10,6 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from glaneur.db import session_scope
 from glaneur.invoices import collection
 from glaneur.settings import get_settings
@@ -108,8 +105,9 @@ def run_artifact(kind: str, key: str, data: str, description: str) -> None:
         )
 
 
-def write_history(plan: collection.CollectionPlan) -> str:
-    """Publish the channel's history artifact (a plain function: the crash hooks call it outside a task)."""
+def publish_history(plan: collection.CollectionPlan) -> str:
+    """Publish the channel's history artifact: a plain call, not a task run (the crash hooks call it too; a task
+    run per channel a day would cost the Prefect server more than the artifact itself)."""
     settings = get_settings()
     storage = get_storage(settings)
     with session_scope() as session:
@@ -129,8 +127,3 @@ def write_history(plan: collection.CollectionPlan) -> str:
         history_description(plan, rows, zone),
     )
     return key
-
-
-@task(name="publish-history", cache_policy=NO_CACHE)
-def publish_history(plan: collection.CollectionPlan) -> str:
-    return write_history(plan)

@@ -19,8 +19,7 @@ from datetime import date, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from prefect import runtime, task
-from prefect.cache_policies import NO_CACHE
+from prefect import runtime
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
@@ -174,7 +173,7 @@ def cancelled_message() -> str | None:
 
 def close_runs(closing: dict[int, str]) -> list[int]:
     """Close the given rows (id -> message) still ``running``, then republish their channels' history."""
-    from tasks.history import write_history
+    from tasks.history import publish_history
 
     closed: list[int] = []
     with session_scope() as session:
@@ -189,7 +188,7 @@ def close_runs(closing: dict[int, str]) -> list[int]:
                 plan = collection.load_plan(session, slug, settings, run_day(settings.timezone))
         except ConfigurationError:  # deleted meanwhile: its history stays in the database
             continue
-        write_history(plan)
+        publish_history(plan)
     return closed
 
 
@@ -264,9 +263,11 @@ def already_running(channel: str, holder: str) -> State:
     return ended(Cancelled(message=message, name="Already running", data=RunFailed(message, summary)))
 
 
-@task(name="close-stale-runs", cache_policy=NO_CACHE)
 def close_stale_runs(channel_id: int | None = None) -> list[int]:
     """The sweep: rows still ``running`` whose Prefect flow run has ended (or is gone) are closed.
+
+    A plain call at the start of every collection and of the dispatch, not a task run: it is a
+    database query that finds nothing on almost every run.
 
     A process killed outright (SIGKILL, out of memory, a lost machine) runs no hook; the worker
     marks its flow run Crashed, and this closes the row the next time a run of the channel (or

@@ -287,7 +287,6 @@ def artifact_key(firm: str) -> str:
     return f"statements-{firm}"
 
 
-@task(name="publish-statements-history", cache_policy=NO_CACHE)
 def publish_history(firm: str, day: date, pulls: list[PullReport], deliveries: list[DeliveryReport]) -> str:
     with session_scope() as session:
         org = require_firm(session, firm)

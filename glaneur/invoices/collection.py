@@ -240,6 +240,15 @@ def filed_references(session: Session, channel_id: int, references: list[str]) -
     return found
 
 
+def all_filed(session: Session, channel_id: int, documents: list[RemoteDocument]) -> FilingReport | None:
+    """The report of a listing whose invoices the channel has all filed already (an unchanged day): nothing to
+    download, so no download step; None when one at least is new."""
+    if len(filed_references(session, channel_id, [d.reference for d in documents])) < len(documents):
+        return None
+    newest = max((document.document_date for document in documents), default=None)
+    return FilingReport(new=0, already_had=len(documents), newest=newest)
+
+
 def filed_by_run(session: Session, run_id: int) -> int:
     """How many documents this collection row filed (new ones: rows it created)."""
     return len(session.exec(select(Document.id).where(Document.run_id == run_id)).all())

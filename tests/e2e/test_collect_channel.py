@@ -152,10 +152,13 @@ def test_two_accounts_are_collected_filed_and_not_downloaded_again(glaneur_home,
     assert again["status"] == "ok" and again["new"] == 0 and 0 < again["already_had"] < 28
     assert len(filed_documents()) == 28
     assert len([p for p in (glaneur_home / "documents").rglob("*.pdf")]) == 28
+    # Issue 20: an unchanged day runs only the steps that do something: no download step, no bookkeeping task.
+    assert set(task_run_counts(runs()[-1].flow_run_id)) == {"resume-session", "list-documents"}
 
     new_number = httpx.post(f"{portals.urls['papeterie-dupont']}/_sandbox/accounts/acme/invoices").json()
     third = run(slug)
     assert third["new"] == 1, third
+    assert task_run_counts(runs()[-1].flow_run_id)["download-and-file"] == 1  # acme's new invoice; acme-bis none
     assert len(filed_documents()) == 29
     assert new_number["number"] in {d.provider_reference for d in filed_documents()}
 
