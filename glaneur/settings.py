@@ -122,13 +122,19 @@ class Settings(BaseSettings):
         return self.vault_key is None and self.vault_key_file is None
 
     def chromium_executable(self) -> str | None:
-        """Debian's Chromium where Playwright has no browser of its own; None lets Playwright choose."""
+        """Debian's Chromium where Playwright has no browser of its own; None lets Playwright choose.
+
+        Headless, Debian's ``chromium-headless-shell`` comes first: it is what Playwright itself runs
+        headless (its own ``chromium_headless_shell`` build), and a collection costs it about 40% of the CPU
+        the full Chromium spends in its new headless mode (``bench/chromium_cost.py``). A visible browser
+        (``GLANEUR_BROWSER_HEADLESS=false``) needs the full one."""
         if self.chromium_path:
             return self.chromium_path
         playwright_cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache/ms-playwright"))
         if any(playwright_cache.glob("chromium*/chrome-linux*/chrome")):
             return None
-        for name in ("chromium", "chromium-browser", "google-chrome"):
+        shell = ("chromium-headless-shell",) if self.browser_headless else ()
+        for name in (*shell, "chromium", "chromium-browser", "google-chrome"):
             found = shutil.which(name)
             if found:
                 return found

@@ -105,3 +105,23 @@ def test_a_percent_encoded_password_reaches_alembic_intact(env):
 
     url = "postgresql+psycopg://glaneur:p%40ss%25word@db:5432/glaneur"
     assert alembic_config(url).get_main_option("sqlalchemy.url") == url
+
+
+def test_headless_collections_run_in_debians_headless_shell_and_a_visible_browser_in_the_full_chromium(env, tmp_path):
+    """Issue 20: the headless shell is what Playwright runs headless; it costs a collection ~40% of the CPU."""
+    binaries = tmp_path / "bin"
+    binaries.mkdir()
+    for name in ("chromium", "chromium-headless-shell"):
+        (binaries / name).write_text("#!/bin/sh\n")
+        (binaries / name).chmod(0o755)
+    env.setenv("PATH", str(binaries))
+    env.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "no-playwright-browsers"))
+
+    assert get_settings().chromium_executable() == str(binaries / "chromium-headless-shell")
+    configure(env, "GLANEUR_BROWSER_HEADLESS", "false")
+    assert get_settings().chromium_executable() == str(binaries / "chromium")
+    configure(env, "GLANEUR_BROWSER_HEADLESS", "true")
+    (binaries / "chromium-headless-shell").unlink()  # a distribution without the package: the full one, headless
+    assert get_settings().chromium_executable() == str(binaries / "chromium")
+    configure(env, "GLANEUR_CHROMIUM_PATH", str(binaries / "chromium"))
+    assert get_settings().chromium_executable() == str(binaries / "chromium")
