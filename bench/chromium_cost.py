@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root``'s descendants, including the children they have reaped (cutime, cstime)."""
+def tree_cpu(root: int, include_root: bool = False) -> float:
+    """CPU seconds of ``root``'s descendants (and of ``root`` itself with ``include_root``), including the
+    children they have reaped (cutime, cstime)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -36,7 +37,7 @@ def tree_cpu(root: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, list(children.get(root, []))
+    total, todo = 0.0, [root] if include_root else list(children.get(root, []))
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])

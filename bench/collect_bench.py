@@ -91,35 +91,22 @@ def main() -> None:
 
 def _cpu_of_children() -> dict[str, float]:
     """CPU seconds of this process and of its children's trees, by part (Chromium under Playwright's driver)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
+    from chromium_cost import tree_cpu  # bench/ is this script's folder
 
-    def tree(pid: int) -> float:
-        total, todo = 0.0, [pid]
-        while todo:
-            current = todo.pop()
-            todo += children.get(current, [])
-            try:
-                fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += sum(int(value) for value in fields[11:15]) / tick
-        return total
-
+    me = os.getpid()
+    children: list[int] = []
+    for thread in os.listdir(f"/proc/{me}/task"):
+        try:
+            children += [int(pid) for pid in Path(f"/proc/{me}/task/{thread}/children").read_text().split()]
+        except OSError:  # a thread that ended meanwhile
+            continue
     parts = {"prefect_server": 0.0, "chromium": 0.0}
-    for child in children.get(os.getpid(), []):
+    for child in children:
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        parts["prefect_server" if "uvicorn" in command or "prefect" in command else "chromium"] += tree(child)
+        parts["prefect_server" if "uvicorn" in command or "prefect" in command else "chromium"] += tree_cpu(child, True)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     parts["this_process"] = usage.ru_utime + usage.ru_stime
     return parts
