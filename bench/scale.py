@@ -33,6 +33,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -259,6 +260,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "scale.json")
     parser.add_argument("--skip-no-prefect", action="store_true")
     args = parser.parse_args()
+    # A bench stopped with kill (SIGTERM) stops its stack too: the server, the workers, PostgreSQL, the sandbox.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 

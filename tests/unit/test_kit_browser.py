@@ -1,4 +1,5 @@
-"""The kit's listing in a real Chromium: a list showing the amount due, its totals read on the invoice pages.
+"""The kit's listing in a real Chromium: a list showing the amount due, its totals read on the invoice pages;
+and a download from a portal whose certificate nobody vouches for.
 
 A plain HTTP server on a free port serves the saved pages of ``tests/fixtures/pages/kit`` (no login: the
 listing is what is under test); the list is sent without ``<tbody>``, which Chromium adds.
@@ -15,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from connectors.kit import Connector, DetailTotal, HtmlTable, LoginForm, Page, Provider, amounts, dates
-from glaneur.errors import WrongCredentials
+from glaneur.contract import RemoteDocument
+from glaneur.errors import PortalUnavailable, WrongCredentials
 from glaneur.settings import get_settings
 from tasks.browser import launch_browser
-from tests.local_http import send_html, serving
+from tests.local_http import self_signed_certificate, send_html, serving, tls_server_context
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +103,35 @@ def test_the_page_is_read_from_its_live_dom_and_playwright_selectors_still_work(
         assert not connector.has("p.erreur:has-text('expiré')")
         assert "<td>F-1</td>" in connector.html() and "Compte bloqué" in connector.html()
         context.close()
+
+
+class Pdf(BaseHTTPRequestHandler):
+    fetched = 0
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        Pdf.fetched += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", "9")
+        self.end_headers()
+        self.wfile.write(b"%PDF-1.4\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_download_from_a_portal_with_a_certificate_nobody_vouches_for_is_refused_every_time(tmp_path, monkeypatch):
+    """Downloads share one trust store a process (loading it cost ~30 ms of CPU a download): it still checks
+    each portal, and a certificate the process environment trusts (SSL_CERT_FILE) is no exception."""
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # downloads go as the browser does, not by the environment
+    Pdf.fetched = 0
+    document = RemoteDocument("F-1", date(2026, 1, 15), "/factures/F-1.pdf", Decimal("12.00"))
+    with serving(Pdf, tls=tls_server_context(cert_file, key_file)) as url, launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        connector = AmountDuePortal(context.new_page(), url)
+        for _ in range(2):
+            with pytest.raises(PortalUnavailable, match="could not be reached during the download of F-1 .ConnectError"):
+                connector.fetch(document)
+        context.close()
+    assert Pdf.fetched == 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import email
-import ipaddress
 import re
 import socket
 import ssl
@@ -18,6 +16,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from glaneur.errors import ConfigurationError, UsageError
 from glaneur.mail import Delivery, Mail, parse_address, send
 from glaneur.settings import Settings
+from tests.local_http import self_signed_certificate, tls_server_context
 
 LINK = "http://127.0.0.1:4200/runs/flow-run/8d4c2b1e-0000-4000-8000-000000000001"
 
@@ -224,35 +223,9 @@ def test_a_sender_that_is_not_an_address_is_a_configuration_error(tmp_path):
 @pytest.fixture
 def tls(tmp_path, monkeypatch) -> ssl.SSLContext:
     """A server context for 127.0.0.1 whose certificate the client trusts (through SSL_CERT_FILE)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_file, key_file = self_signed_certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return context
+    return tls_server_context(cert_file, key_file)
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
