@@ -3,7 +3,7 @@
     python -m infra.worker --pool glaneur --limit 4 [--name NAME]      # or: make worker
 
 It is ``prefect worker start --pool glaneur --type process`` (same work pool, same deployments, same
-polling, heartbeats, worker limit, events and UI) with one difference: a ``collect-channel`` run is
+polling, heartbeats, worker limit, events and UI) with two differences. First, a ``collect-channel`` run is
 executed by Prefect's own flow engine (``prefect.flow_engine.run_flow``, what ``python -m
 prefect.engine`` calls in a child process) on one of the worker's ``--limit`` long-lived threads, so a
 run costs no interpreter start, no imports and no Chromium launch:
@@ -12,6 +12,9 @@ run costs no interpreter start, no imports and no Chromium launch:
   account gets a fresh browser context, always closed;
 - the flow module is imported once per worker, on the first run;
 - each channel is still its own flow run, named after the channel and the day, in the UI.
+
+The other difference: at each poll it asks the server for as many due runs as it has free slots, not
+for every due run of the pool (``_get_scheduled_flow_runs``).
 
 Every other deployment (invitations that suspend, statements, bank movements, dispatch) runs as with
 the process worker, in its own process: a suspended invitation must let its process go.
@@ -39,14 +42,19 @@ import queue
 import sys
 import threading
 import warnings
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
+from prefect.client.schemas.responses import WorkerFlowRunResponse
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+from pydantic import TypeAdapter
 
 from infra.deploy import WORK_POOL
 
 IN_PROCESS_ENTRYPOINTS = frozenset({"flows/collect_channel.py:collect_channel"})
 DEFAULT_LIMIT = 4
+_DUE_RUNS = TypeAdapter(list[WorkerFlowRunResponse])
 
 _flows: dict[str, Any] = {}
 _flows_lock = threading.Lock()
@@ -131,6 +139,32 @@ with warnings.catch_warnings():
                 deployment = await self.client.read_deployment(flow_run.deployment_id)
                 self._entrypoints[flow_run.deployment_id] = deployment.entrypoint
             return self._entrypoints[flow_run.deployment_id]
+
+        async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
+            """The due runs this worker can start now: as many as it has free slots, earliest first.
+
+            Prefect's worker asks for every due run of the pool at each poll (the server's default limit,
+            200) and starts those its ``--limit`` allows; on a night of a thousand channels each poll
+            serialised 200 runs for two or three starts (PrefectHQ/prefect#19403). The same request with
+            ``limit`` set to the free slots: with none free, it still polls (the pool and its queues stay
+            "ready" in the UI) and receives nothing.
+            """
+            body: dict[str, Any] = {
+                "scheduled_before": str(datetime.now(timezone.utc) + timedelta(seconds=int(self._prefetch_seconds))),
+                "work_queue_names": list(self._work_queues),
+            }
+            if self._limiter is not None:
+                body["limit"] = int(self._limiter.available_tokens)
+            try:
+                response = await self.client.request(
+                    "POST", "/work_pools/{name}/get_scheduled_flow_runs",
+                    path_params={"name": self._work_pool_name}, json=body,
+                )
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code == 404:  # the pool is created again at the next heartbeat
+                    return []
+                raise
+            return _DUE_RUNS.validate_python(response.json())
 
         def _apply_env(self, env: dict[str, str | None]) -> None:
             """The deployment's own variables (not Prefect's per-run ones) where the worker sets none."""
