@@ -80,3 +80,20 @@ def test_a_worker_without_a_limit_keeps_prefects_query(prefect_server):
                 assert len(await worker._get_scheduled_flow_runs()) == 5
 
     asyncio.run(scenario())
+
+
+def test_a_poll_of_a_pool_deleted_meanwhile_starts_nothing_and_does_not_fail(prefect_server):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from infra.worker import GlaneurWorker
+
+    async def scenario() -> None:
+        async with get_client() as client, pool_with_due_runs(client, [1, 2]) as (pool, _):
+            async with GlaneurWorker(work_pool_name=pool, limit=2) as worker:
+                assert len(await worker._get_scheduled_flow_runs()) == 2
+                await client.delete_work_pool(pool)  # deleted in the UI between two polls
+                assert await worker._get_scheduled_flow_runs() == []  # as Prefect's worker: recreated at its heartbeat
+                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))  # for the helper's cleanup
+
+    asyncio.run(scenario())
