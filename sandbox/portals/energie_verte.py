@@ -208,16 +208,10 @@ def energie_verte_app() -> FastAPI:
         return ticket.login if ticket is not None and state.session_valid(ticket) else None
 
     def signed_in(login: str) -> Response:
-        response = RedirectResponse("/espace-client", 303)
-        response.set_cookie(
-            EV_SESSION_COOKIE,
-            signer.sign(state.open_session(login)),
-            max_age=int(state.session_lifetime.total_seconds()),
-            httponly=True,
-            samesite="lax",
+        return second_factor.signed_in_response(
+            state, "/espace-client", session_cookie=EV_SESSION_COOKIE, session=signer.sign(state.open_session(login)),
+            pending_cookie=EV_PENDING_COOKIE,
         )
-        response.delete_cookie(EV_PENDING_COOKIE)
-        return response
 
     def form_token(request: Request) -> str:
         """CSRF token of the forms shown after login: derived from the session cookie, nothing stored."""

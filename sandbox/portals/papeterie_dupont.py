@@ -170,16 +170,10 @@ def papeterie_dupont_app() -> FastAPI:
         """A new session for a customer who passed every step of the login."""
         token = secrets.token_urlsafe(24)
         sessions[token] = _PdSession(login, secrets.token_urlsafe(24), state.open_session(login))
-        response = RedirectResponse(detour(login) or "/factures", 303)
-        response.set_cookie(
-            PD_SESSION_COOKIE,
-            token,
-            max_age=int(state.session_lifetime.total_seconds()),
-            httponly=True,
-            samesite="lax",
+        return second_factor.signed_in_response(
+            state, detour(login) or "/factures", session_cookie=PD_SESSION_COOKIE, session=token,
+            pending_cookie=PD_PENDING_COOKIE,
         )
-        response.delete_cookie(PD_PENDING_COOKIE)
-        return response
 
     def detour(login: str) -> str | None:
         """Where the portal sends a logged-in customer who has something to do first."""

@@ -87,6 +87,16 @@ def after_password(
     return response
 
 
+def signed_in_response(state: PortalState, url: str, *, session_cookie: str, session: str, pending_cookie: str) -> Response:
+    """The answer that signs a customer in: on to ``url`` with the session cookie, kept for the portal's session
+    lifetime, and the pending-login cookie of the second factor dropped."""
+    response = RedirectResponse(url, 303)
+    lifetime = int(state.session_lifetime.total_seconds())
+    response.set_cookie(session_cookie, session, max_age=lifetime, httponly=True, samesite="lax")
+    response.delete_cookie(pending_cookie)
+    return response
+
+
 def second_factor_routes(
     app: FastAPI | APIRouter,
     state: PortalState,
