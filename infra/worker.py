@@ -13,8 +13,10 @@ run costs no interpreter start, no imports and no Chromium launch:
 - the flow module is imported once per worker, on the first run;
 - each channel is still its own flow run, named after the channel and the day, in the UI.
 
-The other difference: at each poll it asks the server for as many due runs as it has free slots, not
-for every due run of the pool (``_get_scheduled_flow_runs``).
+The other difference is in the polling: at each poll it asks the server for as many due runs as it has
+free slots, not for every due run of the pool (``_get_scheduled_flow_runs``); and when a run ends while the
+last poll left due runs behind, it polls at once for the freed slot instead of leaving it idle until the
+next regular poll (``_release_limit_slot``).
 
 Every other deployment (invitations that suspend, statements, bank movements, dispatch) runs as with
 the process worker, in its own process: a suspended invitation must let its process go.
@@ -131,6 +133,9 @@ with warnings.catch_warnings():
             self._lanes = [Lane(self._jobs, index) for index in range(1, (limit or DEFAULT_LIMIT) + 1)]
             self._entrypoints: dict[Any, str | None] = {}
             self._env_applied: dict[str, str] = {}
+            self._backlog = False  # the last poll that had free slots filled them all: more runs may be due
+            self._polling_now = False  # a poll for freed slots is on its way
+            self._started: set = set()  # runs handed to a lane or a process, whose slot is not yet freed
 
         async def _entrypoint(self, flow_run) -> str | None:
             if flow_run.deployment_id is None:
@@ -153,8 +158,9 @@ with warnings.catch_warnings():
                 "scheduled_before": str(datetime.now(timezone.utc) + timedelta(seconds=int(self._prefetch_seconds))),
                 "work_queue_names": list(self._work_queues),
             }
-            if self._limiter is not None:
-                body["limit"] = int(self._limiter.available_tokens)
+            free = None if self._limiter is None else int(self._limiter.available_tokens)
+            if free is not None:
+                body["limit"] = free
             try:
                 response = await self.client.request(
                     "POST", "/work_pools/{name}/get_scheduled_flow_runs",
@@ -164,7 +170,33 @@ with warnings.catch_warnings():
                 if error.response.status_code == 404:  # the pool is created again at the next heartbeat
                     return []
                 raise
-            return _DUE_RUNS.validate_python(response.json())
+            due = _DUE_RUNS.validate_python(response.json())
+            if free:  # a poll with no free slot learns nothing about what is due
+                self._backlog = len(due) >= free
+            return due
+
+        def _release_limit_slot(self, flow_run_id) -> None:
+            """Free the run's slot and, when the last poll left due runs behind, poll at once for it.
+
+            Prefect's worker leaves a freed slot idle until its next poll (``PREFECT_WORKER_QUERY_SECONDS``):
+            on a night where runs queue up, every run ended cost its slot half an interval on average. One
+            poll is on its way at a time; runs that end meanwhile are served by it or by the next one.
+            """
+            super()._release_limit_slot(flow_run_id)
+            if flow_run_id not in self._started:
+                return  # never started (taken by another worker, refused): the regular poll paces retries
+            self._started.discard(flow_run_id)
+            if not (self._backlog and self.is_setup) or self._polling_now or self._runs_task_group is None:
+                return  # nothing known to be waiting, the worker is stopping, or a poll is already coming
+            self._polling_now = True
+            self._runs_task_group.start_soon(self._poll_for_freed_slots)
+
+        async def _poll_for_freed_slots(self) -> None:
+            self._polling_now = False
+            try:
+                await self.get_and_submit_flow_runs()
+            except Exception:  # noqa: BLE001  the regular poll takes over; a failed poll must not stop the worker
+                logger.warning("Polling at once for a freed slot failed; the next regular poll takes over", exc_info=True)
 
         def _apply_env(self, env: dict[str, str | None]) -> None:
             """The deployment's own variables (not Prefect's per-run ones) where the worker sets none."""
@@ -181,6 +213,7 @@ with warnings.catch_warnings():
                                        key, value, current)
 
         async def run(self, flow_run, configuration: ProcessJobConfiguration, task_status=None) -> ProcessWorkerResult:
+            self._started.add(flow_run.id)
             entrypoint = await self._entrypoint(flow_run)
             if entrypoint not in IN_PROCESS_ENTRYPOINTS:
                 return await super().run(flow_run, configuration, task_status)

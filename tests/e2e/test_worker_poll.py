@@ -15,7 +15,9 @@ NOW = datetime.now(timezone.utc)
 
 
 @contextlib.asynccontextmanager
-async def pool_with_due_runs(client, minutes_late: list[int]) -> AsyncIterator[tuple[str, list]]:
+async def pool_with_due_runs(
+    client, minutes_late: list[int], entrypoint: str | None = None
+) -> AsyncIterator[tuple[str, list]]:
     """A process work pool of its own and a deployment with one due run a delay; all deleted afterwards."""
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.states import Scheduled
@@ -23,7 +25,7 @@ async def pool_with_due_runs(client, minutes_late: list[int]) -> AsyncIterator[t
     pool = f"poll-{uuid.uuid4().hex[:8]}"
     await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     flow_id = await client.create_flow_from_name(pool)
-    deployment = await client.create_deployment(flow_id=flow_id, name=pool, work_pool_name=pool)
+    deployment = await client.create_deployment(flow_id=flow_id, name=pool, work_pool_name=pool, entrypoint=entrypoint)
     due = [await client.create_flow_run_from_deployment(
                deployment, state=Scheduled(scheduled_time=NOW - timedelta(minutes=minutes)))
            for minutes in minutes_late]
@@ -95,5 +97,57 @@ def test_a_poll_of_a_pool_deleted_meanwhile_starts_nothing_and_does_not_fail(pre
                 await client.delete_work_pool(pool)  # deleted in the UI between two polls
                 assert await worker._get_scheduled_flow_runs() == []  # as Prefect's worker: recreated at its heartbeat
                 await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))  # for the helper's cleanup
+
+    asyncio.run(scenario())
+
+
+async def final_states(client, runs: list, within: float) -> list[str]:
+    """The runs' state types once all are final, or as they are after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        states = [(await client.read_flow_run(run.id)).state for run in runs]
+        if all(state.is_final() for state in states) or asyncio.get_running_loop().time() > deadline:
+            return [state.type.value for state in states]
+        await asyncio.sleep(0.5)
+
+
+def test_a_run_that_ends_while_runs_wait_hands_its_slot_to_the_next_at_once(prefect_server, monkeypatch):
+    """One slot, three due runs, and a regular poll every ten minutes: each run's end polls at once for the
+    next, so all three run within two minutes; the poll after the last finds nothing, and no other follows."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    from infra import worker as worker_module
+    from tests.quick_flow import ENTRYPOINT
+
+    monkeypatch.setattr(worker_module, "IN_PROCESS_ENTRYPOINTS", worker_module.IN_PROCESS_ENTRYPOINTS | {ENTRYPOINT})
+
+    async def scenario() -> None:
+        async with get_client() as client, pool_with_due_runs(client, [3, 2, 1], ENTRYPOINT) as (pool, due):
+            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
+            polls: list[int] = []  # runs offered at each poll
+            ask = worker._get_scheduled_flow_runs
+
+            async def counted():
+                offered = await ask()
+                polls.append(len(offered))
+                return offered
+
+            worker._get_scheduled_flow_runs = counted
+            with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
+                serving = asyncio.create_task(worker.start(printer=lambda *_: None))
+                try:
+                    states = await final_states(client, due, within=120)
+                    for _ in range(60):  # the poll that follows the last run's end
+                        if len(polls) >= 4:
+                            break
+                        await asyncio.sleep(0.5)
+                    await asyncio.sleep(1)
+                finally:
+                    serving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await serving
+            assert states == ["COMPLETED"] * 3
+            assert polls == [1, 1, 1, 0]  # the regular first poll, then one as each run ended
 
     asyncio.run(scenario())
