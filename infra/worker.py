@@ -16,7 +16,8 @@ run costs no interpreter start, no imports and no Chromium launch:
 The other difference is in the polling: at each poll it asks the server for as many due runs as it has
 free slots, not for every due run of the pool (``_get_scheduled_flow_runs``); and when a run ends while the
 last poll left due runs behind, it polls at once for the freed slot instead of leaving it idle until the
-next regular poll (``_release_limit_slot``).
+next regular poll (``_release_limit_slot``); likewise when a run it was given was taken first by another
+worker polling at the same moment (a few times in a row at most, then the regular poll paces it).
 
 Every other deployment (invitations that suspend, statements, bank movements, dispatch) runs as with
 the process worker, in its own process: a suspended invitation must let its process go.
@@ -56,6 +57,7 @@ from infra.deploy import WORK_POOL
 
 IN_PROCESS_ENTRYPOINTS = frozenset({"flows/collect_channel.py:collect_channel"})
 DEFAULT_LIMIT = 4
+REFUSED_POLLS_IN_A_ROW = 3  # immediate polls after runs taken by other workers, until one of its own starts
 _DUE_RUNS = TypeAdapter(list[WorkerFlowRunResponse])
 
 _flows: dict[str, Any] = {}
@@ -136,6 +138,7 @@ with warnings.catch_warnings():
             self._backlog = False  # the last poll that had free slots filled them all: more runs may be due
             self._polling_now = False  # a poll for freed slots is on its way
             self._started: set = set()  # runs handed to a lane or a process, whose slot is not yet freed
+            self._refused_in_a_row = 0  # runs given to this worker but not started since the last one started
 
         async def _entrypoint(self, flow_run) -> str | None:
             if flow_run.deployment_id is None:
@@ -181,11 +184,20 @@ with warnings.catch_warnings():
             Prefect's worker leaves a freed slot idle until its next poll (``PREFECT_WORKER_QUERY_SECONDS``):
             on a night where runs queue up, every run ended cost its slot half an interval on average. One
             poll is on its way at a time; runs that end meanwhile are served by it or by the next one.
+
+            A run the worker was given but did not start frees its slot too: most often another worker
+            polling at the same moment was given the same earliest runs and moved it to Pending first (about
+            one submission in ten with two workers and a full pool). That run is gone from the due ones, so
+            an immediate poll gets the next; after ``REFUSED_POLLS_IN_A_ROW`` such polls without a start of
+            its own, the regular poll paces the tries (a run the server keeps refusing cannot make a storm).
             """
             super()._release_limit_slot(flow_run_id)
-            if flow_run_id not in self._started:
-                return  # never started (taken by another worker, refused): the regular poll paces retries
-            self._started.discard(flow_run_id)
+            if flow_run_id in self._started:
+                self._started.discard(flow_run_id)
+            elif self._refused_in_a_row < REFUSED_POLLS_IN_A_ROW:
+                self._refused_in_a_row += 1
+            else:
+                return
             if not (self._backlog and self.is_setup) or self._polling_now or self._runs_task_group is None:
                 return  # nothing known to be waiting, the worker is stopping, or a poll is already coming
             self._polling_now = True
@@ -214,6 +226,7 @@ with warnings.catch_warnings():
 
         async def run(self, flow_run, configuration: ProcessJobConfiguration, task_status=None) -> ProcessWorkerResult:
             self._started.add(flow_run.id)
+            self._refused_in_a_row = 0
             entrypoint = await self._entrypoint(flow_run)
             if entrypoint not in IN_PROCESS_ENTRYPOINTS:
                 return await super().run(flow_run, configuration, task_status)

@@ -151,3 +151,99 @@ def test_a_run_that_ends_while_runs_wait_hands_its_slot_to_the_next_at_once(pref
             assert polls == [1, 1, 1, 0]  # the regular first poll, then one as each run ended
 
     asyncio.run(scenario())
+
+
+def take_first(client, taken: list):
+    """A poll wrapper that plays another worker: each run offered is moved to Pending by someone else first."""
+    from prefect.states import Pending
+    from prefect.utilities.engine import propose_state
+
+    async def taking(offered):
+        for entry in offered:
+            await propose_state(client, Pending(), flow_run_id=entry.flow_run.id)
+            taken.append(entry.flow_run.id)
+        return offered
+
+    return taking
+
+
+def test_a_run_another_worker_took_first_does_not_leave_its_slot_idle(prefect_server, monkeypatch):
+    """Two workers polling at the same moment are given the same earliest run; the one that loses the race
+    polls again at once for the next due run instead of waiting for its regular poll (ten minutes here)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    from infra import worker as worker_module
+    from tests.quick_flow import ENTRYPOINT
+
+    monkeypatch.setattr(worker_module, "IN_PROCESS_ENTRYPOINTS", worker_module.IN_PROCESS_ENTRYPOINTS | {ENTRYPOINT})
+
+    async def scenario() -> None:
+        async with get_client() as client, pool_with_due_runs(client, [3, 2, 1], ENTRYPOINT) as (pool, due):
+            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
+            polls: list[int] = []
+            taken: list = []
+            ask, other_worker = worker._get_scheduled_flow_runs, take_first(client, taken)
+
+            async def counted():
+                offered = await ask()
+                polls.append(len(offered))
+                return await other_worker(offered) if len(polls) == 1 else offered  # the first run is lost
+
+            worker._get_scheduled_flow_runs = counted
+            with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
+                serving = asyncio.create_task(worker.start(printer=lambda *_: None))
+                try:
+                    states = await final_states(client, due[1:], within=120)
+                    for _ in range(60):
+                        if len(polls) >= 4:
+                            break
+                        await asyncio.sleep(0.5)
+                    await asyncio.sleep(1)
+                finally:
+                    serving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await serving
+            assert taken == [due[0].id]
+            assert (await client.read_flow_run(due[0].id)).state.type.value == "PENDING"  # the other worker's
+            assert states == ["COMPLETED"] * 2
+            assert polls == [1, 1, 1, 0]  # lost the first, polled at once for the second, then as each ended
+
+    asyncio.run(scenario())
+
+
+def test_runs_taken_by_others_again_and_again_leave_the_pace_to_the_regular_poll(prefect_server):
+    """Every run offered lost to someone else: a few immediate polls, then none until the regular one."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    from infra import worker as worker_module
+
+    async def scenario() -> None:
+        async with get_client() as client, pool_with_due_runs(client, [6, 5, 4, 3, 2, 1]) as (pool, due):
+            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
+            polls: list[int] = []
+            taken: list = []
+            ask, other_worker = worker._get_scheduled_flow_runs, take_first(client, taken)
+
+            async def counted():
+                offered = await ask()
+                polls.append(len(offered))
+                return await other_worker(offered)
+
+            worker._get_scheduled_flow_runs = counted
+            with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
+                serving = asyncio.create_task(worker.start(printer=lambda *_: None))
+                try:
+                    for _ in range(40):
+                        await asyncio.sleep(0.25)
+                finally:
+                    serving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await serving
+            assert polls == [1] * (1 + worker_module.REFUSED_POLLS_IN_A_ROW)  # the regular poll, then 3 at once
+            assert taken == [run.id for run in due[:len(polls)]]
+            left = [(await client.read_flow_run(run.id)).state.type.value for run in due[len(polls):]]
+            assert left == ["SCHEDULED"] * (len(due) - len(polls))  # waiting for the next regular poll
+
+    asyncio.run(scenario())
