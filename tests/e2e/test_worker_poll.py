@@ -111,11 +111,59 @@ async def final_states(client, runs: list, within: float) -> list[str]:
         await asyncio.sleep(0.5)
 
 
+@contextlib.asynccontextmanager
+async def serving(worker, hand=None) -> AsyncIterator[list[int]]:
+    """``worker`` serving its pool with a regular poll every ten minutes; yields the count of runs offered at
+    each of its polls. ``hand(offered, poll)`` may act on what a poll offers before the worker sees it."""
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    polls: list[int] = []
+    ask = worker._get_scheduled_flow_runs
+
+    async def counted():
+        offered = await ask()
+        polls.append(len(offered))
+        return offered if hand is None else await hand(offered, len(polls))
+
+    worker._get_scheduled_flow_runs = counted
+    with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
+        task = asyncio.create_task(worker.start(printer=lambda *_: None))
+        try:
+            yield polls
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def until_polled(polls: list[int], times: int, within: float = 30) -> None:
+    """Waits for the worker's ``times``-th poll (``within`` seconds at most), then a second for any poll too many."""
+    deadline = asyncio.get_running_loop().time() + within
+    while len(polls) < times and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(1)
+
+
+def take_first(client, taken: list, polls_lost=None):
+    """What another worker does to the runs offered at a poll (every poll, or those in ``polls_lost``):
+    it moves each to Pending first."""
+    from prefect.states import Pending
+    from prefect.utilities.engine import propose_state
+
+    async def taking(offered, poll: int):
+        if polls_lost is None or poll in polls_lost:
+            for entry in offered:
+                await propose_state(client, Pending(), flow_run_id=entry.flow_run.id)
+                taken.append(entry.flow_run.id)
+        return offered
+
+    return taking
+
+
 def test_a_run_that_ends_while_runs_wait_hands_its_slot_to_the_next_at_once(prefect_server, monkeypatch):
     """One slot, three due runs, and a regular poll every ten minutes: each run's end polls at once for the
     next, so all three run within two minutes; the poll after the last finds nothing, and no other follows."""
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 
     from infra import worker as worker_module
     from tests.quick_flow import ENTRYPOINT
@@ -124,54 +172,19 @@ def test_a_run_that_ends_while_runs_wait_hands_its_slot_to_the_next_at_once(pref
 
     async def scenario() -> None:
         async with get_client() as client, pool_with_due_runs(client, [3, 2, 1], ENTRYPOINT) as (pool, due):
-            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
-            polls: list[int] = []  # runs offered at each poll
-            ask = worker._get_scheduled_flow_runs
-
-            async def counted():
-                offered = await ask()
-                polls.append(len(offered))
-                return offered
-
-            worker._get_scheduled_flow_runs = counted
-            with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
-                serving = asyncio.create_task(worker.start(printer=lambda *_: None))
-                try:
-                    states = await final_states(client, due, within=120)
-                    for _ in range(60):  # the poll that follows the last run's end
-                        if len(polls) >= 4:
-                            break
-                        await asyncio.sleep(0.5)
-                    await asyncio.sleep(1)
-                finally:
-                    serving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await serving
+            async with serving(worker_module.GlaneurWorker(work_pool_name=pool, limit=1)) as polls:
+                states = await final_states(client, due, within=120)
+                await until_polled(polls, 4)  # the poll that follows the last run's end
             assert states == ["COMPLETED"] * 3
             assert polls == [1, 1, 1, 0]  # the regular first poll, then one as each run ended
 
     asyncio.run(scenario())
 
 
-def take_first(client, taken: list):
-    """A poll wrapper that plays another worker: each run offered is moved to Pending by someone else first."""
-    from prefect.states import Pending
-    from prefect.utilities.engine import propose_state
-
-    async def taking(offered):
-        for entry in offered:
-            await propose_state(client, Pending(), flow_run_id=entry.flow_run.id)
-            taken.append(entry.flow_run.id)
-        return offered
-
-    return taking
-
-
 def test_a_run_another_worker_took_first_does_not_leave_its_slot_idle(prefect_server, monkeypatch):
     """Two workers polling at the same moment are given the same earliest run; the one that loses the race
     polls again at once for the next due run instead of waiting for its regular poll (ten minutes here)."""
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 
     from infra import worker as worker_module
     from tests.quick_flow import ENTRYPOINT
@@ -180,30 +193,11 @@ def test_a_run_another_worker_took_first_does_not_leave_its_slot_idle(prefect_se
 
     async def scenario() -> None:
         async with get_client() as client, pool_with_due_runs(client, [3, 2, 1], ENTRYPOINT) as (pool, due):
-            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
-            polls: list[int] = []
             taken: list = []
-            ask, other_worker = worker._get_scheduled_flow_runs, take_first(client, taken)
-
-            async def counted():
-                offered = await ask()
-                polls.append(len(offered))
-                return await other_worker(offered) if len(polls) == 1 else offered  # the first run is lost
-
-            worker._get_scheduled_flow_runs = counted
-            with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
-                serving = asyncio.create_task(worker.start(printer=lambda *_: None))
-                try:
-                    states = await final_states(client, due[1:], within=120)
-                    for _ in range(60):
-                        if len(polls) >= 4:
-                            break
-                        await asyncio.sleep(0.5)
-                    await asyncio.sleep(1)
-                finally:
-                    serving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await serving
+            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
+            async with serving(worker, take_first(client, taken, polls_lost={1})) as polls:  # the first run is lost
+                states = await final_states(client, due[1:], within=120)
+                await until_polled(polls, 4)
             assert taken == [due[0].id]
             assert (await client.read_flow_run(due[0].id)).state.type.value == "PENDING"  # the other worker's
             assert states == ["COMPLETED"] * 2
@@ -215,32 +209,15 @@ def test_a_run_another_worker_took_first_does_not_leave_its_slot_idle(prefect_se
 def test_runs_taken_by_others_again_and_again_leave_the_pace_to_the_regular_poll(prefect_server):
     """Every run offered lost to someone else: a few immediate polls, then none until the regular one."""
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 
     from infra import worker as worker_module
 
     async def scenario() -> None:
         async with get_client() as client, pool_with_due_runs(client, [6, 5, 4, 3, 2, 1]) as (pool, due):
-            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
-            polls: list[int] = []
             taken: list = []
-            ask, other_worker = worker._get_scheduled_flow_runs, take_first(client, taken)
-
-            async def counted():
-                offered = await ask()
-                polls.append(len(offered))
-                return await other_worker(offered)
-
-            worker._get_scheduled_flow_runs = counted
-            with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: 600}):
-                serving = asyncio.create_task(worker.start(printer=lambda *_: None))
-                try:
-                    for _ in range(40):
-                        await asyncio.sleep(0.25)
-                finally:
-                    serving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await serving
+            worker = worker_module.GlaneurWorker(work_pool_name=pool, limit=1)
+            async with serving(worker, take_first(client, taken)) as polls:
+                await until_polled(polls, len(due), within=10)  # more polls than allowed would show here
             assert polls == [1] * (1 + worker_module.REFUSED_POLLS_IN_A_ROW)  # the regular poll, then 3 at once
             assert taken == [run.id for run in due[:len(polls)]]
             left = [(await client.read_flow_run(run.id)).state.type.value for run in due[len(polls):]]
