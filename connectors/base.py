@@ -277,8 +277,11 @@ class PortalConnector:
     def submit(self, selector: str, *, what: str) -> None:
         """Click a form's button and wait for the page it leads to (HTTP failures mapped as in goto)."""
         self.wait_for_portal()
+        button = self.page.locator(selector)
+        if button.count() == 0:  # not a slow portal: nothing to press (else the click waits out its timeout)
+            raise PortalChanged(f"{self.provider.name}: {what} has no {selector} to press.")
         with self.page.expect_navigation() as navigation:
-            self.page.click(selector)
+            button.first.click()
         self.check_response(navigation.value, what=what)
 
     def code_answer(self, challenge: SecondFactorChallenge, answer: str | None) -> str:

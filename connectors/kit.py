@@ -30,7 +30,9 @@ What to declare
     CSS selector -> typed error of :mod:`glaneur.errors` (``WrongCredentials``, ``AccountLocked``...),
     tried in order; the portal's own words go into the message. The selectors are soupsieve's CSS
     (``p.erreur:-soup-contains("bloqué")`` matches on text). A login page that comes back with none of
-    them is ``PortalChanged``.
+    them is ``PortalChanged``. ``submit`` is the control pressed within the form (by default any
+    submit button or ``<input type=submit>``); a form without it is ``PortalChanged`` at once.
+    ``marker``: a selector only the login page has (by default the form's password field).
 ``home`` (:class:`Page`)
     Where a logged-in user lands: its address and a selector only it has (the logout link).
 ``listing``
@@ -41,8 +43,10 @@ What to declare
     ``amount_due`` names a column that shows what is left to pay (0.00 once paid): it is **never**
     recorded as the amount, which then stays empty unless ``total_on_detail`` (:class:`DetailTotal`)
     says where the invoice's total is. A field's parser is :func:`parse_date` / :func:`parse_amount`
-    (French formats) by default; give ``(field, parser)`` for another one (``dates("mdy")``,
-    ``amounts(".")``). The table's rows are found with or without ``<tbody>`` (Chromium adds one
+    by default: amounts written ``1 234,56 €`` or ``1.234,56``; dates ISO, ``dd/mm/yyyy``, ``12 janv.
+    2026``, ``Jan 12, 2026``. Give ``(field, parser)`` for another one (``amounts(".")`` for
+    ``$1,234.56``, ``dates("mdy")`` for ``01/12/2026``), also for an ``amount_due`` column: it is read,
+    then dropped. The table's rows are found with or without ``<tbody>`` (Chromium adds one
     that the server's HTML may lack, so saved pages and the live page read alike).
 
     *Columns* are named by their header's exact text (white space folded), or by position (``0``
@@ -57,17 +61,34 @@ What to declare
     is an override of ``list_documents`` that rewrites ``download_url``
     (``dataclasses.replace(document, download_url=...)``: see :mod:`connectors.odoo`).
 
+    *The currency* is, for each row, its ``currency`` column, else the one its amounts show (``$``,
+    ``USD``, ``£``, ``€``, ``CHF``), else the listing's ``currency`` (``"EUR"`` by default: declare
+    ``currency="USD"`` for a portal whose amounts show none). An amount showing another currency than
+    its row's is ``PortalChanged``, never a dollar filed as a euro.
+
+    *Pagination*: ``NextLink("a[rel=next]")`` follows a "next" link until a page has none;
+    ``PageNumbers("/factures?page={n}")`` goes on while a page links to the next number (the first
+    page may be the bare list address).
+
     *An empty list*: a portal that shows a message instead of an empty table would be
     ``PortalChanged`` (the table is the list page's marker). Declare that message's selector:
     ``empty="p.no-invoice"``; the page is then recognised as ``no_invoices`` and read as no document.
 
-    *A total on the invoice's own page* (:class:`DetailTotal`): one page load per listed invoice,
-    and **all or nothing**: a row without the detail link, or a detail page without the total, is
+    *A total on the invoice's own page*: ``total_on_detail=DetailTotal(link, page, total,
+    parser=...)``, where ``link`` is the selector of the row's link to its invoice page, ``page`` that
+    page as a :class:`Page` (any one invoice's address, a marker, and ``pattern``, the regex of every
+    invoice page's path), ``total`` the selector of the total there, ``parser`` as for columns. The
+    page is named ``invoice_detail`` (in ``pages.json``). One page load per listed invoice, and **all
+    or nothing**: a row without the detail link, or a detail page without the total, is
     ``PortalChanged`` for the whole listing (nothing is filed with a guessed amount). With
     ``optional=True`` a row without the link keeps an empty amount instead.
 Only when the portal has them (**a page the portal does not have is simply not declared**):
 ``second_factor`` (:class:`SecondFactorForm`), ``terms`` (new terms only the account holder may
 accept: ``ActionNeeded``) and ``password_expired`` (``CredentialsExpired``), each a :class:`Page`.
+The names of the pages they declare (what ``pages.json`` says in ``is``): ``login``, ``home``,
+``invoices``, ``no_invoices`` (``empty=``), ``invoice_detail`` (``total_on_detail``),
+``second_factor``, ``code_expired`` (``SecondFactorForm.expired``), ``terms``, ``new_password``
+(``password_expired``); :meth:`Connector.declared_pages` lists them.
 ``Provider.second_factor_kinds`` lists the kinds the form may ask, and a provider without kinds
 declares no form (the contract test checks both ways).
 
@@ -114,10 +135,15 @@ make of each (the rules :mod:`tests.unit.test_connector_contract` checks)::
 * ``listing``: ``count`` documents (distinct references), ``first`` the fields of the **newest**
   (after sorting newest first, not the first row), compared as text (``str()``: dates ISO,
   amounts as ``Decimal`` prints them); or the name of the error the parser raises.
+  A listing whose totals are on the invoice pages reads no amount: leave ``amount`` out of ``first``.
 * ``login_refusal`` / ``second_factor_refusal``: the error class read there (:mod:`glaneur.errors`);
-  ``second_factor``: the kind asked (``totp``, ``code``, ``app``).
+  ``second_factor``: the kind asked (``totp``, ``code``, ``app``); ``invoice_total``, on an invoice
+  page, the total ``total_on_detail`` reads there (with ``currency`` when it is not ``EUR``).
 * Together the pages show every declared page but ``invoices`` in some ``is``, at least one listing
-  with documents, and exactly the catalogue entry's second-factor kinds.
+  with documents, exactly the catalogue entry's second-factor kinds, and an ``invoice_total`` when
+  the listing reads totals on invoice pages.
+* To save a page as Glaneur's browser sees it, a script can start that same Chromium with
+  ``tasks.browser.launch_browser(glaneur.settings.get_settings())`` and write ``page.content()``.
 * When a portal breaks in the field, the page it showed becomes a new entry here.
 
 What the kit does for every connector
@@ -263,6 +289,23 @@ def parse_amount(text: str, decimal: str = ",") -> Decimal:
     return Decimal(f"{sign}{units}.{match[2] or '0'}")
 
 
+_SHOWN_CURRENCIES = {"€": "EUR", "eur": "EUR", "$": "USD", "usd": "USD", "£": "GBP", "gbp": "GBP", "chf": "CHF"}
+
+
+def shown_currency(text: str) -> str | None:
+    """The currency an amount's text shows (``$1,234.56`` -> ``USD``), None when it shows none."""
+    found = {_SHOWN_CURRENCIES[mark.casefold()] for mark in _CURRENCY.findall(text)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _check_currency(text: str, currency: str, where: str) -> None:
+    """An amount shown in another currency than the one the document records is refused: never a dollar
+    filed as a euro."""
+    shown = shown_currency(text)
+    if shown is not None and shown != currency:
+        raise PortalChanged(f"{where} shows {text.strip()!r}, in {shown}, but the invoice's currency is {currency}.")
+
+
 def amounts(decimal: str) -> Callable[[str], Decimal]:
     """The amount parser of a portal writing ``decimal`` as its decimal separator: ``amounts(".")``."""
     return partial(parse_amount, decimal=decimal)
@@ -325,9 +368,11 @@ def _field(spec: str | tuple[str, Callable[[str], Any]]) -> tuple[str, Callable[
     return name, parser or _PARSERS[name]
 
 
-def _document(values: dict[str, Any]) -> RemoteDocument:
-    """The listed values as a document: ``amount_due`` is never taken for the amount (it is 0.00 once paid)."""
+def _document(values: dict[str, Any], currency: str) -> RemoteDocument:
+    """The listed values as a document: ``amount_due`` is never taken for the amount (it is 0.00 once paid);
+    ``currency`` where no column or key gives one."""
     values.pop("amount_due", None)
+    values.setdefault("currency", currency)
     return RemoteDocument(**values)
 
 
@@ -360,6 +405,9 @@ class Page:
         return PageSpec(self.pattern or re.escape(self.path.split("?")[0]), self.marker)
 
 
+SUBMIT = ":is(button:not([type]), button[type=submit], input[type=submit])"  # what a browser submits a form with
+
+
 @dataclass(frozen=True)
 class LoginForm:
     """The login page: its address, the form, its field names, and its refusals (selector -> typed error)."""
@@ -370,7 +418,7 @@ class LoginForm:
     password: str
     refusals: Mapping[str, type[GlaneurError]]
     marker: str = ""  # a selector only the login page has; the form's password field by default
-    submit: str = "button[type=submit]"
+    submit: str = SUBMIT  # the control to press, within the form
 
     def page(self) -> Page:
         return Page(self.path, self.marker or f"{self.form} input[name='{self.password}']")
@@ -392,7 +440,7 @@ class SecondFactorForm:
     code: str = "code"
     resend: str = ""
     expired: str = ""
-    submit: str = "button[type=submit]"
+    submit: str = SUBMIT
     name: str = "the second-factor form"
     pattern: str = ""
 
@@ -440,10 +488,11 @@ class DetailTotal:
     parser: Callable[[str], Decimal] = parse_amount
     optional: bool = False
 
-    def parse(self, html: str, provider: str) -> Decimal:
+    def parse(self, html: str, provider: str, currency: str = "EUR") -> Decimal:
         found = BeautifulSoup(html, "html.parser").select_one(self.total)
         if found is None:
             raise PortalChanged(f"{provider}: the invoice page has no {self.total} (its total).")
+        _check_currency(_text(found), currency, f"{provider}: the invoice page's total")
         try:
             return self.parser(_text(found))
         except ValueError as error:
@@ -461,6 +510,9 @@ class HtmlTable:
     without one takes ``download`` instead, an address built from the row's values
     (``"/factures/{reference}/pdf"``). ``empty`` is a selector of the page the portal shows in place of the
     table when there is no invoice (``"p.no-invoice"``): that page is an empty list, not a changed portal.
+    ``currency``: what the amounts are in when neither a column nor the amounts themselves say it (an
+    amount shown as ``$1,234.56`` is in USD); an amount showing another currency than its row's currency
+    column fails the listing, rather than be filed in the wrong currency.
     """
 
     path: str
@@ -473,6 +525,7 @@ class HtmlTable:
     total_on_detail: DetailTotal | None = None
     download: str = ""
     empty: str = ""
+    currency: str = "EUR"
 
     def __post_init__(self) -> None:
         names = {_field(spec)[0] for spec in self.columns.values()}
@@ -524,8 +577,12 @@ class HtmlTable:
                     values[name] = parser(_text(cells[index]))
                 except ValueError as error:
                     raise PortalChanged(f"{provider}: invoice row {number}, column {column!r}: {error}.") from None
+            for index, (column, name, _) in fields.items():
+                if name in ("amount", "amount_due") and (shown := shown_currency(_text(cells[index]))):
+                    _check_currency(_text(cells[index]), values.setdefault("currency", shown),
+                                    f"{provider}: invoice row {number}, column {column!r},")
             values["download_url"] = href or _download_url(self.download, values)
-            documents.append((_document(values), row))
+            documents.append((_document(values, self.currency), row))
         return documents
 
     def read(self, connector: Connector, since: date | None, start: str | None = None, *, here: bool = False) -> Listing:
@@ -594,7 +651,7 @@ class HtmlTable:
         assert self.total_on_detail is not None
         connector.goto(url)
         connector.expect_page("invoice_detail")
-        total = self.total_on_detail.parse(connector.html(), connector.provider.name)
+        total = self.total_on_detail.parse(connector.html(), connector.provider.name, document.currency)
         return dataclasses.replace(document, amount=total)
 
 
@@ -604,7 +661,8 @@ class JsonList:
     showed. ``fields``: field -> key in each item (a key ending in ``?`` may be absent or null); ``items``:
     the key of the list in the answer (dotted for nested, empty when the answer is the list); ``since_param``:
     the query parameter the API filters dates with (ISO date). ``download``: the document's address built
-    from the item's fields (``"/api/factures/{reference}/pdf"``) when no key gives ``download_url``."""
+    from the item's fields (``"/api/factures/{reference}/pdf"``) when no key gives ``download_url``.
+    ``currency``: what the amounts are in when no key gives it."""
 
     path: str
     marker: str
@@ -615,6 +673,7 @@ class JsonList:
     parsers: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     pattern: str = ""
     download: str = ""
+    currency: str = "EUR"
 
     def __post_init__(self) -> None:
         for name in self.fields:
@@ -653,7 +712,7 @@ class JsonList:
                 raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
             if "download_url" not in values:
                 values["download_url"] = _download_url(self.download, values)
-            documents.append(_document(values))
+            documents.append(_document(values, self.currency))
         return documents
 
     def _value(self, name: str, value: Any) -> Any:

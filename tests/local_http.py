@@ -34,6 +34,13 @@ def serving(
         server.server_close()
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not print a line per request on the test's output."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def send_html(handler: BaseHTTPRequestHandler, body: bytes) -> None:
     """Answer 200 with ``body`` as an HTML page."""
     handler.send_response(200)

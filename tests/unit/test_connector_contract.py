@@ -20,9 +20,11 @@ The rules (the kit's docstring, "Saved pages and pages.json", says the same for 
   fields of the **newest** document (after sorting newest first, not the first row), compared as text
   (dates ISO, amounts as ``Decimal`` prints them); or the name of the error of :mod:`glaneur.errors` it raises;
 * ``login_refusal`` / ``second_factor_refusal``: the typed error read from it; ``second_factor``: the kind
-  it asks (``totp``, ``code``, ``app``);
+  it asks (``totp``, ``code``, ``app``); ``invoice_total``: on an invoice's own page (``invoice_detail``),
+  the total the listing's ``total_on_detail`` reads there (as ``Decimal`` prints it);
 * together, the saved pages show every page the connector declares (``invoices`` aside: a JSON listing's
-  page is its API), a listing with documents, and exactly the second-factor kinds the catalogue entry lists.
+  page is its API), a listing with documents, exactly the second-factor kinds the catalogue entry lists,
+  and an ``invoice_total`` when the listing reads totals on invoice pages.
 
 ``list_documents(since)``: ``since`` None is a full pass (every document the portal lists: the first
 collection of an account, then every ``GLANEUR_FULL_PASS_EVERY_DAYS``); otherwise it is the account's
@@ -122,6 +124,8 @@ def test_every_saved_page_is_listed_and_they_cover_the_declared_pages(slug: str)
     recognised = {name for entry in manifest.values() for name in entry.get("is", [])}
     assert set(connector.pages) - {"invoices"} <= recognised, "a saved page shows each declared page"
     assert any(isinstance(e.get("listing"), dict) and e["listing"]["count"] for e in manifest.values())
+    if getattr(getattr(connector, "listing", None), "total_on_detail", None) is not None:
+        assert any("invoice_total" in e for e in manifest.values()), "a saved invoice page shows the total read there"
     asked = {SecondFactorKind(e["second_factor"]) for e in manifest.values() if "second_factor" in e}
     assert asked == set(catalog.PROVIDERS[slug].second_factor_kinds), "a saved page asks each declared kind"
 
@@ -165,6 +169,15 @@ def test_the_listing_parser_reads_the_saved_list(slug: str, name: str) -> None:
 
 def _fields(listing: HtmlTable) -> set[str]:
     return {spec if isinstance(spec, str) else spec[0] for spec in listing.columns.values()}
+
+
+@pytest.mark.parametrize(("slug", "name"), cases("invoice_total"))
+def test_the_total_read_on_the_saved_invoice_page(slug: str, name: str) -> None:
+    entry, detail = saved(slug)[name], catalog.CONNECTORS[slug].listing.total_on_detail
+    assert detail is not None, "invoice_total goes with a listing that reads totals on invoice pages"
+    assert "invoice_detail" in entry["is"]
+    total = detail.parse(read(slug, name), catalog.PROVIDERS[slug].name, entry.get("currency", "EUR"))
+    assert str(total) == entry["invoice_total"]
 
 
 @pytest.mark.parametrize(("slug", "name"), cases("login_refusal"))

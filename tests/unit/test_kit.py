@@ -201,6 +201,35 @@ def test_an_amount_due_column_is_never_recorded_as_the_amount() -> None:
         ("INV/2026/00012", date(2026, 1, 15), None),
     ]
     assert documents[1].download_url == "/my/invoices/12?access_token=cd34&report_type=pdf&download=true"
+    assert {d.currency for d in documents} == {"USD"}  # the amounts show "$": not filed as euros
+
+
+def currency_table(amount: str, currency_column: str = "", **listing: object) -> list:
+    extra = f"<th>Devise</th>" if currency_column else ""
+    cell = f"<td>{currency_column}</td>" if currency_column else ""
+    html = (f"<table id=f><tr><th>N°</th><th>Date</th><th>Total</th>{extra}</tr>"
+            f"<tr><td>F-1</td><td>2026-01-15</td><td>{amount}</td>{cell}<td><a href=/f1.pdf>PDF</a></td></tr></table>")
+    columns: dict = {"N°": "reference", "Date": "document_date", "Total": ("amount", amounts("."))}
+    if currency_column:
+        columns["Devise"] = "currency"
+    return HtmlTable("/factures", "table#f", columns=columns, link="a", **listing).parse(html, "Portail")
+
+
+def test_the_currency_is_the_one_the_amounts_show_or_the_listings_when_they_show_none() -> None:
+    assert [(d.amount, d.currency) for d in currency_table("$1,234.56")] == [(Decimal("1234.56"), "USD")]
+    assert [(d.amount, d.currency) for d in currency_table("1,234.56 CHF")] == [(Decimal("1234.56"), "CHF")]
+    assert [d.currency for d in currency_table("1,234.56")] == ["EUR"]  # a listing's default
+    assert [d.currency for d in currency_table("1,234.56", currency="GBP")] == ["GBP"]
+    assert [d.currency for d in currency_table("$1,234.56", currency_column="USD")] == ["USD"]
+
+
+def test_an_amount_shown_in_another_currency_than_its_rows_is_never_filed() -> None:
+    with pytest.raises(PortalChanged, match=r"column 'Total', shows '\$12.00', in USD, but the invoice's currency is EUR"):
+        currency_table("$12.00", currency_column="EUR")
+    detail = DetailTotal("a", Page("/f/0", "div"), total="tr.o_total td.text-end", parser=amounts("."))
+    assert detail.parse(page("kit/amount_due_invoice.html"), "Odoo", "USD") == Decimal("1200.00")
+    with pytest.raises(PortalChanged, match="the invoice page's total shows .* in USD, but the invoice's currency is EUR"):
+        detail.parse(page("kit/amount_due_invoice.html"), "Odoo", "EUR")
 
 
 def test_the_total_is_read_on_the_invoice_page_when_declared() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from glaneur.contract import RemoteDocument
 from glaneur.errors import PortalUnavailable, WrongCredentials
 from glaneur.settings import get_settings
 from tasks.browser import launch_browser
-from tests.local_http import self_signed_certificate, send_html, serving, tls_server_context
+from tests.local_http import QuietHandler, self_signed_certificate, send_html, serving, tls_server_context
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +43,7 @@ class AmountDuePortal(Connector):
     )
 
 
-class Pages(BaseHTTPRequestHandler):
+class Pages(QuietHandler):
     served: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
@@ -52,10 +51,6 @@ class Pages(BaseHTTPRequestHandler):
         Pages.served.append(path)
         name = {"/my/invoices": "amount_due_list.html"}.get(path, "amount_due_invoice.html")
         send_html(self, (PAGES / name).read_bytes())
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def portal() -> Iterator[str]:
@@ -78,17 +73,13 @@ def test_the_totals_come_from_the_invoice_pages_never_from_the_amount_due(portal
     assert pages == ["/my/invoices", "/my/invoices/14", "/my/invoices/12"]
 
 
-class Scripted(BaseHTTPRequestHandler):
+class Scripted(QuietHandler):
     """A page whose script adds the list after load, as many portals do."""
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
         send_html(self, b"<p class='erreur'>Compte bloqu\xc3\xa9</p><div id='liste'></div><script>"
                         b"addEventListener('load', () => { document.getElementById('liste').innerHTML = "
                         b"'<table id=factures><tr><td>F-1</td></tr></table>'; });</script>")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 def test_the_page_is_read_from_its_live_dom_and_playwright_selectors_still_work() -> None:
     """``has`` and ``html`` ask the page's DOM (no Playwright script injected per page: bench/chromium_cost.py)."""
@@ -105,7 +96,7 @@ def test_the_page_is_read_from_its_live_dom_and_playwright_selectors_still_work(
         context.close()
 
 
-class Pdf(BaseHTTPRequestHandler):
+class Pdf(QuietHandler):
     fetched = 0
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
@@ -115,10 +106,6 @@ class Pdf(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "9")
         self.end_headers()
         self.wfile.write(b"%PDF-1.4\n")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 def test_a_download_from_a_portal_with_a_certificate_nobody_vouches_for_is_refused_every_time(tmp_path, monkeypatch):
     """Downloads share one trust store a process (loading it cost ~30 ms of CPU a download): it still checks
@@ -135,3 +122,31 @@ def test_a_download_from_a_portal_with_a_certificate_nobody_vouches_for_is_refus
                 connector.fetch(document)
         context.close()
     assert Pdf.fetched == 0
+
+
+class Forms(QuietHandler):
+    """A form submitted with ``<input type=submit>`` (as Rails and Devise portals write it), and one with no
+    control to press at all."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        control = "" if self.path == "/bare" else "<input type=submit name=commit value='Log in'>"
+        send_html(self, f"<form id=f method=post action=/done><input name=login>{control}</form>".encode())
+
+    def do_POST(self) -> None:  # noqa: N802
+        send_html(self, b"<p id=done>signed in</p>")
+
+def test_a_form_is_submitted_by_whichever_control_it_has_and_one_without_is_a_changed_portal() -> None:
+    from connectors.kit import SUBMIT
+    from glaneur.errors import PortalChanged
+
+    with serving(Forms) as url, launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        connector = AmountDuePortal(context.new_page(), url)
+        connector.goto("/")
+        connector.submit(f"form#f {SUBMIT}", what="the login form")
+        assert connector.has("p#done")
+        connector.goto("/bare")
+        connector.page.set_default_timeout(60_000)  # a click waiting for a control would take this long
+        with pytest.raises(PortalChanged, match="the login form has no form#f .* to press"):
+            connector.submit(f"form#f {SUBMIT}", what="the login form")
+        context.close()
