@@ -6,7 +6,9 @@ A connector is one module in ``connectors/`` with a :class:`~glaneur.contract.Pr
 subclass of :class:`Connector` that declares the portal's pages; one line in
 :mod:`connectors.catalog` registers it, and its saved pages under
 ``tests/fixtures/pages/<slug>/`` (with their ``pages.json``) are checked by
-``tests/unit/test_connector_contract.py``. Everything comes from this module::
+``tests/unit/test_connector_contract.py``; the unit suite also runs every connector's page readers
+on damaged and hostile pages (``tests/unit/test_fuzz_parsers.py``): an override that reads a page
+raises only errors of :mod:`glaneur.errors` (``PortalChanged``). Everything comes from this module::
 
     from connectors.kit import Connector, HtmlTable, LoginForm, NextLink, Page, Provider
     from glaneur.errors import AccountLocked, WrongCredentials
@@ -70,6 +72,13 @@ What to declare
     ``PageNumbers("/factures?page={n}")`` goes on while a page links to the next number (the first
     page may be the bare list address).
 
+    *A JSON API* (:class:`JsonList`): field -> key of each item, dotted for a nested one
+    (``"amount": "total.amount"``), ``"key?"`` for one that may be absent. An API that pages its
+    answer (look for ``limit``, ``offset``, ``page``, a ``next`` address or a ``total`` count in it)
+    declares how: ``pages=OffsetPages("offset", "limit", size=20)``, ``PageParam("page")`` or
+    ``NextKey("links.next")``. **Without** ``pages`` one answer must hold the whole list: an API that
+    silently returns its first 20 invoices would lose the others.
+
     *An empty list*: a portal that shows a message instead of an empty table would be
     ``PortalChanged`` (the table is the list page's marker). Declare that message's selector:
     ``empty="p.no-invoice"``; the page is then recognised as ``no_invoices`` and read as no document.
@@ -90,13 +99,20 @@ The names of the pages they declare (what ``pages.json`` says in ``is``): ``logi
 ``second_factor``, ``code_expired`` (``SecondFactorForm.expired``), ``terms``, ``new_password``
 (``password_expired``); :meth:`Connector.declared_pages` lists them.
 ``Provider.second_factor_kinds`` lists the kinds the form may ask, and a provider without kinds
-declares no form (the contract test checks both ways).
+declares no form (the contract test checks both ways). ``SecondFactorForm(path, form, prompt=,
+refusals=)``: its address, the form, the selector of the portal's own words asking for the code, the
+refusals read after an answer (a wrong code; the login page again, when the portal dropped the pending
+login: ``AwaitingSecondFactor``), and, where they differ, ``code`` (the field's name, ``"code"``),
+``resend`` and ``expired`` (see the class). A portal that keeps its pending login in a cookie, so
+that a code typed later by a person can still be answered, sets ``resumable_second_factor = True``.
 
 An unusual portal overrides one method of :class:`Connector` (``list_documents``, ``login``...)
 and keeps the rest; the page-reading classmethods (:meth:`Connector.parse_listing`,
 :meth:`Connector.login_refusal`, :meth:`Connector.parse_second_factor`,
 :meth:`Connector.second_factor_refusal`, :meth:`Connector.recognise`) are pure functions of a page,
-which is what the contract test runs on the saved pages. An override that must tell apart a page
+which is what the contract test runs on the saved pages (the declared listings read the pages they
+load with their own ``parse``: override ``list_documents`` to change what a collection reads, not
+``parse_listing`` alone). An override that must tell apart a page
 the declarations do not know adds it to ``extra_pages`` (name -> :class:`PageSpec`, exported here:
 an address regex and a selector only that page has), then asks ``self.expect_page("invoices",
 "that_name")``, which answers the name of the page reached.
@@ -142,8 +158,11 @@ make of each (the rules :mod:`tests.unit.test_connector_contract` checks)::
 * Together the pages show every declared page but ``invoices`` in some ``is``, at least one listing
   with documents, exactly the catalogue entry's second-factor kinds, and an ``invoice_total`` when
   the listing reads totals on invoice pages.
+* An API's answer is saved as ``.json`` with only a ``listing`` entry (no ``path`` nor ``is``: the
+  page that asks it is the client area's): see ``tests/fixtures/pages/energie-verte/pages.json``.
 * To save a page as Glaneur's browser sees it, a script can start that same Chromium with
-  ``tasks.browser.launch_browser(glaneur.settings.get_settings())`` and write ``page.content()``.
+  ``with tasks.browser.launch_browser(glaneur.settings.get_settings()) as browser:`` and write
+  ``page.content()`` (the Playwright package alone has no browser of its own here).
 * When a portal breaks in the field, the page it showed becomes a new entry here.
 
 What the kit does for every connector
@@ -213,7 +232,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, ClassVar
-from urllib.parse import quote, urljoin
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
@@ -250,10 +269,14 @@ __all__ = [
     "JsonList",
     "Listing",
     "LoginForm",
+    "NextKey",
     "NextLink",
+    "OffsetPages",
     "Page",
     "PageNumbers",
+    "PageParam",
     "PageSpec",
+    "Pagination",
     "Provider",
     "RemoteDocument",
     "SecondFactorChallenge",
@@ -261,8 +284,10 @@ __all__ = [
     "SecondFactorKind",
     "amounts",
     "dates",
+    "newest_first",
     "parse_amount",
     "parse_date",
+    "shown_currency",
 ]
 
 # -- parsers: text -> value, ValueError naming the expected format (the kit turns it into PortalChanged) ---------
@@ -655,14 +680,81 @@ class HtmlTable:
         return dataclasses.replace(document, amount=total)
 
 
+def _with_query(url: str, **params: object) -> str:
+    """``url`` with these query parameters set (others kept)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True)) | {name: str(value) for name, value in params.items()}
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _dig(data: Any, key: str) -> Any:
+    """``data["a"]["b"]`` for ``key="a.b"``; None where a level is missing."""
+    for part in filter(None, key.split(".")):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+@dataclass(frozen=True)
+class OffsetPages:
+    """A JSON API paged by item count: ``?limit=20&offset=40``. Asks ``size`` items a page and goes on
+    while a page is full."""
+
+    offset: str = "offset"
+    limit: str = "limit"
+    size: int = 20
+
+    def first(self, url: str) -> str:
+        return _with_query(url, **{self.offset: 0, self.limit: self.size})
+
+    def next(self, url: str, answer: Any, items: list, number: int) -> str | None:
+        shown = dict(parse_qsl(urlsplit(url).query))
+        start = int(shown.get(self.offset, 0))
+        return _with_query(url, **{self.offset: start + len(items), self.limit: self.size}) if len(items) >= self.size else None
+
+
+@dataclass(frozen=True)
+class PageParam:
+    """A JSON API paged by number: ``?page=2``, from ``start``; goes on until a page is empty."""
+
+    param: str = "page"
+    start: int = 1
+
+    def first(self, url: str) -> str:
+        return _with_query(url, **{self.param: self.start})
+
+    def next(self, url: str, answer: Any, items: list, number: int) -> str | None:
+        shown = dict(parse_qsl(urlsplit(url).query))
+        return _with_query(url, **{self.param: int(shown.get(self.param, self.start)) + 1}) if items else None
+
+
+@dataclass(frozen=True)
+class NextKey:
+    """A JSON API whose answer gives the next page's address under ``key`` (dotted: ``"links.next"``),
+    empty or null on the last page."""
+
+    key: str
+
+    def first(self, url: str) -> str:
+        return url
+
+    def next(self, url: str, answer: Any, items: list, number: int) -> str | None:
+        following = _dig(answer, self.key)
+        return urljoin(url, following) if isinstance(following, str) and following else None
+
+
 @dataclass(frozen=True)
 class JsonList:
     """An invoice list from the portal's own JSON API, asked after its client-area page (``path``, ``marker``)
     showed. ``fields``: field -> key in each item (a key ending in ``?`` may be absent or null); ``items``:
-    the key of the list in the answer (dotted for nested, empty when the answer is the list); ``since_param``:
+    the key of the list in the answer (dotted for nested, empty when the answer is the list; a field's key
+    may be dotted too: ``"total.amount"``); ``since_param``:
     the query parameter the API filters dates with (ISO date). ``download``: the document's address built
-    from the item's fields (``"/api/factures/{reference}/pdf"``) when no key gives ``download_url``.
-    ``currency``: what the amounts are in when no key gives it."""
+    from the item's fields or its own keys (``"/api/factures/{reference}/pdf"``, ``"/api/invoices/{id}/pdf"``)
+    when no key gives ``download_url``. ``parsers``: field -> parser of the key's text, where the defaults
+    do not fit.
+    ``currency``: what the amounts are in when no key gives it. ``pages``: how a paged API goes on
+    (:class:`OffsetPages`, :class:`PageParam`, :class:`NextKey`); without it, one answer must hold the
+    whole list."""
 
     path: str
     marker: str
@@ -674,6 +766,7 @@ class JsonList:
     pattern: str = ""
     download: str = ""
     currency: str = "EUR"
+    pages: OffsetPages | PageParam | NextKey | None = None
 
     def __post_init__(self) -> None:
         for name in self.fields:
@@ -681,20 +774,20 @@ class JsonList:
         needed = {"reference", "document_date"} | (set() if self.download else {"download_url"})
         if missing := needed - set(self.fields):
             raise TypeError(f"JsonList {self.url}: no key gives {', '.join(sorted(missing))}")
-        if self.download:
-            _download_url(self.download, dict.fromkeys(self.fields, ""))
 
     def page(self) -> Page:
         return Page(self.path, self.marker, self.pattern)
 
     def parse(self, text: str, provider: str) -> list[RemoteDocument]:
+        return self._answer(text, provider)[1]
+
+    def _answer(self, text: str, provider: str) -> tuple[Any, list[RemoteDocument]]:
+        """The answer's JSON and the documents of its list."""
         try:
             data = json.loads(text, parse_float=Decimal)
         except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise PortalChanged(f"{provider}: the invoice API did not answer JSON: {text[:80]!r}.") from None
-        items = data
-        for key in filter(None, self.items.split(".")):
-            items = items.get(key) if isinstance(items, dict) else None
+        items = _dig(data, self.items)
         if not isinstance(items, list):
             found = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise PortalChanged(f"{provider}: the invoice API answered without a {self.items!r} list (found {found}).")
@@ -703,17 +796,23 @@ class JsonList:
         for item in items:
             values: dict[str, Any] = {}
             try:
+                if not isinstance(item, dict):
+                    raise TypeError("an item is not an object")
                 for name, key in self.fields.items():
-                    value = item.get(key.rstrip("?"))
+                    value = _dig(item, key.rstrip("?"))
                     if value is None and key.endswith("?"):
                         continue
                     values[name] = self._value(name, value)
             except (AttributeError, TypeError, ValueError, InvalidOperation):
                 raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
-            if "download_url" not in values:
-                values["download_url"] = _download_url(self.download, values)
+            if "download_url" not in values:  # from the fields read, or the item's own keys ({id})
+                keys = {key: value for key, value in item.items() if isinstance(value, str | int)}
+                try:
+                    values["download_url"] = _download_url(self.download, keys | values)
+                except TypeError:
+                    raise PortalChanged(f"{provider}: {self.download!r} names a key an invoice lacks: {str(item)[:200]}.") from None
             documents.append(_document(values, self.currency))
-        return documents
+        return data, documents
 
     def _value(self, name: str, value: Any) -> Any:
         if name in self.parsers:
@@ -729,14 +828,29 @@ class JsonList:
         return _PARSERS[name](value)
 
     def read(self, connector: Connector, since: date | None, start: str | None = None) -> Listing:
-        """One answer holds the whole list: never left part-way, so ``start`` is never asked."""
+        """The list, page after page for a paged API (at most ``GLANEUR_MAX_LIST_PAGES``: past them,
+        ``left_at`` is the next page's address, and ``start`` goes on from it), after the client area's
+        page showed."""
+        name = connector.provider.name
         connector.goto(self.path)
         connector.expect_page("invoices")
-        url = self.url
-        if since is not None and self.since_param:
-            url += f"{'&' if '?' in url else '?'}{self.since_param}={since.isoformat()}"
-        response = connector.api_get(url, what="the invoice list API")
-        return Listing(newest_first(self.parse(response.text(), connector.provider.name), since), pages=1)
+        url = self.url if since is None or not self.since_param else _with_query(self.url, **{self.since_param: since})
+        url = start or (self.pages.first(url) if self.pages is not None else url)
+        pagination = Pagination(name, connector.max_list_pages)
+        documents: list[RemoteDocument] = []
+        left_at = None
+        while True:
+            answer, found = self._answer(connector.api_get(url, what="the invoice list API").text(), name)
+            pagination.visit(url, found)
+            documents += found
+            following = self.pages.next(url, answer, found, len(pagination.visited)) if self.pages else None
+            if following is None:
+                break
+            if pagination.full:  # longer than one run reads: the next run goes on from there
+                left_at = following
+                break
+            url = following
+        return Listing(newest_first(documents, since), left_at=left_at, pages=len(pagination.visited))
 
 
 def newest_first(documents: list[RemoteDocument], since: date | None) -> list[RemoteDocument]:

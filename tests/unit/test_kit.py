@@ -414,3 +414,18 @@ def test_the_kit_exports_page_spec() -> None:
     from connectors.kit import PageSpec
 
     assert PageSpec is FromBase
+
+
+def test_a_json_item_read_through_nested_keys_and_its_download_address_from_its_own_keys() -> None:
+    listing = JsonList("/", "main", "/api", {"reference": "number", "document_date": "issueDate",
+                                             "amount": "total.amount", "currency": "total.currency",
+                                             "label": "plan.name?"},
+                       items="data", download="/api/v1/invoices/{id}/pdf")
+    item = {"id": 9000, "number": "AT-1", "issueDate": "2026-11-05", "total": {"amount": "89.90", "currency": "CHF"}}
+    [document] = listing.parse(json.dumps({"data": [item]}), "Alpnet")
+    assert (document.reference, document.amount, document.currency, document.label, document.download_url) == (
+        "AT-1", Decimal("89.90"), "CHF", "", "/api/v1/invoices/9000/pdf")
+    with pytest.raises(PortalChanged, match="an invoice without number and issueDate and total.amount"):
+        listing.parse(json.dumps({"data": [item | {"total": "89.90"}]}), "Alpnet")  # the nested object flattened
+    with pytest.raises(PortalChanged, match="names a key an invoice lacks"):
+        listing.parse(json.dumps({"data": [{k: v for k, v in item.items() if k != "id"}]}), "Alpnet")

@@ -7,6 +7,7 @@ listing is what is under test); the list is sent without ``<tbody>``, which Chro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -14,7 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kit import Connector, DetailTotal, HtmlTable, LoginForm, Page, Provider, amounts, dates
+from connectors.kit import (
+    Connector,
+    DetailTotal,
+    HtmlTable,
+    JsonList,
+    LoginForm,
+    NextKey,
+    OffsetPages,
+    Page,
+    PageParam,
+    Provider,
+    amounts,
+    dates,
+)
 from glaneur.contract import RemoteDocument
 from glaneur.errors import PortalUnavailable, WrongCredentials
 from glaneur.settings import get_settings
@@ -150,3 +164,83 @@ def test_a_form_is_submitted_by_whichever_control_it_has_and_one_without_is_a_ch
         with pytest.raises(PortalChanged, match="the login form has no form#f .* to press"):
             connector.submit(f"form#f {SUBMIT}", what="the login form")
         context.close()
+
+
+class PagedApi(QuietHandler):
+    """A client area whose API pages its 45 invoices by offset, by page number, or by a next address;
+    ``/stuck`` answers the same first page whatever it is asked."""
+
+    items = [{"id": 45 - i, "issued": f"2026-{12 - i // 4:02d}-{4 - i % 4:02d}", "total": {"amount": f"{10 + i}.50",
+              "currency": "CHF"}} for i in range(45)]
+    asked: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(self.path)
+        query = {name: int(values[0]) for name, values in parse_qs(parts.query).items()}
+        if not parts.path.startswith("/api"):
+            send_html(self, b"<main id=espace>Rechnungen</main>")
+            return
+        PagedApi.asked.append(self.path)
+        if parts.path == "/api/by-page":
+            start = (query.get("page", 1) - 1) * 20
+            answer: dict = {"data": self.items[start:start + 20]}
+        elif parts.path == "/api/by-link":
+            start = query.get("from", 0)
+            following = f"/api/by-link?from={start + 20}" if start + 20 < len(self.items) else None
+            answer = {"data": self.items[start:start + 20], "links": {"next": following}}
+        else:
+            start = 0 if parts.path == "/api/stuck" else query.get("offset", 0)
+            answer = {"data": self.items[start:start + min(query.get("limit", 20), 20)]}
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def api_portal(api: str, pages: object) -> type[Connector]:
+    class Paged(Connector):
+        provider = Provider(slug="paged", name="Paged API")
+        login_form = AmountDuePortal.login_form
+        home = Page("/", "main#espace")
+        listing = JsonList("/", "main#espace", api, {"reference": "id", "document_date": "issued",
+                                                     "amount": "total.amount", "currency": "total.currency"},
+                           items="data", download="/api/{reference}.pdf", pages=pages)
+    return Paged
+
+
+@pytest.mark.parametrize(("api", "pages", "asked"), [
+    ("/api/by-offset", OffsetPages(), 3),
+    ("/api/by-page", PageParam(), 4),  # the last page is known by the empty one after it
+    ("/api/by-link", NextKey("links.next"), 3),
+])
+def test_a_paged_json_api_is_read_to_its_last_page(api: str, pages: object, asked: int) -> None:
+    with serving(PagedApi) as url, launch_browser(get_settings()) as browser:
+        context = browser.new_context()
+        listing = api_portal(api, pages)(context.new_page(), url).list_documents(None)
+        context.close()
+    assert len(listing) == 45 == len({d.reference for d in listing}) and listing.pages == asked
+    assert (listing[0].reference, listing[0].amount, listing[0].currency) == ("45", Decimal("10.50"), "CHF")
+
+
+def test_a_paged_api_longer_than_a_run_reads_goes_on_next_time_and_one_that_loops_is_a_changed_portal(monkeypatch):
+    from glaneur.errors import PortalChanged
+
+    monkeypatch.setenv("GLANEUR_MAX_LIST_PAGES", "2")
+    get_settings.cache_clear()
+    try:
+        with serving(PagedApi) as url, launch_browser(get_settings()) as browser:
+            context = browser.new_context()
+            connector = api_portal("/api/by-offset", OffsetPages())(context.new_page(), url)
+            first = connector.list_documents(None)
+            rest = connector.list_documents(None, first.left_at)
+            with pytest.raises(PortalChanged, match="came back to a page already read"):
+                api_portal("/api/stuck", OffsetPages())(context.new_page(), url).list_documents(None)
+            context.close()
+    finally:
+        get_settings.cache_clear()
+    assert (len(first), first.left_at, len(rest), rest.left_at) == (40, "/api/by-offset?offset=40&limit=20", 5, None)
+    assert {d.reference for d in first} | {d.reference for d in rest} == {str(n) for n in range(1, 46)}
