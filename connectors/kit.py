@@ -752,7 +752,8 @@ class JsonList:
     from the item's fields or its own keys (``"/api/factures/{reference}/pdf"``, ``"/api/invoices/{id}/pdf"``)
     when no key gives ``download_url``. ``parsers``: field -> parser of the key's text, where the defaults
     do not fit.
-    ``currency``: what the amounts are in when no key gives it. ``pages``: how a paged API goes on
+    ``currency``: what the amounts are in when no key gives it and their text shows none (``"CHF 89.90"``
+    is in CHF, as in a table). ``pages``: how a paged API goes on
     (:class:`OffsetPages`, :class:`PageParam`, :class:`NextKey`); without it, one answer must hold the
     whole list."""
 
@@ -795,6 +796,7 @@ class JsonList:
         documents = []
         for item in items:
             values: dict[str, Any] = {}
+            shown: dict[str, str] = {}  # the amounts' texts
             try:
                 if not isinstance(item, dict):
                     raise TypeError("an item is not an object")
@@ -803,8 +805,12 @@ class JsonList:
                     if value is None and key.endswith("?"):
                         continue
                     values[name] = self._value(name, value)
+                    shown.update({name: str(value)} if name in ("amount", "amount_due") else {})
             except (AttributeError, TypeError, ValueError, InvalidOperation):
                 raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
+            for name, text in shown.items():  # "CHF 89.90": the currency it shows, as in a table
+                if currency := shown_currency(text):
+                    _check_currency(text, values.setdefault("currency", currency), f"{provider}: invoice {name}")
             if "download_url" not in values:  # from the fields read, or the item's own keys ({id})
                 keys = {key: value for key, value in item.items() if isinstance(value, str | int)}
                 try:

@@ -429,3 +429,13 @@ def test_a_json_item_read_through_nested_keys_and_its_download_address_from_its_
         listing.parse(json.dumps({"data": [item | {"total": "89.90"}]}), "Alpnet")  # the nested object flattened
     with pytest.raises(PortalChanged, match="names a key an invoice lacks"):
         listing.parse(json.dumps({"data": [{k: v for k, v in item.items() if k != "id"}]}), "Alpnet")
+
+
+def test_a_json_amount_written_with_its_currency_is_recorded_in_it() -> None:
+    listing = JsonList("/", "main", "/api", {"reference": "id", "document_date": "on", "amount": "total",
+                                             "currency": "currency?"},
+                       parsers={"amount": amounts(".")}, download="/api/{reference}.pdf")
+    item = {"id": "A-1", "on": "2026-11-05", "total": "CHF 1'089.90"}
+    assert [(d.amount, d.currency) for d in listing.parse(json.dumps([item]), "P")] == [(Decimal("1089.90"), "CHF")]
+    with pytest.raises(PortalChanged, match="invoice amount shows .* in CHF, but the invoice's currency is EUR"):
+        listing.parse(json.dumps([item | {"currency": "EUR"}]), "P")
