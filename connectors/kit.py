@@ -331,6 +331,13 @@ def _check_currency(text: str, currency: str, where: str) -> None:
         raise PortalChanged(f"{where} shows {text.strip()!r}, in {shown}, but the invoice's currency is {currency}.")
 
 
+def _record_currency(text: str, values: dict[str, Any], where: str) -> None:
+    """The currency an amount's text shows is the document's, unless a column or key gave one: then
+    they must agree."""
+    if shown := shown_currency(text):
+        _check_currency(text, values.setdefault("currency", shown), where)
+
+
 def amounts(decimal: str) -> Callable[[str], Decimal]:
     """The amount parser of a portal writing ``decimal`` as its decimal separator: ``amounts(".")``."""
     return partial(parse_amount, decimal=decimal)
@@ -603,9 +610,8 @@ class HtmlTable:
                 except ValueError as error:
                     raise PortalChanged(f"{provider}: invoice row {number}, column {column!r}: {error}.") from None
             for index, (column, name, _) in fields.items():
-                if name in ("amount", "amount_due") and (shown := shown_currency(_text(cells[index]))):
-                    _check_currency(_text(cells[index]), values.setdefault("currency", shown),
-                                    f"{provider}: invoice row {number}, column {column!r},")
+                if name in ("amount", "amount_due"):
+                    _record_currency(_text(cells[index]), values, f"{provider}: invoice row {number}, column {column!r},")
             values["download_url"] = href or _download_url(self.download, values)
             documents.append((_document(values, self.currency), row))
         return documents
@@ -706,7 +712,7 @@ class OffsetPages:
     def first(self, url: str) -> str:
         return _with_query(url, **{self.offset: 0, self.limit: self.size})
 
-    def next(self, url: str, answer: Any, items: list, number: int) -> str | None:
+    def next(self, url: str, answer: Any, items: list) -> str | None:
         shown = dict(parse_qsl(urlsplit(url).query))
         start = int(shown.get(self.offset, 0))
         return _with_query(url, **{self.offset: start + len(items), self.limit: self.size}) if len(items) >= self.size else None
@@ -722,7 +728,7 @@ class PageParam:
     def first(self, url: str) -> str:
         return _with_query(url, **{self.param: self.start})
 
-    def next(self, url: str, answer: Any, items: list, number: int) -> str | None:
+    def next(self, url: str, answer: Any, items: list) -> str | None:
         shown = dict(parse_qsl(urlsplit(url).query))
         return _with_query(url, **{self.param: int(shown.get(self.param, self.start)) + 1}) if items else None
 
@@ -737,7 +743,7 @@ class NextKey:
     def first(self, url: str) -> str:
         return url
 
-    def next(self, url: str, answer: Any, items: list, number: int) -> str | None:
+    def next(self, url: str, answer: Any, items: list) -> str | None:
         following = _dig(answer, self.key)
         return urljoin(url, following) if isinstance(following, str) and following else None
 
@@ -809,8 +815,7 @@ class JsonList:
             except (AttributeError, TypeError, ValueError, InvalidOperation):
                 raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
             for name, text in shown.items():  # "CHF 89.90": the currency it shows, as in a table
-                if currency := shown_currency(text):
-                    _check_currency(text, values.setdefault("currency", currency), f"{provider}: invoice {name}")
+                _record_currency(text, values, f"{provider}: invoice {name}")
             if "download_url" not in values:  # from the fields read, or the item's own keys ({id})
                 keys = {key: value for key, value in item.items() if isinstance(value, str | int)}
                 try:
@@ -849,7 +854,7 @@ class JsonList:
             answer, found = self._answer(connector.api_get(url, what="the invoice list API").text(), name)
             pagination.visit(url, found)
             documents += found
-            following = self.pages.next(url, answer, found, len(pagination.visited)) if self.pages else None
+            following = self.pages.next(url, answer, found) if self.pages else None
             if following is None:
                 break
             if pagination.full:  # longer than one run reads: the next run goes on from there
