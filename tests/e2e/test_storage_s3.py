@@ -256,10 +256,12 @@ def test_concurrent_s3_writers_of_one_key(s3_env: str, s3_server: str) -> None:
 
     On a server that honours If-None-Match (moto), exactly one writer creates the object and every writer
     of the other bytes gets a conflict. On one that ignores it (s3rver), the last write wins: a writer can
-    read back its own bytes and report them filed just before another replaces them. What holds there is
-    that the stored object is whole (its bytes and its sha256 metadata are one writer's), which is why
-    two collections never write at one key: a document's key holds its channel, and a channel's runs are
-    claimed one at a time (``claim_channel``)."""
+    read back its own bytes and report them filed just before another replaces them. s3rver 3.7 also
+    writes an object's body and its metadata in two steps (``putObject`` then ``putMetadata`` in
+    lib/stores/filesystem.js), so the body can be one writer's and the metadata another's: only the body
+    is whole there. Neither server is safe for two writers of one key, which is why two collections never
+    write at one key: a document's key holds its channel, and a channel's runs are claimed one at a time
+    (``claim_channel``)."""
     key, content, _ = documents()[0]
     contents = [content + f"% writer {i % 2}\n".encode() for i in range(8)]
     stores = [get_storage() for _ in contents]  # one client each, as separate workers would have
@@ -281,9 +283,10 @@ def test_concurrent_s3_writers_of_one_key(s3_env: str, s3_server: str) -> None:
 
     stored = stores[0].get(key)
     metadata = stores[0].metadata(key)
-    assert metadata["sha256"] == hashlib.sha256(stored).hexdigest() and contents[int(metadata["run"])] == stored
+    assert stored in contents and metadata["sha256"] == hashlib.sha256(contents[int(metadata["run"])]).hexdigest()
     assert any(isinstance(r, PutResult) and r.created for r in results)
     if s3_server == "moto":
+        assert metadata["sha256"] == hashlib.sha256(stored).hexdigest()
         assert sum(1 for r in results if isinstance(r, PutResult) and r.created) == 1
         for i, result in enumerate(results):
             assert isinstance(result, PutResult if contents[i] == stored else StorageConflict), result
