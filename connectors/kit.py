@@ -811,7 +811,8 @@ class JsonList:
                     if value is None and key.endswith("?"):
                         continue
                     values[name] = self._value(name, value)
-                    shown.update({name: str(value)} if name in ("amount", "amount_due") else {})
+                    if name in ("amount", "amount_due"):
+                        shown[name] = str(value)
             except (AttributeError, TypeError, ValueError, InvalidOperation):
                 raise PortalChanged(f"{provider}: an invoice without {required}: {str(item)[:200]}.") from None
             for name, text in shown.items():  # "CHF 89.90": the currency it shows, as in a table
