@@ -180,6 +180,10 @@ _TABLE = [
 # A run that ended with one of these collected what it set out to (the flow run ends Completed).
 COLLECTED = frozenset({Status.OK, Status.MORE_TO_COLLECT})
 
+# An account left in one of these is not logged in again until a person acts (new credentials put it
+# back to new): each try would be one more refused login at the supplier, which locks accounts.
+NOT_TRIED_AGAIN = frozenset({Status.WRONG_CREDENTIALS, Status.ACCOUNT_LOCKED})
+
 STATUS_TABLE: dict[Status, StatusInfo] = {info.status: info for info in _TABLE}
 assert set(STATUS_TABLE) == set(Status), "every status needs a row"
 

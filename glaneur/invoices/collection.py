@@ -20,10 +20,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from glaneur.contract import Credentials, FetchedDocument, Listing, RemoteDocument
-from glaneur.errors import AwaitingCredentials, ConfigurationError, GlaneurError, InvalidDocument, SecretUnreadable
+from glaneur.errors import (
+    AccountLocked,
+    AwaitingCredentials,
+    ConfigurationError,
+    GlaneurError,
+    InvalidDocument,
+    SecretUnreadable,
+    WrongCredentials,
+)
 from glaneur.models import Account, Binder, Channel, CollectionRun, Document, Organization, User, utcnow
 from glaneur.settings import Settings
-from glaneur.statuses import COLLECTED, Status, describe
+from glaneur.statuses import COLLECTED, NOT_TRIED_AGAIN, Status, describe
 from glaneur.storage import Storage, document_key
 
 
@@ -673,15 +681,41 @@ class AccountStart:
 
 
 def begin_account(session: Session, plan: CollectionPlan, account: AccountPlan, flow_run_id: str | None) -> AccountStart:
-    """Open (or, for a suspended login resumed, take back) the account's collection row; read what it needs."""
+    """Open (or, for a suspended login resumed, take back) the account's collection row; read what it needs.
+
+    An account whose password was refused or which the supplier locked is not logged in again: its row
+    says so, with the command that puts it back (see :data:`~glaneur.statuses.NOT_TRIED_AGAIN`)."""
     pending = pending_login(session, account.id, flow_run_id)
     run_id = pending.run_id if pending else start_run(session, plan, account.id, flow_run_id)
+    held = None if pending else not_tried_again(session, plan, account.id)
+    if held is not None:
+        return AccountStart(run_id, error=held)
     try:
         credentials = read_credentials(session, account.id)
     except GlaneurError as error:
         return AccountStart(run_id, error=error)
     remembered = None if pending else remembered_session(session, account.id)
     return AccountStart(run_id, credentials, remembered, pending)
+
+
+def not_tried_again(session: Session, plan: CollectionPlan, account_id: int) -> GlaneurError | None:
+    """The error an account left refused or locked is recorded with again, without logging in; None to log in."""
+    account = session.get(Account, account_id)
+    if account.status not in NOT_TRIED_AGAIN:
+        return None
+    since = session.exec(
+        select(CollectionRun.started_at)
+        .where(CollectionRun.account_id == account_id, CollectionRun.status == account.status)
+        .order_by(col(CollectionRun.id).desc())
+    ).first()
+    when = f" on {since:%Y-%m-%d}" if since else ""
+    refused = account.status == Status.WRONG_CREDENTIALS
+    kind, what = (WrongCredentials, "refused this password") if refused else (AccountLocked, "locked this account")
+    return kind(
+        f"Not tried: the portal {what}{when}, and Glaneur logs in again only once a person has acted, so "
+        f"that the supplier does not count one more refused login each day. Then: glaneur channel "
+        f"update-credentials {plan.channel} --login {account.login}."
+    )
 
 
 def end_account(

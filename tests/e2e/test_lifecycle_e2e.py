@@ -66,6 +66,29 @@ def documents() -> int:
         return len(s.exec(select(Document)).all())
 
 
+def test_a_refused_password_is_not_tried_again_until_a_person_acts(org):
+    """The sandbox portal locks an account after 3 wrong passwords in a row, as real portals do. Days of
+    runs after a refusal must not lock it: each one records the refusal again without logging in."""
+    from sandbox.data import MAX_FAILED_LOGINS
+
+    flat(add_channel("acme", "not-the-password").stdout)
+    assert channel().status == Status.WRONG_CREDENTIALS
+    for _ in range(MAX_FAILED_LOGINS):  # the next days' runs
+        out = flat(glaneur("--as", ALICE, "run", SLUG).stdout)
+        assert "org-papeterie: wrong_credentials" in out
+    with session() as s:
+        history = list(s.exec(select(CollectionRun).order_by(CollectionRun.id)).all())
+    assert [r.status for r in history] == [Status.WRONG_CREDENTIALS] * (1 + MAX_FAILED_LOGINS)
+    assert all(r.message.startswith("Not tried: the portal refused this password on ") for r in history[1:])
+    assert f"glaneur channel update-credentials {SLUG} --login acme" in history[-1].message
+    assert "Not tried" not in history[0].message  # the first refusal is the portal's own
+
+    # The right password then logs in at once: the supplier never locked the account.
+    out = flat(ok("--as", ALICE, "channel", "update-credentials", SLUG, "--login", "acme", "--password-stdin",
+                  input="papier-acme\n").stdout)  # fmt: skip
+    assert ": ok, 23 new, 0 already had" in out and channel().status == Status.OK
+
+
 def test_updated_credentials_make_the_next_run_succeed(org):
     out = flat(add_channel("acme", "not-the-password").stdout)
     # The first collection ran at once, as its own flow run, in this process (no worker here).
