@@ -30,7 +30,7 @@ from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import UsageError
 from glaneur.invoices import collection
 from glaneur.invoices import invitations as invites
-from glaneur.models import Channel, Invitation, InvitationState, User
+from glaneur.models import MAX_ACCOUNTS_PER_CHANNEL, Channel, Invitation, InvitationState, User
 from glaneur.settings import get_settings
 from tasks.history import md_escape
 from tasks.human import delete_inputs, delete_run_inputs, flow_run_link
@@ -116,6 +116,7 @@ def _invite(channel: str, invitee: str, flow_run_id: str) -> State:
     delete_inputs(f"suspended-{key}", flow_run_id)  # read once: Prefect's copy goes at once
     try:
         seed = _checked(answer)
+        _check_room(channel, answer.login.strip())
     except UsageError as error:  # the form cannot say it: ask again, saying why
         with session_scope() as session:
             invitation = session.get(Invitation, invitation_id)
@@ -146,6 +147,17 @@ def _checked(answer: AccountCredentials) -> str | None:
         raise UsageError("the login is empty: type the login of the supplier's customer area.")
     raw = answer.totp_seed.get_secret_value().strip() if answer.totp_seed else ""
     return admin.normalize_totp_seed(raw) if raw else None
+
+
+def _check_room(channel: str, login: str) -> None:
+    """A new login needs a free account on the collector; a login already there gets its new password."""
+    with session_scope() as session:
+        logins = [account.login for account in admin.channel_accounts(session, admin.get_channel(session, channel))]
+    if login not in logins and len(logins) >= MAX_ACCOUNTS_PER_CHANNEL:
+        raise UsageError(
+            f"this collector already holds its {MAX_ACCOUNTS_PER_CHANNEL} accounts ({', '.join(logins)}): type the "
+            "login of one of them to give it a new password; another account needs another collector."
+        )
 
 
 def _ended(session, invitation: Invitation) -> State:

@@ -21,6 +21,7 @@ from glaneur import admin
 from glaneur.db import session_scope
 from glaneur.models import Account, Document, Invitation, InvitationState, Notification, VaultEntry
 from glaneur.settings import PROJECT_ROOT
+from glaneur.vault import Vault
 from tests import factories
 from tests.e2e.conftest import assert_no_secret_in_inputs, run_inputs
 
@@ -104,6 +105,7 @@ def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, p
 
     factories.collection_channel("org-papeterie", holders=["holder@org.example"])
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
+    _without_collect_deployment()
 
     with worker(glaneur_home):
         run = run_deployment("request-credentials/request-credentials",
@@ -129,13 +131,26 @@ def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, p
     assert finished.parameters == {"channel": "org-papeterie", "invitee": "holder@org.example"}
     with session_scope() as session:
         account = session.exec(select(Account)).one()
-        assert account.login == "acme" and account.status == "ok"
+        assert account.login == "acme" and account.status == "ok", finished.state.message
         vault_rows = session.exec(select(VaultEntry)).all()
         assert all(PASSWORD.encode() not in row.ciphertext for row in vault_rows)
         assert session.exec(select(Invitation)).one().state == InvitationState.ANSWERED
         assert len(session.exec(select(Document)).all()) == 23
     assert read_flow_run_input(f"suspended-invitation-{invitation.id}-response", flow_run_id=run.id) is None
     assert run_inputs(run.id) == {}  # every key, read from Prefect's API and its database
+
+
+def _without_collect_deployment() -> None:
+    """The first collection runs in the invitation's own run when the server has no collect-channel
+    deployment (else a worker of its pool takes it): earlier tests on this session's server may leave one."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_deployment(client.read_deployment_by_name("collect-channel/collect-channel").id)
+        except ObjectNotFound:
+            pass
 
 
 # -- what happens to an answer on the paths that do not end in a collection -------------------------------
@@ -176,9 +191,13 @@ def test_an_answer_never_stays_in_prefect_whatever_the_path(glaneur_home, portal
     from prefect.flow_runs import resume_flow_run
 
     _org_with_channels("org-deleted", "org-cli-deleted", "org-seed")
+    with session_scope() as session:  # a collector with its two accounts, one of whose password changed
+        owner = admin.get_user(session, "org", "owner@org.example")
+        factories.channel(session, owner, "org-full", label="Papeterie full", accounts=[("acme", "old-1"), ("zeta", "z-2")])
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
     with worker(glaneur_home):
         deleted, cli_deleted, seed = _invite("org-deleted"), _invite("org-cli-deleted"), _invite("org-seed")
+        full = _invite("org-full")
 
         # The channel is deleted while the invitation waits, and its run is not cancelled (Prefect was down,
         # say): the holder's answer makes the run fail, and the answer is deleted all the same.
@@ -207,9 +226,25 @@ def test_an_answer_never_stays_in_prefect_whatever_the_path(glaneur_home, portal
         assert "Papeterie Dupont" in description  # the supplier and its portal address, named
         assert portals.urls["papeterie-dupont"] in description.replace("\\", "")  # Markdown-escaped
         with session_scope() as session:
-            assert session.exec(select(Account)).all() == []
+            assert admin.channel_accounts(session, admin.get_channel(session, "org-seed")) == []
         resume_flow_run(seed.id, run_input={"login": "acme", "password": PASSWORD})
         finished = _wait(seed.id, lambda state: state.is_final())
+
+        # A third login on a collector that holds two: refused, said why, asked again; a login already
+        # there then gets its new password (the holder's "Modifier" through an invitation).
+        resume_flow_run(full.id, run_input={"login": "third", "password": "third-pass-4"})
+        _wait(full.id, lambda state: state.is_paused() and _pauses(full.id) >= 2)
+        assert_no_secret_in_inputs(full.id, ["third-pass-4"])
+        description = next(value for key, value in run_inputs(full.id).items() if key.endswith("-description"))
+        assert "previous answer was not saved" in description and "already holds its 2 accounts" in description
+        resume_flow_run(full.id, run_input={"login": "acme", "password": PASSWORD})
+        full_done = _wait(full.id, lambda state: state.is_final())
+    assert full_done.state.is_completed(), full_done.state.message
+    with session_scope() as session:
+        full_channel = admin.get_channel(session, "org-full")
+        assert [a.login for a in admin.channel_accounts(session, full_channel)] == ["acme", "zeta"]
+        acme = admin.get_account(session, full_channel, "acme")
+        assert Vault(session).get(acme.secret_ref) == PASSWORD
     assert finished.state.is_completed(), finished.state.message
     assert run_inputs(seed.id) == {}
     with session_scope() as session:
