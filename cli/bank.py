@@ -417,7 +417,10 @@ def bank_show(channel: str) -> None:
 
 @bank_app.command("revoke")
 def bank_revoke(channel: str, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
-    """The holder withdraws consent: the connection is deleted at POWENS and the token purged."""
+    """The holder withdraws consent: the connection is deleted at POWENS and the token purged.
+
+    Act (--as) as the holder who gave the consent, or as a user holding configure_accounting.
+    """
     from connectors.powens import PowensApiError, PowensClient
     from glaneur import bank
 
@@ -425,7 +428,9 @@ def bank_revoke(channel: str, yes: bool = typer.Option(False, "--yes", help="Do 
         raise typer.Exit(common.FAILED_EXIT)
     api_url, client_id, _ = bank.powens_settings().require()
     with common.session() as session:
-        _, connection, _ = _acting_on(session, channel)  # refused before anything is deleted
+        found, connection = bank.get_connection(session, channel)
+        org = bank.admin.organization_of(session, found)
+        bank.check_revoker(session, found, common.actor(session, org))  # refused before anything is deleted
         token = bank.read_token(session, connection) if connection.token_ref else None
         powens_id = connection.powens_connection_id
     if token and powens_id:

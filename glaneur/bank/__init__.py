@@ -401,6 +401,19 @@ def record_state(session: Session, connection: BankConnection, state: str | None
     session.flush()
 
 
+def check_revoker(session: Session, channel: Channel | str, actor: User | None) -> tuple[Channel, BankConnection]:
+    """Who may withdraw a consent: the holder who gave it ("Je peux retirer ce consentement à tout moment"),
+    whatever their rights, or a user holding the accounting right."""
+    channel, connection = get_connection(session, channel)
+    org = admin.organization_of(session, channel)
+    consent = session.get(BankConsent, connection.consent_id) if connection.consent_id else None
+    if consent is not None and actor is not None and consent.holder_user_id == actor.id:
+        admin.require_member(actor, org)
+    else:
+        admin.require_right(actor, org, RIGHT)
+    return channel, connection
+
+
 def revoke_consent(session: Session, channel: Channel | str, *, actor: User | None) -> BankConnection:
     """Withdraw the holder's consent: the caller has deleted the connection at Powens; this purges our side.
 
@@ -409,9 +422,8 @@ def revoke_consent(session: Session, channel: Channel | str, *, actor: User | No
     """
     from glaneur.vault import Vault
 
-    channel, connection = get_connection(session, channel)
+    channel, connection = check_revoker(session, channel, actor)
     org = admin.organization_of(session, channel)
-    actor = admin.require_right(actor, org, RIGHT)
     now = utcnow()
     if connection.consent_id:
         consent = session.get(BankConsent, connection.consent_id)

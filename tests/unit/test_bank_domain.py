@@ -74,6 +74,30 @@ def test_consent_records_the_exact_text_and_refuses_another(acme):
         assert consent.holder_email == "anne@acme.example" and len(consent.text_sha256) == 64
 
 
+def test_the_holder_may_withdraw_their_consent_without_the_accounting_right(acme):
+    """The consent text says "Je peux retirer ce consentement à tout moment": so the holder can, by option 2
+    a user without the accounting right; another such user cannot."""
+    with session_scope() as session:
+        anne = _user(session, "anne@acme.example")
+        admin.create_user(session, "acme", "carl@acme.example", "Carl", [], actor=anne)
+        bank.add_bank(session, "acme", "Banque Exemple", actor=anne)
+        new = bank.check_new_connection(session, "acme", "Banque Exemple", binder="banque", recipient=anne.email,
+                                        actor=anne)
+        channel, connection = bank.create_invited_channel(session, new, holder=_user(session, "bob@acme.example"),
+                                                          powens_connector_id=1)
+        slug = channel.slug
+        with pytest.raises(UsageError, match="accounting|comptabilité"):  # no consent yet: the right is needed
+            bank.check_revoker(session, slug, _user(session, "bob@acme.example"))
+        bank.holder_consents(session, connection, "bob@acme.example", given=True)
+    with session_scope() as session:
+        with pytest.raises(UsageError, match="accounting|comptabilité"):
+            bank.revoke_consent(session, slug, actor=_user(session, "carl@acme.example"))
+    with session_scope() as session:
+        bank.revoke_consent(session, slug, actor=_user(session, "bob@acme.example"))
+        consent = session.get(bank.BankConsent, bank.get_connection(session, slug, deleted_ok=True)[1].consent_id)
+        assert consent.state == BankConsentState.REVOKED and consent.revoked_by_user_id == _user(session, "bob@acme.example").id
+
+
 def _transaction(id_: int, value: str, coming: bool, wording: str = "Boulangerie") -> Transaction:
     return Transaction(id=id_, id_account=7, date=date(2026, 11, 20), rdate=None, vdate=None, value=Decimal(value),
                        wording=wording, original_wording=wording.upper(), type="card", coming=coming, deleted=False,
