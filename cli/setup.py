@@ -66,6 +66,25 @@ def user_create(
         common.say(f"Created user {user.email} ({user.name}) in {org}: {granted}{role}.")
 
 
+@user_app.command("update")
+def user_update(
+    org: str,
+    email: str,
+    new_email: str | None = typer.Option(None, "--email", help="The corrected e-mail address (their mails go there)."),
+    name: str | None = typer.Option(None, "--name", help="The corrected name."),
+) -> None:
+    """Correct a user's profile: the e-mail address their mails go to, or their name.
+
+    Act (--as) as the user themself, or as a user holding configure_collection or configure_accounting.
+    A pending invitation goes to the corrected address once sent again (resend-invitation).
+    """
+    from glaneur import admin
+
+    with common.session() as session:
+        user = admin.update_user(session, org, email, new_email=new_email, name=name, actor=common.actor(session, org))
+        common.say(f"User {user.email} ({user.name}) of {org} updated.")
+
+
 @binder_app.command("create")
 def binder_create(org: str, slug: str, name: str) -> None:
     """Create a binder (classeur de dépôt) in an organisation.

@@ -334,6 +334,12 @@ def _invitation(session: Session, invitation: Invitation | None, now: datetime) 
     if invitation is None:
         return Check("invitation", Verdict.OK, "none sent: the credentials were entered directly")
     address = invitation.email
+    invitee = session.get(User, invitation.invitee_user_id)
+    channel = session.get(Channel, invitation.channel_id)
+    org = session.get(Organization, channel.organization_id).slug
+    profile = invitee.email if invitee is not None else address
+    correct = f"Correct the address in the user's profile (glaneur user update {org} {profile} --email ADDRESS)"
+    again = f"send the invitation again (glaneur channel resend-invitation {channel.slug})."
     try:
         admin.normalize_email(address)
     except UsageError:
@@ -341,9 +347,8 @@ def _invitation(session: Session, invitation: Invitation | None, now: datetime) 
             "invitation",
             Verdict.FAIL,
             f"{InvitationState(invitation.state).value}: '{address}' is not an e-mail address, so the mail cannot arrive",
-            "Correct the address in the user's profile, then send the invitation again.",
+            f"{correct}, then {again}",
         )
-    invitee = session.get(User, invitation.invitee_user_id)
     moved = invitee is not None and invitee.email != address.lower()
     expires = _aware(invitation.expires_at)
     sent = (
@@ -357,7 +362,7 @@ def _invitation(session: Session, invitation: Invitation | None, now: datetime) 
             "invitation",
             Verdict.FAIL,
             f"{state.value}: the mail to {address} could not be delivered: {invitation.delivery_error or 'no detail'}",
-            "Correct the e-mail address in the user's profile (or the mail settings), then send the invitation again.",
+            f"{correct} or the mail settings, then {again}",
         )
     if state == InvitationState.EXPIRED or (state == InvitationState.PENDING and expires <= now):
         return Check(
@@ -371,7 +376,7 @@ def _invitation(session: Session, invitation: Invitation | None, now: datetime) 
         fix = f"Ask the account holder to answer the mail; if it did not arrive, {SPAM_ADVICE}."
         if moved:
             detail += f"; their profile now says {invitee.email}"
-            fix = f"The invitation went to {address} but the profile now says {invitee.email}: send it again."
+            fix = f"The invitation went to {address} but the profile now says {invitee.email}: {again}"
         return Check("invitation", Verdict.WARN, detail, fix)
     if state == InvitationState.ANSWERED:
         when = f" on {invitation.answered_at:%Y-%m-%d %H:%M} UTC" if invitation.answered_at else ""

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from glaneur.errors import UsageError
 from glaneur.mail import Delivery, Mail, check_one_line, send
-from glaneur.models import Channel, Notification, User
+from glaneur.models import Channel, Notification, Organization, User
 from glaneur.settings import Settings, get_settings
 from glaneur.statuses import Status, describe
 
@@ -80,7 +80,11 @@ def notify_user(
         delivery = send(Mail(to=user.email, subject=subject, body=body, link=link), settings or get_settings())
     except UsageError as error:
         # The address comes from the user's profile, not from the caller: a delivery problem.
-        delivery = Delivery(False, "", f"{error} Correct the e-mail address in the user's profile.")
+        org = session.get(Organization, user.organization_id).slug
+        delivery = Delivery(
+            False, "", f"{error} Correct the e-mail address in the user's profile "
+            f"(glaneur user update {org} {user.email} --email ADDRESS)."
+        )
     if not delivery.delivered:
         log.warning("mail to %s (%s) not delivered: %s", user.email, subject, delivery.error)
     return delivery

@@ -76,6 +76,7 @@ from glaneur.admin.rights import (
 from glaneur.admin.organizations import (
     create_organization,
     create_user,
+    update_user,
     create_binder,
 )
 from glaneur.admin.channels import (
@@ -158,6 +159,7 @@ __all__ = [
     "audit_log",
     "create_organization",
     "create_user",
+    "update_user",
     "create_binder",
     "PASSWORD_PURPOSE",
     "TOTP_PURPOSE",

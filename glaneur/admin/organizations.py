@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from glaneur.errors import UsageError
 from glaneur.models import Binder, FirmRole, Organization, OrganizationKind, Right, User
 from glaneur.admin.checks import check_name, check_slug, normalize_email, now, parse_choice
-from glaneur.admin.lookups import get_organization
+from glaneur.admin.lookups import get_organization, get_user
 from glaneur.admin.rights import (
     ADMINISTRATION_RIGHTS,
     FIRM_ROLE_RANK,
@@ -105,6 +105,48 @@ def create_user(
     detail = f"rights: {', '.join(r.value for r in granted) or 'none'}" + (f"; profile: {role.value}" if role else "")
     audit_log_entry(session, org, None if first else actor, "user.create", address, detail + (" (first user)" if first else ""))
     session.flush()
+    return user
+
+
+def update_user(
+    session: Session,
+    org: Organization | str,
+    email: str,
+    *,
+    new_email: str | None = None,
+    name: str | None = None,
+    actor: User | None,
+) -> User:
+    """Correct a user's profile: the e-mail address their mails go to, or their name.
+
+    A user corrects their own profile; another's needs a configure right. Rights and firm profiles are
+    not changed here. Pending invitations keep the address they were sent to until sent again
+    (``resend-invitation`` sends to the corrected one)."""
+    org = get_organization(session, org)
+    stored = email.strip().lower()  # as stored, even an address that no longer passes the checks
+    user = session.exec(select(User).where(User.organization_id == org.id, User.email == stored)).first()
+    user = user or get_user(session, org, email)
+    if actor is None or actor.id != user.id:
+        require_right(actor, org, *ADMINISTRATION_RIGHTS)
+    if new_email is None and name is None:
+        raise UsageError("nothing to change: give --email with the corrected address, or --name.")
+    changes = []
+    if new_email is not None:
+        address = normalize_email(new_email)
+        if address != user.email:
+            if session.exec(select(User).where(User.organization_id == org.id, User.email == address)).first():
+                raise UsageError(f"user '{address}' already exists in organisation '{org.slug}'.")
+            changes.append(f"e-mail {user.email} -> {address}")
+            user.email = address
+    if name is not None:
+        name = check_name(name, "user")
+        if name != user.name:
+            changes.append(f"name {user.name} -> {name}")
+            user.name = name
+    if changes:
+        session.add(user)
+        audit_log_entry(session, org, actor, "user.update", user.email, "; ".join(changes))
+        session.flush()
     return user
 
 

@@ -57,6 +57,10 @@ def open_invitation(
 
 
 def record_sent(session: Session, invitation: Invitation, *, delivered: bool, error: str = "") -> None:
+    """After a mail to the invitee: sent once more, to the address their profile holds now."""
+    invitee = session.get(User, invitation.invitee_user_id)
+    if invitee is not None:
+        invitation.email = invitee.email  # a profile corrected since (glaneur user update): sent there
     invitation.sent_count += 1
     invitation.last_sent_at = utcnow()
     invitation.delivery_error = "" if delivered else error

@@ -139,6 +139,28 @@ def test_create_user_rights_and_duplicates(world):
     assert admin.create_user(world, "other", "alice@acme.fr", "Alice", actor=bob).organization_id != user.organization_id
 
 
+def test_a_profile_is_corrected_by_its_user_or_by_a_configurer(world):
+    carol = admin.create_user(world, "acme", "carol@acme.fr", "Carol", actor=alice(world))
+    dan = admin.create_user(world, "acme", "dan@acme.fr", "Dan", actor=alice(world))
+    # Carol corrects her own address; Alice (configure right) corrects Dan's name and address.
+    assert admin.update_user(world, "acme", "carol@acme.fr", new_email=" Carol.B@Acme.fr ", actor=carol).email == "carol.b@acme.fr"
+    fixed = admin.update_user(world, "acme", "dan@acme.fr", new_email="daniel@acme.fr", name="Daniel", actor=alice(world))
+    assert (fixed.email, fixed.name) == ("daniel@acme.fr", "Daniel")
+    assert admin.get_user(world, "acme", "daniel@acme.fr").id == dan.id
+    # Nobody else corrects another's profile, and an address stays one user's.
+    refused(world, lambda: admin.update_user(world, "acme", "daniel@acme.fr", name="X", actor=carol), "configure")
+    refused(world, lambda: admin.update_user(world, "acme", "carol.b@acme.fr", new_email="ALICE@acme.fr", actor=carol), "already exists")
+    refused(world, lambda: admin.update_user(world, "acme", "carol.b@acme.fr", new_email="carol@", actor=carol), "invalid e-mail address")
+    refused(world, lambda: admin.update_user(world, "acme", "carol.b@acme.fr", actor=carol), "nothing to change")
+    bob = admin.get_user(world, "other", "bob@other.fr")
+    refused(world, lambda: admin.update_user(world, "acme", "carol.b@acme.fr", name="Y", actor=bob), "another organisation")
+    lines = {(e.actor, e.log.detail) for e in admin.audit_log(world, org="acme") if e.log.action == "user.update"}
+    assert lines == {
+        ("carol.b@acme.fr", "e-mail carol@acme.fr -> carol.b@acme.fr"),
+        ("alice@acme.fr", "e-mail dan@acme.fr -> daniel@acme.fr; name Dan -> Daniel"),
+    }
+
+
 def test_create_binder(world):
     binder = admin.create_binder(world, "acme", "notes-de-frais", "Notes de frais", actor=alice(world))
     assert binder.organization_id == admin.get_organization(world, "acme").id

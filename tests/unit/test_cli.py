@@ -18,6 +18,7 @@ from glaneur.models import (
     CollectionRun,
     Document,
     Organization,
+    User,
     VaultEntry,
 )
 from glaneur.settings import get_settings, reset_settings
@@ -113,6 +114,17 @@ def test_org_user_binder_create(acme):
     refused("user", "create", "acme", "not-an-email", "X", expect="invalid e-mail address 'not-an-email'")
     refused("user", "create", "nowhere", "x@acme.fr", "X", expect="unknown organisation 'nowhere'; organisations: acme, other")
     refused("binder", "create", "acme", "factures", "X", expect="already exists")
+
+
+def test_user_update_corrects_a_profile(acme):
+    ok("user", "create", "acme", "bob@acme.fr", "Bob")
+    result = ok("--as", "bob@acme.fr", "user", "update", "acme", "bob@acme.fr", "--email", "Robert@acme.fr", "--name", "Robert")
+    assert "User robert@acme.fr (Robert) of acme updated." in result.stdout
+    with session() as s:
+        assert s.exec(select(User).where(User.email == "bob@acme.fr")).first() is None
+    refused("user", "update", "acme", "robert@acme.fr", expect="nothing to change: give --email")
+    refused("user", "update", "acme", "robert@acme.fr", "--email", "alice@acme.fr", expect="already exists")
+    refused("--as", "robert@acme.fr", "user", "update", "acme", "alice@acme.fr", "--name", "A", expect="configure")
 
 
 def test_bad_right_is_a_usage_error(acme):

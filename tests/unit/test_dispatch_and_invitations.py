@@ -51,6 +51,24 @@ def test_an_invitation_is_created_once_per_flow_run_and_expires(channel):
         assert first.state == InvitationState.EXPIRED
 
 
+def test_an_invitation_sent_again_goes_to_the_corrected_address(channel):
+    from glaneur import admin
+    from glaneur.doctor import _invitation
+
+    with session_scope() as session:
+        invitation = invitations.open_invitation(session, channel, "holder@o.example", flow_run_id="r", ttl=timedelta(hours=1))
+        invitations.record_sent(session, invitation, delivered=False, error="address refused")
+        fix = _invitation(session, invitation, utcnow()).fix
+        assert "glaneur user update o holder@o.example --email ADDRESS" in fix
+        assert "glaneur channel resend-invitation o-p" in fix
+        holder = admin.get_user(session, "o", "holder@o.example")
+        admin.update_user(session, "o", "holder@o.example", new_email="holder@right.example", actor=holder)
+        assert "glaneur user update o holder@right.example --email" in _invitation(session, invitation, utcnow()).fix
+        invitations.record_sent(session, invitation, delivered=True)
+        assert (invitation.email, invitation.state, invitation.sent_count) == ("holder@right.example", InvitationState.PENDING, 2)
+        assert _invitation(session, invitation, utcnow()).detail.startswith("pending, sent 2 time(s) to holder@right.example")
+
+
 def test_an_invitation_to_a_stranger_or_an_unknown_channel_is_refused(channel):
     with session_scope() as session:
         with pytest.raises(UsageError, match="not a user of the channel's organisation"):

@@ -287,7 +287,7 @@ def test_a_pending_invitation_shows_its_address(world):
 def test_an_invitation_sent_to_an_address_the_profile_no_longer_has(world):
     invite(InvitationState.PENDING, email="old@acme.fr")
     check = diagnose()["invitation"]
-    assert "their profile now says holder@acme.fr" in check.detail and "send it again" in check.fix
+    assert "their profile now says holder@acme.fr" in check.detail and "send the invitation again (glaneur channel resend-invitation acme-papeterie)" in check.fix
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,7 @@ COMMANDS: dict[str, Rule] = {
     "connector-request sync": _rule(PLATFORM),
     # an organisation's users and binders
     "user create": _rule(NEEDS_EITHER, "user", "create", "acme", "new@acme.fr", "New"),
+    "user update": _rule(NEEDS_EITHER, "user", "update", "acme", ROOT, "--email", "rose.b@acme.fr"),  # or oneself
     "binder create": _rule(NEEDS_EITHER, "binder", "create", "acme", "new-binder", "New binder"),
     # supplier channels
     "channel add": _rule(NEEDS_COLLECTION, "channel", "add", "acme", "--label", "Other", "--provider", PORTAL,
@@ -359,6 +360,7 @@ def test_the_same_commands_pass_for_the_right_user(world):
     ok("iban", "mandate", "cabinet", IBAN, "approved", "--reference", "M-1", actor=FIRM_ADMIN)
     ok("firm", "hold-warnings", "cabinet", "--hold", actor=FIRM_ADMIN)
     ok("binder", "create", "acme", "new-binder", "New binder", actor=ACCOUNTING)
+    ok("user", "update", "acme", NO_RIGHT, "--name", "Nadia N.", actor=NO_RIGHT)  # one's own profile
     # Starting work: the right user gets past the check, as far as the flow (stubbed here).
     for args, actor in ((("run", CHANNEL), COLLECTION), (("bank", "run", BANK_CHANNEL), ACCOUNTING),
                         (("statements", "route", "cabinet"), FIRM_ADMIN)):
