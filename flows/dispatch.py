@@ -200,4 +200,26 @@ def dispatch_daily(
         "Scheduled %d channel collection(s) and %d firm routing(s) for %s; %d invitation(s) expired",
         collections, len(firm_slugs), day, expired,
     )
+    _tell_connector_requesters()
     return scheduled
+
+
+def _tell_connector_requesters() -> None:
+    """"Vous serez notifié dès qu'il sera disponible": each day, the open requests for a collector that a
+    catalogue provider now serves are shipped and their requesters told (``connector-request sync``).
+    After the day's runs are scheduled, and never failing the dispatch: a fault here is logged and met
+    again the next day."""
+    import connectors.catalog  # noqa: F401  installs the catalogue the requests are matched against
+    from glaneur.admin import sync_connector_requests
+
+    logger = get_run_logger()
+    try:
+        with session_scope() as session:
+            told = sync_connector_requests(session)
+    except Exception as error:  # noqa: BLE001 - the day's collections are scheduled already
+        logger.warning("Connector requests not synced today (%s: %s); the next dispatch tries again",
+                       type(error).__name__, error)
+        return
+    for item in told:
+        logger.info("Connector request #%d (%s) available as %s; %s told", item.request.id,
+                    item.request.supplier_name, item.request.provider, item.requester.email)

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from glaneur import admin
 from cli.main import app
 from glaneur.db import session_scope
-from glaneur.models import Account, Channel, CollectionRun, OrganizationKind, User
+from glaneur.models import Account, Channel, CollectionRun, ConnectorRequest, Notification, OrganizationKind, User
 from glaneur.settings import PROJECT_ROOT
 from glaneur.statuses import Status, describe
 from sandbox.data import SUPPLIERS, accounts_of
@@ -323,6 +323,11 @@ def test_the_day_is_the_scheduled_day_in_the_timezone_even_on_a_utc_worker(glane
     make_channel("acme")
     with session_scope() as session:
         admin.create_organization(session, "cabinet", "Cabinet", kind=OrganizationKind.FIRM)
+        # A collector asked for before a release brought it: the dispatch tells the requester, once.
+        owner = session.exec(select(User).where(User.email == "owner@org.example")).one()
+        session.add(ConnectorRequest(organization_id=owner.organization_id, requester_user_id=owner.id,
+                                     supplier_name="Papeterie Dupont", portal_url="http://127.0.0.1:8701/login"))
+        owner_id = owner.id
     dispatch = deploy("flows/dispatch.py:dispatch_daily", "dispatch-daily")
     collect = deploy("flows/collect_channel.py:collect_channel", "collect-channel")
     route = deploy("flows/route_statements.py:route_statements", "route-statements")
@@ -354,6 +359,10 @@ def test_the_day_is_the_scheduled_day_in_the_timezone_even_on_a_utc_worker(glane
     assert routed.name == "statements-cabinet-2026-03-15"
     with session_scope() as session:
         assert session.exec(select(Account)).one().last_full_pass == date(2026, 3, 15)
+        request = session.exec(select(ConnectorRequest)).one()
+        assert (request.state, request.provider) == ("shipped", "papeterie-dupont") and request.notified_at
+        told = session.exec(select(Notification).where(Notification.kind == "connector_shipped")).one()
+        assert told.user_id == owner_id and "Papeterie Dupont" in told.subject
 
     async def scheduled(client):
         return await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=target_ids)))
