@@ -361,13 +361,15 @@ def delete_channel(session: Session, channel: Channel | str, *, actor: User) -> 
 
 
 def _purge_secrets(session: Session, account: Account) -> int:
-    """Drop an account's vault entries (password, TOTP seed, portal session) and the references to them.
+    """Drop an account's vault entries (password, TOTP seed, portal session, a login waiting for its second
+    factor) and the references to them.
 
     Done on the rows rather than through :class:`Vault`: purging needs no key, so a collector can
     be deleted even when the vault key is lost.
     """
-    refs = {ref for ref in (account.secret_ref, account.totp_ref, account.session_ref) if ref is not None}
-    account.secret_ref = account.totp_ref = account.session_ref = None
+    kept = (account.secret_ref, account.totp_ref, account.session_ref, account.pending_login_ref)
+    refs = {ref for ref in kept if ref is not None}
+    account.secret_ref = account.totp_ref = account.session_ref = account.pending_login_ref = None
     session.add(account)
     session.flush()  # the references go before the rows they point to (foreign keys)
     for ref in refs:

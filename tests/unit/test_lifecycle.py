@@ -414,6 +414,9 @@ def test_deleting_a_collector_purges_its_secrets_and_keeps_its_history(acme):
         one = s.exec(select(Account).where(Account.login == "one")).one()
         one.session_ref = Vault(s).put("session", "{}")
         s.add(one)
+        two = s.exec(select(Account).where(Account.login == "two")).one()
+        two.pending_login_ref = Vault(s).put("pending_login", "{}")  # waiting for its second factor
+        s.add(two)
         s.add(CollectionRun(channel_id=channel.id, account_id=one.id, status=Status.OK, new_documents=1))
         s.add(Document(channel_id=channel.id, provider_reference="F1", document_date=date(2025, 1, 1), file_name="f.pdf",
                        sha256="a" * 64, size=10, storage_key="acme/factures/acme-papeterie/f.pdf"))  # fmt: skip
@@ -421,16 +424,16 @@ def test_deleting_a_collector_purges_its_secrets_and_keeps_its_history(acme):
         s.add(Invitation(channel_id=channel.id, invitee_user_id=holder.id, email=holder.email,
                          expires_at=datetime.now(UTC) + timedelta(days=1)))  # fmt: skip
         s.commit()
-    assert len(secrets()) == 4  # two passwords, a TOTP seed, a session
+    assert len(secrets()) == 5  # two passwords, a TOTP seed, a session, a pending login
 
     result = glaneur("--as", "alice@acme.fr", "channel", "delete", CHANNEL, input="n\n")
     assert result.exit_code == 1 and "Nothing deleted" in result.stdout
     assert channel_row().active
 
     out = ok("--as", "alice@acme.fr", "channel", "delete", CHANNEL, input="y\n").stdout
-    assert "4 secret(s) of 2 account(s) purged" in out and "1 document(s) and 1 run(s) of history kept" in out
+    assert "5 secret(s) of 2 account(s) purged" in out and "1 document(s) and 1 run(s) of history kept" in out
     assert secrets() == []  # every VaultEntry row of its accounts is gone
-    assert all((a.secret_ref, a.totp_ref, a.session_ref) == (None, None, None) for a in accounts())
+    assert all((a.secret_ref, a.totp_ref, a.session_ref, a.pending_login_ref) == (None,) * 4 for a in accounts())
     deleted = channel_row()
     assert not deleted.active and deleted.deleted_at is not None
     with session() as s:
