@@ -147,11 +147,15 @@ def channel_account_add(
 def channel_update_credentials(
     channel: str,
     login: str = typer.Option(..., "--login", help="The account whose credentials changed."),
+    new_login: str | None = typer.Option(
+        None, "--new-login", help="The account's new identifier, when the supplier changed it too."
+    ),
     password_stdin: bool = PASSWORD_STDIN,
     with_totp: bool = WITH_TOTP,
     no_collect: bool = NO_COLLECT,
 ) -> None:
-    """Overwrite an account's password (and TOTP seed) after a change or expiry ("Modifier").
+    """Overwrite an account's password (and TOTP seed, and login with --new-login) after a change or
+    expiry ("Modifier").
 
     Needs the right to configure the channel (--as). The status goes back to new and a collection
     starts at once with the new credentials.
@@ -159,12 +163,16 @@ def channel_update_credentials(
     from glaneur import admin
 
     with common.session() as session:
-        admin.check_credentials_update(session, channel, login, actor=_channel_actor(session, channel))
+        admin.check_credentials_update(
+            session, channel, login, actor=_channel_actor(session, channel), new_login=new_login
+        )
     password, seed = common.read_secrets(password_stdin, with_totp)
     with common.session() as session:
         actor = _channel_actor(session, channel)
-        admin.update_credentials(session, channel, login, password=password, totp_seed=seed, actor=actor)
-    common.say(f"Updated the credentials of {login} on {channel}; the next collection uses them.")
+        account = admin.update_credentials(
+            session, channel, login, password=password, totp_seed=seed, new_login=new_login, actor=actor
+        )
+    common.say(f"Updated the credentials of {account.login} on {channel}; the next collection uses them.")
     _first_collection(channel, no_collect, what="Collection with the new credentials")
 
 

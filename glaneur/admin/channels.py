@@ -236,11 +236,21 @@ def add_account(
     return account
 
 
-def check_credentials_update(session: Session, channel: Channel | str, login: str, *, actor: User) -> Account:
-    """Whether ``actor`` may overwrite the credentials of ``login`` on ``channel``; the account if so."""
+def check_credentials_update(
+    session: Session, channel: Channel | str, login: str, *, actor: User, new_login: str | None = None
+) -> Account:
+    """Whether ``actor`` may overwrite the credentials of ``login`` on ``channel`` (and change its login to
+    ``new_login``, one the channel does not have yet); the account if so."""
     channel = get_channel(session, channel)
     require_right(actor, organization_of(session, channel), right_for_kind(channel.kind))
-    return get_account(session, channel, login)
+    account = get_account(session, channel, login)
+    if new_login is not None and check_login(new_login) != account.login:
+        if any(other.login == check_login(new_login) for other in channel_accounts(session, channel)):
+            raise UsageError(
+                f"account '{check_login(new_login)}' is already on channel '{channel.slug}': update its "
+                "credentials instead."
+            )
+    return account
 
 
 def update_credentials(
@@ -250,16 +260,18 @@ def update_credentials(
     *,
     password: str,
     totp_seed: str | None = None,
+    new_login: str | None = None,
     actor: User,
 ) -> Account:
     """Overwrite an account's credentials ("Modifier", then "Valider pour écraser").
 
-    ``totp_seed=None`` keeps the stored seed. The saved portal session is dropped, since it
-    belonged to the old credentials; the account and the channel go back to ``new`` so that the
-    next run tries again (a locked or refused account is retried only after a person acts), and
-    the owner will be told again if the new credentials fail too.
+    ``totp_seed=None`` keeps the stored seed; ``new_login`` replaces the login too (the supplier changed
+    it), and the next run then reads the whole list again (what was filed is not filed twice). The saved
+    portal session is dropped, since it belonged to the old credentials; the account and the channel go
+    back to ``new`` so that the next run tries again (a locked or refused account is retried only after a
+    person acts), and the owner will be told again if the new credentials fail too.
     """
-    account = check_credentials_update(session, channel, login, actor=actor)
+    account = check_credentials_update(session, channel, login, actor=actor, new_login=new_login)
     channel = get_channel(session, channel)
     password = check_password(password)
     seed = normalize_totp_seed(totp_seed) if totp_seed is not None else None
@@ -268,6 +280,11 @@ def update_credentials(
     account.secret_ref = vault.store(account.secret_ref, PASSWORD_PURPOSE, password)
     if seed is not None:
         account.totp_ref = vault.store(account.totp_ref, TOTP_PURPOSE, seed)
+    renamed = ""
+    if new_login is not None and check_login(new_login) != account.login:
+        renamed = f"login {account.login} -> {check_login(new_login)}, "
+        account.login = check_login(new_login)
+        account.cursor = account.last_full_pass = account.list_left_at = account.list_left_since = None
     stale_session = account.session_ref
     account.session_ref = None
     account.status = Status.NEW
@@ -282,7 +299,7 @@ def update_credentials(
         actor,
         "account.credentials_update",
         f"{channel.slug}/{account.login}",
-        f"password replaced, {totp}, status reset to new",
+        f"{renamed}password replaced, {totp}, status reset to new",
     )
     session.flush()
     if stale_session is not None:

@@ -350,6 +350,26 @@ def test_update_credentials_refusals(world):
     assert Vault(world).get(admin.get_account(world, created, "one").secret_ref) == "old"
 
 
+def test_update_credentials_may_change_the_login_too(world):
+    """"Si vos identifiants ont expiré ou ont été modifiés... Saisissez vos nouveaux identifiants": the login too."""
+    created = channel(world)
+    one = add_account(world, created, login="one", password="old")
+    add_account(world, created, login="two", password="pw2")
+    one.cursor, one.last_full_pass, one.list_left_at = date(2026, 11, 1), date(2026, 10, 1), "/factures?page=3"
+    world.commit()
+    refused(world, lambda: update_credentials(world, created, "one", password="x", new_login="two"), "account 'two' is already on")
+    refused(world, lambda: update_credentials(world, created, "one", password="x", new_login="  "), "login is empty")
+    renamed = update_credentials(world, created, "one", password="new-pw", new_login=" one.new@acme.fr ")
+    world.commit()
+    assert renamed.id == one.id and renamed.login == "one.new@acme.fr" and renamed.position == 1
+    assert Vault(world).get(renamed.secret_ref) == "new-pw"
+    # Another customer account may be behind the new login: the next run reads the whole list again.
+    assert (renamed.cursor, renamed.last_full_pass, renamed.list_left_at) == (None, None, None)
+    assert [a.login for a in admin.channel_accounts(world, created)] == ["one.new@acme.fr", "two"]
+    detail = next(e.log.detail for e in admin.audit_log(world, org="acme") if e.log.action == "account.credentials_update")
+    assert detail.startswith("login one -> one.new@acme.fr, password replaced")
+
+
 # -- lookups and listings -----------------------------------------------------------------------------------------
 
 

@@ -242,6 +242,14 @@ def test_update_credentials(acme):
         account = s.exec(select(Account)).one()
         assert account.status == Status.NEW and Vault(s).get(account.secret_ref) == PASSWORD
     refused("channel", "update-credentials", CHANNEL, "--login", "two", input="x\n", expect="no account 'two'")
+    # The supplier changed the login too: checked before the password is asked, then both replaced.
+    ok("channel", "account-add", CHANNEL, "--login", "two", "--no-collect", input="pw-two\n")
+    refused("channel", "update-credentials", CHANNEL, "--login", "one", "--new-login", "two", expect="account 'two' is already on")
+    result = ok("channel", "update-credentials", CHANNEL, "--login", "one", "--new-login", "one@new.example",
+                "--password-stdin", input="renamed-password\n")  # fmt: skip
+    assert "Updated the credentials of one@new.example" in result.stdout
+    with session() as s:
+        assert sorted(a.login for a in s.exec(select(Account)).all()) == ["one@new.example", "two"]
 
 
 # -- listings -------------------------------------------------------------------------------------------
