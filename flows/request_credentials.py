@@ -153,7 +153,7 @@ def _check_room(channel: str, login: str) -> None:
     """A new login needs a free account on the collector; a login already there gets its new password."""
     with session_scope() as session:
         logins = [account.login for account in admin.channel_accounts(session, admin.get_channel(session, channel))]
-    if login not in logins and len(logins) >= MAX_ACCOUNTS_PER_CHANNEL:
+    if not any(admin.same_login(known, login) for known in logins) and len(logins) >= MAX_ACCOUNTS_PER_CHANNEL:
         raise UsageError(
             f"this collector already holds its {MAX_ACCOUNTS_PER_CHANNEL} accounts ({', '.join(logins)}): type the "
             "login of one of them to give it a new password; another account needs another collector."
@@ -259,8 +259,8 @@ def _store(session, channel: str, answer: AccountCredentials, seed: str | None, 
     password = answer.password.get_secret_value()
     login = answer.login.strip()
     found = admin.get_channel(session, channel)
-    logins = {account.login for account in admin.channel_accounts(session, found)}
-    if login in logins:
-        admin.update_credentials(session, found, login, password=password, totp_seed=seed, actor=actor)
+    known = next((a.login for a in admin.channel_accounts(session, found) if admin.same_login(a.login, login)), None)
+    if known is not None:  # "Compta@x.fr" for "compta@x.fr": the same account, its login as the holder typed it
+        admin.update_credentials(session, found, known, password=password, totp_seed=seed, new_login=login, actor=actor)
     else:
         admin.add_account(session, found, login=login, password=password, totp_seed=seed, actor=actor)

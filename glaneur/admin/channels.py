@@ -26,6 +26,7 @@ from glaneur.statuses import Status, describe
 from glaneur.vault import Vault
 from glaneur.admin.checks import (
     check_login,
+    same_login,
     check_name,
     check_password,
     check_slug,
@@ -181,7 +182,7 @@ def check_account_slot(session: Session, channel: Channel | str, login: str, *, 
     require_right(actor, organization_of(session, channel), right_for_kind(channel.kind))
     login = check_login(login)
     accounts = channel_accounts(session, channel)
-    if any(account.login == login for account in accounts):
+    if any(same_login(account.login, login) for account in accounts):
         raise UsageError(
             f"account '{login}' is already on channel '{channel.slug}': update its credentials instead."
         )
@@ -245,7 +246,8 @@ def check_credentials_update(
     require_right(actor, organization_of(session, channel), right_for_kind(channel.kind))
     account = get_account(session, channel, login)
     if new_login is not None and check_login(new_login) != account.login:
-        if any(other.login == check_login(new_login) for other in channel_accounts(session, channel)):
+        others = [other for other in channel_accounts(session, channel) if other.id != account.id]
+        if any(same_login(other.login, new_login) for other in others):
             raise UsageError(
                 f"account '{check_login(new_login)}' is already on channel '{channel.slug}': update its "
                 "credentials instead."
@@ -283,8 +285,9 @@ def update_credentials(
     renamed = ""
     if new_login is not None and check_login(new_login) != account.login:
         renamed = f"login {account.login} -> {check_login(new_login)}, "
+        if not same_login(account.login, new_login):  # maybe another customer account: read its whole list
+            account.cursor = account.last_full_pass = account.list_left_at = account.list_left_since = None
         account.login = check_login(new_login)
-        account.cursor = account.last_full_pass = account.list_left_at = account.list_left_since = None
     stale_session = account.session_ref
     account.session_ref = None
     account.status = Status.NEW

@@ -105,6 +105,11 @@ def check_login(login: str) -> str:
     return login
 
 
+def same_login(one: str, other: str) -> bool:
+    """Two logins of one channel that differ only in case or spaces are one account ("Compta@x.fr", "compta@x.fr")."""
+    return one.strip().casefold() == other.strip().casefold()
+
+
 def parse_choice(choices: type[C], value: C | str, what: str, plural: str) -> C:
     """A member of ``choices`` from its value, case and surrounding spaces aside; raises listing the valid ones
     (``"unknown {what} 'x'; {plural}: a, b."``)."""

@@ -12,7 +12,7 @@ from glaneur import providers
 from glaneur.contract import Provider
 from glaneur.errors import UsageError
 from glaneur.models import Account, Binder, Channel, Organization, User
-from glaneur.admin.checks import names_or_none, normalize_email
+from glaneur.admin.checks import names_or_none, normalize_email, same_login
 
 LIVE = (col(Channel.deleted_at).is_(None), col(Channel.active).is_(True))
 Query = TypeVar("Query", Select, SelectOfScalar)
@@ -153,9 +153,10 @@ def check_portal_url(provider: str, url: str | None) -> str | None:
 def get_account(session: Session, channel: Channel | str, login: str) -> Account:
     channel = get_channel(session, channel)
     accounts = channel_accounts(session, channel)
-    for account in accounts:
-        if account.login == login.strip():
-            return account
+    exact = [account for account in accounts if account.login == login.strip()]
+    alike = [account for account in accounts if same_login(account.login, login)]
+    if exact or len(alike) == 1:
+        return (exact or alike)[0]
     raise UsageError(
         f"no account '{login}' on channel '{channel.slug}'; accounts: {names_or_none(a.login for a in accounts)}."
     )

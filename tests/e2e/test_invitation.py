@@ -231,18 +231,18 @@ def test_an_answer_never_stays_in_prefect_whatever_the_path(glaneur_home, portal
         finished = _wait(seed.id, lambda state: state.is_final())
 
         # A third login on a collector that holds two: refused, said why, asked again; a login already
-        # there then gets its new password (the holder's "Modifier" through an invitation).
+        # there (whatever its case) then gets its new password (the holder's "Modifier" through an invitation).
         resume_flow_run(full.id, run_input={"login": "third", "password": "third-pass-4"})
         _wait(full.id, lambda state: state.is_paused() and _pauses(full.id) >= 2)
         assert_no_secret_in_inputs(full.id, ["third-pass-4"])
         description = next(value for key, value in run_inputs(full.id).items() if key.endswith("-description"))
         assert "previous answer was not saved" in description and "already holds its 2 accounts" in description
-        resume_flow_run(full.id, run_input={"login": "acme", "password": PASSWORD})
+        resume_flow_run(full.id, run_input={"login": " ACME ", "password": PASSWORD})  # acme's, typed otherwise
         full_done = _wait(full.id, lambda state: state.is_final())
     assert full_done.state.is_completed(), full_done.state.message
     with session_scope() as session:
         full_channel = admin.get_channel(session, "org-full")
-        assert [a.login for a in admin.channel_accounts(session, full_channel)] == ["acme", "zeta"]
+        assert [a.login for a in admin.channel_accounts(session, full_channel)] == ["ACME", "zeta"]
         acme = admin.get_account(session, full_channel, "acme")
         assert Vault(session).get(acme.secret_ref) == PASSWORD
     assert finished.state.is_completed(), finished.state.message

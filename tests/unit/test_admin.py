@@ -368,6 +368,13 @@ def test_update_credentials_may_change_the_login_too(world):
     assert [a.login for a in admin.channel_accounts(world, created)] == ["one.new@acme.fr", "two"]
     detail = next(e.log.detail for e in admin.audit_log(world, org="acme") if e.log.action == "account.credentials_update")
     assert detail.startswith("login one -> one.new@acme.fr, password replaced")
+    # Logins that differ only in case are one account: not added twice, found either way, and a case
+    # change alone keeps where the list stands.
+    refused(world, lambda: add_account(world, created, login=" TWO ", password="x"), "account 'TWO' is already on")
+    assert admin.get_account(world, created, "One.New@acme.fr").id == one.id
+    renamed.cursor = date(2026, 11, 2)
+    again = update_credentials(world, created, "one.new@acme.fr", password="pw", new_login="One.New@acme.fr")
+    assert again.login == "One.New@acme.fr" and again.cursor == date(2026, 11, 2)
 
 
 # -- lookups and listings -----------------------------------------------------------------------------------------
