@@ -176,6 +176,37 @@ def channel_update_credentials(
     _first_collection(channel, no_collect, what="Collection with the new credentials")
 
 
+@channel_app.command("account-remove")
+def channel_account_remove(
+    channel: str,
+    login: str = typer.Option(..., "--login", help="The account to remove from the collector."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Remove an account from a collector: its credentials are purged from the vault and its place is free
+    for another account; what it collected and its history stay.
+
+    Needs the right to configure the channel (--as).
+    """
+    from glaneur import admin
+
+    with common.session() as session:
+        account = admin.check_account_removal(session, channel, login, actor=_channel_actor(session, channel))
+        login = account.login
+    if not yes and not typer.confirm(
+        f"Remove account {login} from {channel}? Its credentials are purged; its documents and history stay.",
+        default=False,
+    ):
+        common.say("Nothing removed.", style="yellow")
+        raise typer.Exit(common.FAILED_EXIT)
+    with common.session() as session:
+        _, purged = admin.remove_account(session, channel, login, actor=_channel_actor(session, channel))
+        left = [a.login for a in admin.channel_accounts(session, admin.get_channel(session, channel))]
+    common.say(
+        f"Removed account {login} from {channel}: {purged} secret(s) purged from the vault; its documents and "
+        f"history kept. Accounts left: {', '.join(left) or 'none (add one with channel account-add)'}."
+    )
+
+
 @channel_app.command("delete")
 def channel_delete(
     channel: str,

@@ -120,6 +120,8 @@ class Account(SQLModel, table=True):
     list_left_since: date | None = None
     last_success_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # Removed from its collector: secrets purged, history kept, and its slot freed (position set to -id).
+    removed_at: datetime | None = None
 
 
 class VaultEntry(SQLModel, table=True):

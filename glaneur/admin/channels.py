@@ -311,6 +311,41 @@ def update_credentials(
     return account
 
 
+def check_account_removal(session: Session, channel: Channel | str, login: str, *, actor: User) -> Account:
+    """Whether ``actor`` may remove ``login`` from ``channel``; the account if so."""
+    channel = get_channel(session, channel)
+    require_right(actor, organization_of(session, channel), right_for_kind(channel.kind))
+    return get_account(session, channel, login)
+
+
+def remove_account(session: Session, channel: Channel | str, login: str, *, actor: User) -> tuple[Account, int]:
+    """Remove an account from its collector: its secrets are purged from the vault and its slot is freed for
+    another account; its documents and its history stay. The account and the number of secrets purged.
+
+    A collector left without account waits for credentials (``awaiting_credentials``)."""
+    account = check_account_removal(session, channel, login, actor=actor)
+    channel = get_channel(session, channel)
+    purged = _purge_secrets(session, account)
+    account.removed_at = now()
+    account.position = -account.id  # the unique (channel, position) slot is free again; ids never repeat
+    session.add(account)
+    session.flush()
+    left = channel_accounts(session, channel)
+    if not left:
+        _set_channel_status(channel, Status.AWAITING_CREDENTIALS)
+        session.add(channel)
+    audit_log_entry(
+        session,
+        organization_of(session, channel),
+        actor,
+        "account.remove",
+        f"{channel.slug}/{account.login}",
+        f"{purged} secret(s) purged; its documents and history kept; {len(left)} account(s) left",
+    )
+    session.flush()
+    return account, purged
+
+
 @dataclass(frozen=True)
 class Deletion:
     """What deleting a collector did: secrets purged; documents and history kept."""

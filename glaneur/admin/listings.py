@@ -63,7 +63,9 @@ def channel_summaries(
     orgs = {o.id: o for o in session.exec(select(Organization)).all()}
     accounts: dict[int, list[Account]] = {}
     for account in session.exec(
-        select(Account).where(col(Account.channel_id).in_(ids)).order_by(Account.position)
+        select(Account)
+        .where(col(Account.channel_id).in_(ids), col(Account.removed_at).is_(None))
+        .order_by(Account.position)
     ).all():
         accounts.setdefault(account.channel_id, []).append(account)
     latest = (

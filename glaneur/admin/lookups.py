@@ -163,7 +163,9 @@ def get_account(session: Session, channel: Channel | str, login: str) -> Account
 
 
 def channel_accounts(session: Session, channel: Channel) -> list[Account]:
-    return list(session.exec(select(Account).where(Account.channel_id == channel.id).order_by(Account.position)).all())
+    """The channel's accounts, first then second; one removed from the collector is no longer among them."""
+    query = select(Account).where(Account.channel_id == channel.id, col(Account.removed_at).is_(None))
+    return list(session.exec(query.order_by(Account.position)).all())
 
 
 def organization_of(session: Session, channel: Channel) -> Organization:

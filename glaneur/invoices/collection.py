@@ -82,7 +82,9 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
         known = ", ".join(session.exec(select(Channel.slug).where(Channel.active == True)).all())  # noqa: E712
         raise ConfigurationError(f"Unknown channel {channel_slug!r}. Active channels: {known or 'none'}.")
     accounts = session.exec(
-        select(Account).where(Account.channel_id == channel.id).order_by(col(Account.position))
+        select(Account)
+        .where(Account.channel_id == channel.id, col(Account.removed_at).is_(None))
+        .order_by(col(Account.position))
     ).all()
     return channel_plan(
         session,

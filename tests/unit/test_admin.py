@@ -377,6 +377,37 @@ def test_update_credentials_may_change_the_login_too(world):
     assert again.login == "One.New@acme.fr" and again.cursor == date(2026, 11, 2)
 
 
+def test_an_account_removed_frees_its_place_and_keeps_its_history(world):
+    from glaneur.invoices.collection import load_plan
+    from glaneur.settings import get_settings
+
+    created = channel(world)
+    one = add_account(world, created, login="one", password="pw1", totp_seed=SEED)
+    add_account(world, created, login="two", password="pw2")
+    world.add(CollectionRun(channel_id=created.id, account_id=one.id, status=Status.OK, new_documents=3))
+    world.commit()
+    one_id, secrets = one.id, {one.secret_ref, one.totp_ref}
+
+    removed, purged = admin.remove_account(world, created, "ONE", actor=alice(world))
+    world.commit()
+    assert (removed.id, purged) == (one_id, 2) and removed.removed_at is not None
+    assert all(world.get(VaultEntry, ref) is None for ref in secrets)  # its secrets are gone
+    assert [a.login for a in admin.channel_accounts(world, created)] == ["two"]
+    assert [a.login for a in load_plan(world, created.slug, get_settings(), date(2026, 12, 4)).accounts] == ["two"]
+    assert [(e.login, e.run.new_documents) for e in admin.history(world, channel=created.slug)] == [("one", 3)]
+    # Its place is free: a third account fits, as the first; the removed one is gone for lookups.
+    assert add_account(world, created, login="three", password="pw3").position == 1
+    refused(world, lambda: admin.remove_account(world, created, "one", actor=alice(world)), "no account 'one'", "three, two")
+    # The last account removed: the collector waits for credentials.
+    admin.remove_account(world, created, "two", actor=alice(world))
+    admin.remove_account(world, created, "three", actor=alice(world))
+    assert created.status == Status.AWAITING_CREDENTIALS
+    actions = [e.log.action for e in admin.audit_log(world, org="acme")]
+    assert actions.count("account.remove") == 3
+    bob = admin.get_user(world, "other", "bob@other.fr")
+    refused(world, lambda: admin.remove_account(world, created, "x", actor=bob), "another organisation")
+
+
 # -- lookups and listings -----------------------------------------------------------------------------------------
 
 

@@ -252,6 +252,18 @@ def test_update_credentials(acme):
         assert sorted(a.login for a in s.exec(select(Account)).all()) == ["one@new.example", "two"]
 
 
+def test_account_remove(acme):
+    add_channel("--login", "one", input=f"{PASSWORD}\n")
+    ok("channel", "account-add", CHANNEL, "--login", "two", "--no-collect", input="pw-two\n")
+    result = glaneur("channel", "account-remove", CHANNEL, "--login", "one", input="n\n")
+    assert result.exit_code == 1 and "Nothing removed" in result.stdout
+    out = " ".join(ok("channel", "account-remove", CHANNEL, "--login", "one", input="y\n").stdout.split())
+    assert "Removed account one from acme-papeterie: 1 secret(s) purged from the vault" in out and "Accounts left: two" in out
+    refused("channel", "account-remove", CHANNEL, "--login", "one", "--yes", expect="no account 'one'")
+    assert "one (" not in ok("channels").stdout
+    ok("channel", "account-add", CHANNEL, "--login", "three", "--no-collect", input="pw-three\n")  # its place is free
+
+
 # -- listings -------------------------------------------------------------------------------------------
 
 

@@ -117,6 +117,7 @@ COMMANDS: dict[str, Rule] = {
                                  "--password-stdin", "--no-collect", input="pw-second\n"),
     "channel update-credentials": _rule(NEEDS_COLLECTION, "channel", "update-credentials", CHANNEL, "--login",
                                         "first", "--password-stdin", "--no-collect", input="pw-new\n"),
+    "channel account-remove": _rule(NEEDS_COLLECTION, "channel", "account-remove", CHANNEL, "--login", "first", "--yes"),
     "channel delete": _rule(NEEDS_COLLECTION, "channel", "delete", CHANNEL, "--yes"),
     "channel invite": _rule(NEEDS_COLLECTION, "channel", "invite", CHANNEL, "--invitee", COLLECTION),
     "channel resend-invitation": _rule(NEEDS_COLLECTION, "channel", "resend-invitation", CHANNEL),
