@@ -51,6 +51,8 @@ def bank_add(org: str, name: str) -> None:
         common.say("Connect it with 'glaneur bank connect' (POWENS is not configured here: its list of banks "
                    "was not checked).", style="default")
         return
+    from connectors.powens import powens_connectors
+
     try:
         problem = bank.connector_problem(found, bank.find_connector(found, powens_connectors(timeout=10)))
     except GlaneurError as error:
@@ -65,26 +67,14 @@ def bank_add(org: str, name: str) -> None:
         common.say("POWENS can connect it: 'glaneur bank connect' or 'glaneur bank invite'.", style="default")
 
 
-def powens_connectors(timeout: float = 30.0) -> list:
-    """POWENS' list of connectors (no user token needed), for the checks before any consent or webview and for
-    ``doctor``; errors are :class:`GlaneurError` (an API error as its typed status)."""
-    from connectors.powens import PowensApiError, PowensClient, as_status_error
-    from glaneur import bank
-
-    api_url, client_id, _ = bank.powens_settings().require()
-    try:
-        with PowensClient(api_url, client_id=client_id, timeout=timeout) as client:
-            return client.connectors()
-    except PowensApiError as error:
-        raise as_status_error(error) from None
-
-
 def _connectable(found: bank.Bank) -> object:
     """The POWENS connector of the referential's ``found`` bank, when it accepts a new connection; else bad input
     (not listed, restricted, POWENS away), said before anything is recorded."""
     from glaneur import bank
 
     try:
+        from connectors.powens import powens_connectors
+
         return bank.match_connector(found, powens_connectors())
     except GlaneurError as error:
         raise UsageError(str(error)) from None

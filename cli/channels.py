@@ -63,11 +63,15 @@ def channel_add(
     portal_url: str | None = typer.Option(
         None, "--portal-url", help="The supplier's portal address, for a platform provider (e.g. odoo): https://..."
     ),
+    biller: str | None = typer.Option(
+        None, "--biller", help="With --provider powens: the supplier, as POWENS's list names it (providers --powens)."
+    ),
 ) -> None:
     """Create a collection channel (connecteur marchand), optionally with its first account.
 
     A platform provider (software many suppliers run at their own address, e.g. odoo) needs the
-    supplier's portal address: --portal-url https://portal.supplier.example.
+    supplier's portal address: --portal-url https://portal.supplier.example. The provider 'powens'
+    collects any supplier of POWENS's list: --biller NAME ('glaneur providers --powens' lists them).
 
     Act (--as) as a user of the organisation with configure_collection (bank providers:
     configure_accounting); they become the channel's owner, told when it needs a person. The recipient
@@ -85,6 +89,7 @@ def channel_add(
         "slug": slug,
         "time_slot": time_slot,
         "portal_url": portal_url,
+        "biller": biller,
     }
     if time_slot is None:
         from glaneur.slots import slot_for_new_channel
@@ -377,18 +382,37 @@ def _notes(entry) -> str:
     """Why a provider cannot be collected (and what to do instead), or that it is a platform."""
     if not entry.compatible:
         return entry.description
+    if entry.chooses_biller:
+        return "any supplier of POWENS's list: give it with --biller (providers --powens lists them)"
     return "platform: each supplier runs its own; give its address with --portal-url" if entry.platform else ""
 
 
 def _provider_cell(channel) -> str:
-    """The provider, and for a platform's channel the supplier's portal address under it."""
-    return f"{channel.provider}\n{channel.portal_url}" if channel.portal_url else channel.provider
+    """The provider, and under it a platform's portal address or the supplier chosen in POWENS's list."""
+    below = channel.portal_url or channel.biller
+    return f"{channel.provider}\n{below}" if below else channel.provider
 
 
-def providers(search: str | None = typer.Argument(None, help="Part of a provider's name or slug.")) -> None:
-    """The catalogue of providers a channel can collect from."""
+def providers(
+    search: str | None = typer.Argument(None, help="Part of a provider's name or slug."),
+    powens: bool = typer.Option(False, "--powens", help="POWENS's list of suppliers instead (for --provider powens)."),
+) -> None:
+    """The catalogue of providers a channel can collect from (with --powens: the suppliers of POWENS's list)."""
     from connectors import catalog
 
+    if powens:
+        from connectors.powens_billers import billers
+
+        try:
+            names = billers(timeout=10)
+        except GlaneurError as error:
+            raise UsageError(f"POWENS's list of suppliers could not be read ({error.user_message}).") from None
+        from glaneur.bank import name_key
+
+        found = [name for name in names if not search or name_key(search) in name_key(name)]
+        common.print_rows("Suppliers in POWENS's list (channel add --provider powens --biller NAME)", ("Name",),
+                          [(name,) for name in found], empty=f"No supplier of POWENS's list matches '{search}'.")
+        return
     entries = catalog.search(search) if search else list(catalog.PROVIDERS.values())
     if not entries:
         common.say(

@@ -31,7 +31,7 @@ def doctor(
 
                 checks = diagnose_iban(session, iban, org, organizations=common.readable_within(session, org=org))
             else:
-                from cli.bank import powens_connectors
+                from connectors.powens import powens_connectors
                 from glaneur.doctor import diagnose
                 from tasks.deployments import lookup_deployment
 

@@ -32,7 +32,7 @@ TELECOM_OUEST = Provider(
 PROVIDERS: dict[str, Provider] = {
     provider.slug: provider
     for provider in (papeterie_dupont.provider, energie_verte.provider, odoo.provider,
-                     powens_billers.EnergieVerteViaPowens.provider, TELECOM_OUEST)
+                     powens_billers.EnergieVerteViaPowens.provider, powens_billers.ChosenBiller.provider, TELECOM_OUEST)
 }
 
 CONNECTORS: dict[str, type[PortalConnector]] = {
@@ -41,6 +41,7 @@ CONNECTORS: dict[str, type[PortalConnector]] = {
     energie_verte.provider.slug: energie_verte.EnergieVerte,
     # Engine POWENS: a biller through the Powens client (connectors/powens_billers.py), same contract.
     powens_billers.EnergieVerteViaPowens.provider.slug: powens_billers.EnergieVerteViaPowens,
+    powens_billers.ChosenBiller.provider.slug: powens_billers.ChosenBiller,  # the channel names the biller
 }
 
 
@@ -114,6 +115,23 @@ def check_portal_url(slug: str, url: str | None) -> str | None:
     except ValueError:
         raise UsageError(f"Portal URL {url!r} has an invalid port.") from None
     return url.rstrip("/")
+
+
+def check_biller(slug: str, biller: str | None) -> str | None:
+    """The supplier a channel of POWENS's list collects, as the list names it: required for that provider (and
+    checked against POWENS's list), refused for any other."""
+    provider = get_provider(slug)
+    biller = (biller or "").strip()
+    if not provider.chooses_biller:
+        if biller:
+            raise UsageError(f"{provider.name} is not chosen in POWENS's list: --biller is for the provider 'powens'.")
+        return None
+    if not biller:
+        raise UsageError(
+            f"{provider.name}: give the supplier with --biller NAME, as POWENS's list names it "
+            "('glaneur providers --powens' lists it)."
+        )
+    return powens_billers.chosen_biller(biller)
 
 
 def platforms() -> list[str]:

@@ -629,3 +629,16 @@ class PowensClient(HttpApi):
 def _path_only(url: str) -> str:
     """The path of a URL, for messages: never the query (it may carry a code)."""
     return urlsplit(url).path
+
+
+def powens_connectors(timeout: float = 30.0) -> list[Connector]:
+    """POWENS' list of connectors (no user token needed), for the checks before any consent or webview and for
+    ``doctor``; errors are :class:`GlaneurError` (an API error as its typed status)."""
+    from glaneur.bank import powens_settings
+
+    api_url, client_id, _ = powens_settings().require()
+    try:
+        with PowensClient(api_url, client_id=client_id, timeout=timeout) as client:
+            return client.connectors()
+    except PowensApiError as error:
+        raise as_status_error(error) from None

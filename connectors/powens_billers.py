@@ -37,6 +37,7 @@ from connectors.powens import (
     PowensApiError,
     PowensClient,
     as_status_error,
+    powens_connectors,
     webview_url,
 )
 from connectors.powens_webview import open_webview, steps
@@ -219,3 +220,49 @@ class EnergieVerteViaPowens(PowensBiller):
         description="Énergie Verte's invoices through POWENS (a biller of its Documents product): the same "
         "login and password as the customer area; the code the biller sends is asked like any portal's.",
     )
+
+
+class ChosenBiller(PowensBiller):
+    """A supplier chosen in POWENS's list ("Cliquez sur POWENS ... Choisissez un fournisseur parmi la liste
+    proposée"): the channel names it (``biller``, checked against the list at ``channel add``)."""
+
+    biller = ""  # set from the channel by collect-channel
+    provider = Provider(
+        slug="powens",
+        name="POWENS (a supplier from its list)",
+        engine=Engine.POWENS,
+        login_fields=("login", "password"),
+        second_factor_kinds=(SecondFactorKind.CODE,),
+        description="Any supplier of POWENS's list of billers (--biller NAME; 'glaneur providers --powens' lists "
+        "them): its documents through POWENS, with the login and password of the supplier's client area.",
+        chooses_biller=True,
+    )
+
+
+def billers(timeout: float = 30.0) -> list[str]:
+    """POWENS's list of suppliers, as the webview offers them: its connectors with documents, open to new
+    connections, by name."""
+    from glaneur.bank import name_key
+
+    listed = powens_connectors(timeout)
+    return sorted({c.name for c in listed if "document" in c.capabilities and not c.restricted}, key=name_key)
+
+
+def chosen_biller(name: str) -> str:
+    """The supplier ``name`` as POWENS's list names it (accents, case and spacing aside); else a UsageError
+    with the list and the help page's advice."""
+    from glaneur.bank import name_key
+    from glaneur.errors import UsageError
+
+    try:
+        names = billers(timeout=10)
+    except GlaneurError as error:
+        raise UsageError(f"POWENS's list of suppliers could not be read ({error.user_message}); try again.") from None
+    found = [listed for listed in names if name_key(listed) == name_key(name)]
+    if not found:
+        raise UsageError(
+            f"'{name.strip()}' does not appear in the POWENS list of suppliers ({', '.join(names) or 'empty'}). "
+            "Le fournisseur n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement est compatible "
+            "avec le service POWENS ou contactez le support technique."
+        )
+    return found[0]

@@ -131,6 +131,8 @@ def _collect_account(
         storage_state = start.pending.storage_state if start.pending else start.remembered
         with provider_slot(plan.provider), portal_session(browser, settings, storage_state=storage_state) as portal:
             connector = connector_class(plan.provider)(portal.page, portal_url(plan.provider, plan.portal_url))
+            if plan.biller:  # a supplier chosen in POWENS's list: the channel names it
+                connector.biller = plan.biller
             try:
                 _log_in(plan, account, start, connector, portal, steps, settings)
                 portal.start_trace()

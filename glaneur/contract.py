@@ -40,6 +40,7 @@ class Provider:
     compatible: bool = True
     description: str = ""
     platform: bool = False  # software many suppliers run at their own address: each channel gives its portal URL
+    chooses_biller: bool = False  # POWENS as engine: each channel names a supplier of POWENS's list (its biller)
 
 
 @dataclass(frozen=True)

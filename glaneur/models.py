@@ -79,6 +79,7 @@ class Channel(SQLModel, table=True):
     kind: ChannelKind = ChannelKind.SUPPLIER_PORTAL
     provider: str = Field(index=True)  # slug in connectors.catalog
     portal_url: str | None = None  # a platform provider's portal address for this channel (Odoo: the supplier's)
+    biller: str | None = None  # engine POWENS: the supplier chosen in POWENS's list, as the list names it
     binder_id: int = Field(foreign_key="binder.id")
     recipient_user_id: int = Field(foreign_key="user.id")  # utilisateur destinataire
     owner_user_id: int | None = Field(default=None, foreign_key="user.id")  # who set it up; told of problems

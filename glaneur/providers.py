@@ -28,6 +28,8 @@ class Catalogue(Protocol):
 
     def check_portal_url(self, slug: str, url: str | None) -> str | None: ...
 
+    def check_biller(self, slug: str, biller: str | None) -> str | None: ...
+
 
 _installed: Catalogue | None = None
 
@@ -69,3 +71,9 @@ def portal_url(slug: str, channel_url: str | None = None) -> str:
 def check_portal_url(slug: str, url: str | None) -> str | None:
     """The portal address a channel of this provider keeps: required for a platform, refused for others."""
     return catalogue().check_portal_url(slug, url)
+
+
+def check_biller(slug: str, biller: str | None) -> str | None:
+    """The POWENS biller a channel of this provider collects, as POWENS's list names it: required for the
+    provider that chooses one, refused for others."""
+    return catalogue().check_biller(slug, biller)

@@ -38,6 +38,7 @@ from glaneur.admin.checks import (
 )
 from glaneur.admin.lookups import (
     channel_accounts,
+    check_biller,
     check_portal_url,
     deleted_on,
     get_account,
@@ -70,6 +71,7 @@ def check_new_channel(
     time_slot: str = "06:00",
     actor: User,
     portal_url: str | None = None,
+    biller: str | None = None,
 ) -> Channel:
     """Every check of :func:`add_channel`, without writing: returns the channel, not yet added.
 
@@ -107,6 +109,7 @@ def check_new_channel(
         kind=kind,
         provider=entry.slug,
         portal_url=check_portal_url(entry.slug, portal_url),  # a platform's channel: its supplier's address
+        biller=check_biller(entry.slug, biller),  # engine POWENS: the supplier chosen in its list
         binder_id=found_binder.id,
         recipient_user_id=found_recipient.id,
         owner_user_id=actor.id,  # who set it up is told when it needs a person
@@ -167,7 +170,8 @@ def add_channel(session: Session, org: Organization | str, *, actor: User, **fie
         "channel.create",
         channel.slug,
         f"provider {channel.provider}, binder {binder_slug}, recipient {recipient_email}, daily at {channel.time_slot}"
-        + (f", portal {channel.portal_url}" if channel.portal_url else ""),
+        + (f", portal {channel.portal_url}" if channel.portal_url else "")
+        + (f", POWENS biller {channel.biller}" if channel.biller else ""),
     )
     session.flush()
     return channel

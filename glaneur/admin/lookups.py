@@ -150,6 +150,11 @@ def check_portal_url(provider: str, url: str | None) -> str | None:
     return providers.check_portal_url(provider, url)
 
 
+def check_biller(provider: str, biller: str | None) -> str | None:
+    """The POWENS biller a channel of ``provider`` collects (required for POWENS's list; else refused)."""
+    return providers.check_biller(provider, biller)
+
+
 def get_account(session: Session, channel: Channel | str, login: str) -> Account:
     channel = get_channel(session, channel)
     accounts = channel_accounts(session, channel)

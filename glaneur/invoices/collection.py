@@ -58,6 +58,7 @@ class CollectionPlan:
     binder: str
     accounts: list[AccountPlan] = field(default_factory=list)
     portal_url: str | None = None  # the channel's own portal address (a platform provider's channel)
+    biller: str | None = None  # the supplier chosen in POWENS's list (engine POWENS)
 
 
 def listing_since(account: Account, today: date, settings: Settings) -> date | None:
@@ -111,6 +112,7 @@ def channel_plan(session: Session, channel: Channel, accounts: list[AccountPlan]
         binder=binder.slug,
         accounts=accounts or [],
         portal_url=channel.portal_url,
+        biller=channel.biller,
     )
 
 

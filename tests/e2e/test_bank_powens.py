@@ -227,7 +227,7 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
     # refused) with the page's advice, over HTTP as the command asks it; collection goes on.
     from dataclasses import replace
 
-    from cli.bank import powens_connectors
+    from connectors.powens import powens_connectors
     from glaneur import bank
     from glaneur.doctor import Verdict, diagnose
 

@@ -94,3 +94,37 @@ def test_a_billers_pdfs_are_filed_once_through_powens(biller, glaneur_home):
     assert reconnected["status"] == "ok" and reconnected["new"] == 0, reconnected
     assert list(world.connections) == [connection.id] and world.connections[connection.id].state is None
     assert len(world.tokens) == 1  # no second Powens user either
+
+
+def test_a_supplier_chosen_in_powens_list_is_collected(biller, glaneur_home):
+    """"Cliquez sur POWENS ... Choisissez un fournisseur parmi la liste proposée, saisissez les identifiants": any
+    supplier of POWENS's list, named at 'channel add' and checked against the list, collected like the others."""
+    from flows.collect_channel import run_channel
+    from tests.commands import glaneur, ok
+
+    owner = "owner@acme.example"
+    listed = " ".join(ok("providers", "--powens").stdout.split())
+    assert "Énergie Verte" in listed and "Connecteur de test" in listed  # the connectors with documents
+    assert "Banque Exemple" not in listed  # a bank only
+    add = ("--as", owner, "channel", "add", "acme", "--label", "Fournisseur choisi", "--provider", "powens",
+           "--binder", "factures", "--recipient", owner, "--slug", "acme-choisi")
+    for extra, words in ((("--biller", "Fournil Martin"), "does not appear in the POWENS list"),
+                         ((), "give the supplier with --biller")):
+        refused = glaneur(*add, *extra)
+        assert refused.exit_code == 2 and words in " ".join(refused.stderr.split()), refused.output
+    assert "Le fournisseur n'apparaît pas dans la liste POWENS" in " ".join(glaneur(*add, "--biller", "X").stderr.split())
+    wrong = glaneur("--as", owner, "channel", "add", "acme", "--label", "P", "--provider", "papeterie-dupont",
+                    "--binder", "factures", "--recipient", owner, "--biller", "Énergie Verte")
+    assert wrong.exit_code == 2 and "--biller is for the provider 'powens'" in " ".join(wrong.stderr.split())
+
+    ok(*add, "--biller", " energie  VERTE ", "--login", "bench-chosen", "--password-stdin", "--no-collect",
+       input="1234\n")
+    with session_scope() as session:
+        assert admin.get_channel(session, "acme-choisi").biller == "Énergie Verte"  # as the list names it
+    assert "Énergie Verte" in ok("channels").stdout
+
+    summary = run_channel("acme-choisi")
+    assert summary["status"] == "ok" and summary["new"] == 4, summary
+    [connection] = [c for c in biller.connections.values() if c.login == "bench-chosen"]
+    assert connection.id_connector == 60  # the supplier chosen, Énergie Verte's connector at POWENS
+    assert len([d for d in documents() if d.storage_key.startswith("acme/factures/acme-choisi/")]) == 4

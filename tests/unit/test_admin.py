@@ -190,6 +190,17 @@ def test_add_channel_explicit_slug_and_time_slot(world):
     assert (created.slug, created.time_slot) == ("dupont", "07:30")
 
 
+def test_a_supplier_from_powens_list_is_named_and_only_there(world, monkeypatch):
+    """The provider 'powens' needs --biller (checked against POWENS's list: e2e in test_powens_billers.py);
+    any other refuses it."""
+    refused(world, lambda: channel(world, provider="powens"), "give the supplier with --biller")
+    for name in ("GLANEUR_POWENS_API_URL", "GLANEUR_POWENS_CLIENT_ID", "GLANEUR_POWENS_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    refused(world, lambda: channel(world, provider="powens", biller="Énergie Verte"), "Powens is not configured")
+    refused(world, lambda: channel(world, biller="Énergie Verte"), "--biller is for the provider 'powens'")
+    assert channel(world, biller="  ").biller is None
+
+
 def test_unknown_provider_is_refused(world):
     refused(world, lambda: channel(world, provider="no-such-portal"), "no-such-portal")
 
