@@ -414,8 +414,7 @@ def bank_revoke(channel: str, yes: bool = typer.Option(False, "--yes", help="Do 
     from connectors.powens import PowensApiError, PowensClient
     from glaneur import bank
 
-    if not yes and not typer.confirm(f"Delete the POWENS connection of {channel} and purge its access?"):
-        raise typer.Exit(common.FAILED_EXIT)
+    common.confirm_or_stop(yes, f"Delete the POWENS connection of {channel} and purge its access?", "Nothing revoked.")
     api_url, client_id, _ = bank.powens_settings().require()
     with common.session() as session:
         found, connection = bank.get_connection(session, channel)

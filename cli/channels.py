@@ -197,12 +197,10 @@ def channel_account_remove(
     with common.session() as session:
         account = admin.check_account_removal(session, channel, login, actor=_channel_actor(session, channel))
         login = account.login
-    if not yes and not typer.confirm(
-        f"Remove account {login} from {channel}? Its credentials are purged; its documents and history stay.",
-        default=False,
-    ):
-        common.say("Nothing removed.", style="yellow")
-        raise typer.Exit(common.FAILED_EXIT)
+    common.confirm_or_stop(
+        yes, f"Remove account {login} from {channel}? Its credentials are purged; its documents and history stay.",
+        "Nothing removed.",
+    )
     with common.session() as session:
         _, purged = admin.remove_account(session, channel, login, actor=_channel_actor(session, channel))
         left = [a.login for a in admin.channel_accounts(session, admin.get_channel(session, channel))]
@@ -225,12 +223,10 @@ def channel_delete(
 
     with common.session() as session:
         found = admin.check_deletion(session, channel, actor=_channel_actor(session, channel))
-    if not yes and not typer.confirm(
-        f"Delete {found.slug} ({found.label}) for good? It stops collecting and its credentials are purged.",
-        default=False,
-    ):
-        common.say("Nothing deleted.", style="yellow")
-        raise typer.Exit(common.FAILED_EXIT)
+    common.confirm_or_stop(
+        yes, f"Delete {found.slug} ({found.label}) for good? It stops collecting and its credentials are purged.",
+        "Nothing deleted.",
+    )
     with common.session() as session:
         deletion = admin.delete_channel(session, channel, actor=_channel_actor(session, channel))
     common.say(

@@ -279,3 +279,10 @@ def require_deployment(name: str, *, nothing: str, what: str, then: str) -> Depl
             f"deployment), start a worker (prefect worker start --pool glaneur){then}, then invite again."
         )
     return lookup
+
+
+def confirm_or_stop(yes: bool, question: str, nothing: str) -> None:
+    """Go on when ``yes`` (--yes) or the person answers yes; else say ``nothing`` and exit 1, nothing changed."""
+    if not yes and not typer.confirm(question, default=False):
+        say(nothing, style="yellow")
+        raise typer.Exit(FAILED_EXIT)

@@ -209,16 +209,18 @@ class PowensBiller(PortalConnector):
         return FetchedDocument(document, content, "application/pdf")
 
 
+def _through_powens(slug: str, name: str, description: str, **more) -> Provider:
+    """A catalogue entry collected through POWENS: the supplier's login and password, its code asked like a portal's."""
+    return Provider(slug=slug, name=name, engine=Engine.POWENS, login_fields=("login", "password"),
+                    second_factor_kinds=(SecondFactorKind.CODE,), description=description, **more)
+
+
 class EnergieVerteViaPowens(PowensBiller):
     biller = "Énergie Verte"
-    provider = Provider(
-        slug="energie-verte-powens",
-        name="Énergie Verte (via POWENS)",
-        engine=Engine.POWENS,
-        login_fields=("login", "password"),
-        second_factor_kinds=(SecondFactorKind.CODE,),
-        description="Énergie Verte's invoices through POWENS (a biller of its Documents product): the same "
-        "login and password as the customer area; the code the biller sends is asked like any portal's.",
+    provider = _through_powens(
+        "energie-verte-powens", "Énergie Verte (via POWENS)",
+        "Énergie Verte's invoices through POWENS (a biller of its Documents product): the same login and password "
+        "as the customer area; the code the biller sends is asked like any portal's.",
     )
 
 
@@ -227,14 +229,10 @@ class ChosenBiller(PowensBiller):
     proposée"): the channel names it (``biller``, checked against the list at ``channel add``)."""
 
     biller = ""  # set from the channel by collect-channel
-    provider = Provider(
-        slug="powens",
-        name="POWENS (a supplier from its list)",
-        engine=Engine.POWENS,
-        login_fields=("login", "password"),
-        second_factor_kinds=(SecondFactorKind.CODE,),
-        description="Any supplier of POWENS's list of billers (--biller NAME; 'glaneur providers --powens' lists "
-        "them): its documents through POWENS, with the login and password of the supplier's client area.",
+    provider = _through_powens(
+        "powens", "POWENS (a supplier from its list)",
+        "Any supplier of POWENS's list of billers (--biller NAME; 'glaneur providers --powens' lists them): its "
+        "documents through POWENS, with the login and password of the supplier's client area.",
         chooses_biller=True,
     )
 
