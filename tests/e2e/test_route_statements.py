@@ -345,15 +345,24 @@ def test_no_partner_secret_or_source_token_left_behind(world, glaneur_home):
                      [*SANDBOX_PARTNER_SECRETS.values(), *SANDBOX_SOURCE_TOKENS.values()])
 
 
-def test_dispatch_schedules_one_routing_per_firm_and_day(world, deployments):
+def test_dispatch_schedules_one_routing_per_firm_and_day(world, deployments, monkeypatch):
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     from flows.dispatch import dispatch_daily
+    from glaneur import admin
 
+    calls = []
+
+    def broken(session):
+        calls.append(session)
+        raise RuntimeError("the connector requests' table is unreadable")
+
+    monkeypatch.setattr(admin, "sync_connector_requests", broken)  # its fault never stops the day's runs
     deployments("collect-channel")
     route_deployment = deployments("route-statements")
     for _ in range(2):  # twice the same day: still one run (idempotency key)
-        dispatch_daily(day=DAY)
+        assert dispatch_daily(day=DAY)  # completes, the runs scheduled, the fault only logged
+    assert len(calls) == 2
 
     async def read(client):
         return await client.read_flow_runs(
