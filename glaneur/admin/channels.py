@@ -249,13 +249,10 @@ def check_credentials_update(
     channel = get_channel(session, channel)
     require_right(actor, organization_of(session, channel), right_for_kind(channel.kind))
     account = get_account(session, channel, login)
-    if new_login is not None and check_login(new_login) != account.login:
-        others = [other for other in channel_accounts(session, channel) if other.id != account.id]
-        if any(same_login(other.login, new_login) for other in others):
-            raise UsageError(
-                f"account '{check_login(new_login)}' is already on channel '{channel.slug}': update its "
-                "credentials instead."
-            )
+    new = check_login(new_login) if new_login is not None else account.login
+    others = [other for other in channel_accounts(session, channel) if other.id != account.id]
+    if new != account.login and any(same_login(other.login, new) for other in others):
+        raise UsageError(f"account '{new}' is already on channel '{channel.slug}': update its credentials instead.")
     return account
 
 
@@ -286,12 +283,12 @@ def update_credentials(
     account.secret_ref = vault.store(account.secret_ref, PASSWORD_PURPOSE, password)
     if seed is not None:
         account.totp_ref = vault.store(account.totp_ref, TOTP_PURPOSE, seed)
-    renamed = ""
-    if new_login is not None and check_login(new_login) != account.login:
-        renamed = f"login {account.login} -> {check_login(new_login)}, "
-        if not same_login(account.login, new_login):  # maybe another customer account: read its whole list
+    renamed, login = "", check_login(new_login) if new_login is not None else account.login
+    if login != account.login:
+        renamed = f"login {account.login} -> {login}, "
+        if not same_login(account.login, login):  # maybe another customer account: read its whole list
             account.cursor = account.last_full_pass = account.list_left_at = account.list_left_since = None
-        account.login = check_login(new_login)
+        account.login = login
     stale_session = account.session_ref
     account.session_ref = None
     account.status = Status.NEW
