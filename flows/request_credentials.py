@@ -30,7 +30,7 @@ from glaneur.db import require_current_schema, session_scope
 from glaneur.errors import UsageError
 from glaneur.invoices import collection
 from glaneur.invoices import invitations as invites
-from glaneur.models import MAX_ACCOUNTS_PER_CHANNEL, Channel, Invitation, InvitationState, User
+from glaneur.models import Channel, Invitation, InvitationState, User
 from glaneur.settings import get_settings
 from tasks.history import md_escape
 from tasks.human import delete_inputs, delete_run_inputs, flow_run_link
@@ -152,12 +152,7 @@ def _checked(answer: AccountCredentials) -> str | None:
 def _check_room(channel: str, login: str) -> None:
     """A new login needs a free account on the collector; a login already there gets its new password."""
     with session_scope() as session:
-        logins = [account.login for account in admin.channel_accounts(session, admin.get_channel(session, channel))]
-    if not any(admin.same_login(known, login) for known in logins) and len(logins) >= MAX_ACCOUNTS_PER_CHANNEL:
-        raise UsageError(
-            f"this collector already holds its {MAX_ACCOUNTS_PER_CHANNEL} accounts ({', '.join(logins)}): type the "
-            "login of one of them to give it a new password; another account needs another collector."
-        )
+        admin.account_answered(session, channel, login)
 
 
 def _ended(session, invitation: Invitation) -> State:
@@ -259,7 +254,7 @@ def _store(session, channel: str, answer: AccountCredentials, seed: str | None, 
     password = answer.password.get_secret_value()
     login = answer.login.strip()
     found = admin.get_channel(session, channel)
-    known = next((a.login for a in admin.channel_accounts(session, found) if admin.same_login(a.login, login)), None)
+    known = admin.account_answered(session, found, login)
     if known is not None:  # "Compta@x.fr" for "compta@x.fr": the same account, its login as the holder typed it
         admin.update_credentials(session, found, known, password=password, totp_seed=seed, new_login=login, actor=actor)
     else:

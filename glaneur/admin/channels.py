@@ -241,6 +241,21 @@ def add_account(
     return account
 
 
+def account_answered(session: Session, channel: Channel | str, login: str) -> str | None:
+    """For credentials an account holder typed: the login of the account they update (case aside), or None when
+    they add one; a UsageError, said to the holder, when the collector has no room for another."""
+    channel = get_channel(session, channel)
+    accounts = channel_accounts(session, channel)
+    known = next((account.login for account in accounts if same_login(account.login, login)), None)
+    if known is None and len(accounts) >= MAX_ACCOUNTS_PER_CHANNEL:
+        raise UsageError(
+            f"this collector already holds its {MAX_ACCOUNTS_PER_CHANNEL} accounts "
+            f"({', '.join(a.login for a in accounts)}): type the login of one of them to give it a new password; "
+            "another account needs another collector."
+        )
+    return known
+
+
 def check_credentials_update(
     session: Session, channel: Channel | str, login: str, *, actor: User, new_login: str | None = None
 ) -> Account:

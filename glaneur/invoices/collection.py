@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from glaneur.admin.lookups import channel_accounts
 from glaneur.contract import Credentials, FetchedDocument, Listing, RemoteDocument
 from glaneur.errors import (
     AccountLocked,
@@ -82,11 +83,7 @@ def load_plan(session: Session, channel_slug: str, settings: Settings, today: da
     if channel is None:
         known = ", ".join(session.exec(select(Channel.slug).where(Channel.active == True)).all())  # noqa: E712
         raise ConfigurationError(f"Unknown channel {channel_slug!r}. Active channels: {known or 'none'}.")
-    accounts = session.exec(
-        select(Account)
-        .where(Account.channel_id == channel.id, col(Account.removed_at).is_(None))
-        .order_by(col(Account.position))
-    ).all()
+    accounts = channel_accounts(session, channel)  # removed accounts aside
     return channel_plan(
         session,
         channel,
