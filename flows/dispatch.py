@@ -221,5 +221,6 @@ def _tell_connector_requesters() -> None:
                        type(error).__name__, error)
         return
     for item in told:
-        logger.info("Connector request #%d (%s) available as %s; %s told", item.request.id,
-                    item.request.supplier_name, item.request.provider, item.requester.email)
+        logger.info("Connector request #%d (%s) %s; %s told", item.request.id, item.request.supplier_name,
+                    f"available as {item.request.provider}" if item.request.provider else "rejected",
+                    item.requester.email)

@@ -204,6 +204,19 @@ class ConnectorRequest(SQLModel, table=True):
     message: str = ""
     state: ConnectorRequestState = ConnectorRequestState.OPEN
     provider: str | None = None  # catalogue slug once a connector ships
+    reason: str = ""  # why the platform team cannot build it, once rejected
+    created_at: datetime = Field(default_factory=utcnow)
+    notified_at: datetime | None = None  # the requester told that it shipped or was rejected
+
+
+class ConnectorRequestFollower(SQLModel, table=True):
+    """Another user of the organisation who asked for the same portal while its request was open: told too."""
+
+    __table_args__ = (UniqueConstraint("request_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="connectorrequest.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
     notified_at: datetime | None = None
 
@@ -213,7 +226,7 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
-    kind: str  # channel_status, invitation, second_factor, connector_shipped
+    kind: str  # channel_status, invitation, second_factor, connector_shipped, connector_rejected
     subject: str
     body: str
     link: str | None = None

@@ -111,12 +111,14 @@ from glaneur.admin.connector_requests import (
     normalize_portal_url,
     portal_host,
     provider_for_portal,
+    AskedRequest,
     request_connector,
     ConnectorRequestEntry,
     list_connector_requests,
     get_connector_request,
-    ShippedRequest,
+    ToldRequest,
     ship_connector_request,
+    reject_connector_request,
     sync_connector_requests,
 )
 
@@ -196,7 +198,9 @@ __all__ = [
     "ConnectorRequestEntry",
     "list_connector_requests",
     "get_connector_request",
-    "ShippedRequest",
+    "AskedRequest",
+    "ToldRequest",
     "ship_connector_request",
+    "reject_connector_request",
     "sync_connector_requests",
 ]

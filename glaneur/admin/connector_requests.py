@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from glaneur import providers
 from glaneur.contract import Provider
 from glaneur.errors import UsageError
-from glaneur.models import ConnectorRequest, ConnectorRequestState, Organization, User
+from glaneur.models import ConnectorRequest, ConnectorRequestFollower, ConnectorRequestState, Organization, User
 from glaneur.settings import Settings
 from glaneur.admin.checks import check_name, names_or_none, now, parse_choice
 from glaneur.admin.lookups import get_organization, get_provider, of_organizations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 URL_MAX = 2000
+REASON_MAX = 2000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -64,6 +65,15 @@ def provider_for_portal(url: str) -> Provider | None:
     return None
 
 
+@dataclass(frozen=True)
+class AskedRequest:
+    """What asking did: a new request, or the organisation's open one for that portal, now followed by the asker."""
+
+    request: ConnectorRequest
+    joined: bool = False  # True when another user had asked first: the asker is told too when it ships
+    first_asker: str = ""  # that user's e-mail, when joined
+
+
 def request_connector(
     session: Session,
     org: Organization | str,
@@ -72,11 +82,13 @@ def request_connector(
     url: str,
     message: str = "",
     actor: User,
-) -> ConnectorRequest:
+) -> AskedRequest:
     """Ask for a collector the catalogue lacks: supplier name, portal address, message.
 
-    Any user of ``org`` may ask. A portal the catalogue already serves, or one the organisation
-    already asked for, is refused with what to do instead.
+    Any user of ``org`` may ask. A portal the catalogue already serves, or one shipped for the
+    organisation already, is refused with what to do instead. When another user of the organisation
+    asked for that portal and the request is still open, the asker joins it ("Vous serez notifié dès
+    qu'il sera disponible" holds for every user who asked).
     """
     org = get_organization(session, org)
     actor = require_member(actor, org)
@@ -88,16 +100,23 @@ def request_connector(
             f"the catalogue already has a collector for {portal_host(url)}: provider '{existing.slug}' "
             f"({existing.name}). Create a channel with it instead of asking for a new one."
         )
-    for request in session.exec(
-        select(ConnectorRequest).where(
-            ConnectorRequest.organization_id == org.id, ConnectorRequest.state == ConnectorRequestState.OPEN
-        )
-    ).all():
-        if portal_host(request.portal_url) == portal_host(url):
+    same_portal = [
+        request
+        for request in session.exec(
+            select(ConnectorRequest)
+            .where(ConnectorRequest.organization_id == org.id, ConnectorRequest.state != ConnectorRequestState.REJECTED)
+            .order_by(ConnectorRequest.id)
+        ).all()
+        if portal_host(request.portal_url) == portal_host(url)
+    ]
+    for request in same_portal:
+        if request.state == ConnectorRequestState.SHIPPED:
             raise UsageError(
-                f"organisation '{org.slug}' already asked for a collector for {portal_host(url)} "
-                f"(request #{request.id}, {request.supplier_name}, open): the requester is told when it is available."
+                f"the collector for {portal_host(url)} is available since request #{request.id}: provider "
+                f"'{request.provider}'. Create a channel with it instead of asking again."
             )
+    if same_portal:
+        return _follow(session, org, same_portal[0], actor)
     request = ConnectorRequest(
         organization_id=org.id,
         requester_user_id=actor.id,
@@ -111,7 +130,26 @@ def request_connector(
     session.flush()
     audit_log_entry(session, org, actor, "connector_request.create", f"request #{request.id}", f"{supplier} at {url}")
     session.flush()
-    return request
+    return AskedRequest(request)
+
+
+def _follow(session: Session, org: Organization, request: ConnectorRequest, actor: User) -> AskedRequest:
+    first = session.get(User, request.requester_user_id)
+    already = f"{org.slug!r} already asked for a collector for {portal_host(request.portal_url)} (request #{request.id}"
+    if actor.id in {request.requester_user_id, *_follower_ids(session, request)}:
+        raise UsageError(f"you already asked: organisation {already}, open); you are told when it is available.")
+    session.add(ConnectorRequestFollower(request_id=request.id, user_id=actor.id, created_at=now()))
+    session.flush()
+    audit_log_entry(session, org, actor, "connector_request.follow", f"request #{request.id}",
+                    f"{request.supplier_name} at {request.portal_url}")
+    session.flush()
+    return AskedRequest(request, joined=True, first_asker=first.email)
+
+
+def _follower_ids(session: Session, request: ConnectorRequest) -> list[int]:
+    return list(session.exec(
+        select(ConnectorRequestFollower.user_id).where(ConnectorRequestFollower.request_id == request.id)
+    ).all())
 
 
 @dataclass(frozen=True)
@@ -119,6 +157,7 @@ class ConnectorRequestEntry:
     request: ConnectorRequest
     organization: str
     requester: str  # e-mail
+    followers: tuple[str, ...] = ()  # the e-mails of the users who asked for the same portal after
 
 
 def list_connector_requests(
@@ -140,7 +179,19 @@ def list_connector_requests(
             ConnectorRequest.state == parse_choice(ConnectorRequestState, state, "request state", "states")
         )
     query = query.order_by(col(ConnectorRequest.created_at).desc(), col(ConnectorRequest.id).desc())
-    return [ConnectorRequestEntry(request, slug, email) for request, slug, email in session.exec(query).all()]
+    rows = session.exec(query).all()
+    followers: dict[int, list[str]] = {}
+    for request_id, email in session.exec(
+        select(ConnectorRequestFollower.request_id, User.email)
+        .join(User, ConnectorRequestFollower.user_id == User.id)
+        .where(col(ConnectorRequestFollower.request_id).in_([request.id for request, _, _ in rows]))
+        .order_by(ConnectorRequestFollower.id)
+    ).all():
+        followers.setdefault(request_id, []).append(email)
+    return [
+        ConnectorRequestEntry(request, slug, email, tuple(followers.get(request.id, ())))
+        for request, slug, email in rows
+    ]
 
 
 def get_connector_request(session: Session, request_id: int) -> ConnectorRequest:
@@ -156,8 +207,8 @@ def get_connector_request(session: Session, request_id: int) -> ConnectorRequest
 
 
 @dataclass(frozen=True)
-class ShippedRequest:
-    """A request whose collector is available, and how its requester was told."""
+class ToldRequest:
+    """A request closed (shipped or rejected), one of the users who asked, and how they were told."""
 
     request: ConnectorRequest
     requester: User
@@ -166,16 +217,13 @@ class ShippedRequest:
 
 def ship_connector_request(
     session: Session, request_id: int, provider: str, *, settings: Settings | None = None
-) -> ShippedRequest:
-    """The platform team marks a request done with the provider that serves it; the requester is told.
+) -> list[ToldRequest]:
+    """The platform team marks a request done with the provider that serves it; everyone who asked is told.
 
     For a supplier whose portal address differs from the provider's (a rebranded site, say);
     :func:`sync_connector_requests` ships the others by matching the portal's host.
     """
-    request = get_connector_request(session, request_id)
-    if request.state != ConnectorRequestState.OPEN:
-        shipped = f" with provider '{request.provider}'" if request.provider else ""
-        raise UsageError(f"connector request #{request.id} is already {request.state.value}{shipped}: nothing to do.")
+    request = _open_request(session, request_id)
     entry = get_provider(provider)
     if not entry.compatible:
         raise UsageError(
@@ -183,13 +231,33 @@ def ship_connector_request(
             "collector that works."
         )
     _mark_shipped(session, request, entry, how="by the platform team")
-    return _tell_requester(session, request, settings)
+    return _tell_askers(session, request, settings)
 
 
-def sync_connector_requests(session: Session, *, settings: Settings | None = None) -> list[ShippedRequest]:
-    """Ship every open request whose portal a catalogue provider now serves; tell each requester once.
+def reject_connector_request(
+    session: Session, request_id: int, reason: str, *, settings: Settings | None = None
+) -> list[ToldRequest]:
+    """The platform team cannot build this collector (a portal behind a code sent by post, no invoices
+    online...): the request is closed with the reason, and everyone who asked is told why."""
+    request = _open_request(session, request_id)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise UsageError("the reason is empty: tell the requester why the collector cannot be built (--reason).")
+    if len(reason) > REASON_MAX:
+        raise UsageError(f"the reason is {len(reason)} characters long; at most {REASON_MAX}.")
+    request.state = ConnectorRequestState.REJECTED
+    request.reason = reason
+    session.add(request)
+    org = session.get(Organization, request.organization_id)
+    audit_log_entry(session, org, None, "connector_request.reject", f"request #{request.id}", reason)
+    session.flush()
+    return _tell_askers(session, request, settings)
 
-    Requests shipped earlier whose requester was not told yet (a crash between the two) are told too.
+
+def sync_connector_requests(session: Session, *, settings: Settings | None = None) -> list[ToldRequest]:
+    """Ship every open request whose portal a catalogue provider now serves; tell each user who asked once.
+
+    Requests closed earlier whose askers were not all told yet (a crash between two mails) are told too.
     """
     for request in session.exec(
         select(ConnectorRequest)
@@ -199,12 +267,27 @@ def sync_connector_requests(session: Session, *, settings: Settings | None = Non
         entry = provider_for_portal(request.portal_url)
         if entry is not None:
             _mark_shipped(session, request, entry, how=f"matched on {portal_host(request.portal_url)}")
+    closed = col(ConnectorRequest.state).in_([ConnectorRequestState.SHIPPED, ConnectorRequestState.REJECTED])
     untold = session.exec(
         select(ConnectorRequest)
-        .where(ConnectorRequest.state == ConnectorRequestState.SHIPPED, col(ConnectorRequest.notified_at).is_(None))
+        .where(closed)
+        .where(
+            col(ConnectorRequest.notified_at).is_(None)
+            | col(ConnectorRequest.id).in_(
+                select(ConnectorRequestFollower.request_id).where(col(ConnectorRequestFollower.notified_at).is_(None))
+            )
+        )
         .order_by(ConnectorRequest.id)
     ).all()
-    return [_tell_requester(session, request, settings) for request in untold]
+    return [told for request in untold for told in _tell_askers(session, request, settings)]
+
+
+def _open_request(session: Session, request_id: int) -> ConnectorRequest:
+    request = get_connector_request(session, request_id)
+    if request.state != ConnectorRequestState.OPEN:
+        shipped = f" with provider '{request.provider}'" if request.provider else ""
+        raise UsageError(f"connector request #{request.id} is already {request.state.value}{shipped}: nothing to do.")
+    return request
 
 
 def _mark_shipped(session: Session, request: ConnectorRequest, provider: Provider, *, how: str) -> None:
@@ -216,29 +299,51 @@ def _mark_shipped(session: Session, request: ConnectorRequest, provider: Provide
     session.flush()
 
 
-def _tell_requester(session: Session, request: ConnectorRequest, settings: Settings | None) -> ShippedRequest:
+def _tell_askers(session: Session, request: ConnectorRequest, settings: Settings | None) -> list[ToldRequest]:
+    """Tell the requester, then each follower, who was not told yet; each is marked told after their own mail."""
+    told = []
+    if request.notified_at is None:
+        told.append(_tell(session, request, session.get(User, request.requester_user_id), settings))
+        request.notified_at = now()
+        session.add(request)
+        session.flush()
+    for follower in session.exec(
+        select(ConnectorRequestFollower)
+        .where(ConnectorRequestFollower.request_id == request.id, col(ConnectorRequestFollower.notified_at).is_(None))
+        .order_by(ConnectorRequestFollower.id)
+    ).all():
+        told.append(_tell(session, request, session.get(User, follower.user_id), settings))
+        follower.notified_at = now()
+        session.add(follower)
+        session.flush()
+    return told
+
+
+def _tell(session: Session, request: ConnectorRequest, asker: User, settings: Settings | None) -> ToldRequest:
     from glaneur.notify import (
         notify_user,  # the mail engine loads only when a mail is due
     )
 
-    requester = session.get(User, request.requester_user_id)
     org = session.get(Organization, request.organization_id)
-    entry = get_provider(request.provider or "")
-    delivery = notify_user(
-        session,
-        requester,
-        kind="connector_shipped",
-        subject=f"Collector available: {request.supplier_name}",
-        body=(
-            f"The collector you asked for on {request.created_at:%Y-%m-%d} (Demander l'ajout d'un collecteur) "
-            f"is available: {request.supplier_name} ({request.portal_url}) is collected by the provider "
+    asked = f"The collector asked for on {request.created_at:%Y-%m-%d} (Demander l'ajout d'un collecteur)"
+    if request.state == ConnectorRequestState.REJECTED:
+        subject = f"Collector not possible: {request.supplier_name}"
+        body = (
+            f"{asked} for {request.supplier_name} ({request.portal_url}) cannot be built: {request.reason}\n\n"
+            "If this supplier is in POWENS's list (glaneur providers --powens), a channel with the provider "
+            f"'powens' and --biller NAME collects it in organisation '{org.slug}'. A new request may be sent "
+            "if the portal changes."
+        )
+        kind = "connector_rejected"
+    else:
+        entry = get_provider(request.provider or "")
+        subject = f"Collector available: {request.supplier_name}"
+        body = (
+            f"{asked} is available: {request.supplier_name} ({request.portal_url}) is collected by the provider "
             f"'{entry.slug}' ({entry.name}).\n\n"
             f"To activate it, create a channel in organisation '{org.slug}' with this provider and enter "
             "the credentials of your client area; the first collection starts within the hour."
-        ),
-        settings=settings,
-    )
-    request.notified_at = now()
-    session.add(request)
-    session.flush()
-    return ShippedRequest(request, requester, delivery)
+        )
+        kind = "connector_shipped"
+    delivery = notify_user(session, asker, kind=kind, subject=subject, body=body, settings=settings)
+    return ToldRequest(request, asker, delivery)

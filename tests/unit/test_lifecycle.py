@@ -23,6 +23,7 @@ from glaneur.models import (
     Channel,
     CollectionRun,
     ConnectorRequest,
+    ConnectorRequestFollower,
     Document,
     Invitation,
     InvitationState,
@@ -85,7 +86,8 @@ def counts() -> dict[str, int]:
     from glaneur.db import migrate
 
     migrate()
-    tables = (User, Binder, Channel, Account, VaultEntry, AuditLog, ConnectorRequest, Notification, Invitation)
+    tables = (User, Binder, Channel, Account, VaultEntry, AuditLog, ConnectorRequest, ConnectorRequestFollower,
+              Notification, Invitation)
     with session() as s:
         return {t.__name__: s.exec(select(func.count()).select_from(t)).one() for t in tables}
 
@@ -356,6 +358,87 @@ def test_staff_ship_a_request_explicitly(acme):
     assert "No open request" in ok("connector-request", "sync").stdout  # already told: not twice
     with session() as s:
         assert s.exec(select(func.count()).select_from(Notification)).one() == 1
+
+
+def _told(kind: str) -> list[tuple[str, Notification]]:
+    with session() as s:
+        return [(s.get(User, n.user_id).email, n)
+                for n in s.exec(select(Notification).where(Notification.kind == kind).order_by(Notification.id)).all()]
+
+
+def test_every_user_who_asked_for_the_same_portal_is_told_once(acme, monkeypatch):
+    """"Vous serez notifié dès qu'il sera disponible" holds for the second user who asks, not only the first."""
+    ok(*request_add())
+    out = ok(*request_add(who="alice@acme.fr", url="https://www.espace.fournisseur-x.example/factures")).stdout
+    assert "dan@acme.fr already asked for this collector: request #1" in out and "notified too" in out
+    refused(*request_add(who="alice@acme.fr"), expect="you already asked: organisation 'acme' already asked")
+    refused(*request_add(), expect="you already asked")
+    ok("--as", "bob@other.fr", "connector-request", "add", "other", "--supplier", "Fournisseur X",
+       "--url", "https://espace.fournisseur-x.example")  # another organisation: a request of its own
+    out = " ".join(ok("connector-request", "list", "--org", "acme").stdout.split())
+    assert "dan@acme.fr" in out and "alice@acme.fr" in out
+    with session() as s:
+        assert s.exec(select(func.count()).select_from(ConnectorRequest)).one() == 2
+        follow = s.exec(select(AuditLog).where(AuditLog.action == "connector_request.follow")).one()
+        assert follow.target == "request #1"
+
+    monkeypatch.setitem(catalog.PROVIDERS, "fournisseur-x", Provider(
+        slug="fournisseur-x", name="Fournisseur X", default_url="https://espace.fournisseur-x.example"))  # fmt: skip
+    out = " ".join(ok("connector-request", "sync").stdout.split())
+    for who in ("dan@acme.fr", "alice@acme.fr", "bob@other.fr"):
+        assert f"shipped with provider fournisseur-x; {who} notified, mailed" in out
+    assert "No open request" in ok("connector-request", "sync").stdout  # each told once
+    told = _told("connector_shipped")
+    assert sorted(email for email, _ in told) == ["alice@acme.fr", "bob@other.fr", "dan@acme.fr"]
+    assert all("fournisseur-x" in n.body for _, n in told)
+    assert len(list((acme / "outbox").glob("*.eml"))) == 3
+
+
+def test_a_request_shipped_for_a_rebranded_portal_answers_the_next_asker(acme):
+    ok(*request_add(url="https://nouveau-portail.papeterie.example"))
+    ok("connector-request", "ship", "1", "--provider", "papeterie-dupont")
+    refused(*request_add(who="alice@acme.fr", url="https://nouveau-portail.papeterie.example/login"),
+            expect="available since request #1: provider 'papeterie-dupont'")  # fmt: skip
+
+
+def test_a_follower_not_told_yet_is_told_by_the_next_sync(acme):
+    """A crash between two mails: the one already told is not told again, the other is."""
+    ok(*request_add())
+    ok(*request_add(who="alice@acme.fr"))
+    with session() as s:  # the state a crash between the two mails leaves
+        request = s.get(ConnectorRequest, 1)
+        request.state, request.provider, request.notified_at = "shipped", "papeterie-dupont", datetime.now(UTC)
+        s.add(request)
+        s.commit()
+    out = " ".join(ok("connector-request", "sync").stdout.split())
+    assert "alice@acme.fr notified" in out and "dan@acme.fr" not in out
+    assert [email for email, _ in _told("connector_shipped")] == ["alice@acme.fr"]
+    assert "No open request" in ok("connector-request", "sync").stdout
+
+
+def test_staff_reject_a_request_and_everyone_who_asked_learns_why(acme):
+    ok(*request_add())
+    ok(*request_add(who="alice@acme.fr"))
+    refused("connector-request", "reject", "1", "--reason", "  ", expect="the reason is empty")
+    refused("connector-request", "reject", "1", "--reason", "x" * 2001, expect="at most 2000")
+    refused("connector-request", "reject", "9", "--reason", "no", expect="unknown connector request #9; open requests: #1")
+    reason = "Le portail exige un code reçu par courrier à chaque connexion."
+    out = " ".join(ok("connector-request", "reject", "1", "--reason", reason).stdout.split())
+    assert "Request #1 (Fournisseur X) rejected; dan@acme.fr notified" in out and "alice@acme.fr notified" in out
+    told = _told("connector_rejected")
+    assert [email for email, _ in told] == ["dan@acme.fr", "alice@acme.fr"]
+    assert all(reason in n.body and "providers --powens" in n.body for _, n in told)
+    assert told[0][1].subject == "Collector not possible: Fournisseur X"
+    refused("connector-request", "reject", "1", "--reason", "again", expect="connector request #1 is already rejected")
+    refused("connector-request", "ship", "1", "--provider", "papeterie-dupont", expect="already rejected")
+    assert "No open request" in ok("connector-request", "sync").stdout  # told once
+    out = " ".join(ok("connector-request", "list", "--state", "rejected").stdout.split())
+    assert "rejected" in out and "courrier" in out
+    with session() as s:
+        entry = s.exec(select(AuditLog).where(AuditLog.action == "connector_request.reject")).one()
+        assert entry.detail == reason
+    # The portal may change: asking again opens a new request.
+    assert "Request #2 sent" in ok(*request_add()).stdout
 
 
 def test_a_failed_mail_still_leaves_the_bell_entry(acme, monkeypatch):

@@ -104,6 +104,7 @@ COMMANDS: dict[str, Rule] = {
     "vault generate-key": _rule(PLATFORM),
     "vault rotate-key": _rule(PLATFORM),
     "connector-request ship": _rule(PLATFORM),
+    "connector-request reject": _rule(PLATFORM),
     "connector-request sync": _rule(PLATFORM),
     # an organisation's users and binders
     "user create": _rule(NEEDS_EITHER, "user", "create", "acme", "new@acme.fr", "New"),
