@@ -92,21 +92,22 @@ def collect_channel(channel: str) -> State:
         logger.warning("%s is being collected by %s: this run does nothing", plan.channel, holder)
         return already_running(plan.channel, holder)
 
+    outcomes: dict[int | None, AccountOutcome] = {}  # by account id
     if not provider.compatible:
-        outcomes = [_record_without_browser(plan, NotCompatible(f"{provider.name} is not compatible."))]
-    elif not plan.accounts:
-        outcomes = [_record_without_browser(plan, None)]
-    else:
+        outcomes[None] = _record_without_browser(plan, NotCompatible(f"{provider.name} is not compatible."))
+    elif plan.accounts:
         steps = AccountSteps.configured(settings)
-        outcomes = []
         with launch_browser(settings) as browser:
             for account in plan.accounts:
-                done = finished.get(account.id)
-                outcomes.append(done or _collect_account(plan, account, browser, steps, settings, today))
+                outcome = finished.get(account.id) or _collect_account(plan, account, browser, steps, settings, today)
+                if outcome is not None:  # None: removed from the collector since the run began
+                    outcomes[account.id] = outcome
+    if not outcomes:
+        outcomes[None] = _record_without_browser(plan, None)
 
-    summary = collection.summarize(plan.channel, outcomes)
+    summary = collection.summarize(plan.channel, list(outcomes.values()))
     logger.info("Summary: %s", summary.line())
-    _record_channel_status(plan, summary)
+    _record_channel_status(plan, summary, outcomes)
     release_channel()
     publish_history(plan)
     # Completed: the one-line summary heads the run's page; Failed: the status message people are sent.
@@ -116,11 +117,14 @@ def collect_channel(channel: str) -> State:
 
 def _collect_account(
     plan: CollectionPlan, account: AccountPlan, browser, steps: AccountSteps, settings: Settings, today: date
-) -> AccountOutcome:
+) -> AccountOutcome | None:
     logger = get_run_logger()
     since = account.since.isoformat() if account.since else "the beginning (full pass)"
     with session_scope() as session:
         start = collection.begin_account(session, plan, account, _flow_run_id())
+    if start is None:
+        logger.info("%s: removed from the collector since this run began: not collected", account.login)
+        return None
     logger.info("%s: start, invoices since %s", account.login, since)
     report = None
     listing = None  # where the list stands; set once the listing is read through and what it found filed
@@ -285,10 +289,17 @@ def _record_without_browser(plan: CollectionPlan, error: GlaneurError | None) ->
     return AccountOutcome("-", status, message)
 
 
-def _record_channel_status(plan: CollectionPlan, summary: collection.CollectionSummary) -> None:
+def _record_channel_status(
+    plan: CollectionPlan, summary: collection.CollectionSummary, outcomes: dict[int | None, AccountOutcome]
+) -> None:
+    """The channel's status from the run's outcomes, but those of accounts removed meanwhile (a collector
+    deleted during the run keeps the status it had)."""
     from glaneur.notify import notify_channel_status
 
     with session_scope() as session:
+        summary = collection.status_now(session, plan, summary, outcomes)
+        if summary is None:
+            return
         collection.update_channel_status(session, plan.channel_id, summary.status, summary.message)
         # One mail per change of state that needs a person, not one a day.
         notify_channel_status(session, plan.channel_id, link=flow_run_link(_flow_run_id()))

@@ -681,11 +681,17 @@ class AccountStart:
     error: GlaneurError | None = None
 
 
-def begin_account(session: Session, plan: CollectionPlan, account: AccountPlan, flow_run_id: str | None) -> AccountStart:
+def begin_account(
+    session: Session, plan: CollectionPlan, account: AccountPlan, flow_run_id: str | None
+) -> AccountStart | None:
     """Open (or, for a suspended login resumed, take back) the account's collection row; read what it needs.
 
     An account whose password was refused or which the supplier locked is not logged in again: its row
-    says so, with the command that puts it back (see :data:`~glaneur.statuses.NOT_TRIED_AGAIN`)."""
+    says so, with the command that puts it back (see :data:`~glaneur.statuses.NOT_TRIED_AGAIN`).
+    None, and no row, for an account removed from the collector (or a collector deleted) since the run
+    began: it is no longer collected, and nothing about it is waiting for a person."""
+    if gone(session, plan.channel_id, account.id):
+        return None
     pending = pending_login(session, account.id, flow_run_id)
     run_id = pending.run_id if pending else start_run(session, plan, account.id, flow_run_id)
     held = None if pending else not_tried_again(session, plan, account.id)
@@ -697,6 +703,28 @@ def begin_account(session: Session, plan: CollectionPlan, account: AccountPlan, 
         return AccountStart(run_id, error=error)
     remembered = None if pending else remembered_session(session, account.id)
     return AccountStart(run_id, credentials, remembered, pending)
+
+
+def gone(session: Session, channel_id: int, account_id: int) -> bool:
+    """Whether the account was removed from its collector, or the collector deleted, since the plan was read."""
+    return session.get(Account, account_id).removed_at is not None or not session.get(Channel, channel_id).active
+
+
+def status_now(
+    session: Session, plan: CollectionPlan, summary: CollectionSummary, outcomes: dict[int | None, AccountOutcome]
+) -> CollectionSummary | None:
+    """The channel's status after a run: the run's ``summary``, but from the outcomes of the accounts still
+    on the collector (``outcomes`` by account id; None for a run that collected no account).
+
+    None when nothing is left to say: the collector was deleted during the run, or every account the run
+    collected was removed meanwhile (its removal set the status already). The run's history keeps every
+    outcome."""
+    if not session.get(Channel, plan.channel_id).active:
+        return None
+    if None in outcomes:
+        return summary
+    live = [outcome for account_id, outcome in outcomes.items() if not gone(session, plan.channel_id, account_id)]
+    return summarize(plan.channel, live) if live else None
 
 
 def not_tried_again(session: Session, plan: CollectionPlan, account_id: int) -> GlaneurError | None:

@@ -192,3 +192,90 @@ def test_a_deployed_collection_takes_the_first_run_and_the_dispatch_is_checked(o
     assert next_run.verdict == "ok", next_run
     assert "scheduled by dispatch-daily/dispatch-daily (5 0 * * * Europe/Paris)" in next_run.detail
     assert ok("doctor", SLUG).stdout.rstrip().endswith("No check failed.")  # the run is ok, new: a warning at most
+
+
+# -- an account removed while a run of its collector is under way ---------------------------------------------
+
+
+def remove_during_listing(monkeypatch, gone: str, *, then_fail: bool = False) -> None:
+    """While the run lists its first account's invoices, a person removes account ``gone`` (in their own
+    transaction, as `glaneur channel account-remove` does); the listing goes on, or the portal then fails."""
+    from connectors.papeterie_dupont import PapeterieDupont
+    from glaneur import admin
+    from glaneur.errors import PortalChanged
+
+    listed = PapeterieDupont.list_documents
+    removed = []
+
+    def list_documents(self, since, start=None):
+        if not removed:
+            with session() as s:
+                admin.remove_account(s, SLUG, gone, actor=admin.get_user(s, "org", ALICE))
+                s.commit()
+            removed.append(gone)
+            if then_fail:
+                raise PortalChanged("Papeterie Dupont: the invoice list has a new layout.")
+        return listed(self, since, start)
+
+    monkeypatch.setattr(PapeterieDupont, "list_documents", list_documents)
+
+
+def channel_mails() -> int:
+    from glaneur.models import Notification
+
+    with session() as s:
+        return len(s.exec(select(Notification).where(Notification.kind == "channel_status")).all())
+
+
+def this_run(before: int) -> list[tuple[str, Status]]:
+    with session() as s:
+        rows = s.exec(select(CollectionRun, Account.login).join(Account).where(CollectionRun.id > before)).all()
+        return [(login, run.status) for run, login in rows]
+
+
+def two_accounts() -> int:
+    add_channel("acme", "papier-acme")
+    ok("--as", ALICE, "channel", "account-add", SLUG, "--login", "acme-bis", "--password-stdin", input="papier-acme-bis\n")
+    assert channel().status == Status.OK
+    return runs()[-1].id
+
+
+def test_an_account_removed_before_its_turn_is_not_collected_and_raises_no_alarm(org, monkeypatch):
+    last = two_accounts()
+    mails = channel_mails()
+    remove_during_listing(monkeypatch, "acme-bis")
+
+    out = flat(ok("--as", ALICE, "run", SLUG).stdout)
+
+    assert "org-papeterie: ok" in out
+    assert this_run(last) == [("acme", Status.OK)]  # no row, and no "awaiting credentials", for the one removed
+    assert channel().status == Status.OK and channel_mails() == mails
+    with session() as s:
+        bis = s.exec(select(Account).where(Account.login == "acme-bis")).one()
+        assert bis.removed_at is not None and bis.secret_ref is None
+        assert len(s.exec(select(Document).where(Document.account_id == bis.id)).all()) == 5  # its documents stay
+
+
+def test_the_outcome_of_an_account_removed_during_its_own_collection_no_longer_sets_the_status(org, monkeypatch):
+    last = two_accounts()
+    mails = channel_mails()
+    remove_during_listing(monkeypatch, "acme", then_fail=True)
+
+    result = glaneur("--as", ALICE, "run", SLUG)
+
+    # The run's history tells what happened to each account, the removed one too ...
+    assert this_run(last) == [("acme", Status.PORTAL_CHANGED), ("acme-bis", Status.OK)]
+    assert "portal_changed" in flat(result.stdout)
+    # ... but the collector's status, and whom it alarms, come from the accounts it still has.
+    assert channel().status == Status.OK and channel_mails() == mails
+
+
+def test_a_collector_whose_only_account_was_removed_during_the_run_waits_for_credentials(org, monkeypatch):
+    add_channel("acme", "papier-acme")
+    last = runs()[-1].id
+    remove_during_listing(monkeypatch, "acme")
+
+    ok("--as", ALICE, "run", SLUG)
+
+    assert this_run(last) == [("acme", Status.OK)]  # it was logged in already: it finished its collection
+    assert channel().status == Status.AWAITING_CREDENTIALS  # what the removal said; the run does not undo it
