@@ -624,10 +624,15 @@ def _kept(session: Session, account_id: int, ref_field: str) -> str | None:
 
 def _keep(session: Session, account_id: int, ref_field: str, purpose: str, value: str,
           expires: datetime | None) -> None:
-    """Keep ``value`` encrypted until ``expires`` (None: until replaced or forgotten), replacing what ``ref_field`` held."""
+    """Keep ``value`` encrypted until ``expires`` (None: until replaced or forgotten), replacing what ``ref_field`` held.
+
+    Nothing is kept for an account removed, or a collector deleted, while its run was logging in: their
+    secrets were purged, and a portal session or pending login must not outlive them."""
     from glaneur.vault import Vault
 
     account = session.get(Account, account_id)
+    if gone(session, account.channel_id, account_id):
+        return
     setattr(account, ref_field, Vault(session).store(getattr(account, ref_field), purpose, value, expires_at=expires))
     session.add(account)
     session.commit()

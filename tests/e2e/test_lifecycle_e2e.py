@@ -197,9 +197,9 @@ def test_a_deployed_collection_takes_the_first_run_and_the_dispatch_is_checked(o
 # -- an account removed while a run of its collector is under way ---------------------------------------------
 
 
-def remove_during_listing(monkeypatch, gone: str, *, then_fail: bool = False) -> None:
-    """While the run lists its first account's invoices, a person removes account ``gone`` (in their own
-    transaction, as `glaneur channel account-remove` does); the listing goes on, or the portal then fails."""
+def remove_during_listing(monkeypatch, gone: str | None, *, then_fail: bool = False) -> None:
+    """While the run lists its first account's invoices, a person removes account ``gone`` (None: deletes the
+    collector) in their own transaction, as the CLI does; the listing goes on, or the portal then fails."""
     from connectors.papeterie_dupont import PapeterieDupont
     from glaneur import admin
     from glaneur.errors import PortalChanged
@@ -210,7 +210,11 @@ def remove_during_listing(monkeypatch, gone: str, *, then_fail: bool = False) ->
     def list_documents(self, since, start=None):
         if not removed:
             with session() as s:
-                admin.remove_account(s, SLUG, gone, actor=admin.get_user(s, "org", ALICE))
+                alice = admin.get_user(s, "org", ALICE)
+                if gone is None:
+                    admin.delete_channel(s, SLUG, actor=alice)
+                else:
+                    admin.remove_account(s, SLUG, gone, actor=alice)
                 s.commit()
             removed.append(gone)
             if then_fail:
@@ -279,3 +283,18 @@ def test_a_collector_whose_only_account_was_removed_during_the_run_waits_for_cre
 
     assert this_run(last) == [("acme", Status.OK)]  # it was logged in already: it finished its collection
     assert channel().status == Status.AWAITING_CREDENTIALS  # what the removal said; the run does not undo it
+
+
+def test_a_collector_deleted_during_its_run_keeps_nothing_secret_and_its_status(org, monkeypatch):
+    last = two_accounts()
+    mails = channel_mails()
+    remove_during_listing(monkeypatch, None)
+
+    glaneur("--as", ALICE, "run", SLUG)
+
+    assert this_run(last) == [("acme", Status.OK)]  # logged in already: finished; the second account not started
+    deleted = channel()
+    assert not deleted.active and deleted.status == Status.OK and channel_mails() == mails
+    with session() as s:
+        assert s.exec(select(VaultEntry).where(VaultEntry.purpose != "canary")).all() == []
+    assert documents() == 28  # what it collected stays

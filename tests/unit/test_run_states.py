@@ -142,3 +142,31 @@ def test_evidence_links_are_links_a_browser_opens_and_cannot_close_the_markdown(
     assert md_link("https://s3.example/b/a b>(c)?X-Amz-Signature=1") == "https://s3.example/b/a%20b%3E%28c%29?X-Amz-Signature=1"
     assert md_link("file:///var/x.png") == ""  # nothing happens when clicked in the Prefect UI
     assert md_link("s3://bucket/x.png") == ""
+
+
+@pytest.mark.parametrize("how", ["account removed", "collector deleted"])
+def test_no_portal_session_or_pending_login_outlives_an_account_removed_during_its_login(plan, how):
+    """A run logging in when a person removes the account (or deletes the collector) must not store its
+    portal session or pending login again after the purge."""
+    from datetime import timedelta
+
+    from glaneur.models import Account, User, VaultEntry, utcnow
+
+    with session_scope() as session:
+        owner = session.exec(select(User).where(User.email == "owner@org.example")).one()
+        admin.add_account(session, "org-papeterie", login="acme", password="secret-password-1", actor=owner)
+        account = session.exec(select(Account)).one()
+        run_id = collection.start_run(session, plan, account.id, "flow-run-1")
+        if how == "account removed":
+            admin.remove_account(session, "org-papeterie", "acme", actor=owner)
+        else:
+            admin.delete_channel(session, "org-papeterie", actor=owner)
+        session.commit()
+        collection.remember_session(session, account.id, {"cookies": [{"name": "sid"}], "origins": []}, None)
+        collection.keep_pending_login(session, account.id, collection.PendingLogin(
+            flow_run_id="flow-run-1", run_id=run_id, url="https://portal.example/double-authentification",
+            storage_state={"cookies": [], "origins": []}, kind="code", prompt="Code?", attempt=1, refused="",
+            key="second-factor-1-1-suspended", deadline=utcnow() + timedelta(hours=1)))
+        account = session.get(Account, account.id)
+        assert (account.session_ref, account.pending_login_ref, account.secret_ref) == (None, None, None)
+        assert session.exec(select(VaultEntry).where(VaultEntry.purpose != "canary")).all() == []
