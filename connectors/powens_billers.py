@@ -41,6 +41,7 @@ from connectors.powens import (
     webview_url,
 )
 from connectors.powens_webview import open_webview, steps
+from glaneur.bank import SUPPLIER_NOT_IN_POWENS
 from glaneur.contract import (
     Credentials,
     Engine,
@@ -142,7 +143,7 @@ class PowensBiller(PortalConnector):
         try:
             outcome = steps(self.page, self._landed, redirect_uri=self._powens.redirect_uri, bank_name=self.biller,
                             login=self._credentials.login, password=self._credentials.password,
-                            ask_code=_stop_for_code, code_attempts=code_attempts)
+                            ask_code=_stop_for_code, code_attempts=code_attempts, not_listed=SUPPLIER_NOT_IN_POWENS)
         except _CodeAsked as asked:
             return SecondFactorChallenge(SecondFactorKind.CODE, asked.prompt)
         self._connection_id = outcome.connection_id
@@ -260,7 +261,6 @@ def chosen_biller(name: str) -> str:
     if not found:
         raise UsageError(
             f"'{name.strip()}' does not appear in the POWENS list of suppliers ({', '.join(names) or 'empty'}). "
-            "Le fournisseur n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement est compatible "
-            "avec le service POWENS ou contactez le support technique."
+            f"{SUPPLIER_NOT_IN_POWENS}"
         )
     return found[0]

@@ -81,7 +81,7 @@ def drive(page, url: str, *, redirect_uri: str, bank_name: str, login: str, pass
 
 def steps(page, landed: list[str], *, redirect_uri: str, bank_name: str, login: str, password: str,
           ask_code: Callable[[str], str], holder_consents: bool = True, decoupled_timeout: float = 300.0,
-          code_attempts: int = 0) -> WebviewOutcome:
+          code_attempts: int = 0, not_listed: str = NOT_IN_POWENS) -> WebviewOutcome:
     """The webview's steps from the page it shows now until the redirect (``ask_code`` may raise to stop there)."""
     prefix = redirect_uri.split("?", 1)[0]
     for _ in range(20):  # steps: bank, consent, credentials, codes...
@@ -95,7 +95,7 @@ def steps(page, landed: list[str], *, redirect_uri: str, bank_name: str, login: 
                     buttons.nth(i).click()
                     break
             else:
-                raise NotCompatible(f"'{bank_name}' does not appear in the POWENS list. {NOT_IN_POWENS}")
+                raise NotCompatible(f"'{bank_name}' does not appear in the POWENS list. {not_listed}")
         elif page.locator("#consent-text").count():
             page.locator("#accept" if holder_consents else "#refuse").click()
         elif page.locator("#login").count():

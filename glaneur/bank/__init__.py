@@ -73,6 +73,10 @@ NOT_IN_POWENS = (
     "La banque n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement bancaire est compatible avec "
     "le service POWENS ou contactez le support technique."
 )
+SUPPLIER_NOT_IN_POWENS = (  # merchant-connector-setup.md's answer, for a supplier collected through POWENS
+    "Le fournisseur n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement est compatible avec le "
+    "service POWENS ou contactez le support technique."
+)
 # A connector POWENS lists but marks ``restricted``: "new connections cannot be added with this connector".
 RESTRICTED_IN_POWENS = (
     "La banque apparaît dans la liste POWENS, mais POWENS n'y accepte pas de nouvelle connexion pour ce client "

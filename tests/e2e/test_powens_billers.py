@@ -128,3 +128,32 @@ def test_a_supplier_chosen_in_powens_list_is_collected(biller, glaneur_home):
     [connection] = [c for c in biller.connections.values() if c.login == "bench-chosen"]
     assert connection.id_connector == 60  # the supplier chosen, Énergie Verte's connector at POWENS
     assert len([d for d in documents() if d.storage_key.startswith("acme/factures/acme-choisi/")]) == 4
+
+
+def test_a_chosen_supplier_that_left_powens_list_ends_not_compatible_with_the_help_pages_answer(biller, glaneur_home):
+    """The supplier was in POWENS's list when the channel was added; it is no longer offered when the run
+    connects: the run says so with merchant-connector-setup.md's answer, files nothing, and creates nothing
+    at Powens but the user it connects with."""
+    from flows.collect_channel import run_channel
+    from glaneur.models import Channel
+    from glaneur.statuses import Status
+    from tests.commands import ok
+
+    owner = "owner@acme.example"
+    ok("--as", owner, "channel", "add", "acme", "--label", "Fournisseur choisi", "--provider", "powens",
+       "--binder", "factures", "--recipient", owner, "--slug", "acme-choisi", "--biller", "Énergie Verte",
+       "--login", "bench-chosen", "--password-stdin", "--no-collect", input="1234\n")  # fmt: skip
+    biller.connectors = tuple(c for c in biller.connectors if c.name != "Énergie Verte")
+
+    summary = run_channel("acme-choisi")
+
+    assert summary["status"] == Status.NOT_COMPATIBLE, summary
+    message = " ".join(summary["message"].split())
+    assert "'Énergie Verte' does not appear in the POWENS list" in message
+    assert "Le fournisseur n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement est compatible" in message
+    assert "La banque" not in message
+    assert [c for c in biller.connections.values() if c.login == "bench-chosen"] == []
+    assert [d for d in documents() if d.storage_key.startswith("acme/factures/acme-choisi/")] == []
+    with session_scope() as session:
+        channel = session.exec(select(Channel).where(Channel.slug == "acme-choisi")).one()
+        assert channel.status == Status.NOT_COMPATIBLE and "Le fournisseur" in channel.status_message
