@@ -191,6 +191,7 @@ def connect_with_credentials(
             code = client.temporary_code()
             outcome = _drive_webview(client, settings, code, new.bank.name, login, secret, ask_code)
         except GlaneurError as error:
+            _delete_new_user(client)
             raise WebviewFailed(error) from None
         finally:
             del secret
@@ -291,6 +292,15 @@ def _read_line(from_stdin: bool, prompt: str) -> str:
     if not value:
         raise UsageError(f"{prompt.lower()} is empty.")
     return value
+
+
+def _delete_new_user(client) -> None:
+    """The Powens user a failed connection created is deleted again, with any connection it got (one in
+    ``wrongpass`` keeps the bank login at Powens): "nothing stored but the consent record" holds there too."""
+    try:
+        client.delete_user()
+    except GlaneurError as error:  # no user was created, or Powens is down: said, not raised
+        common.error_line(f"The POWENS user of this failed connection could not be deleted ({error}).")
 
 
 def _drive_webview(client, settings: bank.PowensSettings, code: str, bank_name: str, login: str, password: str,

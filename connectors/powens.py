@@ -527,6 +527,14 @@ class PowensClient(HttpApi):
         self._token = token
         return token, user
 
+    def delete_user(self) -> None:
+        """``DELETE /users/me``: the user and every connection it has; a user already gone counts as deleted."""
+        try:
+            self._request("DELETE", "/users/me")
+        except PowensApiError as error:
+            if error.http_status not in (401, 403, 404):
+                raise
+
     def temporary_code(self) -> str:
         """``GET /auth/token/code``: a single-use code for the webview."""
         body = self._request("GET", "/auth/token/code")

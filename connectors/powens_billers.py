@@ -26,6 +26,7 @@ The Powens token is never logged, put in an exception, a run parameter or a resu
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import ClassVar
 
@@ -52,6 +53,8 @@ from glaneur.contract import (
     SecondFactorKind,
 )
 from glaneur.errors import GlaneurError, WrongSecondFactor
+
+log = logging.getLogger(__name__)
 
 REMEMBERED = "glaneur-powens-connection"
 REMEMBERED_URL = "https://powens-connection.glaneur.invalid"  # never requested: the cookie is only kept
@@ -93,6 +96,7 @@ class PowensBiller(PortalConnector):
         self._credentials: Credentials | None = None
         self._documents: dict[str, BillerDocument] = {}
         self._to_reconnect: tuple[int, str] | None = None  # (connection id, token) of a remembered connection in error
+        self._new_user = False  # the Powens user was created by this login: deleted again if the login fails
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -123,12 +127,13 @@ class PowensBiller(PortalConnector):
         else:
             with self._client(with_secret=True) as client:
                 self._token, _ = self._call(client.init_user)
-                code = self._call(client.temporary_code)
+                self._new_user = True
+                code = self._discarding(lambda: self._call(client.temporary_code))
                 url = webview_url(self._powens.webview_url, "connect", domain=client.domain,
                                   client_id=client.client_id, redirect_uri=self._powens.redirect_uri, code=code,
                                   capabilities=["document"])
         self._credentials = credentials
-        self._landed = open_webview(self.page, url, redirect_uri=self._powens.redirect_uri)
+        self._landed = self._discarding(lambda: open_webview(self.page, url, redirect_uri=self._powens.redirect_uri))
         return self._continue()
 
     def answer_second_factor(self, challenge: SecondFactorChallenge, answer: str | None) -> SecondFactorChallenge | None:
@@ -141,20 +146,42 @@ class PowensBiller(PortalConnector):
 
     def _continue(self, code_attempts: int = 0) -> SecondFactorChallenge | None:
         try:
-            outcome = steps(self.page, self._landed, redirect_uri=self._powens.redirect_uri, bank_name=self.biller,
-                            login=self._credentials.login, password=self._credentials.password,
-                            ask_code=_stop_for_code, code_attempts=code_attempts, not_listed=SUPPLIER_NOT_IN_POWENS)
+            outcome = self._discarding(lambda: steps(
+                self.page, self._landed, redirect_uri=self._powens.redirect_uri, bank_name=self.biller,
+                login=self._credentials.login, password=self._credentials.password, ask_code=_stop_for_code,
+                code_attempts=code_attempts, not_listed=SUPPLIER_NOT_IN_POWENS))
         except _CodeAsked as asked:
             return SecondFactorChallenge(SecondFactorKind.CODE, asked.prompt)
         self._connection_id = outcome.connection_id
         self._to_reconnect = None
         try:
-            self._check_synced()
+            self._discarding(self._check_synced)
         except _InState as in_state:  # just connected, and the biller already refuses: its typed status
             raise in_state.error from None
+        self._new_user = False  # connected: the user is kept, and remembered below
         self.page.context.add_cookies([{"name": REMEMBERED, "value": f"{self._connection_id}.{self._token}",
                                         "url": REMEMBERED_URL, "httpOnly": True, "secure": True}])
         return None
+
+    def _discarding(self, step):
+        """``step()``; when it fails, a Powens user this login created is deleted again (with any connection it
+        got), so that each failed login (a supplier no longer listed, a refused password...) leaves nothing at
+        Powens: the next login creates a new one."""
+        try:
+            return step()
+        except _CodeAsked:
+            raise
+        except Exception:
+            if self._new_user:
+                self._new_user = False
+                try:
+                    with self._client() as client:
+                        client.delete_user()
+                except Exception as error:  # noqa: BLE001 - the login's own failure is what the run reports
+                    log.warning("%s: the Powens user of a failed login could not be deleted (%s)",
+                                self.provider.name, type(error).__name__)
+                self._token = None
+            raise
 
     def _check_synced(self) -> None:
         with self._client() as client:

@@ -102,6 +102,12 @@ def create_powens_app(world: PowensWorld) -> FastAPI:
         token, user = world.new_user()
         return {"auth_token": token, "type": "permanent", "id_user": user}
 
+    @api.delete("/users/me")
+    async def delete_user(user: int = Depends(current_user)):
+        """As documented: deletes the user, with its connections; answers the user."""
+        world.delete_user(user)
+        return {"id": user}
+
     @api.get("/auth/token/code")
     async def token_code(user: int = Depends(current_user)):
         return {"code": world.new_code(user), "type": "temporary", "access": "single", "expires_in": 1800}

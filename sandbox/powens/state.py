@@ -245,6 +245,16 @@ class PowensWorld:
             for token in [t for t, u in self.tokens.items() if u == user]:
                 del self.tokens[token]
 
+    def delete_user(self, user: int) -> None:
+        """``DELETE /users/me``: the user's connections (and their accounts) and tokens are gone."""
+        for connection_id in [c.id for c in self.connections.values() if c.id_user == user]:
+            self.delete_connection(connection_id)
+        self.revoke_user(user)
+
+    def users(self) -> set[int]:
+        """The users that still exist (have a token)."""
+        return set(self.tokens.values())
+
     def new_code(self, user: int) -> str:
         code = secrets.token_urlsafe(24)
         self.codes[code] = (user, datetime.now() + CODE_TTL)

@@ -160,7 +160,7 @@ def test_option1_referential_consent_webview_and_three_days(powens, glaneur_home
     assert wrong.exit_code == 1 and "wrong_credentials" in wrong.output
     with session() as s:
         assert not s.exec(select(BankConnection)).all() and not s.exec(select(Channel)).all()
-    assert not world.connections
+    assert not world.connections and not world.users()  # the Powens user it created was deleted again
 
     # Option 1: consent, the webview driven in Chromium (bank, consent screen, credentials, SMS code).
     done = connect("ok", "1234\n000000\n123456\n")

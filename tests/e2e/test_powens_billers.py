@@ -144,6 +144,7 @@ def test_a_chosen_supplier_that_left_powens_list_ends_not_compatible_with_the_he
        "--binder", "factures", "--recipient", owner, "--slug", "acme-choisi", "--biller", "Énergie Verte",
        "--login", "bench-chosen", "--password-stdin", "--no-collect", input="1234\n")  # fmt: skip
     biller.connectors = tuple(c for c in biller.connectors if c.name != "Énergie Verte")
+    users = biller.users()
 
     summary = run_channel("acme-choisi")
 
@@ -153,7 +154,27 @@ def test_a_chosen_supplier_that_left_powens_list_ends_not_compatible_with_the_he
     assert "Le fournisseur n'apparaît pas dans la liste POWENS ? Vérifiez que l'établissement est compatible" in message
     assert "La banque" not in message
     assert [c for c in biller.connections.values() if c.login == "bench-chosen"] == []
+    assert biller.users() == users  # the Powens user this login created was deleted again
     assert [d for d in documents() if d.storage_key.startswith("acme/factures/acme-choisi/")] == []
     with session_scope() as session:
         channel = session.exec(select(Channel).where(Channel.slug == "acme-choisi")).one()
         assert channel.status == Status.NOT_COMPATIBLE and "Le fournisseur" in channel.status_message
+
+
+def test_a_refused_login_through_powens_leaves_no_user_or_connection_at_powens(biller, glaneur_home):
+    """Powens keeps a connection in ``wrongpass`` and its user until they are deleted: a login the biller
+    refused deletes the user it created (and so its connection); the run says wrong_credentials."""
+    from flows.collect_channel import run_channel
+    from glaneur.statuses import Status
+
+    with session_scope() as session:
+        owner = admin.get_user(session, "acme", "owner@acme.example")
+        admin.update_credentials(session, SLUG, "ok", password="1234", actor=owner, new_login="wrongpass")
+    users = biller.users()
+
+    summary = run_channel(SLUG)
+
+    assert summary["status"] == Status.WRONG_CREDENTIALS, summary
+    assert biller.users() == users
+    assert [c for c in biller.connections.values() if c.login == "wrongpass"] == []
+    assert documents() == []
