@@ -148,6 +148,22 @@ def channel_account_add(
     _first_collection(channel, no_collect)
 
 
+def _release_remembered(channel: str, logins: list[str] | None, unchanged: str) -> None:
+    """What the accounts' remembered sessions hold at a remote side (a POWENS connection with the supplier's
+    login) is deleted there before Glaneur forgets them; when the remote side fails, nothing is changed."""
+    from connectors.catalog import release_remembered
+
+    try:
+        with common.session() as session:
+            unreadable = release_remembered(session, channel, logins)
+    except GlaneurError as error:
+        raise UsageError(f"POWENS did not delete the connection it keeps ({error.user_message}); {unchanged}: "
+                         "try again.") from None
+    for login in unreadable:
+        common.error_line(f"the remembered POWENS connection of {login} cannot be read (vault key): delete it in "
+                          "the POWENS console.")
+
+
 @channel_app.command("update-credentials")
 def channel_update_credentials(
     channel: str,
@@ -172,6 +188,7 @@ def channel_update_credentials(
             session, channel, login, actor=_channel_actor(session, channel), new_login=new_login
         )
     password, seed = common.read_secrets(password_stdin, with_totp)
+    _release_remembered(channel, [login], "the credentials were not updated")  # the session is dropped below
     with common.session() as session:
         actor = _channel_actor(session, channel)
         account = admin.update_credentials(
@@ -201,6 +218,7 @@ def channel_account_remove(
         yes, f"Remove account {login} from {channel}? Its credentials are purged; its documents and history stay.",
         "Nothing removed.",
     )
+    _release_remembered(channel, [login], "nothing was removed")
     with common.session() as session:
         _, purged = admin.remove_account(session, channel, login, actor=_channel_actor(session, channel))
         left = [a.login for a in admin.channel_accounts(session, admin.get_channel(session, channel))]
@@ -227,6 +245,7 @@ def channel_delete(
         yes, f"Delete {found.slug} ({found.label}) for good? It stops collecting and its credentials are purged.",
         "Nothing deleted.",
     )
+    _release_remembered(channel, None, "nothing was deleted")
     with common.session() as session:
         deletion = admin.delete_channel(session, channel, actor=_channel_actor(session, channel))
     common.say(

@@ -123,6 +123,15 @@ class PortalConnector:
     # permanent token, kept until deleted): it is then kept without the portal-session lifetime.
     session_expires: ClassVar[bool] = True
 
+    @classmethod
+    def release(cls, remembered: dict) -> bool:
+        """Undo, at the remote side, what a remembered session holds, before Glaneur forgets it for good (the
+        collector deleted, the account removed, its credentials replaced); True when something was undone.
+
+        A portal's cookies hold nothing to undo (the default). A POWENS connection holds the supplier's
+        login at Powens: its connector deletes it. Raises a GlaneurError when the remote side refused."""
+        return False
+
     def __init__(self, page: Page, base_url: str, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
         self.page = page

@@ -155,3 +155,30 @@ def search(text: str) -> list[Provider]:
 
 
 providers.install(sys.modules[__name__])  # the domain looks providers up here, without importing connectors
+
+
+def release_remembered(session, channel_slug: str, logins: list[str] | None = None) -> list[str]:
+    """Before Glaneur forgets the remembered sessions of ``channel_slug``'s accounts (``logins``, else all):
+    what each holds at the remote side is undone (:meth:`PortalConnector.release`: a POWENS connection and
+    its user). The logins whose session could not be read (the vault key lost), to say so; a remote refusal
+    raises, before anything is forgotten."""
+    from glaneur.admin import channel_accounts, get_channel
+    from glaneur.errors import ConfigurationError, SecretUnreadable
+    from glaneur.invoices.collection import remembered_session
+
+    channel = get_channel(session, channel_slug, deleted_ok=True)
+    connector = CONNECTORS.get(channel.provider)
+    if connector is None or connector.release.__func__ is PortalConnector.release.__func__:
+        return []  # its sessions hold nothing at a remote side
+    unreadable = []
+    for account in channel_accounts(session, channel):
+        if logins is not None and account.login not in logins or account.session_ref is None:
+            continue
+        try:
+            remembered = remembered_session(session, account.id)
+        except (SecretUnreadable, ConfigurationError):  # the vault key lost: purging still works without it
+            unreadable.append(account.login)
+            continue
+        if remembered is not None:
+            connector.release(remembered)
+    return unreadable

@@ -163,6 +163,20 @@ class PowensBiller(PortalConnector):
                                         "url": REMEMBERED_URL, "httpOnly": True, "secure": True}])
         return None
 
+    @classmethod
+    def release(cls, remembered: dict) -> bool:
+        """The remembered POWENS connection's user is deleted at Powens, and with it the connection holding
+        the supplier's login; a user already gone counts as deleted."""
+        from glaneur.bank import powens_settings
+
+        kept = next((c.get("value", "") for c in remembered.get("cookies", []) if c.get("name") == REMEMBERED), "")
+        if "." not in kept:
+            return False
+        api_url, client_id, _ = powens_settings().require()
+        with PowensClient(api_url, client_id=client_id, token=kept.split(".", 1)[1]) as client:
+            client.delete_user()
+        return True
+
     def _discarding(self, step):
         """``step()``; when it fails, a Powens user this login created is deleted again (with any connection it
         got), so that each failed login (a supplier no longer listed, a refused password...) leaves nothing at

@@ -24,10 +24,10 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed, State
 from pydantic import Field, SecretStr, WithJsonSchema
 
-from connectors.catalog import get_provider, portal_url
+from connectors.catalog import get_provider, portal_url, release_remembered
 from glaneur import admin
 from glaneur.db import require_current_schema, session_scope
-from glaneur.errors import UsageError
+from glaneur.errors import GlaneurError, UsageError
 from glaneur.invoices import collection
 from glaneur.invoices import invitations as invites
 from glaneur.models import Channel, Invitation, InvitationState, User
@@ -249,6 +249,19 @@ def _expire(flow_run_id: str) -> State:
     return Completed(message=message + (" The channel's owner was told." if told else ""))
 
 
+def _release_remembered(session, channel: str, login: str) -> None:
+    """The account's remembered POWENS connection, dropped with its old credentials, is deleted at Powens too; a
+    failure there never loses the holder's answer: it is logged, for data ops to delete it in POWENS's console."""
+    try:
+        unreadable = release_remembered(session, channel, [login])
+    except GlaneurError as error:
+        get_run_logger().warning("POWENS did not delete the connection it keeps for %s (%s)", login, error.user_message)
+        unreadable = [login]
+    if unreadable:
+        get_run_logger().warning("The remembered POWENS connection of %s was not deleted at POWENS: delete it in "
+                                 "POWENS's console", login)
+
+
 def _store(session, channel: str, answer: AccountCredentials, seed: str | None, actor: User) -> None:
     """Into the vault: a new account, or new credentials for the same login."""
     password = answer.password.get_secret_value()
@@ -256,6 +269,7 @@ def _store(session, channel: str, answer: AccountCredentials, seed: str | None, 
     found = admin.get_channel(session, channel)
     known = admin.account_answered(session, found, login)
     if known is not None:  # "Compta@x.fr" for "compta@x.fr": the same account, its login as the holder typed it
+        _release_remembered(session, channel, known)
         admin.update_credentials(session, found, known, password=password, totp_seed=seed, new_login=login, actor=actor)
     else:
         admin.add_account(session, found, login=login, password=password, totp_seed=seed, actor=actor)

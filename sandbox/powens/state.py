@@ -30,6 +30,7 @@ import hashlib
 import secrets
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -505,11 +506,20 @@ def biller_pdf(biller: str, number: str, issued: date, amount: str, subscriber: 
 BILLER_MONTHS = 3  # documents of the three months before the clock's, and the clock's own from its 5th
 
 
+def biller_customer(login: str) -> int:
+    """The biller's customer number of a login: five digits, stable."""
+    return 10_000 + zlib.crc32(login.encode()) % 90_000
+
+
 def biller_documents(world: PowensWorld, connection: Connection) -> tuple[dict, list[dict]]:
-    """A biller connection's one subscription and its monthly documents, as of the clock's day."""
+    """A biller connection's one subscription and its monthly documents, as of the clock's day.
+
+    Ids are the connection's (Powens numbers what it syncs); the customer, the invoice numbers, amounts and
+    PDFs are the biller's, the same whichever connection reads them (a login connected again)."""
     connector = world.connector(connection.id_connector)
+    customer = biller_customer(connection.login)
     subscription = {"id": connection.id * 10 + 1, "id_connection": connection.id, "id_user": connection.id_user,
-                    "label": "Contrat électricité", "subscriber": f"CLIENT-{connection.id}", "number": None,
+                    "label": "Contrat électricité", "subscriber": f"CLIENT-{customer}", "number": None,
                     "validity": None, "renewdate": None, "currency": {"id": "EUR"}}
     documents = []
     year, month = world.today.year, world.today.month
@@ -519,11 +529,11 @@ def biller_documents(world: PowensWorld, connection: Connection) -> tuple[dict, 
         if issued > world.today:
             continue
         document_id = subscription["id"] * 10_000 + y % 100 * 100 + m
-        amount = f"{60 + (document_id % 9000) / 100:.2f}"
+        amount = f"{60 + (customer * 100 + y % 100 * 12 + m) % 9000 / 100:.2f}"
         documents.append({
             "id": document_id, "id_subscription": subscription["id"], "id_type": 1, "type": "bill",
             "name": f"Facture {connector.name} {m:02d}/{y}", "date": issued.isoformat(),
-            "duedate": (issued + timedelta(days=15)).isoformat(), "number": f"EV-{connection.id}-{y}{m:02d}",
+            "duedate": (issued + timedelta(days=15)).isoformat(), "number": f"EV-{customer}-{y}{m:02d}",
             "total_amount": float(amount), "untaxed_amount": None, "vat": None, "currency": {"id": "EUR"},
             "income": False, "url": f"/2.0/users/me/documents/{document_id}/file", "readonly": True,
             "_biller": connector.name, "_subscriber": subscription["subscriber"], "_amount": amount,

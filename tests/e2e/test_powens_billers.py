@@ -11,6 +11,7 @@ not expire, and when the biller asks for its code again the same connection is r
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import pytest
@@ -57,6 +58,8 @@ def documents() -> list[Document]:
 
 
 def test_a_billers_pdfs_are_filed_once_through_powens(biller, glaneur_home):
+    from sandbox.powens.state import biller_customer
+
     world = biller
     first = Background(SLUG)
     paused = paused_run(SLUG)  # the biller's SMS code, asked of the approver like a portal's
@@ -67,7 +70,7 @@ def test_a_billers_pdfs_are_filed_once_through_powens(biller, glaneur_home):
     assert connection.id_connector == 60 and connection.state is None  # Énergie Verte, a biller
     filed = documents()
     assert summary["new"] == len(filed) == 4  # August to November, on the 5th
-    assert {d.provider_reference for d in filed} == {f"EV-{connection.id}-2026{m:02d}" for m in (8, 9, 10, 11)}
+    assert {d.provider_reference for d in filed} == {f"EV-{biller_customer('ok')}-2026{m:02d}" for m in (8, 9, 10, 11)}
     pdfs = [p for p in (glaneur_home / "documents").rglob("*.pdf")]
     assert len(pdfs) == 4 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
     assert all(str(p.relative_to(glaneur_home / "documents")).startswith(f"acme/factures/{SLUG}/") for p in pdfs)
@@ -178,3 +181,49 @@ def test_a_refused_login_through_powens_leaves_no_user_or_connection_at_powens(b
     assert biller.users() == users
     assert [c for c in biller.connections.values() if c.login == "wrongpass"] == []
     assert documents() == []
+
+
+def test_a_collector_leaving_glaneur_deletes_its_connection_at_powens(biller, glaneur_home, monkeypatch):
+    """The remembered POWENS connection holds the supplier's login at Powens. When Glaneur forgets it (new
+    credentials, the collector deleted), the connection and its user are deleted at Powens first; when
+    Powens cannot be reached, nothing is changed and the command says to try again."""
+    from flows.collect_channel import run_channel
+    from glaneur.models import Channel
+    from glaneur.settings import reset_settings
+    from tests.commands import glaneur, ok
+
+    owner = "owner@acme.example"
+    ok("--as", owner, "channel", "add", "acme", "--label", "Fournisseur choisi", "--provider", "powens",
+       "--binder", "factures", "--recipient", owner, "--slug", "acme-choisi", "--biller", "Énergie Verte",
+       "--login", "bench-chosen", "--password-stdin", "--no-collect", input="1234\n")  # fmt: skip
+    assert run_channel("acme-choisi")["new"] == 4
+    [first] = [c for c in biller.connections.values() if c.login == "bench-chosen"]
+
+    ok("--as", owner, "channel", "update-credentials", "acme-choisi", "--login", "bench-chosen", "--password-stdin",
+       "--no-collect", input="1234\n")  # fmt: skip
+    assert first.id not in biller.connections and first.id_user not in biller.users()
+    again = run_channel("acme-choisi")  # a new connection with the new credentials; nothing filed twice
+    assert again["status"] == "ok" and again["new"] == 0, again
+    [second] = [c for c in biller.connections.values() if c.login == "bench-chosen"]
+
+    def secrets() -> int:
+        with session_scope() as session:
+            return len(session.exec(select(VaultEntry).where(VaultEntry.purpose != "canary")).all())
+
+    kept = secrets()
+    api_url = os.environ["GLANEUR_POWENS_API_URL"]
+    monkeypatch.setenv("GLANEUR_POWENS_API_URL", "http://127.0.0.1:9")  # Powens unreachable
+    reset_settings()
+    down = glaneur("--as", owner, "channel", "delete", "acme-choisi", "--yes")
+    said = " ".join(down.stderr.split())
+    assert down.exit_code == 2 and "POWENS did not delete the connection it keeps" in said, down.output
+    assert "nothing was deleted: try again" in said
+    with session_scope() as session:
+        assert session.exec(select(Channel).where(Channel.slug == "acme-choisi")).one().active
+    assert secrets() == kept and second.id in biller.connections
+
+    monkeypatch.setenv("GLANEUR_POWENS_API_URL", api_url)
+    reset_settings()
+    ok("--as", owner, "channel", "delete", "acme-choisi", "--yes")
+    assert second.id not in biller.connections and second.id_user not in biller.users()
+    assert len([d for d in documents() if d.storage_key.startswith("acme/factures/acme-choisi/")]) == 4  # kept
