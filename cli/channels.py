@@ -307,11 +307,13 @@ def channel_invite(
 @channel_app.command("resend-invitation")
 def channel_resend_invitation(channel: str) -> None:
     """Send the pending invitation's mail and notification again (same link, same expiry)."""
+    from connectors.catalog import get_provider, portal_url
     from glaneur import admin
     from glaneur.invoices import invitations
     from glaneur.models import Invitation
     from glaneur.notify import notify_user
-    from tasks.human import flow_run_link
+    from glaneur.settings import get_settings
+    from glaneur.signing import credentials_link
 
     with common.session() as session:
         found = admin.get_channel(session, channel)
@@ -326,22 +328,11 @@ def channel_resend_invitation(channel: str) -> None:
             session.commit()
             raise UsageError("the invitation has expired: send a new one with 'glaneur channel invite'.")
         _check_invitation_run_waits(invitation.flow_run_id)
-        link = flow_run_link(invitation.flow_run_id)
-        if link is None:
-            raise UsageError(
-                "no link to the invitation's run can be built: set GLANEUR_PREFECT_UI_URL (or PREFECT_UI_URL) to "
-                "the Prefect UI address the account holder can open."
-            )
-        delivery = notify_user(
-            session,
-            invitation.invitee_user_id,
-            kind="invitation",
-            subject=f"[Glaneur] Reminder: credentials requested for {found.label}",
-            body=f"You are asked to enter the credentials of the supplier account collected by '{found.label}'. "
-            f"Open the link, choose Resume and fill in the form. The request expires on "
-            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
-            link=link,
-        )
+        subject, body = invitations.invitation_mail(invitation, found, get_provider(found.provider).name,
+                                                    portal_url(found.provider, found.portal_url), reminder=True)
+        link = credentials_link(get_settings(), invitation.id, invitation.expires_at)
+        delivery = notify_user(session, invitation.invitee_user_id, kind="invitation", subject=subject, body=body,
+                               link=link)
         invitations.record_sent(session, invitation, delivered=delivery.delivered, error=delivery.error)
         session.commit()
     if delivery.delivered:

@@ -33,7 +33,7 @@ from glaneur.invoices import invitations as invites
 from glaneur.models import Channel, Invitation, InvitationState, User
 from glaneur.settings import get_settings
 from tasks.history import md_escape
-from tasks.human import delete_inputs, delete_run_inputs, flow_run_link
+from tasks.human import delete_inputs, delete_run_inputs
 
 EXPIRY_GRACE_SECONDS = 10  # the expiry run starts after Prefect has failed the suspended run (it checks every 5 s)
 # Prefect's UI masks a string field whose schema says ``format: password`` (an <input type=password>).
@@ -106,7 +106,7 @@ def _invite(channel: str, invitee: str, flow_run_id: str) -> State:
         if first:
             _send(session, invitation, found)
         invitation_id, timeout, refusal = invitation.id, invites.seconds_left(invitation), invitation.refusal
-        key = f"invitation-{invitation_id}" + (f"-{invitation.refused_answers + 1}" if invitation.refused_answers else "")
+        key = invites.form_key(invitation)
         description = _form_description(found, refusal)
     if first:
         _schedule_expiry(channel, invitee, flow_run_id, timeout)
@@ -115,8 +115,9 @@ def _invite(channel: str, invitee: str, flow_run_id: str) -> State:
     )
     delete_inputs(f"suspended-{key}", flow_run_id)  # read once: Prefect's copy goes at once
     try:
-        seed = _checked(answer)
-        _check_room(channel, answer.login.strip())
+        with session_scope() as session:
+            seed = admin.check_answer(session, channel, answer.login,
+                                      answer.totp_seed.get_secret_value() if answer.totp_seed else "")
     except UsageError as error:  # the form cannot say it: ask again, saying why
         with session_scope() as session:
             invitation = session.get(Invitation, invitation_id)
@@ -139,20 +140,6 @@ def _invite(channel: str, invitee: str, flow_run_id: str) -> State:
     line = start_first_collection(channel)
     logger.info("%s", line)
     return Completed(message=f"Credentials stored. {line}")
-
-
-def _checked(answer: AccountCredentials) -> str | None:
-    """The normalised TOTP seed (None without one); UsageError, with the reason, for what the vault would refuse."""
-    if not answer.login.strip():
-        raise UsageError("the login is empty: type the login of the supplier's customer area.")
-    raw = answer.totp_seed.get_secret_value().strip() if answer.totp_seed else ""
-    return admin.normalize_totp_seed(raw) if raw else None
-
-
-def _check_room(channel: str, login: str) -> None:
-    """A new login needs a free account on the collector; a login already there gets its new password."""
-    with session_scope() as session:
-        admin.account_answered(session, channel, login)
 
 
 def _ended(session, invitation: Invitation) -> State:
@@ -188,22 +175,15 @@ def _code(text: str) -> str:
 
 def _send(session, invitation: Invitation, channel: Channel) -> None:
     from glaneur.notify import notify_user
+    from glaneur.signing import credentials_link
 
-    provider = get_provider(channel.provider)
-    delivery = notify_user(
-        session,
-        invitation.invitee_user_id,
-        kind="invitation",
-        subject=f"[Glaneur] Credentials requested for {channel.label} ({provider.name})",
-        body=(
-            f"You are asked to enter the credentials of your customer area at {provider.name} "
-            f"({portal_url(channel.provider, channel.portal_url)}), collected by '{channel.label}'.\n"
-            f"Open the link, choose Resume, and fill in the form. The request expires on "
-            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC."
-        ),
-        link=flow_run_link(invitation.flow_run_id),
-    )
+    subject, body = invites.invitation_mail(invitation, channel, get_provider(channel.provider).name,
+                                            portal_url(channel.provider, channel.portal_url))
+    delivery = notify_user(session, invitation.invitee_user_id, kind="invitation", subject=subject, body=body,
+                           link=credentials_link(get_settings(), invitation.id, invitation.expires_at))
     invites.record_sent(session, invitation, delivered=delivery.delivered, error=delivery.error)
+    get_run_logger().info("Invitation mailed to %s (%s); data ops may also answer it on this run's page",
+                          invitation.email, "delivered" if delivery.delivered else f"not delivered: {delivery.error}")
 
 
 def _schedule_expiry(channel: str, invitee: str, flow_run_id: str, timeout: int) -> None:

@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     smtp_ssl: bool = False
     prefect_ui_url: str | None = Field(default=None, description="Prefect UI base URL for links in mails.")
     evidence_url: str = Field(default="http://127.0.0.1:8707",
-                              description="Base URL of `glaneur serve`, which opens local evidence links.")
+                              description="Base URL of `glaneur serve`, which opens local evidence links and the "
+                              "account holders' credentials forms.")
     evidence_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600,
                                            description="How long evidence links (S3 presigned or signed) open.")
     acting_user: str | None = Field(default=None, description="E-mail of the user CLI commands act as (--as).")

@@ -35,13 +35,9 @@ def is_evidence_key(key: str) -> bool:
 
 def _signing_keys(settings: Settings) -> list[bytes]:
     """Keys derived from the vault key(s): the first signs, any verifies (a key rotation keeps links open)."""
-    from glaneur.vault import load_key
+    from glaneur.signing import vault_derived_keys
 
-    return [
-        hmac.new(key.strip().encode(), b"glaneur evidence links", hashlib.sha256).digest()
-        for key in load_key(settings).split(",")
-        if key.strip()
-    ]
+    return vault_derived_keys(settings, b"glaneur evidence links")
 
 
 def _signature(key: bytes, storage_key: str, expires: int) -> str:

@@ -1,4 +1,4 @@
-"""``glaneur serve``: the small callback service POWENS talks to (FastAPI, run by uvicorn).
+"""``glaneur serve``: the small HTTP service POWENS and account holders talk to (FastAPI, run by uvicorn).
 
 An HTTP service, outside the domain: it starts Prefect runs and calls POWENS; the links it checks
 are signed by :mod:`glaneur.signing`.
@@ -10,6 +10,10 @@ are signed by :mod:`glaneur.signing`.
 * ``GET /powens/callback``: where the webview sends the holder back (``connection_id``, ``state``,
   or ``error`` and ``error_description``). ``state`` is signed here, so a forged callback changes
   nothing. A success starts the channel's collection; a refusal or an abandon is recorded as such.
+* ``GET``/``POST /credentials/{invitation}?exp=&sig=``: the supplier account holder's form for an invitation
+  (``channel invite``), signed with a key derived from the vault key: the answer is checked, then handed to
+  the suspended ``request-credentials`` run (``resume_flow_run``), which stores it in the vault and deletes
+  Prefect's copy. The holder never needs the Prefect UI.
 * ``GET /evidence/{key}?exp=&sig=``: a changed portal's screenshot or trace on local storage, for the
   links of the Prefect artifacts (``tasks.evidence``): signed with a key derived from the vault key,
   expiring (``GLANEUR_EVIDENCE_LINK_TTL_SECONDS``), evidence keys only.
@@ -37,6 +41,7 @@ import html
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
@@ -294,7 +299,126 @@ def create_callback_app(settings: bank.PowensSettings | None = None,
         event = request.headers.get("bi-event") or (event_path.replace("-", "_").upper() if event_path else None)
         return await run_in_threadpool(_handle_webhook, body, event, date, start)
 
+    # -- a supplier account holder's credentials (channel invite), without the Prefect UI --
+
+    def _credentials_invitation(invitation_id: int, exp: int, sig: str):
+        """The invitation behind a valid credentials link while it waits for an answer, else the page saying why."""
+        from glaneur.invoices import invitations as invites
+        from glaneur.models import Invitation, InvitationState
+        from glaneur.settings import get_settings
+        from glaneur.signing import check_credentials_link
+
+        if not check_credentials_link(get_settings(), invitation_id, exp, sig):
+            return None, _page("Lien invalide", "Ce lien n'est pas valide : demandez-en un nouveau.", 403)
+        with session_scope() as session:
+            invitation = session.get(Invitation, invitation_id)
+            channel = session.get(Channel, invitation.channel_id) if invitation else None
+            if invitation is None or not invites.is_open(invitation) or not channel.active:
+                if invitation is not None and invitation.state == InvitationState.ANSWERED:
+                    return None, _page("Demande terminée", "Vos identifiants ont déjà été enregistrés : la collecte "
+                                       "est active. Rien d'autre à faire.", 410)
+                return None, _page("Lien expiré", "Cette demande a expiré ou a été annulée : demandez-en une "
+                                   "nouvelle à la personne qui vous l'a envoyée.", 410)
+            return CredentialsRequest(invitation.id, invitation.email, channel.slug, channel.label, channel.provider,
+                                      channel.portal_url, invitation.refusal, invitation.flow_run_id or "",
+                                      invites.form_key(invitation)), None
+
+    @app.get("/credentials/{invitation_id}")
+    def credentials_page(invitation_id: int, exp: int = 0, sig: str = ""):
+        """The form the invitation's link opens: the login and password of the supplier's customer area."""
+        found, page = _credentials_invitation(invitation_id, exp, sig)
+        return page or _credentials_form(found, exp, sig, found.refusal)
+
+    @app.post("/credentials/{invitation_id}")
+    async def credentials_answer(invitation_id: int, request: Request):
+        form = await request.form()
+        exp = str(form.get("exp", ""))
+        fields = {name: str(form.get(name, "")) for name in ("login", "password", "totp_seed")}
+        return await run_in_threadpool(_answer_credentials, invitation_id, int(exp) if exp.isdigit() else 0,
+                                       str(form.get("sig", "")), **fields)
+
+    def _answer_credentials(invitation_id: int, exp: int, sig: str, *, login: str, password: str, totp_seed: str):
+        """Checked here first (the form says why, nothing stored), then handed to the waiting run, which stores it
+        in the vault and deletes Prefect's copy at once, as for an answer typed in the Prefect UI."""
+        from prefect.exceptions import FlowPauseTimeout
+        from prefect.flow_runs import NotPausedError, resume_flow_run
+
+        from glaneur import admin
+        from glaneur.errors import UsageError
+        from tasks.human import delete_input
+
+        found, page = _credentials_invitation(invitation_id, exp, sig)
+        if page:
+            return page
+        try:
+            if not password:
+                raise UsageError("the password is empty: type the password of the supplier's customer area.")
+            with session_scope() as session:
+                admin.check_answer(session, found.channel, login, totp_seed)
+        except UsageError as error:
+            return _credentials_form(found, exp, sig, str(error), login=login, status=400)
+        answer = {"login": login.strip(), "password": password, **({"totp_seed": totp_seed} if totp_seed.strip() else {})}
+        try:
+            resume_flow_run(found.flow_run_id, run_input=answer)
+        except NotPausedError:  # refused before anything was sent
+            return _page("Demande en cours", "Une réponse est déjà en cours de traitement : rouvrez ce lien dans une "
+                         "minute pour voir où elle en est.", 409)
+        except Exception as error:  # noqa: BLE001 - the holder tries again; what Prefect may have kept goes
+            import logging
+
+            logging.getLogger("glaneur.serve").warning("Could not hand the credentials to run %s: %s",
+                                                       found.flow_run_id, type(error).__name__)
+            if isinstance(error, (FlowPauseTimeout, RuntimeError)):  # the server refused to resume after storing
+                delete_input(f"suspended-{found.form_key}-response", found.flow_run_id)
+            return _page("Service indisponible", "Vos identifiants n'ont pas pu être transmis et n'ont été enregistrés "
+                         "nulle part : réessayez dans quelques minutes avec le même lien.", 503)
+        finally:
+            del password, answer
+        return _page("Identifiants transmis", "Merci : vos identifiants sont chiffrés dans le coffre de Glaneur et la "
+                     "première collecte démarre. Si la réponse ne pouvait pas être enregistrée, ce même lien vous dira "
+                     "pourquoi.")
+
     return app
+
+
+@dataclass(frozen=True)
+class CredentialsRequest:
+    invitation_id: int
+    email: str
+    channel: str
+    label: str
+    provider: str
+    portal_url: str | None
+    refusal: str
+    flow_run_id: str
+    form_key: str
+
+
+def _credentials_form(found: CredentialsRequest, exp: int, sig: str, error: str = "", *, login: str = "",
+                      status: int = 200) -> HTMLResponse:
+    from connectors.catalog import get_provider, portal_url
+
+    provider = get_provider(found.provider)
+    notice = (f'<p id=error role=alert>Votre réponse n\'a pas été enregistrée : {html.escape(error)}</p>'
+              if error else "")
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        "<title>Vos identifiants</title><h1>Vos identifiants</h1>"
+        f"<p>Demande adressée à {html.escape(found.email)} pour le collecteur « {html.escape(found.label)} » : "
+        f"votre espace client chez <b>{html.escape(provider.name)}</b> "
+        f"(<code>{html.escape(portal_url(found.provider, found.portal_url))}</code>).</p>"
+        "<p>Saisissez l'identifiant et le mot de passe de cet espace client. Ils sont chiffrés dans le coffre de "
+        "Glaneur dès réception ; personne ne les voit.</p>" + notice +
+        f'<form method=post action="/credentials/{found.invitation_id}" autocomplete=off>'
+        f'<input type=hidden name=exp value="{exp}"><input type=hidden name=sig value="{html.escape(sig)}">'
+        f'<p><label>Identifiant ou e-mail <input name=login id=login required maxlength=200 '
+        f'value="{html.escape(login)}"></label></p>'
+        "<p><label>Mot de passe <input type=password name=password id=password required></label></p>"
+        "<p><label>Secret de l'application d'authentification (TOTP), facultatif "
+        "<input type=password name=totp_seed id=totp_seed></label></p>"
+        "<p><button id=submit>Valider</button></p></form>",
+        status_code=status,
+    )
 
 
 def _handle_webhook(body: bytes, event: str | None, date: str, start: Callable[[str, str], str | None]):

@@ -256,6 +256,17 @@ def account_answered(session: Session, channel: Channel | str, login: str) -> st
     return known
 
 
+def check_answer(session: Session, channel: Channel | str, login: str, totp_seed: str = "") -> str | None:
+    """Credentials an account holder typed, checked before anything is stored (the form says why otherwise):
+    a login, room for it on the collector (:func:`account_answered`), a valid TOTP seed. The normalised seed,
+    None without one."""
+    if not login.strip():
+        raise UsageError("the login is empty: type the login of the supplier's customer area.")
+    seed = normalize_totp_seed(totp_seed.strip()) if totp_seed.strip() else None
+    account_answered(session, channel, login.strip())
+    return seed
+
+
 def check_credentials_update(
     session: Session, channel: Channel | str, login: str, *, actor: User, new_login: str | None = None
 ) -> Account:

@@ -87,6 +87,11 @@ def mark(session: Session, invitation: Invitation, state: InvitationState) -> No
 WAITING = (InvitationState.PENDING, InvitationState.UNDELIVERABLE)  # states of an invitation still open
 
 
+def form_key(invitation: Invitation) -> str:
+    """The key of the form the invitation's run waits on: a new one after each refused answer."""
+    return f"invitation-{invitation.id}" + (f"-{invitation.refused_answers + 1}" if invitation.refused_answers else "")
+
+
 def for_run(session: Session, flow_run_id: str) -> Invitation | None:
     """The invitation a flow run waits for, whatever became of its channel since."""
     return session.exec(select(Invitation).where(Invitation.flow_run_id == flow_run_id)).first()
@@ -157,3 +162,17 @@ def pending_for(session: Session, channel_id: int) -> list[Invitation]:
             .order_by(col(Invitation.created_at).desc())
         ).all()
     )
+
+
+def invitation_mail(invitation: Invitation, channel: Channel, provider_name: str, portal: str, *,
+                    reminder: bool = False) -> tuple[str, str]:
+    """The invitation mail's subject and body; its link is the holder's own form (``signing.credentials_link``),
+    never the Prefect UI (which only data ops and approvers open)."""
+    subject = f"[Glaneur] {'Reminder: c' if reminder else 'C'}redentials requested for {channel.label} ({provider_name})"
+    body = (
+        f"You are asked to enter the credentials of your customer area at {provider_name} ({portal}), "
+        f"collected by '{channel.label}'.\n"
+        f"Open the link and fill in the form: your login and password there, which are encrypted at once and seen "
+        f"by nobody. The request expires on {_aware(invitation.expires_at):%Y-%m-%d %H:%M} UTC."
+    )
+    return subject, body

@@ -98,16 +98,33 @@ def _wait(flow_run_id, done, timeout=240):
     raise AssertionError(f"flow run {flow_run_id} still {run.state.name} after {timeout} s")
 
 
-def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, portals):
+@contextmanager
+def glaneur_serve(monkeypatch):
+    """``glaneur serve`` (the callback app, on uvicorn) where the holder's credentials link points."""
+    from glaneur.settings import reset_settings
+    from tests.e2e.test_prefect_ui_browser import _free_port, evidence_service
+
+    with evidence_service(_free_port()) as base:
+        monkeypatch.setenv("GLANEUR_EVIDENCE_URL", base)
+        reset_settings()
+        yield base
+
+
+def test_an_invitation_is_answered_in_the_holders_own_form_and_the_first_collection_runs(
+    glaneur_home, portals, monkeypatch
+):
+    """The holder never opens the Prefect UI: the mail's link opens Glaneur's own form (``glaneur serve``), signed
+    for this invitation; what it refuses is said there and never reaches Prefect; what it accepts resumes the
+    suspended run, which stores it in the vault, deletes Prefect's copy and runs the first collection."""
     from prefect.deployments import run_deployment
-    from prefect.flow_runs import resume_flow_run
-    from prefect.input.actions import read_flow_run_input
+
+    from tests.e2e.test_prefect_ui_browser import browser_page
 
     factories.collection_channel("org-papeterie", holders=["holder@org.example"])
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
     _without_collect_deployment()
 
-    with worker(glaneur_home):
+    with glaneur_serve(monkeypatch) as base, worker(glaneur_home, GLANEUR_EVIDENCE_URL=base):
         run = run_deployment("request-credentials/request-credentials",
                              parameters={"channel": "org-papeterie", "invitee": "holder@org.example"}, timeout=0)
         suspended = _wait(run.id, lambda state: state.is_paused())
@@ -120,23 +137,44 @@ def test_an_invitation_is_answered_and_the_first_collection_runs(glaneur_home, p
         mails = list((glaneur_home / "outbox").glob("*.eml"))
         assert len(mails) == 1
         message = email.message_from_bytes(mails[0].read_bytes())
+        text = message.get_payload(decode=True).decode()
         assert message["To"] == "holder@org.example"
-        assert f"/runs/flow-run/{run.id}" in message.get_payload(decode=True).decode()
-        assert bell.link and bell.link.endswith(f"/runs/flow-run/{run.id}")
+        link = next(word for word in text.split() if word.startswith(f"{base}/credentials/{invitation.id}?"))
+        assert "/runs/flow-run/" not in text and bell.link == link  # no Prefect UI for the holder
 
-        resume_flow_run(run.id, run_input={"login": "acme", "password": PASSWORD})
-        finished = _wait(run.id, lambda state: state.is_final())
+        with browser_page() as page:
+            forged = page.goto(link.replace("sig=", "sig=0"))
+            assert forged.status == 403 and "Lien invalide" in page.content()
+            page.goto(link)
+            assert "Papeterie Dupont" in page.inner_text("body") and portals.urls["papeterie-dupont"] in page.content()
+            assert page.locator("input[type=password]").count() == 2  # password and TOTP seed, masked
+            # A seed that is not one: said on the form, nothing stored, nothing handed to Prefect.
+            page.fill("#login", "acme")
+            page.fill("#password", PASSWORD)
+            page.fill("#totp_seed", "not a seed!")
+            page.click("#submit")
+            assert "n'a pas été enregistrée" in page.inner_text("#error") and "TOTP" in page.inner_text("#error")
+            assert page.input_value("#login") == "acme" and page.input_value("#password") == ""
+            assert _flow_run(run.id).state.is_paused()
+            assert not [key for key in run_inputs(run.id) if key.endswith("-response")]
+            # The right answer.
+            page.fill("#password", PASSWORD)
+            page.click("#submit")
+            assert "Identifiants transmis" in page.inner_text("h1")
+            finished = _wait(run.id, lambda state: state.is_final())
+            page.goto(link)  # the link is spent
+            assert "Demande terminée" in page.inner_text("h1")
 
     assert finished.state.is_completed(), finished.state.message
     assert finished.parameters == {"channel": "org-papeterie", "invitee": "holder@org.example"}
     with session_scope() as session:
         account = session.exec(select(Account)).one()
         assert account.login == "acme" and account.status == "ok", finished.state.message
+        assert account.totp_ref is None
         vault_rows = session.exec(select(VaultEntry)).all()
         assert all(PASSWORD.encode() not in row.ciphertext for row in vault_rows)
         assert session.exec(select(Invitation)).one().state == InvitationState.ANSWERED
         assert len(session.exec(select(Document)).all()) == 23
-    assert read_flow_run_input(f"suspended-invitation-{invitation.id}-response", flow_run_id=run.id) is None
     assert run_inputs(run.id) == {}  # every key, read from Prefect's API and its database
 
 
@@ -258,8 +296,9 @@ def test_a_vault_error_leaves_no_answer_in_prefect(glaneur_home, portals):
 
     _org_with_channels("org-vault")
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
-    with worker(glaneur_home, GLANEUR_VAULT_KEY="not-a-fernet-key"):
+    with worker(glaneur_home):  # the invitation goes out (its link is signed with a key the vault key derives)
         run = _invite("org-vault")
+    with worker(glaneur_home, GLANEUR_VAULT_KEY="not-a-fernet-key"):  # the vault fails when the answer comes
         resume_flow_run(run.id, run_input={"login": "acme", "password": "vault-pass-3"})
         finished = _wait(run.id, lambda state: state.is_final())
     assert finished.state.is_failed()
@@ -310,9 +349,7 @@ def test_an_expired_invitation_is_marked_and_the_owner_told(glaneur_home, portal
     assert len([m for m in (glaneur_home / "outbox").glob("*.eml")]) == len(mails)  # told once
 
 
-def test_resend_invitation_includes_the_link_from_prefect_ui_url(glaneur_home, portals, monkeypatch):
-    from prefect.settings import PREFECT_UI_URL
-
+def test_resend_invitation_sends_the_holders_own_link_again(glaneur_home, portals, monkeypatch):
     _org_with_channels("org-resend")
     _deploy("flows/request_credentials.py:request_credentials", "request-credentials")
     with worker(glaneur_home):
@@ -321,6 +358,9 @@ def test_resend_invitation_includes_the_link_from_prefect_ui_url(glaneur_home, p
         result = _cli("channel", "resend-invitation", "org-resend")
     assert result.exit_code == 0, result.output
     mails = sorted((glaneur_home / "outbox").glob("*.eml"), key=lambda path: path.stat().st_mtime)
-    reminder = email.message_from_bytes(mails[-1].read_bytes())
+    first, reminder = (email.message_from_bytes(mail.read_bytes()) for mail in (mails[0], mails[-1]))
     assert "Reminder" in reminder["Subject"]
-    assert f"{PREFECT_UI_URL.value().rstrip('/')}/v2/runs/flow-run/{run.id}" in reminder.get_payload(decode=True).decode()
+    links = [next(word for word in mail.get_payload(decode=True).decode().split() if "/credentials/" in word)
+             for mail in (first, reminder)]
+    assert links[0] == links[1]  # the same link, the same expiry
+    assert f"/runs/flow-run/{run.id}" not in reminder.get_payload(decode=True).decode()
