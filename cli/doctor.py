@@ -36,7 +36,7 @@ def doctor(
                 from tasks.deployments import lookup_deployment
 
                 checks = diagnose(session, common.read_channel(session, channel).slug, deployments=lookup_deployment,
-                                  powens_connectors=lambda: powens_connectors(timeout=10))
+                                  powens_connectors=lambda: powens_connectors(timeout=10), serve_answers=_serve_answers)
         session.rollback()  # reading only: the vault's first use may have written its canary
     table = common.table(f"Diagnosis of {subject}", "Check", "Verdict", "What was found", "Fix")
     for check in checks:
@@ -52,3 +52,14 @@ def doctor(
         common.say(f"{len(failed)} check(s) failed: {', '.join(failed)}.", style="red")
         raise typer.Exit(common.FAILED_EXIT)
     common.say("No check failed.")
+
+
+def _serve_answers(base: str) -> str | None:
+    """None when ``glaneur serve`` answers its health probe at ``base``, else what failed."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{base}/healthz", timeout=5.0)
+    except httpx.HTTPError as error:
+        return type(error).__name__
+    return None if answer.status_code == 200 else f"HTTP {answer.status_code}"

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from glaneur import admin, providers
 from glaneur.errors import ConfigurationError, SecretUnreadable, UsageError
+from glaneur.invoices import invitations as invites
 from glaneur.models import (
     MAX_ACCOUNTS_PER_CHANNEL,
     Account,
@@ -93,12 +94,15 @@ def diagnose(
     now: datetime | None = None,
     deployments: Callable[[str], DeploymentLookup] | None = None,
     powens_connectors: Callable[[], list] | None = None,
+    serve_answers: Callable[[str], str | None] | None = None,
 ) -> list[Check]:
     """The checks of one channel, in the order a support agent walks them. Never commits.
 
     ``deployments`` asks the Prefect server about a deployment by name; without it the next run is
     computed only. ``powens_connectors`` asks POWENS for its list of connectors (a bank channel's bank
-    still listed, and not restricted); without it that check is left out.
+    still listed, and not restricted); without it that check is left out. ``serve_answers`` asks
+    ``glaneur serve`` at a base URL whether it answers (None when it does, else what failed): a waiting
+    invitation's link points there; without it that check is left out.
     """
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
@@ -117,6 +121,8 @@ def diagnose(
     checks += _credentials(session, found, accounts, now)
     checks += _last_runs(session, found, accounts)
     checks.append(_invitation(session, invitation, now))
+    if serve_answers is not None and invitation is not None and invites.is_open(invitation):
+        checks.append(_holder_link(settings, serve_answers))
     checks.append(_next_run(found, settings, now, deployments))
     return checks
 
@@ -328,6 +334,22 @@ def _last_run(name: str, channel: Channel, runs: list[CollectionRun], account: A
     if last.flow_run_id:
         detail += f" Flow run {last.flow_run_id}."
     return Check(name, verdict_of(status), detail, "" if status == Status.OK else describe(status).message)
+
+
+def _holder_link(settings: Settings, serve_answers: Callable[[str], str | None]) -> Check:
+    """The waiting invitation's link opens the holder's form at ``glaneur serve``: it must answer there."""
+    base = settings.evidence_url.rstrip("/")
+    failed = serve_answers(base)
+    if failed is None:
+        return Check("holder's form", Verdict.OK, f"glaneur serve answers at {base}, where the invitation's link points")
+    return Check(
+        "holder's form",
+        Verdict.FAIL,
+        f"the invitation's link points to {base}, where glaneur serve does not answer ({failed}): the account "
+        "holder cannot open the form",
+        "Start it there (glaneur serve --host HOST --port PORT, behind HTTPS), or set GLANEUR_EVIDENCE_URL to the "
+        "address where it runs, then send the invitation again.",
+    )
 
 
 def _invitation(session: Session, invitation: Invitation | None, now: datetime) -> Check:

@@ -305,6 +305,30 @@ def test_invitations_that_cannot_be_answered(world, state, options, words):
     assert check.verdict == Verdict.FAIL and words in check.detail, check
 
 
+def test_a_waiting_invitation_needs_glaneur_serve_where_its_link_points(world):
+    """The holder's link opens the form at glaneur serve (GLANEUR_EVIDENCE_URL): doctor asks it, through the
+    probe the CLI gives (an HTTP GET of /healthz)."""
+    invite(InvitationState.PENDING)
+    asked = []
+
+    def down(base):
+        asked.append(base)
+        return "ConnectError"
+
+    check = diagnose(serve_answers=down)["holder's form"]
+    assert asked == ["http://127.0.0.1:8707"]
+    assert check.verdict == Verdict.FAIL and "glaneur serve does not answer (ConnectError)" in check.detail
+    assert "GLANEUR_EVIDENCE_URL" in check.fix and "send the invitation again" in check.fix
+    assert diagnose(serve_answers=lambda base: None)["holder's form"].verdict == Verdict.OK
+    assert "holder's form" not in diagnose()  # no probe given: not checked
+
+
+@pytest.mark.parametrize("state", [InvitationState.ANSWERED, InvitationState.EXPIRED])
+def test_no_form_to_reach_once_the_invitation_is_closed(world, state):
+    invite(state, expires_in=timedelta(days=-2) if state == InvitationState.EXPIRED else timedelta(days=3))
+    assert "holder's form" not in diagnose(serve_answers=lambda base: "ConnectError")
+
+
 def test_an_answered_invitation(world):
     invite(InvitationState.ANSWERED)
     check = diagnose()["invitation"]
