@@ -142,7 +142,9 @@ def test_data_ops_answer_an_invitation_in_the_prefect_ui(ui_server, glaneur_home
 
         # The holder has a form of their own (tests/e2e/test_invitation.py); data ops with the holder beside them
         # may answer on the run's page too, where the run logs that the invitation went out.
-        link = f"{ui_server.ui_url.rstrip('/')}/runs/flow-run/{run.id}"
+        from glaneur.notify import run_page
+
+        link = run_page(ui_server.ui_url, str(run.id))
         with browser_page() as page:
             page.goto(link)
             page.get_by_role("button", name="Open menu").first.click()
