@@ -161,6 +161,10 @@ def test_an_invitation_is_answered_in_the_holders_own_form_and_the_first_collect
             page.fill("#password", PASSWORD)
             page.click("#submit")
             assert "Identifiants transmis" in page.inner_text("h1")
+            # Sent twice (a second tab, a double click): the run already resumed takes the first answer only.
+            query = dict(part.split("=", 1) for part in link.split("?", 1)[1].split("&"))
+            twice = page.request.post(link.split("?", 1)[0], form={**query, "login": "acme", "password": "other-pass-9"})
+            assert twice.status in (409, 410), twice.status  # being processed, or already answered
             finished = _wait(run.id, lambda state: state.is_final())
             page.goto(link)  # the link is spent
             assert "Demande terminée" in page.inner_text("h1")
@@ -173,6 +177,7 @@ def test_an_invitation_is_answered_in_the_holders_own_form_and_the_first_collect
         assert account.totp_ref is None
         vault_rows = session.exec(select(VaultEntry)).all()
         assert all(PASSWORD.encode() not in row.ciphertext for row in vault_rows)
+        assert Vault(session).get(account.secret_ref) == PASSWORD  # the first answer, not the second
         assert session.exec(select(Invitation)).one().state == InvitationState.ANSWERED
         assert len(session.exec(select(Document)).all()) == 23
     assert run_inputs(run.id) == {}  # every key, read from Prefect's API and its database
