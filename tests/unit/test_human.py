@@ -54,21 +54,6 @@ def test_a_16_character_seed_gives_the_codes_of_rfc_6238():
     assert totp.code(seed, for_time=moment) == f"{expected:06d}"
 
 
-def test_a_seed_the_vault_refuses_is_refused_when_the_holder_submits():
-    from flows.request_credentials import AccountCredentials, _checked
-
-    with pytest.raises(UsageError, match="too short") as refused:
-        _checked(AccountCredentials(login="acme", password="p", totp_seed="JBSWY3DPEHPK"))
-    assert "JBSWY3DPEHPK" not in str(refused.value)
-    # 16 characters (80 bits), the length most portals issue, is a usable seed.
-    assert _checked(AccountCredentials(login="acme", password="p", totp_seed="jbsw y3dp ehpk 3pxp")) == "JBSWY3DPEHPK3PXP"
-    assert _checked(AccountCredentials(login="acme", password="p")) is None
-    assert _checked(AccountCredentials(login="acme", password="p", totp_seed=" ")) is None
-    assert _checked(AccountCredentials(login="acme", password="p", totp_seed="jbsw y3dp ehpk 3pxp jbsw y3dp")) == (
-        "JBSWY3DPEHPK3PXPJBSWY3DP"
-    )
-
-
 @pytest.fixture
 def channel(glaneur_home):
     with session_scope() as session:
@@ -83,6 +68,23 @@ def channel(glaneur_home):
         session.add(Channel(organization_id=org.id, slug="o-p", label="P", provider="papeterie-dupont",
                             binder_id=binder.id, recipient_user_id=owner.id))
     return "o-p"
+
+
+def test_a_seed_the_vault_refuses_is_refused_when_the_holder_submits(channel):
+    """The one check of a holder's answer (the Prefect UI's form and glaneur serve's alike)."""
+    from glaneur.admin import check_answer
+
+    with session_scope() as session:
+        with pytest.raises(UsageError, match="too short") as refused:
+            check_answer(session, channel, "acme", "JBSWY3DPEHPK")
+        assert "JBSWY3DPEHPK" not in str(refused.value)
+        # 16 characters (80 bits), the length most portals issue, is a usable seed.
+        assert check_answer(session, channel, "acme", "jbsw y3dp ehpk 3pxp") == "JBSWY3DPEHPK3PXP"
+        assert check_answer(session, channel, "acme") is None
+        assert check_answer(session, channel, "acme", " ") is None
+        assert check_answer(session, channel, "acme", "jbsw y3dp ehpk 3pxp jbsw y3dp") == "JBSWY3DPEHPK3PXPJBSWY3DP"
+        with pytest.raises(UsageError, match="the login is empty"):
+            check_answer(session, channel, "  ", "")
 
 
 def test_an_expired_invitation_tells_the_owner_once(channel, glaneur_home):
